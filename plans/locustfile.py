@@ -1,0 +1,180 @@
+"""Load for the stair-stepper: POST the tiny/small/medium/large bodies to /widgets.
+
+The port of the original drill benchmark. Pick plans with `--tags` (or `--exclude-tags`):
+
+    locust --tags medium --headless -u 16 -r 16 -t 5m
+
+Drill's iteration semantics: with `--iterations N` (or LOCUST_ITERATIONS=N) the run sends exactly
+N requests of every selected plan, N x (number of plans) in all, then stops by itself (headless:
+Locust quits; web UI: the test stops and the UI stays up). N = 0, the default, runs until
+stopped or until `--run-time`. A request whose ticket belongs to another plan still sends that
+plan's body, so the per-plan counts are exact whatever task Locust happens to pick.
+
+The count is per process: with `--processes` or distributed mode every worker sends N of each
+plan on its own and only stops its own users; end such runs with `--run-time`.
+
+This file imports only Locust and the standard library (Locust monkey-patches the process).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, constant, events, tag, task
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import CSV_STATS_INTERVAL_SEC
+
+PLANS = ("tiny", "small", "medium", "large")
+HERE = Path(__file__).resolve().parent
+BODIES = {plan: (HERE / f"{plan}.json").read_bytes() for plan in PLANS}
+HEADERS = {"Content-Type": "application/json"}
+
+logger = logging.getLogger(__name__)
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any) -> None:
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        env_var="LOCUST_ITERATIONS",
+        default=0,
+        help="Send exactly this many requests of each selected plan (--tags), then stop. "
+        "0 (default): run until stopped or --run-time. Counted per worker process.",
+    )
+
+
+class Drill:
+    """Tickets per plan for one test run; the run ends when the last ticket's request is done."""
+
+    def __init__(self) -> None:
+        self.iterations = 0
+        self.tickets: dict[str, int] = {}
+        self.total = 0
+        self.completed = 0
+
+    def reset(self, iterations: int, plans: list[str]) -> None:
+        self.iterations = iterations
+        self.tickets = dict.fromkeys(plans, iterations)
+        self.total = iterations * len(plans)
+        self.completed = 0
+
+    def take(self, plan: str) -> str | None:
+        """The plan to send next: `plan` if it has tickets left, else any plan that has; or None."""
+        if self.iterations <= 0:
+            return plan
+        if self.tickets.get(plan, 0) <= 0:
+            plan = next((p for p, left in self.tickets.items() if left > 0), "")
+            if not plan:
+                return None
+        self.tickets[plan] -= 1
+        return plan
+
+    def complete(self, environment: Environment) -> None:
+        """Count a finished request; after the last one, stop the run (outside this greenlet)."""
+        self.completed += 1
+        if self.iterations > 0 and self.completed == self.total:
+            logger.info(
+                "--iterations %d reached: %d requests sent (%s); stopping",
+                self.iterations,
+                self.total,
+                ", ".join(self.tickets),
+            )
+            gevent.spawn(_finish, environment)
+
+
+DRILL = Drill()
+
+
+def _finish(environment: Environment) -> None:
+    runner = environment.runner
+    if runner is None:
+        return
+    options = environment.parsed_options
+    if getattr(options, "csv_prefix", None):
+        # Locust rewrites the --csv files every CSV_STATS_INTERVAL_SEC and does not write them
+        # again on exit (locustio/locust#2299): wait for one more write so they hold every request.
+        gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.5)
+    if getattr(options, "headless", False) and not isinstance(runner, WorkerRunner):
+        runner.quit()  # like --run-time running out: writes the CSVs and exits
+    else:
+        runner.stop()  # keep the web UI (or the worker) up for the next run
+
+
+def selected_plans(user_class: type[FastHttpUser]) -> list[str]:
+    """The plans whose tasks survived Locust's --tags/--exclude-tags filtering (in PLANS order).
+
+    Locust filters once per run, before test_start, by rewriting `user_class.tasks`.
+    """
+    tags: set[str] = set()
+    for t in user_class.tasks:
+        tags |= getattr(t, "locust_tag_set", set())
+    return [plan for plan in PLANS if plan in tags]
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **kwargs: Any) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        return  # the master sends no requests; workers count for themselves
+    iterations = int(getattr(environment.parsed_options, "iterations", 0) or 0)
+    plans = selected_plans(WidgetUser)
+    DRILL.reset(iterations, plans)
+    if iterations > 0:
+        logger.info(
+            "--iterations %d: sending %d requests (%s)",
+            iterations,
+            DRILL.total,
+            ", ".join(f"{iterations} {p}" for p in plans),
+        )
+
+
+class WidgetUser(FastHttpUser):
+    """One client of the stair-stepper: POSTs a body as soon as the previous answer arrives."""
+
+    wait_time = constant(0)
+    # Uvicorn holds each request until its sleep ends; be patient with 2 MB bodies under load.
+    network_timeout = 300.0
+    connection_timeout = 60.0
+
+    def post_widget(self, plan: str) -> None:
+        ticket = DRILL.take(plan)
+        if ticket is None:
+            raise StopUser()
+        try:
+            with self.client.post(
+                "/widgets",
+                data=BODIES[ticket],
+                headers=HEADERS,
+                name=f"/widgets [{ticket}]",
+                catch_response=True,
+            ) as response:
+                if response.status_code != 201:
+                    text = (response.text or "")[:200]
+                    response.failure(f"expected 201, got {response.status_code}: {text}")
+        finally:
+            DRILL.complete(self.environment)
+
+    @tag("tiny")
+    @task
+    def tiny(self) -> None:
+        self.post_widget("tiny")
+
+    @tag("small")
+    @task
+    def small(self) -> None:
+        self.post_widget("small")
+
+    @tag("medium")
+    @task
+    def medium(self) -> None:
+        self.post_widget("medium")
+
+    @tag("large")
+    @task
+    def large(self) -> None:
+        self.post_widget("large")

@@ -1,0 +1,5 @@
+"""allocator-sandbox: is a service's memory growth heap fragmentation; which allocator fixes it?"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,325 @@
+"""The `sandbox` command: thin wrappers that parse, call one core function, and print.
+
+Core code raises SandboxError subclasses; this module alone turns them into `Error: ...` and an
+exit code (2 for usage, 1 otherwise). Bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+
+from sandbox import __version__
+from sandbox.errors import SandboxError
+
+
+def _fail(exc: SandboxError) -> NoReturn:
+    if exc.exit_code == 2:
+        raise click.UsageError(str(exc))
+    raise click.ClickException(str(exc))
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sandbox")
+def cli() -> None:
+    """Measure a deliberately fragmenting Python web service under different allocators."""
+
+
+def _config_option(f: Any) -> Any:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="benchmark.yml to read (default: ./benchmark.yml, else the repository's).",
+    )(f)
+
+
+class _SizeType(click.ParamType):  # type: ignore[type-arg]
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from sandbox.config import parse_size
+
+        try:
+            return parse_size(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a size such as 2GiB or 800MiB", param, ctx)
+
+
+@cli.command("run")
+@click.option("--allocator", "-a", help="glibc, glibc-arena2, jemalloc, jemalloc-bg, mimalloc, …")
+@click.option("--tags", help="Plans to send, comma-separated: tiny,small,medium,large.")
+@click.option("--users", "concurrency", type=click.IntRange(min=1), help="Concurrent users.")
+@click.option("--rampup", type=click.FloatRange(min=0), help="Seconds to start all users.")
+@click.option("--iterations", type=click.IntRange(min=1), help="Per batch, per selected plan.")
+@click.option("--batches", type=click.IntRange(min=1), help="Load batches.")
+@click.option("--pause", "pause_s", type=click.FloatRange(min=0), help="Seconds between batches.")
+@click.option("--baseline", "baseline_s", type=click.FloatRange(min=0), help="Idle s before load.")
+@click.option("--idle", "idle_s", type=click.FloatRange(min=0), help="Idle seconds after load.")
+@click.option("--sleep-ms", type=click.IntRange(min=0), help="Simulated DB latency per request.")
+@click.option("--handler", type=click.Choice(["sync", "async"]), help="Threadpool or event loop.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threadpool size (sync handler).")
+@click.option("--pymalloc", type=click.Choice(["on", "off"]), help="off: PYTHONMALLOC=malloc.")
+@click.option("--interval", "interval_s", type=click.FloatRange(min=0.001), help="Sampler s.")
+@click.option("--max-rss", type=_SizeType(), help="Stop the server past this RSS, e.g. 2GiB.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Server port (default: a free one).")
+@click.option("--results-dir", type=click.Path(file_okay=False), help="Where results go.")
+@click.option("--gzip", "compress", is_flag=True, help="Write the result as .json.gz.")
+@_config_option
+def run_cmd(config_path: Path | None, port: int | None, compress: bool, **options: Any) -> None:
+    """Run the stair-stepper under one allocator, drive it with Locust, and record its memory."""
+    from sandbox import config, runner
+    from sandbox.progress import ProgressLine, print_run_summary
+
+    try:
+        bench = config.load_benchmark(config_path)
+        if options.get("pymalloc") is not None:
+            options["pymalloc"] = options["pymalloc"] == "on"
+        overrides = config.validate_overrides("option", options)
+        spec = config.build_spec(bench, overrides, port=port, compress=compress)
+        _sigterm_as_interrupt()
+        line = ProgressLine(sys.stderr)
+        try:
+            result, path = runner.run_once(spec, on_progress=line.update)
+        finally:
+            line.close()
+    except KeyboardInterrupt:
+        click.echo("Interrupted before anything was measured; no result written.", err=True)
+        sys.exit(130)
+    except SandboxError as exc:
+        _fail(exc)
+    print_run_summary(result, path)
+    if result.status == "interrupted":
+        click.echo(f"Interrupted; partial result written to {path}", err=True)
+        sys.exit(130)
+    if result.status != "ok":
+        click.echo(f"Error: {result.status_detail}; partial result written to {path}", err=True)
+        sys.exit(1)
+
+
+@cli.command("doctor")
+@_config_option
+def doctor_cmd(config_path: Path | None) -> None:
+    """List every allocator: found or missing, library path, Debian package and version."""
+    from sandbox import allocators, config
+
+    try:
+        bench = config.load_benchmark(config_path)
+    except SandboxError as exc:
+        _fail(exc)
+    rows = []
+    missing = 0
+    for name, alloc in allocators.registry(bench.allocators).items():
+        if alloc.library is None:
+            path, state = "(built into libc)", "found"
+        else:
+            found = allocators.find_library(alloc.library)
+            path, state = (found, "found") if found else (alloc.library, "MISSING")
+            missing += found is None
+        version = allocators.package_version(alloc.package) or "-"
+        env = " ".join(f"{k}={v}" for k, v in alloc.env.items())
+        rows.append((name, state, path, f"{alloc.package or '-'} {version}", env))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + f"  {r[4]}")
+    if missing:
+        pkgs = sorted(
+            {a.package for a in allocators.registry(bench.allocators).values() if a.package}
+            - {"libc6"}
+        )
+        click.echo(f"\nInstall missing libraries with: apt-get install {' '.join(pkgs)}", err=True)
+        sys.exit(1)
+
+
+@cli.command("serve")
+@click.option("--allocator", "-a", default="glibc", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+@click.option("--sleep-ms", type=click.IntRange(min=0), help="Simulated DB latency (SLEEP_MS).")
+@click.option("--handler", type=click.Choice(["sync", "async"]))
+@click.option("--pymalloc", type=click.Choice(["on", "off"]), default="on", show_default=True)
+@_config_option
+def serve_cmd(
+    allocator: str,
+    host: str,
+    port: int,
+    sleep_ms: int | None,
+    handler: str | None,
+    pymalloc: str,
+    config_path: Path | None,
+) -> None:
+    """Serve the stair-stepper in the foreground under an allocator (for plain `locust` use)."""
+    import os
+
+    from sandbox import allocators, config
+    from sandbox.server.launch import build_environ, port_in_use, server_command
+
+    try:
+        bench = config.load_benchmark(config_path)
+        overrides = config.validate_overrides(
+            "option", {"sleep_ms": sleep_ms, "handler": handler, "host": host}
+        )
+        spec = config.build_spec(bench, overrides, port=port)
+        resolved = allocators.resolve(allocator, bench.allocators)
+        if port_in_use(spec.host, port):
+            raise SandboxError(
+                f"port {port} on {spec.host} is in use; stop the other server or pass --port"
+            )
+    except SandboxError as exc:
+        _fail(exc)
+    env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=pymalloc == "on")
+    click.echo(
+        f"Serving on http://{spec.host}:{port} under {allocator} "
+        f"(handler {spec.server.handler}, SLEEP_MS {spec.server.sleep_ms}); "
+        f"drive it with: locust --tags medium",
+        err=True,
+    )
+    sys.stdout.flush()
+    os.execve(sys.executable, server_command(spec.host, port), env)
+
+
+def _run_with_progress(spec: Any, index: int, total: int) -> Any:
+    from sandbox import runner
+    from sandbox.progress import ProgressLine
+
+    click.echo(
+        f"\n[{index + 1}/{total}] {spec.allocator}"
+        + "".join(f" {k}={v}" for k, v in spec.parameters.items())
+        + f" (repeat {spec.repeat + 1})",
+        err=True,
+    )
+    line = ProgressLine(sys.stderr)
+    try:
+        result, path = runner.run_once(spec, on_progress=line.update)
+    finally:
+        line.close()
+    click.echo(f"  -> {result.status}: {path}", err=True)
+    return result, path
+
+
+@cli.command("experiment")
+@click.argument("experiment_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--repeats", type=click.IntRange(min=1), help="Override the file's repeats.")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path))
+@_config_option
+def experiment_cmd(
+    experiment_file: Path, repeats: int | None, results_dir: Path | None, config_path: Path | None
+) -> None:
+    """Run an experiment (allocators × settings × repeats), then compare and plot it."""
+    from sandbox import compare, config, experiment, results
+    from sandbox.plot import write_plots
+
+    try:
+        bench = config.load_benchmark(config_path)
+        exp = experiment.load_experiment(experiment_file)
+        _sigterm_as_interrupt()
+        outcome = experiment.run_experiment(
+            exp, bench, _run_with_progress, repeats=repeats, results_dir=results_dir
+        )
+    except SandboxError as exc:
+        _fail(exc)
+    ok = [r for r in outcome.results if r.status == "ok"]
+    if not ok:
+        click.echo(f"Error: no run of {exp.name} completed; see {outcome.folder}", err=True)
+        sys.exit(130 if outcome.interrupted else 1)
+    comparison = compare.compare(outcome.results, baseline=exp.baseline)
+    table = compare.render(comparison, "table")
+    (outcome.folder / "comparison.md").write_text(compare.render(comparison, "markdown"))
+    (outcome.folder / "comparison.json").write_text(compare.render(comparison, "json"))
+    plots = write_plots(results.load_all([outcome.folder]), outcome.folder / "rss")
+    click.echo("\n" + table)
+    click.echo(f"\nresults:    {outcome.folder}/")
+    click.echo(f"comparison: {outcome.folder / 'comparison.md'}")
+    for p in plots:
+        click.echo(f"plot:       {p}")
+    for failure in outcome.failures:
+        click.echo(f"warning: run failed: {failure}", err=True)
+    if outcome.interrupted:
+        click.echo("Interrupted; the comparison covers the runs that finished.", err=True)
+        sys.exit(130)
+
+
+@cli.command("compare")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", help="Group to compare against (default: glibc, else the first).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None:
+    """Compare runs side by side: per allocator, RSS and latency with ratios and intervals."""
+    from sandbox import compare, results
+
+    try:
+        loaded = results.load_all(paths)
+        if not loaded:
+            raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
+        comparison = compare.compare(loaded, baseline=baseline)
+    except SandboxError as exc:
+        _fail(exc)
+    click.echo(compare.render(comparison, fmt))
+
+
+@cli.command("plot")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--x",
+    "x_axis",
+    type=click.Choice(["time", "requests"]),
+    default="time",
+    show_default=True,
+    help="Seconds, or requests completed.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file stem (default: beside the first result, rss[-requests]).",
+)
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["png", "svg"]),
+    multiple=True,
+    help="png and/or svg (default both).",
+)
+def plot_cmd(
+    paths: tuple[Path, ...], x_axis: str, out: Path | None, formats: tuple[str, ...]
+) -> None:
+    """Plot RSS over time, one panel per allocator plus an overlay of medians."""
+    from sandbox import plot, results
+
+    try:
+        files = results.find_result_files(paths)
+        loaded = results.load_all(paths)
+        if not loaded:
+            raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
+    except SandboxError as exc:
+        _fail(exc)
+    if out is None:
+        first = files[0]
+        folder = first if first.is_dir() else first.parent
+        stem = "rss" if len(files) > 1 else first.name.split(".json")[0]
+        out = folder / (stem + ("-requests" if x_axis == "requests" else ""))
+    fig = plot.plot_rss(loaded, x="requests" if x_axis == "requests" else "time")
+    for p in plot.save(fig, out, formats=formats or ("png", "svg")):
+        click.echo(str(p))
+
+
+def main() -> None:
+    cli(prog_name="sandbox")

@@ -1,0 +1,443 @@
+"""benchmark.yml and experiment files -> a frozen RunSpec. Errors name the file and the key.
+
+Precedence, lowest first: built-in defaults, benchmark.yml, experiment file, command-line flags.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from sandbox.allocators import Allocator
+from sandbox.errors import ConfigError
+from sandbox.server.settings import ServerSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = "benchmark.yml"
+PLAN_NAMES = ("tiny", "small", "medium", "large")
+
+
+class _Invalid(ValueError):
+    """A value failed its check; the message says what was expected."""
+
+
+Check = Callable[[Any], Any]
+
+
+def _int(minimum: int) -> Check:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise _Invalid(f"a whole number >= {minimum}")
+        return v
+
+    return check
+
+
+def _float(minimum: float, strict: bool = False) -> Check:
+    def check(v: Any) -> float:
+        ok = isinstance(v, int | float) and not isinstance(v, bool)
+        if not ok or (v <= minimum if strict else v < minimum):
+            raise _Invalid(f"a number {'>' if strict else '>='} {minimum:g}")
+        return float(v)
+
+    return check
+
+
+def _choice(*options: str) -> Check:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise _Invalid(f"one of: {', '.join(options)}")
+        return str(v)
+
+    return check
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("on", "off", "true", "false", "yes", "no"):
+        return v.lower() in ("on", "true", "yes")
+    raise _Invalid("true or false (on/off)")
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise _Invalid("a non-empty string")
+    return v
+
+
+def _tags(v: Any) -> tuple[str, ...]:
+    items = v.split(",") if isinstance(v, str) else v
+    if not isinstance(items, list | tuple) or not items:
+        raise _Invalid(f"a list of plan tags from: {', '.join(PLAN_NAMES)}")
+    tags = tuple(str(t).strip() for t in items if str(t).strip())
+    bad = [t for t in tags if t not in PLAN_NAMES]
+    if bad or not tags:
+        raise _Invalid(f"plan tags from: {', '.join(PLAN_NAMES)}")
+    return tags
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
+
+
+def parse_size(v: Any) -> int:
+    """`2GiB`, `1.5G`, `800MiB`, `500000000` -> bytes."""
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        return v
+    m = _SIZE.match(str(v))
+    if not m or float(m.group(1)) <= 0:
+        raise _Invalid("a size such as 2GiB, 800MiB or 1500000000")
+    unit = (m.group(2) or "").upper()
+    base = unit[:1] if unit != "B" else "B"
+    factor = _UNITS[base] if "I" not in unit else 1024 ** "BKMGT".index(base)
+    return int(float(m.group(1)) * factor)
+
+
+def _size(v: Any) -> int | None:
+    return None if v is None else parse_size(v)
+
+
+def _loopback_host(v: Any) -> str:
+    host = _str(v)
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise _Invalid("an IP address such as 127.0.0.1") from None
+    return host
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One tunable: where it lives in YAML, how it is checked, and its default."""
+
+    key: str
+    """Dotted YAML path (`server.sleep_ms`); top-level keys are the original drill keys."""
+    check: Check
+    default: Any
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key.rpartition(".")[2] if "." in s.key else s.key: s
+    for s in (
+        # The original stair-stepper's drill keys.
+        Setting("concurrency", _int(1), 16),
+        Setting("iterations", _int(1), 2500),
+        Setting("rampup", _float(0), 1.0),
+        # What `sandbox run` does.
+        Setting("run.allocator", _str, "glibc"),
+        Setting("run.tags", _tags, ("medium",)),
+        Setting("run.batches", _int(1), 3),
+        Setting("run.pause_s", _float(0), 5.0),
+        Setting("run.baseline_s", _float(0), 3.0),
+        Setting("run.idle_s", _float(0), 15.0),
+        Setting("run.batch_timeout_s", _float(0, strict=True), 900.0),
+        Setting("run.max_rss", _size, None),
+        Setting("server.handler", _choice("sync", "async"), "sync"),
+        Setting("server.sleep_ms", _int(0), 150),
+        Setting("server.threads", _int(1), 40),
+        Setting("server.max_body_bytes", _int(1), 8 * 1024 * 1024),
+        Setting("server.pymalloc", _bool, True),
+        Setting("server.host", _loopback_host, "127.0.0.1"),
+        Setting("sampler.interval_s", _float(0.001), 0.1),
+        Setting("sampler.probe_interval_s", _float(0.05), 1.0),
+        Setting("results_dir", _str, "results"),
+    )
+}
+# Keys that exist in benchmark.yml but are not run settings.
+_OTHER_TOP_KEYS = ("base", "plan", "allocators", "run", "server", "sampler")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One request plan, as in the original's plans/ (one body, one tag)."""
+
+    name: str
+    body: Path
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs, fully resolved and validated."""
+
+    allocator: str
+    server: ServerSettings
+    pymalloc: bool
+    host: str
+    port: int | None
+    tags: tuple[str, ...]
+    users: int
+    spawn_rate: float
+    iterations: int
+    batches: int
+    pause_s: float
+    baseline_s: float
+    idle_s: float
+    batch_timeout_s: float
+    max_rss_bytes: int | None
+    interval_s: float
+    probe_interval_s: float
+    results_dir: Path
+    locustfile: Path
+    plans: tuple[Plan, ...]
+    custom_allocators: Mapping[str, Allocator] = field(default_factory=dict)
+    experiment: str | None = None
+    repeat: int = 0
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    compress: bool = False
+    config_path: Path | None = None
+
+    def with_(self, **changes: Any) -> RunSpec:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A loaded, validated benchmark.yml: settings by name, plus plans and custom allocators."""
+
+    path: Path | None
+    values: Mapping[str, Any]
+    plans: tuple[Plan, ...]
+    allocators: Mapping[str, Allocator]
+    base: str
+
+
+def _suggest(key: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _flatten(source: str, data: Mapping[str, Any], allowed_top: tuple[str, ...]) -> dict[str, Any]:
+    """Map a YAML document onto setting names, rejecting unknown keys."""
+    by_path = {s.key: name for name, s in SETTINGS.items()}
+    sections = {k.partition(".")[0] for k in by_path if "." in k}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in sections:
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {key} must be a mapping of settings")
+            inner = [p.partition(".")[2] for p in by_path if p.startswith(key + ".")]
+            for sub, subvalue in value.items():
+                path = f"{key}.{sub}"
+                if path not in by_path:
+                    raise ConfigError(
+                        f"{source}: unknown key '{path}'{_suggest(str(sub), inner)}; "
+                        f"known keys under {key}: {', '.join(inner)}"
+                    )
+                out[by_path[path]] = validate(source, path, by_path[path], subvalue)
+        elif key in by_path:
+            out[by_path[key]] = validate(source, key, by_path[key], value)
+        elif key not in allowed_top:
+            options = list(allowed_top) + [k for k in by_path if "." not in k] + sorted(sections)
+            raise ConfigError(f"{source}: unknown key '{key}'{_suggest(str(key), options)}")
+    return out
+
+
+def validate(source: str, key: str, name: str, value: Any) -> Any:
+    """Check one value; raise ConfigError naming source and key."""
+    try:
+        return SETTINGS[name].check(value)
+    except _Invalid as exc:
+        raise ConfigError(f"{source}: {key} has value {value!r}; expected {exc}") from None
+
+
+def _read_yaml(path: Path) -> Mapping[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _plans(source: str, raw: Any, root: Path) -> tuple[Plan, ...]:
+    if raw is None:
+        return tuple(Plan(n, root / "plans" / f"{n}.json", (n,)) for n in PLAN_NAMES)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{source}: plan must be a list of {{name, body, tags}}")
+    plans = []
+    for i, item in enumerate(raw):
+        where = f"{source}: plan[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"{where} needs a name, a body file and tags")
+        unknown = set(item) - {"name", "body", "tags"}
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key '{sorted(unknown)[0]}'; known: name, body, tags"
+            )
+        body = root / str(item.get("body", f"plans/{item['name']}.json"))
+        if not body.is_file():
+            raise ConfigError(f"{where}.body: {body} not found; run 'python -m sandbox.bodies'")
+        try:
+            tags = _tags(item.get("tags", [item["name"]]))
+        except _Invalid as exc:
+            raise ConfigError(f"{where}.tags: expected {exc}") from None
+        plans.append(Plan(item["name"], body, tags))
+    return tuple(plans)
+
+
+def _allocators(source: str, raw: Any) -> dict[str, Allocator]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: allocators must map a name to {{library, env}}")
+    out = {}
+    for name, spec in raw.items():
+        where = f"{source}: allocators.{name}"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where} must be a mapping with library and/or env")
+        unknown = set(spec) - {"library", "env", "package", "description"}
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key '{sorted(unknown)[0]}'; known: library, env, package"
+            )
+        library = spec.get("library")
+        if library is not None and not isinstance(library, str):
+            raise ConfigError(f"{where}.library must be a soname or an absolute path")
+        env = spec.get("env") or {}
+        if not isinstance(env, Mapping) or not all(isinstance(k, str) for k in env):
+            raise ConfigError(f"{where}.env must map variable names to values")
+        out[str(name)] = Allocator(
+            str(name),
+            library,
+            {k: str(v) for k, v in env.items()},
+            spec.get("package"),
+            str(spec.get("description", "")),
+        )
+    return out
+
+
+def load_benchmark(path: Path | None = None) -> Benchmark:
+    """Read benchmark.yml (the given one, or ./benchmark.yml, or the repository's)."""
+    if path is None:
+        candidates = [Path.cwd() / DEFAULT_CONFIG, REPO_ROOT / DEFAULT_CONFIG]
+        path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        return Benchmark(None, {}, _plans("defaults", None, REPO_ROOT), {}, "")
+    source = path.name if path.parent.resolve() == Path.cwd().resolve() else str(path)
+    data = _read_yaml(path)
+    values = _flatten(source, data, _OTHER_TOP_KEYS)
+    base = data.get("base", "http://127.0.0.1:3000")
+    if not isinstance(base, str) or not _is_loopback_url(base):
+        raise ConfigError(
+            f"{source}: base has value {base!r}; expected a loopback URL such as "
+            "http://127.0.0.1:3000 (the sandbox only sends load to this machine)"
+        )
+    root = path.resolve().parent
+    return Benchmark(
+        path,
+        values,
+        _plans(source, data.get("plan"), root),
+        _allocators(source, data.get("allocators")),
+        base,
+    )
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults, then each layer's non-None values on top."""
+    values = {name: s.default for name, s in SETTINGS.items()}
+    for layer in layers:
+        values.update({k: v for k, v in layer.items() if v is not None})
+    return values
+
+
+def build_spec(
+    bench: Benchmark,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    port: int | None = None,
+    experiment: str | None = None,
+    repeat: int = 0,
+    parameters: Mapping[str, Any] | None = None,
+    compress: bool = False,
+) -> RunSpec:
+    """Merge defaults, benchmark.yml and overrides (already validated) into a RunSpec."""
+    v = merge(bench.values, overrides or {})
+    available = {t for p in bench.plans for t in p.tags}
+    missing = [t for t in v["tags"] if t not in available]
+    if missing:
+        raise ConfigError(
+            f"tag '{missing[0]}' matches no plan in benchmark.yml; "
+            f"available: {', '.join(sorted(available))}"
+        )
+    root = bench.path.resolve().parent if bench.path else REPO_ROOT
+    results_dir = Path(v["results_dir"])
+    return RunSpec(
+        allocator=v["allocator"],
+        server=ServerSettings(
+            handler=v["handler"],
+            sleep_ms=v["sleep_ms"],
+            threads=v["threads"],
+            max_body_bytes=v["max_body_bytes"],
+        ),
+        pymalloc=v["pymalloc"],
+        host=v["host"],
+        port=port,
+        tags=tuple(v["tags"]),
+        users=v["concurrency"],
+        spawn_rate=v["concurrency"] / v["rampup"] if v["rampup"] > 0 else float(v["concurrency"]),
+        iterations=v["iterations"],
+        batches=v["batches"],
+        pause_s=v["pause_s"],
+        baseline_s=v["baseline_s"],
+        idle_s=v["idle_s"],
+        batch_timeout_s=v["batch_timeout_s"],
+        max_rss_bytes=v["max_rss"],
+        interval_s=v["interval_s"],
+        probe_interval_s=v["probe_interval_s"],
+        results_dir=results_dir if results_dir.is_absolute() else root / results_dir,
+        locustfile=root / "plans" / "locustfile.py",
+        plans=bench.plans,
+        custom_allocators=bench.allocators,
+        experiment=experiment,
+        repeat=repeat,
+        parameters=dict(parameters or {}),
+        compress=compress,
+        config_path=bench.path,
+    )
+
+
+def validate_overrides(source: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check command-line values (by setting name); `source` names the flag style in errors."""
+    out = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        key = "--" + name.replace("_", "-") if source == "option" else name
+        try:
+            out[name] = SETTINGS[name].check(value)
+        except _Invalid as exc:
+            raise ConfigError(f"{key} has value {value!r}; expected {exc}") from None
+    return out

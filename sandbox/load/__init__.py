@@ -1,0 +1,1 @@
+"""Driving load: Locust as a subprocess (never imported here), and reading its statistics."""

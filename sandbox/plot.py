@@ -1,0 +1,245 @@
+"""RSS curves per group: every repeat thin, the median bold, the phases shaded.
+
+matplotlib (object API on the Agg canvas, no pyplot) and numpy are imported inside the
+functions, so `import sandbox.plot` stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from sandbox.compare import choose_baseline, group_results, workload
+from sandbox.errors import ConfigError, SandboxError
+from sandbox.results import Phase, RunResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+XAxis = Literal["time", "requests"]
+MIB = 1024 * 1024
+MAX_COLUMNS = 5
+GRID_POINTS = 400
+PHASE_COLOURS = {
+    "baseline": "#bdbdbd",
+    "batch": "#fdae6b",
+    "pause": "#9ecae1",
+    "idle": "#a1d99b",
+    "other": "#dadaeb",
+}
+PHASE_ALPHA = 0.28
+PHASE_LABELS = {
+    "baseline": "baseline",
+    "batch": "load batch",
+    "pause": "pause",
+    "idle": "idle",
+    "other": "other phase",
+}
+
+
+def phase_kind(name: str) -> str:
+    """baseline, batch, pause, idle or other, from a phase name like `batch-2`."""
+    head = name.split("-", 1)[0]
+    return head if head in PHASE_COLOURS and head != "other" else "other"
+
+
+def requests_at(result: RunResult, t_s: Sequence[float]) -> list[float]:
+    """Requests completed at each time: the server's `requests_done` probe, interpolated;
+    falls back to spreading each Locust batch's requests evenly over the batch."""
+    import numpy as np
+
+    t_probe = result.probes.get("t_s", [])
+    done = result.probes.get("requests_done", [])
+    if len(t_probe) >= 2 and len(done) == len(t_probe):
+        return [float(v) for v in np.interp(t_s, t_probe, done)]
+    if result.load.stats:
+        total = np.zeros(len(t_s))
+        t = np.asarray(t_s, dtype=float)
+        for b in result.load.stats:
+            span = max(b.end_s - b.start_s, 1e-9)
+            total += b.requests * np.clip((t - b.start_s) / span, 0.0, 1.0)
+        return [float(v) for v in total]
+    raise SandboxError(
+        f"run {result.run_id} has no request counts (no requests_done probe, no batch stats); "
+        "plot it with --x time"
+    )
+
+
+def plot_rss(
+    results: Sequence[RunResult], x: XAxis = "time", baseline: str | None = None
+) -> Figure:
+    """One panel per group (baseline first) plus an overlay of every group's median.
+
+    Each repeat is a thin translucent line (dotted when the run did not finish ok; those are
+    left out of the median); the bold line is the median of the ok repeats resampled onto a
+    common time grid. Phases of the group's first run are shaded. y: RSS in MiB; x: seconds,
+    or requests completed when `x="requests"`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    if x not in ("time", "requests"):
+        raise ConfigError(f"unknown x axis {x!r}; use time or requests")
+    if not results:
+        raise SandboxError("no results to plot; pass result files or folders")
+    groups = group_results(results)
+    base = choose_baseline(list(groups), baseline)
+    labels = [base, *(lab for lab in groups if lab != base)]
+    n_panels = len(labels) + 1
+    nrows = math.ceil(n_panels / MAX_COLUMNS)
+    ncols = math.ceil(n_panels / nrows)
+
+    fig = Figure(figsize=(3.7 * ncols + 0.4, 3.6 * nrows + 1.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes_grid = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    axes: list[Axes] = list(axes_grid.flat)
+    for extra in axes[n_panels:]:
+        extra.remove()
+    axes = axes[:n_panels]
+    colours = [f"C{i % 10}" for i in range(len(labels))]
+    overlay = axes[-1]
+    kinds_seen: dict[str, None] = {}
+    any_bad = False
+
+    for ax, label, colour in zip(axes, labels, colours, strict=False):
+        runs = groups[label]
+        ok = [r for r in runs if r.status == "ok"]
+        shade_source = (ok or runs)[0]
+        kinds_seen.update(dict.fromkeys(_shade(ax, shade_source, x)))
+        for r in runs:
+            xs, ys = _curve(r, x)
+            style = "-" if r.status == "ok" else ":"
+            any_bad |= r.status != "ok"
+            ax.plot(xs, ys, style, color=colour, lw=0.8, alpha=0.45)
+        if ok:
+            mx, my = _median_curve(ok, x)
+            ax.plot(mx, my, "-", color=colour, lw=2.2, solid_capstyle="round")
+            overlay.plot(mx, my, "-", color=colour, lw=2.0, label=label)
+        bad = len(runs) - len(ok)
+        note = f"n={len(ok)}" + (f" (+{bad} not ok)" if bad else "")
+        ax.set_title(f"{label}  ({note})", fontsize=10, loc="left")
+    base_runs = groups[base]
+    _shade(overlay, next((r for r in base_runs if r.status == "ok"), base_runs[0]), x)
+    overlay.set_title(f"medians (phases of {base})", fontsize=10, loc="left")
+    overlay.legend(fontsize=8, loc="lower right", frameon=True, framealpha=0.85)
+
+    for i, ax in enumerate(axes):
+        ax.grid(True, axis="y", lw=0.4, alpha=0.6)
+        ax.tick_params(labelsize=8, labelbottom=True)
+        ax.set_xlabel("time (s)" if x == "time" else "requests completed", fontsize=9)
+        if i % ncols == 0:
+            ax.set_ylabel("RSS (MiB)", fontsize=9)
+        ax.margins(x=0.01)
+
+    handles: list[Any] = [
+        Patch(facecolor=PHASE_COLOURS[k], alpha=0.6, label=PHASE_LABELS[k])
+        for k in PHASE_COLOURS
+        if k in kinds_seen
+    ]
+    handles += [
+        Line2D([], [], color="0.35", lw=0.8, alpha=0.6, label="one run"),
+        Line2D([], [], color="0.2", lw=2.2, label="median of runs"),
+    ]
+    if any_bad:
+        handles.append(Line2D([], [], color="0.35", lw=0.8, ls=":", label="run not ok"))
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False
+    )
+    experiments = ", ".join(dict.fromkeys(r.experiment or "single run" for r in results))
+    by = "time" if x == "time" else "requests completed"
+    fig.suptitle(f"{experiments}: RSS by {by}  ·  {workload(results)}", fontsize=11)
+    return fig
+
+
+def _curve(result: RunResult, x: XAxis) -> tuple[list[float], list[float]]:
+    t = [float(v) for v in result.samples.get("t_s", [])]
+    ys = [float(v) / MIB for v in result.samples.get("rss_bytes", [])]
+    xs = t if x == "time" else requests_at(result, t)
+    return xs, ys
+
+
+def _median_curve(runs: Sequence[RunResult], x: XAxis) -> tuple[list[float], list[float]]:
+    """Median across runs on a common time grid; for x=requests the x values are the median
+    requests completed at each grid time too, so pauses stay vertical drops."""
+    import numpy as np
+
+    curves = [(r, [float(v) for v in r.samples.get("t_s", [])]) for r in runs]
+    curves = [(r, t) for r, t in curves if len(t) >= 2]
+    if not curves:
+        return [], []
+    start = max(t[0] for _, t in curves)
+    end = min(t[-1] for _, t in curves)
+    grid = np.linspace(start, end, GRID_POINTS)
+    ys = np.array([np.interp(grid, t, r.samples["rss_bytes"]) for r, t in curves]) / MIB
+    med_y = np.median(ys, axis=0)
+    if x == "time":
+        med_x = grid
+    else:
+        reqs = np.array([np.interp(grid, t, requests_at(r, t)) for r, t in curves])
+        med_x = np.median(reqs, axis=0)
+    return [float(v) for v in med_x], [float(v) for v in med_y]
+
+
+def _phase_span(result: RunResult, phase: Phase, x: XAxis) -> tuple[float, float]:
+    if x == "time":
+        return phase.start_s, phase.end_s
+    lo, hi = requests_at(result, [phase.start_s, phase.end_s])
+    return lo, hi
+
+
+def _shade(ax: Axes, result: RunResult, x: XAxis) -> list[str]:
+    """Shade the phases of `result`; label load batches with their number. Returns the kinds."""
+    kinds = []
+    for phase in result.phases:
+        lo, hi = _phase_span(result, phase, x)
+        kind = phase_kind(phase.name)
+        kinds.append(kind)
+        if hi <= lo:
+            # no requests during a pause or idle phase: it collapses to a line in requests
+            ax.vlines(
+                lo, 0, 1, transform=ax.get_xaxis_transform(), colors=PHASE_COLOURS[kind], lw=2.0
+            )
+            continue
+        ax.axvspan(lo, hi, color=PHASE_COLOURS[kind], alpha=PHASE_ALPHA, lw=0, zorder=0)
+        if kind == "batch":
+            ax.text(
+                (lo + hi) / 2,
+                0.98,
+                phase.name.split("-", 1)[-1],
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="0.35",
+            )
+    return kinds
+
+
+def save(fig: Figure, stem: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Write `fig` as STEM.png, STEM.svg, ... (a suffix on `stem` that is one of the formats is
+    dropped); creates the folder. Returns the paths written."""
+    stem = Path(stem)
+    if stem.suffix.lstrip(".") in formats:
+        stem = stem.with_suffix("")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = stem.parent / f"{stem.name}.{fmt}"
+        fig.savefig(path, format=fmt, dpi=150)
+        paths.append(path)
+    return paths
+
+
+def write_plots(results: Sequence[RunResult], stem: Path) -> list[Path]:
+    """RSS by time (STEM.png/.svg) and, when request counts exist, by requests (STEM-requests)."""
+    paths = save(plot_rss(results, x="time"), stem)
+    try:
+        by_requests = plot_rss(results, x="requests")
+    except SandboxError:
+        return paths
+    return paths + save(by_requests, stem.with_name(stem.name + "-requests"))

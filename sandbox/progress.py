@@ -1,0 +1,83 @@
+"""Terminal output for a run: a live progress line, and the closing summary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from sandbox.results import RunResult
+from sandbox.runner import Progress
+
+MIB = 2**20
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value / MIB:.1f} MiB"
+
+
+class ProgressLine:
+    """On a terminal, one line rewritten in place; elsewhere, a line per phase change."""
+
+    def __init__(self, stream: TextIO, min_interval_s: float = 0.5) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.min_interval_s = min_interval_s
+        self._last_phase = ""
+        self._last_at = 0.0
+        self._width = 0
+
+    def update(self, p: Progress) -> None:
+        now = time.monotonic()
+        changed = p.phase != self._last_phase
+        if not changed and now - self._last_at < self.min_interval_s:
+            return
+        self._last_at = now
+        phase = p.phase if not p.phase.startswith("batch-") else f"batch {p.batch}/{p.batches}"
+        text = (
+            f"[{p.elapsed_s:6.1f} s] {phase:<12} RSS {_mib(p.rss_bytes):>11}  "
+            f"requests {p.requests_done:>7}  {p.rps:6.1f} req/s"
+        )
+        if self.tty:
+            pad = max(0, self._width - len(text))
+            self.stream.write("\r" + text + " " * pad)
+            self._width = len(text)
+            self.stream.flush()
+        elif changed:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        self._last_phase = p.phase
+
+    def close(self) -> None:
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def print_run_summary(result: RunResult, path: Path) -> None:
+    """The closing summary: allocator, RSS figures, per-batch load, the file and what next."""
+    s = result.summary
+    a = result.allocator
+    lib = f"{a.library} (verified mapped)" if a.library else "glibc malloc (nothing preloaded)"
+    env = " ".join(f"{k}={v}" for k, v in a.env.items())
+    duration = result.samples["t_s"][-1] if result.samples.get("t_s") else 0.0
+    click.echo(f"\nrun {result.run_id}: {result.status} after {duration:.0f} s")
+    click.echo(f"  allocator  {a.name}: {lib}{'  ' + env if env else ''}")
+    click.echo(
+        f"  RSS        baseline {_mib(s.baseline_rss_bytes)}   peak {_mib(s.peak_rss_bytes)}   "
+        f"end of load {_mib(s.end_of_load_rss_bytes)}   after idle {_mib(s.after_idle_rss_bytes)}"
+    )
+    if s.vmhwm_bytes:
+        ratio = s.peak_rss_bytes / s.vmhwm_bytes
+        click.echo(f"  VmHWM      {_mib(s.vmhwm_bytes)} (sampled peak is {ratio:.1%} of it)")
+    for b in result.load.stats:
+        click.echo(
+            f"  batch {b.index}    {b.requests} requests, {b.failures} failed, {b.rps:.1f} req/s, "
+            f"p50 {b.p50_ms:.0f} ms, p95 {b.p95_ms:.0f} ms, p99 {b.p99_ms:.0f} ms"
+        )
+    if result.status_detail:
+        click.echo(f"  note       {result.status_detail}")
+    click.echo(f"result: {path}")
+    click.echo(f"next:   sandbox plot {path}")

@@ -1,0 +1,374 @@
+"""The result file: one self-describing, versioned JSON document per run.
+
+Samples are stored as equal-length columns with the unit in each name. The summary can be
+recomputed from the samples and phases with `compute_summary`; `load` checks that it matches.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import math
+import os
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from sandbox.errors import ResultFormatError
+
+FORMAT = "sandbox-run"
+# History of FORMAT_VERSION:
+# 1 - (0.1.0) first version: allocator, server, load with per-batch Locust stats, host, sampler,
+#     phases, samples (sampler rate) and probes (~1 Hz server counters), summary.
+FORMAT_VERSION = 1
+
+Status = Literal["ok", "interrupted", "server-died", "memory-cap", "failed"]
+STATUSES: tuple[Status, ...] = ("ok", "interrupted", "server-died", "memory-cap", "failed")
+
+Number = float | int
+Columns = dict[str, list[Number]]
+
+
+@dataclass(frozen=True)
+class AllocatorInfo:
+    """Which allocator the server ran under, and the proof that it was really loaded."""
+
+    name: str
+    """Registry name, e.g. `jemalloc` or `glibc-arena2`."""
+    library: str | None
+    """Path preloaded with LD_PRELOAD; None for glibc's own malloc."""
+    env: dict[str, str]
+    """Allocator environment variables set before the server started (MALLOC_CONF, ...)."""
+    verified_loaded: bool
+    """True when `library` was found in the server's /proc/PID/maps (always True for glibc)."""
+    mapped_libraries: list[str]
+    """Every allocator library seen in the server's memory map."""
+    package: str | None = None
+    """Debian package that ships the library, when known."""
+    package_version: str | None = None
+    """Version of that package, from dpkg."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """How the server ran."""
+
+    handler: str
+    """`sync` (threadpool) or `async`."""
+    sleep_ms: int
+    """Simulated database latency per request."""
+    threads: int
+    """Threadpool size for the sync handler."""
+    max_body_bytes: int
+    """Request bodies over this get 413."""
+    pymalloc: bool
+    """False when the server ran with PYTHONMALLOC=malloc."""
+    command: list[str]
+    """The exact command line of the server process."""
+    env: dict[str, str]
+    """The whole environment the harness built for the server."""
+    pid: int | None
+    """The server's process id."""
+    exit_code: int | None = None
+    """How the server ended when it died on its own (negative: killed by that signal)."""
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """One Locust batch, from Locust's own statistics."""
+
+    index: int
+    """0-based batch number."""
+    start_s: float
+    """Start, seconds since the run's t=0."""
+    end_s: float
+    """End, seconds since the run's t=0."""
+    requests: int
+    """Requests Locust completed."""
+    failures: int
+    """Requests Locust counted as failed (any status but 201)."""
+    rps: float
+    """Requests per second, as Locust computed it."""
+    p50_ms: float
+    """Median response time."""
+    p95_ms: float
+    """95th percentile response time."""
+    p99_ms: float
+    """99th percentile response time."""
+    max_ms: float
+    """Slowest response."""
+    by_plan: dict[str, int] = field(default_factory=dict)
+    """Requests per plan (tag)."""
+    exit_code: int | None = None
+    """Locust's exit code."""
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    """The workload the harness drove."""
+
+    locustfile: str
+    """Locust file used, relative to the repository when possible."""
+    tags: list[str]
+    """Plans (tags) selected."""
+    users: int
+    """Concurrent Locust users."""
+    spawn_rate: float
+    """Users started per second."""
+    iterations: int
+    """Per batch: every selected plan is sent this many times."""
+    batches: int
+    """Number of load batches planned."""
+    pause_s: float
+    """Idle pause between batches."""
+    baseline_s: float
+    """Idle period before the first batch."""
+    idle_s: float
+    """Idle period after the last batch."""
+    stats: list[BatchStats]
+    """One entry per batch that ran."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A named interval of the run (baseline, batch-N, pause-N, idle)."""
+
+    name: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Headline figures; recomputable from samples and phases with `compute_summary`."""
+
+    baseline_rss_bytes: int
+    """Median RSS during the baseline phase."""
+    peak_rss_bytes: int
+    """Highest sampled RSS."""
+    end_of_load_rss_bytes: int
+    """RSS at the end of the last load batch."""
+    after_idle_rss_bytes: int
+    """Median RSS over the last quarter of the final idle phase."""
+    vmhwm_bytes: int | None
+    """The kernel's own peak RSS (VmHWM) read at the end; None when unavailable."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything about one run; `to_dict` is what lands on disk."""
+
+    run_id: str
+    """Unique id: UTC start time, allocator and a random suffix."""
+    status: Status
+    """`ok`, or why the run ended early."""
+    status_detail: str
+    """One line saying what happened, empty when ok."""
+    experiment: str | None
+    """Experiment name, None for a single `sandbox run`."""
+    started_at: str
+    """UTC ISO-8601 start."""
+    ended_at: str
+    """UTC ISO-8601 end."""
+    allocator: AllocatorInfo
+    server: ServerInfo
+    load: LoadInfo
+    host: dict[str, Any]
+    """Python, glibc, kernel, CPU count, package versions, git commit."""
+    sampler: dict[str, Any]
+    """interval_s, source, decimation (how many raw samples each stored one stands for)."""
+    phases: list[Phase]
+    samples: Columns
+    """Sampler columns: t_s, rss_bytes, threads (and more when available)."""
+    probes: Columns
+    """~1 Hz columns: t_s, requests_done, uss_bytes, pss_bytes."""
+    summary: Summary
+    repeat: int = 0
+    """Repeat index within an experiment."""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """Experiment parameters that vary between runs (besides the allocator)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": FORMAT_VERSION, **_to_plain(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        return _from_plain(cls, {k: v for k, v in data.items() if k not in ("format", "version")})
+
+
+def _to_plain(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+_NESTED: dict[str, Any] = {
+    "allocator": AllocatorInfo,
+    "server": ServerInfo,
+    "load": LoadInfo,
+    "summary": Summary,
+}
+_LISTS: dict[str, Any] = {"phases": Phase, "stats": BatchStats}
+
+T = TypeVar("T")
+
+
+def _from_plain(cls: type[T], data: Mapping[str, Any]) -> T:
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            continue  # tolerate additive fields from newer minor writers
+        if key in _NESTED and isinstance(value, Mapping):
+            value = _from_plain(_NESTED[key], value)
+        elif key in _LISTS and isinstance(value, list):
+            value = [_from_plain(_LISTS[key], v) for v in value]
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ResultFormatError(f"{cls.__name__}: {exc}") from None
+
+
+def column_lengths_ok(columns: Columns) -> bool:
+    return len({len(v) for v in columns.values()}) <= 1
+
+
+def _phase(phases: Sequence[Phase], name: str) -> Phase | None:
+    return next((p for p in phases if p.name == name), None)
+
+
+def _in(t: Sequence[Number], values: Sequence[Number], start: float, end: float) -> list[Number]:
+    return [v for ts, v in zip(t, values, strict=True) if start <= ts <= end]
+
+
+def compute_summary(
+    samples: Columns, phases: Sequence[Phase], vmhwm_bytes: int | None = None
+) -> Summary:
+    """Derive the headline figures from the sampled columns (see `Summary` for definitions)."""
+    t = samples.get("t_s", [])
+    rss = samples.get("rss_bytes", [])
+    if not rss:
+        return Summary(0, 0, 0, 0, vmhwm_bytes)
+    baseline = _phase(phases, "baseline")
+    base_vals = _in(t, rss, baseline.start_s, baseline.end_s) if baseline else []
+    batches = [p for p in phases if p.name.startswith("batch-")]
+    if batches:
+        end = batches[-1].end_s
+        before = [v for ts, v in zip(t, rss, strict=True) if ts <= end]
+        end_of_load = before[-1] if before else rss[-1]
+    else:
+        end_of_load = rss[-1]
+    idle = _phase(phases, "idle")
+    if idle and idle.end_s > idle.start_s:
+        tail_start = idle.end_s - (idle.end_s - idle.start_s) / 4
+        idle_vals = _in(t, rss, tail_start, idle.end_s) or _in(t, rss, idle.start_s, idle.end_s)
+    else:
+        idle_vals = []
+    return Summary(
+        baseline_rss_bytes=int(statistics.median(base_vals or rss[:1])),
+        peak_rss_bytes=int(max(rss)),
+        end_of_load_rss_bytes=int(end_of_load),
+        after_idle_rss_bytes=int(statistics.median(idle_vals or rss[-1:])),
+        vmhwm_bytes=vmhwm_bytes,
+    )
+
+
+def dump(result: RunResult, path: Path, *, force: bool = False) -> Path:
+    """Write `result` to `path` (.json or .json.gz), atomically; never overwrite without force."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not force:
+        raise FileExistsError(
+            errno.EEXIST, f"result file already exists, will not overwrite: {path}"
+        )
+    text = json.dumps(result.to_dict(), indent=1, allow_nan=False)
+    data = text.encode()
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load(path: Path | str) -> RunResult:
+    """Read a result file, rejecting other formats and versions with a clear message."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        data = json.loads(raw)
+    except FileNotFoundError:
+        raise ResultFormatError(f"{path}: no such result file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise ResultFormatError(f"{path}: not a readable result file ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ResultFormatError(f"{path}: not a sandbox result file (no 'format: {FORMAT}')")
+    version = data.get("version")
+    if version != FORMAT_VERSION:
+        raise ResultFormatError(
+            f"{path}: result format version {version!r} is not supported by this sandbox "
+            f"(it reads version {FORMAT_VERSION}); use the sandbox version that wrote it"
+        )
+    try:
+        result = RunResult.from_dict(data)
+    except ResultFormatError as exc:
+        raise ResultFormatError(f"{path}: {exc}") from None
+    for name in ("samples", "probes"):
+        if not column_lengths_ok(getattr(result, name)):
+            raise ResultFormatError(f"{path}: '{name}' columns have different lengths")
+    return result
+
+
+def find_result_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Expand files and folders (recursively) into result files, sorted by name."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(
+                sorted(
+                    f
+                    for f in p.rglob("*.json*")
+                    if f.name.endswith((".json", ".json.gz")) and not f.name.startswith(".")
+                )
+            )
+        elif p.exists():
+            found.append(p)
+        else:
+            raise ResultFormatError(f"{p}: no such file or folder")
+    return found
+
+
+def load_all(paths: Iterable[Path | str]) -> list[RunResult]:
+    """Load every result file under `paths`; files that are not run results are skipped."""
+    results = []
+    for f in find_result_files(paths):
+        try:
+            results.append(load(f))
+        except ResultFormatError as exc:
+            if "not a sandbox result file" in str(exc):
+                continue
+            raise
+    return results
+
+
+def finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def as_columns(data: Mapping[str, Sequence[Number]]) -> Columns:
+    return {k: list(v) for k, v in data.items()}

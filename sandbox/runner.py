@@ -1,0 +1,303 @@
+"""One run, start to finish: launch under an allocator, verify it, sample, drive batches, write.
+
+No click here: progress goes to a callback, faults become the result's status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sandbox import allocators, metadata, results
+from sandbox.config import REPO_ROOT, RunSpec
+from sandbox.errors import LoadError
+from sandbox.load import driver
+from sandbox.load.stats import read_batch_stats
+from sandbox.results import (
+    AllocatorInfo,
+    BatchStats,
+    Columns,
+    LoadInfo,
+    RunResult,
+    ServerInfo,
+    Status,
+)
+from sandbox.sampler import Live, ProbePoller, RssSampler, read_vmhwm
+from sandbox.server.launch import ServerProcess, build_environ, launch
+
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the run is doing now, for a progress display."""
+
+    phase: str
+    batch: int
+    batches: int
+    elapsed_s: float
+    rss_bytes: int
+    requests_done: int
+    rps: float
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class _Stopped(Exception):
+    """The run ended early; `status` says why."""
+
+    def __init__(self, status: Status, detail: str) -> None:
+        super().__init__(detail)
+        self.status: Status = status
+        self.detail = detail
+
+
+def make_run_id(allocator: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{allocator}-{secrets.token_hex(2)}"
+
+
+def _utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "vanished"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class _Run:
+    """The mutable state of one run while it is under way."""
+
+    def __init__(self, spec: RunSpec, server: ServerProcess, on_progress: ProgressCallback | None):
+        self.spec = spec
+        self.server = server
+        self.on_progress = on_progress
+        self.t0 = time.monotonic()
+        self.live = Live()
+        self.batch = 0
+        self.phase = "start"
+        self.stats: list[BatchStats] = []
+        self.notes: list[str] = []
+        self.sampler = RssSampler(
+            server.pid,
+            spec.interval_s,
+            self.t0,
+            max_rss_bytes=spec.max_rss_bytes,
+            on_cap=self._kill_server,
+            live=self.live,
+        )
+        self.probe = ProbePoller(
+            server.pid, f"{server.url}/stats", spec.probe_interval_s, self.t0, self.live
+        )
+
+    def _kill_server(self, _rss: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.server.pid, signal.SIGKILL)
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def mark(self, phase: str) -> None:
+        self.phase = phase
+        self.sampler.mark(phase)
+
+    def check(self) -> None:
+        """Raise _Stopped if the server died or passed the memory cap; report progress."""
+        if self.sampler.cap_hit.is_set():
+            cap = self.spec.max_rss_bytes or 0
+            raise _Stopped(
+                "memory-cap",
+                f"the server's RSS passed --max-rss {cap / 2**20:.0f} MiB during {self.phase}; "
+                "it was stopped",
+            )
+        code = self.server.proc.poll()
+        if code is not None or self.sampler.gone.is_set():
+            raise _Stopped("server-died", f"the server {_describe_exit(code)} during {self.phase}")
+        if self.on_progress:
+            self.on_progress(
+                Progress(
+                    self.phase,
+                    self.batch,
+                    self.spec.batches,
+                    self.now(),
+                    self.live.rss_bytes,
+                    self.live.requests_done,
+                    self.live.rps,
+                )
+            )
+
+    def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(POLL_S, left))
+
+    def run_batch(self, workdir: Path) -> None:
+        spec = self.spec
+        load = driver.LoadSpec(
+            locustfile=spec.locustfile,
+            host_url=self.server.url,
+            tags=spec.tags,
+            users=spec.users,
+            spawn_rate=spec.spawn_rate,
+            iterations=spec.iterations,
+            timeout_s=spec.batch_timeout_s,
+        )
+        batch_dir = workdir / f"batch-{self.batch}"
+        batch_dir.mkdir()
+        start = self.now()
+        with driver.start(load, batch_dir) as locust:
+            while locust.proc.poll() is None:
+                self.check()
+                time.sleep(POLL_S)
+            code = locust.proc.returncode
+            self.check()  # a server that died under load is the real story, not Locust's errors
+            if code != 0 or not locust.stats_csv.exists():
+                raise LoadError(
+                    f"Locust exited with code {code} in batch {self.batch}: {locust.log_tail()}"
+                )
+            stats = read_batch_stats(
+                locust.stats_csv, index=self.batch, start_s=start, end_s=self.now(), exit_code=code
+            )
+        self.stats.append(stats)
+        expected = spec.iterations * len(spec.tags)
+        if stats.requests < expected:
+            self.notes.append(
+                f"batch {self.batch} stopped at its {spec.batch_timeout_s:g} s time limit after "
+                f"{stats.requests} of {expected} requests"
+            )
+
+    def drive(self) -> None:
+        spec = self.spec
+        self.mark("baseline")
+        self.wait(spec.baseline_s)
+        with tempfile.TemporaryDirectory(prefix="sandbox-run-") as tmp:
+            for b in range(1, spec.batches + 1):
+                self.batch = b
+                self.mark(f"batch-{b}")
+                self.run_batch(Path(tmp))
+                if b < spec.batches and spec.pause_s > 0:
+                    self.mark(f"pause-{b}")
+                    self.wait(spec.pause_s)
+        self.mark("idle")
+        self.wait(spec.idle_s)
+
+
+def run_once(
+    spec: RunSpec, *, on_progress: ProgressCallback | None = None, root: Path = REPO_ROOT
+) -> tuple[RunResult, Path]:
+    """Run the whole pipeline and write the result; faults end in a result marked by status.
+
+    Raises AllocatorError (before anything is measured) when the allocator library is missing
+    or not really mapped in the server, ServerError when the server does not start.
+    """
+    resolved = allocators.resolve(spec.allocator, spec.custom_allocators)
+    run_id = make_run_id(spec.allocator)
+    env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=spec.pymalloc)
+    started_at = _utc()
+    status: Status = "ok"
+    detail = ""
+    with launch(env, host=spec.host, port=spec.port) as server:
+        mapped = allocators.verify_loaded(resolved, server.pid)
+        run = _Run(spec, server, on_progress)
+        run.sampler.start()
+        run.probe.start()
+        try:
+            run.drive()
+        except KeyboardInterrupt:
+            status, detail = "interrupted", f"interrupted during {run.phase}"
+        except _Stopped as stop:
+            status, detail = stop.status, stop.detail
+        except LoadError as exc:
+            status, detail = "failed", str(exc)
+        finally:
+            vmhwm = read_vmhwm(server.pid)
+            samples: Columns = run.sampler.stop()
+            probes: Columns = run.probe.stop()
+            exit_code = server.proc.poll()
+    if status == "ok" and run.notes:
+        detail = "; ".join(run.notes)
+    result = RunResult(
+        run_id=run_id,
+        status=status,
+        status_detail=detail,
+        experiment=spec.experiment,
+        started_at=started_at,
+        ended_at=_utc(),
+        allocator=AllocatorInfo(
+            name=resolved.name,
+            library=resolved.path,
+            env=dict(resolved.allocator.env),
+            verified_loaded=True,
+            mapped_libraries=mapped,
+            package=resolved.allocator.package,
+            package_version=allocators.package_version(resolved.allocator.package),
+        ),
+        server=ServerInfo(
+            handler=spec.server.handler,
+            sleep_ms=spec.server.sleep_ms,
+            threads=spec.server.threads,
+            max_body_bytes=spec.server.max_body_bytes,
+            pymalloc=spec.pymalloc,
+            command=server.command,
+            env=env,
+            pid=server.pid,
+            exit_code=exit_code if status in ("server-died", "memory-cap") else None,
+        ),
+        load=LoadInfo(
+            locustfile=_relative(spec.locustfile, root),
+            tags=list(spec.tags),
+            users=spec.users,
+            spawn_rate=spec.spawn_rate,
+            iterations=spec.iterations,
+            batches=spec.batches,
+            pause_s=spec.pause_s,
+            baseline_s=spec.baseline_s,
+            idle_s=spec.idle_s,
+            stats=run.stats,
+        ),
+        host=metadata.collect(root),
+        sampler={
+            "interval_s": spec.interval_s,
+            "probe_interval_s": spec.probe_interval_s,
+            "source": "psutil memory_info().rss; probes: memory_full_info() uss/pss, GET /stats",
+            "decimation": run.sampler.store.stride,
+            "peak_rss_bytes": run.sampler.peak_rss_bytes,
+        },
+        phases=run.sampler.phases,
+        samples=samples,
+        probes=probes,
+        summary=results.compute_summary(samples, run.sampler.phases, vmhwm),
+        repeat=spec.repeat,
+        parameters=dict(spec.parameters),
+    )
+    folder = spec.results_dir if spec.experiment else spec.results_dir / "runs"
+    suffix = ".json.gz" if spec.compress else ".json"
+    path = results.dump(result, folder / f"{run_id}{suffix}")
+    return result, path
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,256 @@
+"""Memory sampling threads: RSS at the sampler rate, slower probes (USS/PSS, server counters).
+
+Storage is bounded: columns are typed arrays, and when a store reaches `max_rows` it halves
+its resolution (pairs of rows merge, keeping the larger memory value), so a 24-hour run costs
+the same few megabytes as a 24-minute one and the peak is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from array import array
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from sandbox.results import Columns, Phase
+
+Reduce = str  # "max" | "last" | "first"
+
+
+class ColumnStore:
+    """Equal-length numeric columns with bounded memory (max-preserving decimation)."""
+
+    def __init__(self, columns: Mapping[str, tuple[str, Reduce]], max_rows: int) -> None:
+        if max_rows < 2:
+            raise ValueError("max_rows must be at least 2")
+        self._spec = dict(columns)
+        self._data = {name: array(code) for name, (code, _) in self._spec.items()}
+        self._pending: dict[str, float] | None = None
+        self._pending_n = 0
+        self.max_rows = max_rows
+        self.stride = 1
+        """How many raw rows each stored row stands for."""
+
+    def __len__(self) -> int:
+        return len(next(iter(self._data.values())))
+
+    def append(self, row: Mapping[str, float]) -> None:
+        if self.stride == 1:
+            self._store(row)
+            return
+        if self._pending is None:
+            self._pending = dict(row)
+        else:
+            for name, (_, how) in self._spec.items():
+                if how == "max":
+                    self._pending[name] = max(self._pending[name], row[name])
+                elif how == "last":
+                    self._pending[name] = row[name]
+        self._pending_n += 1
+        if self._pending_n >= self.stride:
+            self._store(self._pending)
+            self._pending, self._pending_n = None, 0
+
+    def _store(self, row: Mapping[str, float]) -> None:
+        for name, col in self._data.items():
+            col.append(_cast(col.typecode, row[name]))
+        if len(self) >= self.max_rows:
+            self._halve()
+
+    def _halve(self) -> None:
+        for name, (code, how) in self._spec.items():
+            old = self._data[name]
+            new = array(code)
+            for i in range(0, len(old) - 1, 2):
+                a, b = old[i], old[i + 1]
+                new.append(max(a, b) if how == "max" else (a if how == "first" else b))
+            if len(old) % 2:
+                new.append(old[-1])
+            self._data[name] = new
+        self.stride *= 2
+
+    def columns(self) -> Columns:
+        data: Columns = {name: list(col) for name, col in self._data.items()}
+        if self._pending is not None:
+            for name in data:
+                data[name].append(_cast(self._spec[name][0], self._pending[name]))
+        return data
+
+    def last(self, name: str) -> float | None:
+        col = self._data[name]
+        return col[-1] if col else None
+
+
+def _cast(code: str, value: float) -> Any:
+    return float(value) if code == "d" else int(value)
+
+
+def read_vmhwm(pid: int) -> int | None:
+    """The kernel's peak RSS for `pid` (VmHWM), in bytes; None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+@dataclass
+class Live:
+    """The latest readings, for the progress display (written by the threads, read by the UI)."""
+
+    rss_bytes: int = 0
+    requests_done: int = 0
+    rps: float = 0.0
+
+
+class _PollingThread(threading.Thread):
+    def __init__(self, name: str, interval_s: float, t0: float) -> None:
+        super().__init__(name=name, daemon=True)
+        self.interval_s = interval_s
+        self.t0 = t0
+        self._stop_event = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        next_at = time.monotonic()
+        try:
+            while not self._stop_event.is_set():
+                if not self.tick(time.monotonic() - self.t0):
+                    return
+                next_at += self.interval_s
+                delay = next_at - time.monotonic()
+                if delay < 0:  # fell behind (machine busy): skip, don't burst
+                    next_at = time.monotonic()
+                    delay = 0
+                self._stop_event.wait(delay)
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def tick(self, t: float) -> bool:
+        raise NotImplementedError
+
+    def halt(self) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout=max(5.0, self.interval_s * 3))
+
+
+class RssSampler(_PollingThread):
+    """Samples the server's RSS and thread count; notices death and the memory cap."""
+
+    def __init__(
+        self,
+        pid: int,
+        interval_s: float,
+        t0: float,
+        *,
+        max_rows: int = 200_000,
+        max_rss_bytes: int | None = None,
+        on_cap: Callable[[int], None] | None = None,
+        live: Live | None = None,
+    ) -> None:
+        super().__init__("rss-sampler", interval_s, t0)
+        self.pid = pid
+        self.process = psutil.Process(pid)
+        self.store = ColumnStore(
+            {"t_s": ("d", "first"), "rss_bytes": ("q", "max"), "threads": ("l", "max")}, max_rows
+        )
+        self.max_rss_bytes = max_rss_bytes
+        self.on_cap = on_cap
+        self.live = live or Live()
+        self.peak_rss_bytes = 0
+        self.gone = threading.Event()
+        """Set when the server process disappeared."""
+        self.cap_hit = threading.Event()
+        """Set when RSS passed max_rss_bytes."""
+        self.phases: list[Phase] = []
+        self._open_phase: tuple[str, float] | None = None
+
+    def tick(self, t: float) -> bool:
+        try:
+            with self.process.oneshot():
+                rss = self.process.memory_info().rss
+                threads = self.process.num_threads()
+            if self.process.status() == psutil.STATUS_ZOMBIE:
+                raise psutil.ZombieProcess(self.pid)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            self.gone.set()
+            return False
+        self.store.append({"t_s": t, "rss_bytes": rss, "threads": threads})
+        self.live.rss_bytes = rss
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+        if self.max_rss_bytes and rss > self.max_rss_bytes and not self.cap_hit.is_set():
+            self.cap_hit.set()
+            if self.on_cap:
+                self.on_cap(rss)
+        return True
+
+    def mark(self, name: str) -> None:
+        """Close the current phase (if any) and open `name` now."""
+        now = time.monotonic() - self.t0
+        if self._open_phase:
+            self.phases.append(Phase(self._open_phase[0], self._open_phase[1], now))
+        self._open_phase = (name, now)
+
+    def stop(self) -> Columns:
+        """Stop sampling, close the open phase, and return the columns."""
+        self.mark("end")
+        self._open_phase = None
+        self.halt()
+        return self.store.columns()
+
+
+class ProbePoller(_PollingThread):
+    """About once a second: USS/PSS (a full smaps read) and the server's own request counter."""
+
+    def __init__(self, pid: int, stats_url: str, interval_s: float, t0: float, live: Live) -> None:
+        super().__init__("probe-poller", interval_s, t0)
+        self.process = psutil.Process(pid)
+        self.stats_url = stats_url
+        self.live = live
+        self.store = ColumnStore(
+            {
+                "t_s": ("d", "first"),
+                "requests_done": ("q", "last"),
+                "uss_bytes": ("q", "max"),
+                "pss_bytes": ("q", "max"),
+            },
+            max_rows=50_000,
+        )
+        self._prev: tuple[float, int] | None = None
+
+    def _requests_done(self) -> int:
+        try:
+            with urllib.request.urlopen(self.stats_url, timeout=max(0.5, self.interval_s)) as r:
+                return int(json.load(r)["requests_done"])
+        except (OSError, ValueError, KeyError):
+            return -1  # unknown this tick (server busy or gone)
+
+    def tick(self, t: float) -> bool:
+        try:
+            full = self.process.memory_full_info()
+            uss, pss = full.uss, getattr(full, "pss", 0)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            return False
+        done = self._requests_done()
+        if done < 0:
+            done = int(self.store.last("requests_done") or 0)
+        self.store.append({"t_s": t, "requests_done": done, "uss_bytes": uss, "pss_bytes": pss})
+        if self._prev is not None and t > self._prev[0]:
+            self.live.rps = (done - self._prev[1]) / (t - self._prev[0])
+        self._prev = (t, done)
+        self.live.requests_done = done
+        return True
+
+    def stop(self) -> Columns:
+        self.halt()
+        return self.store.columns()

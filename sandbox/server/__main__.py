@@ -1,0 +1,58 @@
+"""`python -m sandbox.server [--host H] [--port P]`: run the stair-stepper, settings from the env.
+
+HANDLER, SLEEP_MS, THREADS and MAX_BODY_BYTES configure it (see ServerSettings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+
+import uvicorn
+
+from sandbox.errors import ConfigError
+from sandbox.server.app import create_app
+from sandbox.server.settings import ServerSettings
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox.server",
+        description="The stair-stepper. Environment: HANDLER, SLEEP_MS, THREADS, MAX_BODY_BYTES.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=3000, help="port to bind (default %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        settings = ServerSettings.from_environ(os.environ)
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if _port_in_use(args.host, args.port):
+        print(
+            f"Error: port {args.port} on {args.host} is in use; "
+            "stop the other server or pass --port",
+            file=sys.stderr,
+        )
+        return 1
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

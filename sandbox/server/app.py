@@ -1,0 +1,155 @@
+"""The stair-stepper: one allocation-heavy endpoint, plus /health and /stats for the harness.
+
+POST /widgets parses the JSON body, deep-copies it, re-serialises the copy and holds all of it
+for SLEEP_MS (a slow downstream). With the sync handler that happens in a worker thread, like a
+FastAPI `def` endpoint: glibc then spreads the garbage over per-thread arenas, which is what
+fragments the heap. Bad input gets a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sandbox import procmaps
+from sandbox.server import workloads
+from sandbox.server.settings import ServerSettings
+
+
+class _Reject(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+@dataclass
+class _Counters:
+    """Touched only from the event loop (single-threaded), so plain ints are enough."""
+
+    done: int = 0
+    rejected: int = 0
+    in_flight: int = 0
+
+
+def _work_and_sleep(body: bytes, sleep_s: float) -> int:
+    widget = workloads.process(body)
+    time.sleep(sleep_s)  # `widget` (and everything it holds) stays alive across the sleep
+    return widget.size
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or _Reject(413) as soon as it is known to be over `limit` bytes."""
+    too_big = _Reject(
+        413, f"body is over the {limit:,} byte limit; send less or raise MAX_BODY_BYTES"
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise _Reject(400, f"Content-Length {declared!r} is not a whole number")
+        if int(declared) > limit:
+            raise too_big
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: ServerSettings) -> Starlette:
+    """The stair-stepper ASGI app for `settings`."""
+    counters = _Counters()
+    limiter: anyio.CapacityLimiter | None = None
+    sleep_s = settings.sleep_ms / 1000
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal limiter
+        # Our own pool, not anyio's shared default, so THREADS is exactly the pool size.
+        limiter = anyio.CapacityLimiter(settings.threads)
+        yield
+
+    async def handle(body: bytes) -> int:
+        if settings.handler == "async":
+            widget = workloads.process(body)
+            await asyncio.sleep(sleep_s)
+            return widget.size  # `widget` stays alive across the sleep
+        if limiter is None:
+            raise RuntimeError("the app's lifespan did not run; use `with TestClient(app)`")
+        work = functools.partial(_work_and_sleep, body, sleep_s)
+        return await anyio.to_thread.run_sync(work, limiter=limiter)
+
+    async def widgets(request: Request) -> JSONResponse:
+        counters.in_flight += 1
+        try:
+            content_type = request.headers.get("content-type")
+            if not _is_json(content_type):
+                got = "none" if content_type is None else repr(content_type)
+                raise _Reject(415, f"Content-Type must be application/json, got {got}")
+            body = await _read_body(request, settings.max_body_bytes)
+            try:
+                size = await handle(body)
+            except workloads.BadRequest as exc:
+                raise _Reject(400, str(exc)) from None
+        except _Reject as exc:
+            counters.rejected += 1
+            return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+        finally:
+            counters.in_flight -= 1
+        counters.done += 1
+        return JSONResponse({"id": str(uuid.uuid4()), "size": size}, status_code=201)
+
+    async def health(request: Request) -> JSONResponse:
+        libraries = procmaps.allocator_libraries(procmaps.mapped_paths())
+        return JSONResponse(
+            {
+                "status": "ok",
+                "pid": os.getpid(),
+                "handler": settings.handler,
+                "sleep_ms": settings.sleep_ms,
+                "threads": settings.threads,
+                "max_body_bytes": settings.max_body_bytes,
+                "allocator": os.path.basename(libraries[0]) if libraries else "glibc",
+                "allocator_libraries": libraries,
+            }
+        )
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "requests_done": counters.done,
+                "requests_rejected": counters.rejected,
+                "in_flight": counters.in_flight,
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/widgets", widgets, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/stats", stats, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

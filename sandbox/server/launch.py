@@ -1,0 +1,164 @@
+"""Start the stair-stepper in a fresh child process under an allocator, and always stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sandbox.errors import ServerError
+
+# Variables the server may inherit from the harness; everything else is built here.
+# Allocator variables must be set before the interpreter starts, so they are never inherited.
+ENV_WHITELIST = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "VIRTUAL_ENV")
+
+
+def build_environ(
+    settings_env: Mapping[str, str],
+    allocator_env: Mapping[str, str],
+    *,
+    pymalloc: bool = True,
+    inherit: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The server's whole environment: a whitelist of ours, the settings, the allocator's."""
+    source = os.environ if inherit is None else inherit
+    env = {k: source[k] for k in ENV_WHITELIST if k in source}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(settings_env)
+    if not pymalloc:
+        env["PYTHONMALLOC"] = "malloc"
+    env.update(allocator_env)
+    return env
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel says is free right now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _tail(log: IO[bytes], lines: int = 8) -> str:
+    log.flush()
+    log.seek(0)
+    text = log.read().decode(errors="replace").strip().splitlines()
+    return " | ".join(text[-lines:])
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 5.0) -> None:
+    """SIGTERM the process group, wait, then SIGKILL it; safe to call twice."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout_s)
+    # Kill whatever is left of the group (uvicorn workers, memray, ...), then reap.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout_s)
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its process, address and log."""
+
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+    command: list[str]
+    env: dict[str, str]
+    log: IO[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def health(self, timeout_s: float = 2.0) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/health", timeout=timeout_s) as r:
+            data: dict[str, Any] = json.load(r)
+            return data
+
+    def log_tail(self, lines: int = 8) -> str:
+        return _tail(self.log, lines)
+
+
+def server_command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "sandbox.server", "--host", host, "--port", str(port)]
+
+
+@contextlib.contextmanager
+def launch(
+    env: dict[str, str],
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    ready_timeout_s: float = 30.0,
+    command: list[str] | None = None,
+) -> Iterator[ServerProcess]:
+    """Start the server, wait until /health answers, yield it, and stop it on any exit."""
+    if port is None:
+        port = free_port(host)
+    elif port_in_use(host, port):
+        raise ServerError(
+            f"port {port} on {host} is in use; stop the other server or omit --port "
+            "to let the sandbox pick a free one"
+        )
+    cmd = command or server_command(host, port)
+    with tempfile.TemporaryFile(prefix="sandbox-server-") as log:
+        proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+        server = ServerProcess(proc, host, port, cmd, env, log)
+        try:
+            _wait_ready(server, ready_timeout_s)
+            yield server
+        finally:
+            stop_process(proc)
+
+
+def _wait_ready(server: ServerProcess, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        code = server.proc.poll()
+        if code is not None:
+            raise ServerError(
+                f"the server exited with code {code} before it was ready: {server.log_tail()}"
+            )
+        try:
+            server.health(timeout_s=1.0)
+            return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise ServerError(
+                f"the server did not answer {server.url}/health within {timeout_s:g} s; "
+                f"its last output: {server.log_tail() or '(none)'}"
+            )
+        time.sleep(0.05)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sandbox import allocators
+from sandbox.allocators import Allocator
+from sandbox.errors import AllocatorError
+
+
+def test_builtin_names() -> None:
+    assert {"glibc", "glibc-arena2", "jemalloc", "jemalloc-bg", "mimalloc", "tcmalloc"} <= set(
+        allocators.BUILTIN
+    )
+    assert allocators.BUILTIN["glibc-arena2"].env == {"MALLOC_ARENA_MAX": "2"}
+    assert "background_thread:true" in allocators.BUILTIN["jemalloc-bg"].env["MALLOC_CONF"]
+
+
+def test_glibc_preloads_nothing() -> None:
+    resolved = allocators.resolve("glibc-arena2")
+    assert resolved.path is None
+    assert resolved.environ() == {"MALLOC_ARENA_MAX": "2"}
+
+
+def test_unknown_allocator() -> None:
+    with pytest.raises(AllocatorError, match=r"^unknown allocator 'jemaloc'; choose one of: glibc"):
+        allocators.resolve("jemaloc")
+
+
+def test_missing_soname_names_the_package() -> None:
+    custom = {"nope": Allocator("nope", "libnope.so.9", {}, "libnope9")}
+    with pytest.raises(AllocatorError) as info:
+        allocators.resolve("nope", custom)
+    assert str(info.value) == (
+        "nope: libnope.so.9 not found; install it with 'apt-get install libnope9' "
+        "or set allocators.nope.library in benchmark.yml"
+    )
+
+
+def test_missing_path() -> None:
+    custom = {"jemalloc": Allocator("jemalloc", "/nowhere/libjemalloc.so.2", {}, "libjemalloc2")}
+    with pytest.raises(AllocatorError) as info:
+        allocators.resolve("jemalloc", custom)
+    assert str(info.value) == (
+        "jemalloc: library /nowhere/libjemalloc.so.2 not found; install it with "
+        "'apt-get install libjemalloc2' or fix allocators.jemalloc.library in benchmark.yml"
+    )
+
+
+def test_existing_path_resolves(tmp_path: Path) -> None:
+    lib = tmp_path / "libfake.so"
+    lib.write_bytes(b"")
+    custom = {"fake": Allocator("fake", str(lib), {"X": "1"})}
+    resolved = allocators.resolve("fake", custom)
+    assert resolved.environ() == {"X": "1", "LD_PRELOAD": str(lib)}
+
+
+def test_verify_glibc_in_this_process() -> None:
+    # The test process runs without LD_PRELOAD: glibc verification passes, a preload fails.
+    if os.environ.get("LD_PRELOAD"):
+        pytest.skip("test process itself has LD_PRELOAD")
+    assert allocators.verify_loaded(allocators.resolve("glibc"), os.getpid()) == []
+    fake = allocators.ResolvedAllocator(Allocator("fake", "/x/libfake.so"), "/x/libfake.so")
+    with pytest.raises(AllocatorError, match=r"^fake: /x/libfake.so is not mapped in the server"):
+        allocators.verify_loaded(fake, os.getpid())

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox import config
+from sandbox.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "benchmark.yml"
+    path.write_text(text)
+    (tmp_path / "plans").mkdir(exist_ok=True)
+    for name in config.PLAN_NAMES:
+        (tmp_path / "plans" / f"{name}.json").write_text("{}")
+    return path
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        config.load_benchmark(path)
+    assert info.value.exit_code == 2
+    return str(info.value)
+
+
+def test_repository_benchmark_yml_is_valid_and_keeps_the_original_keys() -> None:
+    bench = config.load_benchmark(REPO / "benchmark.yml")
+    spec = config.build_spec(bench)
+    assert (spec.users, spec.iterations, spec.spawn_rate) == (16, 2500, 16.0)
+    assert [p.name for p in bench.plans] == ["tiny", "small", "medium", "large"]
+    assert spec.host == "127.0.0.1"
+    assert spec.locustfile == REPO / "plans" / "locustfile.py"
+
+
+def test_wrong_type_names_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "concurrency: lots\n")
+    assert error_of(path) == (f"{path}: concurrency has value 'lots'; expected a whole number >= 1")
+
+
+def test_nested_wrong_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  handler: threads\n")
+    assert (
+        error_of(path)
+        == f"{path}: server.handler has value 'threads'; expected one of: sync, async"
+    )
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "concurency: 4\n")
+    assert error_of(path) == f"{path}: unknown key 'concurency' (did you mean 'concurrency'?)"
+
+
+def test_unknown_nested_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "run:\n  batchez: 2\n")
+    assert error_of(path).startswith(f"{path}: unknown key 'run.batchez' (did you mean 'batches'?)")
+
+
+def test_bad_tag_and_non_loopback_base(tmp_path: Path) -> None:
+    assert "run.tags has value ['huge']" in error_of(write(tmp_path, "run:\n  tags: [huge]\n"))
+    msg = error_of(write(tmp_path, "base: http://10.0.0.5:3000\n"))
+    assert msg.startswith(f"{tmp_path / 'benchmark.yml'}: base has value 'http://10.0.0.5:3000'")
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "concurrency: 4\nrun: [\n")
+    assert error_of(path).startswith(f"{path}: not valid YAML at line")
+
+
+def test_custom_allocator_is_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "allocators:\n  je2:\n    library: libjemalloc.so.2\n    env: {MALLOC_CONF: 'narenas:2'}\n",
+    )
+    bench = config.load_benchmark(path)
+    assert bench.allocators["je2"].env == {"MALLOC_CONF": "narenas:2"}
+
+
+def test_precedence_cli_over_file_over_default(tmp_path: Path) -> None:
+    bench = config.load_benchmark(write(tmp_path, "iterations: 7\nrun:\n  batches: 2\n"))
+    spec = config.build_spec(bench, config.validate_overrides("option", {"batches": 5}))
+    assert (spec.iterations, spec.batches, spec.pause_s) == (7, 5, 5.0)
+
+
+def test_override_errors_name_the_option() -> None:
+    with pytest.raises(ConfigError, match=r"^--tags has value 'tiny,huge'; expected plan tags"):
+        config.validate_overrides("option", {"tags": "tiny,huge"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2GiB", 2 * 1024**3), ("800MiB", 800 * 1024**2), ("1.5G", 1_500_000_000), (1234, 1234)],
+)
+def test_parse_size(text: str | int, expected: int) -> None:
+    assert config.parse_size(text) == expected
+
+
+def test_parse_size_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        config.parse_size("lots")

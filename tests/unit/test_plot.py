@@ -1,0 +1,104 @@
+"""plot: panels, lines, the requests axis and saving, on fake runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.lines import Line2D
+
+from sandbox import plot
+from sandbox.errors import ConfigError, SandboxError
+from sandbox.results import RunResult
+from tests.fakes import make_group, make_result
+
+
+def xs(line: Line2D) -> list[float]:
+    return [float(v) for v in np.asarray(line.get_xdata(), dtype=float)]
+
+
+def ys(line: Line2D) -> list[float]:
+    return [float(v) for v in np.asarray(line.get_ydata(), dtype=float)]
+
+
+@pytest.fixture
+def results() -> list[RunResult]:
+    return [
+        *make_group("jemalloc", 2),
+        *make_group("glibc", 3),
+        make_result("glibc", repeat=5, status="memory-cap"),
+    ]
+
+
+def test_one_panel_per_group_plus_overlay(results: list[RunResult]) -> None:
+    fig = plot.plot_rss(results)
+    assert len(fig.axes) == 3
+    glibc, jemalloc, overlay = fig.axes
+    assert glibc.get_title(loc="left").startswith("glibc  (n=3 (+1 not ok))")  # baseline first
+    assert jemalloc.get_title(loc="left").startswith("jemalloc  (n=2)")
+    assert len(glibc.get_lines()) == 4 + 1  # every run (one not ok) + the median
+    assert len(jemalloc.get_lines()) == 2 + 1
+    assert [line.get_label() for line in overlay.get_lines()] == ["glibc", "jemalloc"]
+    assert glibc.get_lines()[3].get_linestyle() == ":"  # the run that hit the memory cap
+    assert "fake-experiment: RSS by time" in fig.get_suptitle()
+    assert "tags large; 16 users; sleep 5 ms" in fig.get_suptitle()
+
+
+def test_median_is_bold_and_in_mib() -> None:
+    results = make_group("glibc", 3)
+    fig = plot.plot_rss(results)
+    *runs, median = fig.axes[0].get_lines()
+    assert median.get_linewidth() > runs[0].get_linewidth()
+    peak_mib = results[0].summary.peak_rss_bytes / 2**20
+    assert max(ys(runs[0])) == pytest.approx(peak_mib)
+    assert min(xs(median)) >= 0
+
+
+def test_baseline_selects_first_panel(results: list[RunResult]) -> None:
+    fig = plot.plot_rss(results, baseline="jemalloc")
+    assert fig.axes[0].get_title(loc="left").startswith("jemalloc")
+
+
+def test_x_requests(results: list[RunResult]) -> None:
+    fig = plot.plot_rss(results, x="requests")
+    ax = fig.axes[1]
+    run = make_group("jemalloc", 1)[0]
+    total = sum(b.requests for b in run.load.stats)
+    assert max(xs(ax.get_lines()[0])) == pytest.approx(total, rel=0.01)
+    assert ax.get_xlabel() == "requests completed"
+    assert len(ax.get_lines()) == 3
+
+
+def test_x_requests_without_probes_uses_batch_stats() -> None:
+    run = replace(make_result("glibc"), probes={})
+    assert plot.requests_at(run, [0.0, 1e9]) == [0.0, sum(b.requests for b in run.load.stats)]
+    plot.plot_rss([run], x="requests")
+    bare = replace(run, load=replace(run.load, stats=[]))
+    with pytest.raises(SandboxError, match="plot it with --x time"):
+        plot.plot_rss([bare], x="requests")
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ConfigError, match="unknown x axis 'rss'"):
+        plot.plot_rss(make_group("glibc", 1), x="rss")  # type: ignore[arg-type]
+    with pytest.raises(SandboxError, match="no results to plot"):
+        plot.plot_rss([])
+
+
+def test_save_png_and_svg(results: list[RunResult], tmp_path: Path) -> None:
+    fig = plot.plot_rss(results)
+    paths = plot.save(fig, tmp_path / "out" / "rss")
+    assert paths == [tmp_path / "out" / "rss.png", tmp_path / "out" / "rss.svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in paths[1].read_bytes()[:1000]
+    assert plot.save(fig, tmp_path / "b.png", formats=("png",)) == [tmp_path / "b.png"]
+
+
+def test_import_is_cheap() -> None:
+    code = "import sys, sandbox.plot; print('matplotlib' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

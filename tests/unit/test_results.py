@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from sandbox import results
+from sandbox.errors import ResultFormatError
+from tests.fakes import make_result
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_round_trip_json_and_gzip(tmp_path: Path) -> None:
+    result = make_result("jemalloc", repeat=1)
+    for name in ("a.json", "b.json.gz"):
+        path = results.dump(result, tmp_path / name)
+        assert results.load(path) == result
+    assert gzip.decompress((tmp_path / "b.json.gz").read_bytes()).startswith(b"{")
+
+
+def test_never_overwrites(tmp_path: Path) -> None:
+    result = make_result()
+    path = results.dump(result, tmp_path / "r.json")
+    with pytest.raises(FileExistsError, match="will not overwrite"):
+        results.dump(result, path)
+    results.dump(result, path, force=True)
+
+
+def test_unknown_version_is_rejected(tmp_path: Path) -> None:
+    data = make_result().to_dict()
+    data["version"] = 99
+    path = tmp_path / "future.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ResultFormatError) as info:
+        results.load(path)
+    assert str(info.value) == (
+        f"{path}: result format version 99 is not supported by this sandbox "
+        "(it reads version 1); use the sandbox version that wrote it"
+    )
+
+
+def test_not_a_result_and_unequal_columns(tmp_path: Path) -> None:
+    other = tmp_path / "other.json"
+    other.write_text('{"hello": 1}')
+    with pytest.raises(ResultFormatError, match="not a sandbox result file"):
+        results.load(other)
+    data = make_result().to_dict()
+    data["samples"]["rss_bytes"].pop()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ResultFormatError, match="'samples' columns have different lengths"):
+        results.load(bad)
+    assert results.load_all([tmp_path / "other.json"]) == []
+
+
+def test_summary_is_recomputable_from_samples() -> None:
+    r = make_result("glibc")
+    assert results.compute_summary(r.samples, r.phases, r.summary.vmhwm_bytes) == r.summary
+
+
+def test_summary_definitions_on_a_known_series() -> None:
+    phases = [
+        results.Phase("baseline", 0, 2),
+        results.Phase("batch-1", 2, 4),
+        results.Phase("idle", 4, 8),
+    ]
+    t: list[float] = [0, 1, 2, 3, 4, 5, 6, 7, 8]
+    rss: list[float] = [10, 12, 50, 90, 80, 70, 60, 40, 41]
+    samples: results.Columns = {"t_s": list(t), "rss_bytes": list(rss)}
+    s = results.compute_summary(samples, phases, 95)
+    assert (s.baseline_rss_bytes, s.peak_rss_bytes) == (12, 90)
+    assert s.end_of_load_rss_bytes == 80  # last sample at or before the batch's end (t=4)
+    assert s.after_idle_rss_bytes == 40  # median of the idle phase's last quarter (t 7..8)
+    assert s.vmhwm_bytes == 95
+
+
+def test_golden_file_of_each_version_loads() -> None:
+    golden = sorted(DATA.glob("result_v*.json*"))
+    assert golden, "a golden result file per format version lives in tests/data"
+    for path in golden:
+        r = results.load(path)
+        assert r.status == "ok"
+        assert r.summary == results.compute_summary(r.samples, r.phases, r.summary.vmhwm_bytes)
