@@ -122,6 +122,7 @@ def doctor_cmd(config_path: Path | None) -> None:
         _fail(exc)
     rows = []
     missing = 0
+    packages: set[str] = set()
     for name, alloc in allocators.registry(bench.allocators).items():
         if alloc.library is None:
             path, state = "(built into libc)", "found"
@@ -129,6 +130,8 @@ def doctor_cmd(config_path: Path | None) -> None:
             found = allocators.find_library(alloc.library)
             path, state = (found, "found") if found else (alloc.library, "MISSING")
             missing += found is None
+            if found is None and alloc.package:
+                packages.add(alloc.package)
         version = allocators.package_version(alloc.package) or "-"
         env = " ".join(f"{k}={v}" for k, v in alloc.env.items())
         rows.append((name, state, path, f"{alloc.package or '-'} {version}", env))
@@ -136,11 +139,9 @@ def doctor_cmd(config_path: Path | None) -> None:
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + f"  {r[4]}")
     if missing:
-        pkgs = sorted(
-            {a.package for a in allocators.registry(bench.allocators).values() if a.package}
-            - {"libc6"}
-        )
-        click.echo(f"\nInstall missing libraries with: apt-get install {' '.join(pkgs)}", err=True)
+        if packages:
+            install = " ".join(sorted(packages))
+            click.echo(f"\nInstall missing libraries with: apt-get install {install}", err=True)
         sys.exit(1)
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from sandbox.allocators import Allocator
+from sandbox.allocators import BUILTIN, Allocator
 from sandbox.errors import ConfigError
 from sandbox.server.settings import ServerSettings
 
@@ -289,7 +289,11 @@ def _plans(source: str, raw: Any, root: Path) -> tuple[Plan, ...]:
             )
         body = root / str(item.get("body", f"plans/{item['name']}.json"))
         if not body.is_file():
-            raise ConfigError(f"{where}.body: {body} not found; run 'python -m sandbox.bodies'")
+            raise ConfigError(
+                f"{where}.body: {body} not found; plan bodies are looked up beside {source} "
+                "(copy the repository's plans/ folder there, or regenerate the four built-in "
+                "ones with 'python -m sandbox.bodies DIR')"
+            )
         try:
             tags = _tags(item.get("tags", [item["name"]]))
         except _Invalid as exc:
@@ -319,12 +323,14 @@ def _allocators(source: str, raw: Any) -> dict[str, Allocator]:
         env = spec.get("env") or {}
         if not isinstance(env, Mapping) or not all(isinstance(k, str) for k in env):
             raise ConfigError(f"{where}.env must map variable names to values")
+        # Redefining a built-in (say, its library path) keeps what is not redefined.
+        base = BUILTIN.get(str(name))
         out[str(name)] = Allocator(
             str(name),
-            library,
-            {k: str(v) for k, v in env.items()},
-            spec.get("package"),
-            str(spec.get("description", "")),
+            library if "library" in spec or base is None else base.library,
+            {k: str(v) for k, v in env.items()} if "env" in spec or base is None else base.env,
+            spec.get("package", base.package if base else None),
+            str(spec.get("description", base.description if base else "")),
         )
     return out
 

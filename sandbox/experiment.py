@@ -60,7 +60,8 @@ def load_experiment(path: Path) -> Experiment:
     head = {k: data.pop(k) for k in _EXPERIMENT_KEYS if k in data}
     vary_raw = data.pop("vary", None) or {}
     custom = config._allocators(source, data.pop("custom_allocators", None))
-    overrides = config._flatten(source, data, ())
+    # The experiment's own keys are gone from `data`; naming them lets a typo suggest them.
+    overrides = config._flatten(source, data, (*_EXPERIMENT_KEYS, "vary", "custom_allocators"))
     name = head.get("name", path.stem)
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"{source}: name has value {name!r}; expected letters, digits, - or _")

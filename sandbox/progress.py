@@ -36,8 +36,9 @@ class ProgressLine:
             return
         self._last_at = now
         phase = p.phase if not p.phase.startswith("batch-") else f"batch {p.batch}/{p.batches}"
+        rss = _mib(p.rss_bytes) if p.rss_bytes else "-"
         text = (
-            f"[{p.elapsed_s:6.1f} s] {phase:<12} RSS {_mib(p.rss_bytes):>11}  "
+            f"[{p.elapsed_s:6.1f} s] {phase:<12} RSS {rss:>11}  "
             f"requests {p.requests_done:>7}  {p.rps:6.1f} req/s"
         )
         if self.tty:
@@ -77,6 +78,9 @@ def print_run_summary(result: RunResult, path: Path) -> None:
             f"  batch {b.index}    {b.requests} requests, {b.failures} failed, {b.rps:.1f} req/s, "
             f"p50 {b.p50_ms:.0f} ms, p95 {b.p95_ms:.0f} ms, p99 {b.p99_ms:.0f} ms"
         )
+    harness = result.sampler.get("harness_rss_bytes")
+    if harness:
+        click.echo(f"  harness    {_mib(harness)} RSS (this process, at the end)")
     if result.status_detail:
         click.echo(f"  note       {result.status_detail}")
     click.echo(f"result: {path}")

@@ -81,7 +81,7 @@ class BatchStats:
     """One Locust batch, from Locust's own statistics."""
 
     index: int
-    """0-based batch number."""
+    """1-based batch number (phase `batch-<index>`)."""
     start_s: float
     """Start, seconds since the run's t=0."""
     end_s: float

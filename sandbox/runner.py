@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import secrets
 import signal
 import tempfile
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+import psutil
 
 from sandbox import allocators, metadata, results
 from sandbox.config import REPO_ROOT, RunSpec
@@ -233,7 +236,9 @@ def run_once(
             vmhwm = read_vmhwm(server.pid)
             samples: Columns = run.sampler.stop()
             probes: Columns = run.probe.stop()
-            exit_code = server.proc.poll()
+    # Read after launch() has stopped and reaped the server: a server killed at the memory cap
+    # may not have been reaped yet when the run noticed the cap.
+    exit_code = server.proc.returncode
     if status == "ok" and run.notes:
         detail = "; ".join(run.notes)
     result = RunResult(
@@ -282,6 +287,8 @@ def run_once(
             "source": "psutil memory_info().rss; probes: memory_full_info() uss/pss, GET /stats",
             "decimation": run.sampler.store.stride,
             "peak_rss_bytes": run.sampler.peak_rss_bytes,
+            "harness_rss_bytes": psutil.Process().memory_info().rss,
+            "harness_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         },
         phases=run.sampler.phases,
         samples=samples,

@@ -189,9 +189,9 @@ class RssSampler(_PollingThread):
         self.live.rss_bytes = rss
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         if self.max_rss_bytes and rss > self.max_rss_bytes and not self.cap_hit.is_set():
-            self.cap_hit.set()
-            if self.on_cap:
+            if self.on_cap:  # act first: whoever waits on cap_hit may look at the server at once
                 self.on_cap(rss)
+            self.cap_hit.set()
         return True
 
     def mark(self, name: str) -> None:

@@ -153,7 +153,7 @@ def make_result(
 
     batches = [p for p in phases if p.name.startswith("batch-")]
     stats = []
-    for i, p in enumerate(batches):
+    for i, p in enumerate(batches, start=1):
         duration = p.end_s - p.start_s
         requests = int(requests_per_batch * (1.0 + rng.gauss(0.0, 0.02)))
         p95 = p95_ms * (1.0 + rng.gauss(0.0, 0.03))
@@ -163,7 +163,7 @@ def make_result(
                 start_s=p.start_s,
                 end_s=p.end_s,
                 requests=requests,
-                failures=failures if i == 0 else 0,
+                failures=failures if i == 1 else 0,
                 rps=requests / duration,
                 p50_ms=p95 * 0.45,
                 p95_ms=p95,

@@ -34,6 +34,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Variables that would change what the harness, the server or Locust do.
+FOREIGN_VARS = ("LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX", "PYTHONMALLOC")
+
+
+def harness_env() -> dict[str, str]:
+    """The environment for a `sandbox` subprocess: ours, minus allocator and Locust settings."""
+    return {
+        k: v for k, v in os.environ.items() if k not in FOREIGN_VARS and not k.startswith("LOCUST_")
+    }
+
+
 def server_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
     env["PYTHONUNBUFFERED"] = "1"

@@ -100,3 +100,11 @@ def test_parse_size(text: str | int, expected: int) -> None:
 def test_parse_size_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         config.parse_size("lots")
+
+
+def test_redefining_a_builtin_keeps_what_is_not_redefined(tmp_path: Path) -> None:
+    path = write(tmp_path, "allocators:\n  jemalloc-bg:\n    library: /opt/libjemalloc.so.2\n")
+    redefined = config.load_benchmark(path).allocators["jemalloc-bg"]
+    assert redefined.library == "/opt/libjemalloc.so.2"
+    assert redefined.package == "libjemalloc2"
+    assert "background_thread:true" in redefined.env["MALLOC_CONF"]

@@ -1,0 +1,87 @@
+"""`sandbox experiment` end to end: four tiny runs, then the comparison and the plots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox import allocators, results
+from tests.integration.conftest import harness_env
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+
+EXPERIMENT = """\
+name: e2e-tiny
+description: glibc vs jemalloc, as small as a run gets
+allocators: [glibc, jemalloc]
+repeats: 2
+baseline: glibc
+iterations: 10
+run:
+  tags: [tiny]
+  batches: 1
+  baseline_s: 0.5
+  idle_s: 1
+"""
+
+
+def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
+    jemalloc = allocators.BUILTIN["jemalloc"]
+    assert jemalloc.library is not None
+    if allocators.find_library(jemalloc.library) is None:
+        pytest.skip(f"{jemalloc.library} is missing: apt-get install {jemalloc.package}")
+    experiment = tmp_path / "e2e-tiny.yml"
+    experiment.write_text(EXPERIMENT)
+    out = tmp_path / "results"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", "experiment", str(experiment), "--results-dir", str(out)],
+        cwd=REPO,
+        env=harness_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert done.returncode == 0, done.stderr
+    [folder] = out.iterdir()
+    assert folder.name.startswith("e2e-tiny-")
+    loaded = results.load_all([folder])  # skips experiment.json and comparison.json
+    assert len(loaded) == 4
+    assert {r.status for r in loaded} == {"ok"}
+    assert {r.experiment for r in loaded} == {"e2e-tiny"}
+    others = {p.name for p in folder.iterdir()} - {f"{r.run_id}.json" for r in loaded}
+    assert others == {
+        "experiment.json",
+        "comparison.md",
+        "comparison.json",
+        *(f"{stem}.{ext}" for stem in ("rss", "rss-requests") for ext in ("png", "svg")),
+    }
+    for name in others:
+        assert (folder / name).stat().st_size > 0, name
+    assert (folder / "rss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    manifest = json.loads((folder / "experiment.json").read_text())
+    order = [(run["allocator"], run["repeat"], run["status"]) for run in manifest["runs"]]
+    assert order == [
+        ("glibc", 0, "ok"),
+        ("jemalloc", 0, "ok"),
+        ("glibc", 1, "ok"),
+        ("jemalloc", 1, "ok"),
+    ]
+    by_id = {r.run_id: r for r in loaded}
+    for run in manifest["runs"]:
+        assert (folder / run["file"]).is_file()
+        assert by_id[run["run_id"]].allocator.name == run["allocator"]
+
+    # The headline: jemalloc's after-idle RSS as a ratio to glibc's.
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("jemalloc") and "× glibc" in line for line in lines), done.stdout
+    assert f"comparison: {folder / 'comparison.md'}\n" in done.stdout

@@ -1,0 +1,396 @@
+"""`sandbox run` end to end: the real CLI as a subprocess, a real server, real Locust.
+
+Each run is a few seconds: one tiny batch, half a second of baseline, one second of idle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import httpx
+import psutil
+import pytest
+
+from sandbox import allocators, results
+from sandbox.results import RunResult
+from tests.integration.conftest import harness_env
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+SANDBOX = [sys.executable, "-m", "sandbox"]
+ITERATIONS = 10
+TAGS = ("tiny", "small")
+QUICK = ["--batches", "1", "--baseline", "0.5", "--idle", "1"]
+# Enough load to keep a batch busy for ~10 s; the fault tests end it long before that.
+LONG = ["--tags", "tiny", "--iterations", "1000", *QUICK]
+
+
+def sandbox(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SANDBOX, *args],
+        cwd=REPO,
+        env=harness_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def result_files(results_dir: Path) -> list[Path]:
+    return sorted(results_dir.rglob("*.json*"))
+
+
+def only_result(results_dir: Path) -> tuple[Path, RunResult]:
+    files = result_files(results_dir)
+    assert len(files) == 1, files
+    assert files[0].parent == results_dir / "runs"
+    return files[0], results.load(files[0])
+
+
+def write_config(folder: Path, extra: str = "", replace: tuple[str, str] = ("", "")) -> Path:
+    """A copy of the repository's benchmark.yml (plans reachable beside it), edited."""
+    (folder / "plans").symlink_to(REPO / "plans", target_is_directory=True)
+    text = (REPO / "benchmark.yml").read_text()
+    if replace[0]:
+        assert replace[0] in text
+        text = text.replace(replace[0], replace[1], 1)
+    path = folder / "benchmark.yml"
+    path.write_text(text + extra)
+    return path
+
+
+# --- the four allocators --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["glibc", "jemalloc", "mimalloc", "tcmalloc"])
+def test_run_under_each_allocator(name: str, tmp_path: Path) -> None:
+    allocator = allocators.BUILTIN[name]
+    library = None
+    if allocator.library is not None:
+        library = allocators.find_library(allocator.library)
+        if library is None:
+            pytest.skip(f"{allocator.library} is missing: apt-get install {allocator.package}")
+
+    done = sandbox(
+        "run",
+        "--allocator",
+        name,
+        "--tags",
+        ",".join(TAGS),
+        "--iterations",
+        str(ITERATIONS),
+        *QUICK,
+        "--results-dir",
+        str(tmp_path),
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "Error" not in done.stderr
+    path, result = only_result(tmp_path)
+    assert f"result: {path}\n" in done.stdout
+    assert (result.status, result.status_detail) == ("ok", "")
+    info = result.allocator
+    assert info.name == name
+    assert info.verified_loaded is True
+    assert info.library == library
+    if library is None:
+        assert info.mapped_libraries == []
+        assert "LD_PRELOAD" not in result.server.env
+    else:
+        assert info.library is not None
+        assert os.path.realpath(info.library) == os.path.realpath(library)
+        mapped = {os.path.realpath(p) for p in info.mapped_libraries}
+        assert os.path.realpath(library) in mapped
+        assert result.server.env["LD_PRELOAD"] == library
+    assert result.server.exit_code is None
+    assert [p.name for p in result.phases] == ["baseline", "batch-1", "idle"]
+    [batch] = result.load.stats
+    assert (batch.requests, batch.failures) == (ITERATIONS * len(TAGS), 0)
+    assert batch.by_plan == dict.fromkeys(TAGS, ITERATIONS)
+    assert batch.exit_code == 0
+    assert result.samples["rss_bytes"]
+    assert result.summary == results.compute_summary(
+        result.samples, result.phases, result.summary.vmhwm_bytes
+    )
+
+
+# --- allocator and start-up errors: one line, nothing measured ---------------------------------
+
+
+def test_wrong_library_path_exits_1_with_one_line(tmp_path: Path) -> None:
+    # A custom entry replaces the built-in of the same name whole: it has no Debian package,
+    # so the message can only point at benchmark.yml.
+    config = write_config(
+        tmp_path, "allocators:\n  jemalloc:\n    library: /nonexistent/libjemalloc.so.2\n"
+    )
+
+    done = sandbox(
+        "run", "-a", "jemalloc", "--config", str(config), "--results-dir", str(tmp_path / "out")
+    )
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "Error: jemalloc: library /nonexistent/libjemalloc.so.2 not found; install it with "
+        "'apt-get install libjemalloc2' or fix allocators.jemalloc.library in benchmark.yml\n"
+    )
+    assert done.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_busy_port_exits_1_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = sandbox("run", "--port", str(port), "--results-dir", str(tmp_path))
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"Error: port {port} on 127.0.0.1 is in use; stop the other server or omit --port "
+        "to let the sandbox pick a free one\n"
+    )
+    assert result_files(tmp_path) == []
+
+
+USAGE = ["Usage: sandbox run [OPTIONS]", "Try 'sandbox run --help' for help.", ""]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        (
+            "--tags",
+            "huge",
+            "Error: --tags has value 'huge'; expected plan tags from: tiny, small, medium, large",
+        ),
+        (
+            "--handler",
+            "threads",
+            "Error: Invalid value for '--handler': 'threads' is not one of 'sync', 'async'.",
+        ),
+        (
+            "--max-rss",
+            "lots",
+            "Error: Invalid value for '--max-rss': 'lots' is not a size such as 2GiB or 800MiB",
+        ),
+    ],
+    ids=["tags", "handler", "max-rss"],
+)
+def test_bad_option_exits_2(option: str, value: str, error: str, tmp_path: Path) -> None:
+    done = sandbox("run", option, value, "--results-dir", str(tmp_path))
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [*USAGE, error]
+    assert done.stdout == ""
+    assert result_files(tmp_path) == []
+
+
+def test_misspelt_config_key_exits_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path, replace=("concurrency: 16", "concurency: 4"))
+
+    done = sandbox("run", "--config", str(config), "--results-dir", str(tmp_path / "out"))
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        *USAGE,
+        f"Error: {config}: unknown key 'concurency' (did you mean 'concurrency'?)",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+# --- faults during a run: a partial result says what happened ---------------------------------
+
+
+class Harness:
+    """`sandbox run` in the background, its output in files, its processes visible."""
+
+    def __init__(self, args: list[str], folder: Path) -> None:
+        self.folder = folder
+        self.results_dir = folder / "results"
+        self._out: IO[bytes] = open(folder / "stdout.txt", "wb")  # noqa: SIM115
+        self._err: IO[bytes] = open(folder / "stderr.txt", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [*SANDBOX, "run", *args, "--results-dir", str(self.results_dir)],
+            cwd=REPO,
+            env=harness_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._err,
+        )
+        self.seen: dict[int, psutil.Process] = {}
+        """Every descendant seen so far, by pid (to clean up after a failed test)."""
+
+    @property
+    def stderr(self) -> str:
+        return (self.folder / "stderr.txt").read_text()
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            found = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        self.seen.update((p.pid, p) for p in found)
+        return found
+
+    def child(self, marker: str) -> psutil.Process | None:
+        """The descendant whose command line has `marker` as one of its words."""
+        for p in self.descendants():
+            with contextlib.suppress(psutil.Error):
+                if marker in p.cmdline():
+                    return p
+        return None
+
+    def wait_for(self, what: str, check: Callable[[], object], timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                pytest.fail(f"sandbox run exited ({code}) before {what}: {self.stderr}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {what} within {timeout_s:g} s: {self.stderr}")
+            time.sleep(0.05)
+
+    def server_under_load(self) -> tuple[psutil.Process, int]:
+        """Wait until the server has answered requests of batch 1; return it and its port."""
+        self.wait_for("server", lambda: self.child("sandbox.server"))
+        server = self.child("sandbox.server")
+        assert server is not None
+        cmdline = server.cmdline()
+        port = int(cmdline[cmdline.index("--port") + 1])
+        self.wait_for("batch 1", lambda: "batch 1/1" in self.stderr)
+        self.wait_for("requests", lambda: requests_done(port) > 0)
+        return server, port
+
+    def wait(self, timeout_s: float = 60.0) -> int:
+        return self.proc.wait(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Stop the harness if the test left it running (it cleans up its children), then
+        anything it started that is still there."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for p in self.seen.values():
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        self._out.close()
+        self._err.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Callable[[list[str]], Harness]]:
+    started: list[Harness] = []
+
+    def start(args: list[str]) -> Harness:
+        started.append(Harness(args, tmp_path))
+        return started[-1]
+
+    yield start
+    for h in started:
+        h.close()
+
+
+def requests_done(port: int) -> int:
+    try:
+        return int(httpx.get(f"http://127.0.0.1:{port}/stats", timeout=1.0).json()["requests_done"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        return 0
+
+
+def last_line(text: str) -> str:
+    return text.rstrip("\n").splitlines()[-1]
+
+
+def processes_of_port(port: int) -> list[psutil.Process]:
+    """Processes whose command line names this port (the server's --port, Locust's --host)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        words = p.info["cmdline"] or []
+        line = " ".join(words)
+        if f"--port {port}" in line or f"127.0.0.1:{port}" in line:
+            found.append(p)
+    return found
+
+
+def test_server_killed_mid_batch(harness: Callable[[list[str]], Harness]) -> None:
+    run = harness(LONG)
+    server, _ = run.server_under_load()
+
+    server.send_signal(signal.SIGKILL)
+    code = run.wait()
+
+    assert code == 1, run.stderr
+    [path] = result_files(run.results_dir)
+    assert last_line(run.stderr) == (
+        f"Error: the server was killed by SIGKILL during batch-1; partial result written to {path}"
+    )
+    result = results.load(path)
+    assert result.status == "server-died"
+    assert result.status_detail == "the server was killed by SIGKILL during batch-1"
+    assert result.server.exit_code == -9
+    assert result.server.pid == server.pid
+    assert result.samples["rss_bytes"]
+    assert result.load.stats == []  # the batch never finished
+
+
+def test_sigint_interrupts_and_leaves_no_process(harness: Callable[[list[str]], Harness]) -> None:
+    run = harness(LONG)
+    server, port = run.server_under_load()
+    run.wait_for("locust", lambda: run.child("locust"))
+    children = run.descendants()
+    assert server in children
+
+    run.proc.send_signal(signal.SIGINT)
+    code = run.wait()
+
+    assert code == 130, run.stderr
+    [path] = result_files(run.results_dir)
+    assert last_line(run.stderr) == f"Interrupted; partial result written to {path}"
+    result = results.load(path)
+    assert (result.status, result.status_detail) == ("interrupted", "interrupted during batch-1")
+    assert result.samples["rss_bytes"]
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
+    assert processes_of_port(port) == []
+
+
+def test_memory_cap_stops_the_server(tmp_path: Path) -> None:
+    done = sandbox(
+        "run",
+        "--tags",
+        "medium",
+        "--iterations",
+        "300",
+        *QUICK,
+        "--max-rss",
+        "60MiB",
+        "--results-dir",
+        str(tmp_path),
+    )
+
+    assert done.returncode == 1, done.stderr
+    path, result = only_result(tmp_path)
+    assert last_line(done.stderr) == (
+        "Error: the server's RSS passed --max-rss 60 MiB during batch-1; it was stopped; "
+        f"partial result written to {path}"
+    )
+    assert result.status == "memory-cap"
+    assert result.server.exit_code == -9
+    assert result.summary.peak_rss_bytes > 60 * 2**20

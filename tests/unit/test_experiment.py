@@ -1,0 +1,267 @@
+"""Experiment files: loading, validation messages, the run order, and running with a fake run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sandbox import config, experiment
+from sandbox.config import RunSpec
+from sandbox.errors import AllocatorError, ConfigError
+from sandbox.experiment import Experiment, PlannedRun, load_experiment, plan_runs
+from sandbox.results import RunResult
+from tests.fakes import make_result
+
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.yml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_every_shipped_experiment_loads(path: Path) -> None:
+    exp = load_experiment(path)
+
+    assert exp.name == path.stem
+    assert exp.repeats >= 1
+    assert exp.allocators
+    assert exp.path == path
+    # Every run it plans can be built against the repository's benchmark.yml.
+    bench = config.load_benchmark(REPO / "benchmark.yml")
+    bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
+    for run in plan_runs(exp):
+        config.build_spec(bench, {**exp.overrides, **run.parameters, "allocator": run.allocator})
+
+
+def test_shipped_experiments_exist() -> None:
+    assert {p.stem for p in EXPERIMENTS} >= {"quick", "allocators", "aa-control", "handler"}
+
+
+def test_values_and_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "concurrency: 8\nrun:\n  tags: [tiny, large]\nserver:\n  sleep_ms: 0\n")
+
+    exp = load_experiment(path)
+
+    assert exp == Experiment(
+        name="exp",
+        description="",
+        allocators=("glibc", "jemalloc"),
+        repeats=3,
+        order="interleaved",
+        seed=0,
+        baseline=None,
+        overrides={"concurrency": 8, "tags": ("tiny", "large"), "sleep_ms": 0},
+        path=path,
+    )
+
+
+# --- run order ------------------------------------------------------------------------------
+
+
+def make_experiment(
+    allocators: Sequence[str] = ("glibc", "jemalloc"),
+    repeats: int = 3,
+    order: str = "interleaved",
+    seed: int = 0,
+    vary: dict[str, tuple[object, ...]] | None = None,
+) -> Experiment:
+    return Experiment(
+        name="t",
+        description="",
+        allocators=tuple(allocators),
+        repeats=repeats,
+        order=order,
+        seed=seed,
+        baseline=None,
+        overrides={},
+        vary=vary or {},
+    )
+
+
+def groups(runs: Sequence[PlannedRun]) -> list[tuple[str, tuple[tuple[str, object], ...]]]:
+    return [(r.allocator, tuple(sorted(r.parameters.items()))) for r in runs]
+
+
+def test_interleaved_alternates_the_allocators() -> None:
+    runs = plan_runs(make_experiment(repeats=3))
+
+    assert [(r.allocator, r.repeat) for r in runs] == [
+        ("glibc", 0), ("jemalloc", 0),
+        ("glibc", 1), ("jemalloc", 1),
+        ("glibc", 2), ("jemalloc", 2),
+    ]  # fmt: skip
+    assert all(r.parameters == {} for r in runs)
+
+
+def test_interleaved_with_vary_runs_every_combination_each_round() -> None:
+    runs = plan_runs(make_experiment(repeats=2, vary={"handler": ("sync", "async")}))
+
+    one_round = [
+        ("glibc", (("handler", "sync"),)),
+        ("jemalloc", (("handler", "sync"),)),
+        ("glibc", (("handler", "async"),)),
+        ("jemalloc", (("handler", "async"),)),
+    ]
+    assert groups(runs) == one_round * 2
+    assert [r.repeat for r in runs] == [0] * 4 + [1] * 4
+
+
+def test_shuffled_is_reproducible_and_keeps_rounds_whole() -> None:
+    names = ("glibc", "glibc-arena2", "jemalloc", "mimalloc", "tcmalloc")
+    exp = make_experiment(names, repeats=4, order="shuffled", seed=20261123)
+
+    runs = plan_runs(exp)
+
+    assert runs == plan_runs(exp)
+    assert len(runs) == 20
+    for r in range(4):
+        round_ = runs[r * 5 : (r + 1) * 5]
+        assert {run.repeat for run in round_} == {r}
+        assert sorted(run.allocator for run in round_) == sorted(names)
+    # Shuffled for real: not the interleaved order, and each round in its own order.
+    assert runs != plan_runs(replace(exp, order="interleaved"))
+    assert len({tuple(groups(runs[i : i + 5])) for i in range(0, 20, 5)}) > 1
+    assert runs != plan_runs(replace(exp, seed=1))
+
+
+# --- validation messages --------------------------------------------------------------------
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yml"
+    path.write_text(text)
+    return path
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert info.value.exit_code == 2
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("concurency: 4\n", "unknown key 'concurency' (did you mean 'concurrency'?)"),
+        ("repeat: 5\n", "unknown key 'repeat' (did you mean 'repeats'?)"),
+        ("repeats: 0\n", "repeats has value 0; expected a whole number >= 1"),
+        ("repeats: true\n", "repeats has value True; expected a whole number >= 1"),
+        ("order: random\n", "order has value 'random'; expected interleaved or shuffled"),
+        ("seed: abc\n", "seed has value 'abc'; expected a whole number"),
+        (
+            "vary:\n  sleepms: [0, 150]\n",
+            "vary.sleepms is not a setting; use a name such as sleep_ms or handler",
+        ),
+        ("vary:\n  handler: sync\n", "vary.handler must be a non-empty list of values"),
+        (
+            "vary:\n  handler: [sync, threads]\n",
+            "vary.handler has value 'threads'; expected one of: sync, async",
+        ),
+        ("vary: [handler]\n", "vary must map a setting to a list of values"),
+        ("allocators: jemalloc\n", "allocators must be a list of allocator names"),
+        (
+            "name: my experiment\n",
+            "name has value 'my experiment'; expected letters, digits, - or _",
+        ),
+        ("server:\n  sleep_ms: -1\n", "server.sleep_ms has value -1; expected a whole number >= 0"),
+        (
+            "custom_allocators:\n  je2: {libary: libjemalloc.so.2}\n",
+            "allocators.je2: unknown key 'libary'; known: library, env, package",
+        ),
+    ],
+)
+def test_bad_file_names_file_key_and_fix(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    assert error_of(path) == f"{path}: {message}"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert error_of(tmp_path / "nope.yml") == f"{tmp_path / 'nope.yml'}: no such file"
+
+
+# --- run_experiment with a fake run ---------------------------------------------------------
+
+
+class FakeRuns:
+    """Stands in for `sandbox.runner.run_once`: records specs, returns fake results."""
+
+    def __init__(self, statuses: dict[int, str] | None = None) -> None:
+        self.specs: list[RunSpec] = []
+        self.statuses = statuses or {}
+
+    def __call__(self, spec: RunSpec, index: int, total: int) -> tuple[RunResult, Path]:
+        self.specs.append(spec)
+        what = self.statuses.get(index, "ok")
+        if what == "raise-interrupt":
+            raise KeyboardInterrupt
+        result = make_result(
+            spec.allocator,
+            repeat=spec.repeat,
+            experiment=spec.experiment,
+            status="ok" if what == "ok" else "server-died",
+            parameters=dict(spec.parameters),
+        )
+        return result, spec.results_dir / f"{result.run_id}.json"
+
+
+def run(tmp_path: Path, text: str, fake: FakeRuns) -> experiment.ExperimentOutcome:
+    exp = load_experiment(write(tmp_path, text))
+    bench = config.load_benchmark(REPO / "benchmark.yml")
+    return experiment.run_experiment(exp, bench, fake, results_dir=tmp_path / "out")
+
+
+EXPERIMENT = "allocators: [glibc, glibc-arena2]\nrepeats: 2\niterations: 5\n"
+
+
+def test_run_experiment_builds_each_spec_and_writes_the_manifest(tmp_path: Path) -> None:
+    fake = FakeRuns()
+    text = EXPERIMENT + "vary:\n  sleep_ms: [0, 50]\n"
+
+    outcome = run(tmp_path, text, fake)
+
+    assert len(fake.specs) == 8
+    assert {s.results_dir for s in fake.specs} == {outcome.folder}
+    assert outcome.folder.parent == tmp_path / "out"
+    assert outcome.folder.name.startswith("exp-")
+    assert [(s.allocator, s.server.sleep_ms, s.repeat) for s in fake.specs[:4]] == [
+        ("glibc", 0, 0), ("glibc-arena2", 0, 0), ("glibc", 50, 0), ("glibc-arena2", 50, 0),
+    ]  # fmt: skip
+    assert {s.iterations for s in fake.specs} == {5}
+    assert [dict(s.parameters) for s in fake.specs[:2]] == [{"sleep_ms": 0}] * 2
+    manifest = json.loads((outcome.folder / "experiment.json").read_text())
+    assert manifest["format"] == "sandbox-experiment"
+    assert manifest["vary"] == {"sleep_ms": [0, 50]}
+    assert [r["status"] for r in manifest["runs"]] == ["ok"] * 8
+    assert not outcome.interrupted and outcome.failures == []
+
+
+def test_a_failed_run_does_not_stop_the_others(tmp_path: Path) -> None:
+    outcome = run(tmp_path, EXPERIMENT, FakeRuns({1: "died"}))
+
+    assert [r.status for r in outcome.results] == ["ok", "server-died", "ok", "ok"]
+    assert len(outcome.failures) == 1
+    assert outcome.failures[0].endswith(": server server-died during batch-2")
+    assert not outcome.interrupted
+
+
+def test_an_interrupt_stops_the_experiment(tmp_path: Path) -> None:
+    fake = FakeRuns({2: "raise-interrupt"})
+
+    outcome = run(tmp_path, EXPERIMENT, fake)
+
+    assert outcome.interrupted
+    assert len(fake.specs) == 3
+    assert len(outcome.results) == 2
+    manifest = json.loads((outcome.folder / "experiment.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["ok", "ok", "interrupted"]
+
+
+def test_unknown_allocator_fails_before_any_run(tmp_path: Path) -> None:
+    fake = FakeRuns()
+    with pytest.raises(AllocatorError, match=r"^unknown allocator 'jemaloc'"):
+        run(tmp_path, "allocators: [glibc, jemaloc]\n", fake)
+    assert fake.specs == []
+    assert not (tmp_path / "out").exists()
