@@ -75,11 +75,20 @@ class _SizeType(click.ParamType):  # type: ignore[type-arg]
 @click.option("--pymalloc", type=click.Choice(["on", "off"]), help="off: PYTHONMALLOC=malloc.")
 @click.option("--interval", "interval_s", type=click.FloatRange(min=0.001), help="Sampler s.")
 @click.option("--max-rss", type=_SizeType(), help="Stop the server past this RSS, e.g. 2GiB.")
+@click.option(
+    "--trim", "trim_s", type=click.FloatRange(min=0), help="Seconds after asking for memory back."
+)
+@click.option(
+    "--objects", is_flag=True, default=None, help="Record top Python object types (pympler)."
+)
+@click.option("--profile", type=click.Choice(["memray"]), help="Run the server under memray.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Server port (default: a free one).")
 @click.option("--results-dir", type=click.Path(file_okay=False), help="Where results go.")
 @click.option("--gzip", "compress", is_flag=True, help="Write the result as .json.gz.")
 @_config_option
-def run_cmd(config_path: Path | None, port: int | None, compress: bool, **options: Any) -> None:
+def run_cmd(
+    config_path: Path | None, port: int | None, compress: bool, profile: str | None, **options: Any
+) -> None:
     """Run the stair-stepper under one allocator, drive it with Locust, and record its memory."""
     from sandbox import config, runner
     from sandbox.progress import ProgressLine, print_run_summary
@@ -90,6 +99,7 @@ def run_cmd(config_path: Path | None, port: int | None, compress: bool, **option
             options["pymalloc"] = options["pymalloc"] == "on"
         overrides = config.validate_overrides("option", options)
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
+        spec = spec.with_(profile=profile)
         _sigterm_as_interrupt()
         line = ProgressLine(sys.stderr)
         try:
@@ -299,10 +309,18 @@ def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None
     multiple=True,
     help="png and/or svg (default both).",
 )
+@click.option(
+    "--view",
+    type=click.Choice(["rss", "allocator"]),
+    default="rss",
+    show_default=True,
+    help="rss: RSS curves and their medians; allocator: RSS, held and in-use memory.",
+)
 def plot_cmd(
-    paths: tuple[Path, ...], x_axis: str, out: Path | None, formats: tuple[str, ...]
+    paths: tuple[Path, ...], x_axis: str, out: Path | None, formats: tuple[str, ...], view: str
 ) -> None:
-    """Plot RSS over time, one panel per allocator plus an overlay of medians."""
+    """Plot RSS over time, one panel per allocator plus an overlay of medians (--view rss), or
+    where the memory is: RSS, what the allocator holds and what is in use (--view allocator)."""
     from sandbox import plot, results
 
     try:
@@ -316,8 +334,16 @@ def plot_cmd(
         first = files[0]
         folder = first if first.is_dir() else first.parent
         stem = "rss" if len(files) > 1 else first.name.split(".json")[0]
+        if view == "allocator":
+            stem += "-allocator"
         out = folder / (stem + ("-requests" if x_axis == "requests" else ""))
-    fig = plot.plot_rss(loaded, x="requests" if x_axis == "requests" else "time")
+    try:
+        if view == "allocator":
+            fig = plot.plot_decomposition(loaded)
+        else:
+            fig = plot.plot_rss(loaded, x="requests" if x_axis == "requests" else "time")
+    except SandboxError as exc:
+        _fail(exc)
     for p in plot.save(fig, out, formats=formats or ("png", "svg")):
         click.echo(str(p))
 

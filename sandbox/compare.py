@@ -47,8 +47,11 @@ class Metric:
 
 
 def _rss(attr: str) -> Callable[[RunResult], float | None]:
+    """A summary figure in MiB; None when the run has none (older files, no allocator view)."""
+
     def extract(result: RunResult) -> float | None:
-        return float(getattr(result.summary, attr)) / MIB
+        value = getattr(result.summary, attr, None)
+        return None if value is None else float(value) / MIB
 
     return extract
 
@@ -75,6 +78,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("peak_rss_mib", "peak RSS", "MiB", _rss("peak_rss_bytes")),
     Metric("end_of_load_rss_mib", "end-of-load RSS", "MiB", _rss("end_of_load_rss_bytes")),
     Metric("after_idle_rss_mib", "after-idle RSS", "MiB", _rss("after_idle_rss_bytes")),
+    Metric("after_trim_rss_mib", "after-trim RSS", "MiB", _rss("after_trim_rss_bytes")),
+    Metric("in_use_after_idle_mib", "in use after idle", "MiB", _rss("in_use_after_idle_bytes")),
+    Metric("held_after_idle_mib", "held after idle", "MiB", _rss("held_after_idle_bytes")),
+    Metric(
+        "unused_after_idle_mib", "held unused after idle", "MiB", _rss("unused_after_idle_bytes")
+    ),
     Metric("throughput_rps", "throughput", "req/s", _throughput),
     Metric("p95_ms", "p95 latency", "ms", _p95),
     Metric("failures", "failures", "requests", _failures),
@@ -198,6 +207,8 @@ class Comparison:
     workload: str
     """Short description: tags, users, sleep."""
     confidence: float = CONFIDENCE
+    verdicts: tuple[str, ...] = ()
+    """Per group, in plain words: live objects or free memory the allocator kept?"""
 
     def group(self, label: str) -> Group:
         """The group with this label (KeyError when absent)."""
@@ -213,6 +224,7 @@ class Comparison:
             "confidence": self.confidence,
             "experiments": list(self.experiments),
             "workload": self.workload,
+            "verdicts": list(self.verdicts),
             "metrics": [{"key": m.key, "label": m.label, "unit": m.unit} for m in METRICS],
             "groups": [
                 {
@@ -427,6 +439,7 @@ def compare(results: Sequence[RunResult], baseline: str | None = None) -> Compar
         skipped=tuple(r.run_id for r in bad),
         experiments=tuple(dict.fromkeys(r.experiment for r in ok if r.experiment)),
         workload=workload(ok),
+        verdicts=tuple(verdicts(ok)),
     )
 
 
@@ -557,3 +570,63 @@ def render(comparison: Comparison, fmt: str = "table") -> str:
     from sandbox import report
 
     return report.render(comparison, fmt)
+
+
+def _median_of(runs: Sequence[RunResult], attr: str) -> float | None:
+    values = [getattr(r.summary, attr) for r in runs if r.status == "ok"]
+    present = [float(v) for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def verdicts(results: Sequence[RunResult]) -> list[str]:
+    """Per group, in plain words: did RSS grow because of live objects or because the allocator
+    kept free memory? Medians over the group's runs, in MiB.
+
+    `RSS grew 180 MiB; live allocations grew 3 MiB; 150 MiB is free memory glibc kept (trim gave
+    back 120 MiB)`.
+    """
+    lines = []
+    for label, runs in group_results([r for r in results if r.status == "ok"]).items():
+        rss_growth = _diff(
+            _median_of(runs, "after_idle_rss_bytes"), _median_of(runs, "baseline_rss_bytes")
+        )
+        live_growth = _diff(
+            _median_of(runs, "in_use_after_idle_bytes"), _median_of(runs, "in_use_baseline_bytes")
+        )
+        unused = _median_of(runs, "unused_after_idle_bytes")
+        trimmed = _diff(
+            _median_of(runs, "after_idle_rss_bytes"), _median_of(runs, "after_trim_rss_bytes")
+        )
+        if rss_growth is None:
+            continue
+        words = [f"{label}: RSS grew {rss_growth / MIB:.0f} MiB from baseline to after idle"]
+        if live_growth is not None:
+            words.append(f"live allocations grew {live_growth / MIB:.0f} MiB")
+        if unused is not None:
+            words.append(f"{unused / MIB:.0f} MiB is free memory {runs[0].allocator.name} kept")
+        elif _median_of(runs, "held_after_idle_bytes") is not None:
+            words.append(
+                f"{runs[0].allocator.name} gives no in-use count, "
+                "so live and free memory cannot be told apart"
+            )
+        else:
+            words.append("these runs have no allocator counters (the server had no /debug/memory)")
+        if trimmed is not None:
+            words.append(f"asking for it back returned {trimmed / MIB:.0f} MiB of RSS")
+        verdict = _classify(rss_growth, live_growth, unused)
+        lines.append("; ".join(words) + (f" -> {verdict}" if verdict else ""))
+    return lines
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _classify(rss_growth: float, live_growth: float | None, unused: float | None) -> str:
+    if live_growth is None or unused is None or rss_growth < 16 * MIB:
+        return "" if rss_growth >= 16 * MIB else "little growth"
+    if live_growth >= 0.5 * rss_growth:
+        return "mostly live objects: a leak or a cache, not the allocator"
+    if unused >= 0.5 * rss_growth:
+        return "mostly free memory held by the allocator: fragmentation / unreturned pages"
+    return "mixed: live objects and free memory held by the allocator"

@@ -143,6 +143,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("run.idle_s", _float(0), 15.0),
         Setting("run.batch_timeout_s", _float(0, strict=True), 900.0),
         Setting("run.max_rss", _size, None),
+        Setting("run.trim_s", _float(0), 3.0),
+        Setting("run.objects", _bool, False),
         Setting("server.handler", _choice("sync", "async"), "sync"),
         Setting("server.sleep_ms", _int(0), 150),
         Setting("server.threads", _int(1), 40),
@@ -186,6 +188,10 @@ class RunSpec:
     idle_s: float
     batch_timeout_s: float
     max_rss_bytes: int | None
+    trim_s: float
+    """After idle: ask the allocator to return free memory, then sample this long (0: skip)."""
+    objects: bool
+    """Record pympler's top object types at end of load and after idle."""
     interval_s: float
     probe_interval_s: float
     results_dir: Path
@@ -197,6 +203,8 @@ class RunSpec:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     compress: bool = False
     config_path: Path | None = None
+    profile: str | None = None
+    """`memray` to run the server under memray."""
 
     def with_(self, **changes: Any) -> RunSpec:
         return replace(self, **changes)
@@ -421,6 +429,8 @@ def build_spec(
         idle_s=v["idle_s"],
         batch_timeout_s=v["batch_timeout_s"],
         max_rss_bytes=v["max_rss"],
+        trim_s=v["trim_s"],
+        objects=v["objects"],
         interval_s=v["interval_s"],
         probe_interval_s=v["probe_interval_s"],
         results_dir=results_dir if results_dir.is_absolute() else root / results_dir,

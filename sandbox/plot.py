@@ -28,6 +28,7 @@ PHASE_COLOURS = {
     "batch": "#fdae6b",
     "pause": "#9ecae1",
     "idle": "#a1d99b",
+    "trim": "#bcbddc",
     "other": "#dadaeb",
 }
 PHASE_ALPHA = 0.28
@@ -36,6 +37,7 @@ PHASE_LABELS = {
     "batch": "load batch",
     "pause": "pause",
     "idle": "idle",
+    "trim": "trim (memory asked back)",
     "other": "other phase",
 }
 
@@ -235,9 +237,87 @@ def save(fig: Figure, stem: Path, formats: Sequence[str] = ("png", "svg")) -> li
     return paths
 
 
+def _median_column(
+    runs: Sequence[RunResult], table: str, column: str, grid: Any
+) -> list[float] | None:
+    """Median across runs of `table[column]` (samples or probes) on the time `grid`, in MiB."""
+    import numpy as np
+
+    series = []
+    for r in runs:
+        cols = getattr(r, table)
+        if column in cols and len(cols.get("t_s", [])) >= 2:
+            series.append(np.interp(grid, cols["t_s"], cols[column]))
+    if not series:
+        return None
+    return [float(v) / MIB for v in np.median(np.array(series), axis=0)]
+
+
+def plot_decomposition(results: Sequence[RunResult], baseline: str | None = None) -> Figure:
+    """Per group: RSS, what the allocator holds, and what the application has in use (medians).
+
+    The band between in-use and held is memory the allocator keeps but nobody uses: heap
+    fragmentation plus free pages not returned. A leak shows as in-use climbing with RSS instead.
+    """
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ok = [r for r in results if r.status == "ok"]
+    if not ok:
+        raise SandboxError("no completed runs to plot")
+    groups = group_results(ok)
+    base = choose_baseline(list(groups), baseline)
+    labels = [base, *(lab for lab in groups if lab != base)]
+    ncols = min(len(labels), MAX_COLUMNS)
+    nrows = math.ceil(len(labels) / ncols)
+    fig = Figure(figsize=(3.9 * ncols + 0.4, 3.6 * nrows + 1.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes: list[Axes] = list(
+        fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).flat
+    )
+    for extra in axes[len(labels) :]:
+        extra.remove()
+    for i, (ax, label) in enumerate(zip(axes, labels, strict=False)):
+        runs = groups[label]
+        end = min(float(r.samples["t_s"][-1]) for r in runs if r.samples.get("t_s"))
+        grid = np.linspace(0.0, end, GRID_POINTS)
+        _shade(ax, runs[0], "time")
+        rss = _median_column(runs, "samples", "rss_bytes", grid)
+        held = _median_column(runs, "probes", "alloc_held_bytes", grid)
+        in_use = _median_column(runs, "probes", "alloc_in_use_bytes", grid)
+        if in_use is not None:
+            ax.fill_between(grid, 0, in_use, color="C2", alpha=0.35, lw=0, label="in use")
+            ax.plot(grid, in_use, color="C2", lw=1.6)
+        if held is not None and in_use is not None:
+            ax.fill_between(
+                grid, in_use, held, color="C3", alpha=0.3, lw=0, label="held, not in use"
+            )
+        if held is not None:
+            ax.plot(grid, held, color="C3", lw=1.6, label="allocator holds")
+        if rss is not None:
+            ax.plot(grid, rss, color="0.15", lw=2.0, label="RSS")
+        note = "" if held is not None else "  (no allocator counters)"
+        ax.set_title(f"{label}  (n={len(runs)}){note}", fontsize=10, loc="left")
+        ax.grid(True, axis="y", lw=0.4, alpha=0.6)
+        ax.tick_params(labelsize=8, labelbottom=True)
+        ax.set_xlabel("time (s)", fontsize=9)
+        if i % ncols == 0:
+            ax.set_ylabel("MiB", fontsize=9)
+        ax.margins(x=0.01)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8)
+    experiments = ", ".join(dict.fromkeys(r.experiment or "single run" for r in ok))
+    fig.suptitle(f"{experiments}: where the memory is (medians)  ·  {workload(ok)}", fontsize=11)
+    return fig
+
+
 def write_plots(results: Sequence[RunResult], stem: Path) -> list[Path]:
-    """RSS by time (STEM.png/.svg) and, when request counts exist, by requests (STEM-requests)."""
+    """RSS by time (STEM.png/.svg), by requests (STEM-requests) when request counts exist, and
+    the allocator's view (STEM-allocator) when the runs have its counters."""
     paths = save(plot_rss(results, x="time"), stem)
+    if any("alloc_held_bytes" in r.probes for r in results if r.status == "ok"):
+        paths += save(plot_decomposition(results), stem.with_name(stem.name + "-allocator"))
     try:
         by_requests = plot_rss(results, x="requests")
     except SandboxError:

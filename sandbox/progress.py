@@ -83,5 +83,25 @@ def print_run_summary(result: RunResult, path: Path) -> None:
         click.echo(f"  harness    {_mib(harness)} RSS (this process, at the end)")
     if result.status_detail:
         click.echo(f"  note       {result.status_detail}")
+    if result.trim.get("rss_before_bytes") and s.after_trim_rss_bytes:
+        freed = s.after_idle_rss_bytes - s.after_trim_rss_bytes
+        click.echo(
+            f"  trim       RSS {_mib(s.after_trim_rss_bytes)} after trim: {_mib(freed)} given back"
+        )
+    if s.held_after_idle_bytes is not None:
+        in_use = _mib(s.in_use_after_idle_bytes)
+        click.echo(
+            f"  allocator  after idle: holds {_mib(s.held_after_idle_bytes)}, in use {in_use}, "
+            f"held but unused {_mib(s.unused_after_idle_bytes)}"
+        )
+    for moment, top in result.objects.items():
+        names = ", ".join(
+            f"{o.get('type')} {_mib(o.get('total_bytes'))}" for o in top.get("top", [])[:3]
+        )
+        click.echo(f"  objects    {moment}: {names}")
+    if result.profile:
+        for key in ("flamegraph", "stats", "error", "flamegraph_error"):
+            if key in result.profile:
+                click.echo(f"  memray     {key}: {result.profile[key]}")
     click.echo(f"result: {path}")
     click.echo(f"next:   sandbox plot {path}")

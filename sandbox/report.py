@@ -162,6 +162,8 @@ def render_table(c: Comparison) -> str:
     header = [*_HEADER, f"vs {c.baseline}"]
     table = _align([header, *_rows(c)], right=(2, 3, 4, 5, 6))
     out = [_title(c), "", *headlines(c), "", *(line.rstrip() for line in table)]
+    if c.verdicts:
+        out += ["", *c.verdicts]
     if c.warnings:
         out += ["", *(f"WARNING: {w.message}" for w in c.warnings)]
     return "\n".join(out) + "\n"
@@ -179,6 +181,9 @@ def render_markdown(c: Comparison) -> str:
     out += ["", "| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["--:"] * 5)]
     out[-1] += "|---|"
     out += ["| " + " | ".join(_md_escape(cell) for cell in row) + " |" for row in _rows(c)]
+    if c.verdicts:
+        out += ["", "**What held the memory**", ""]
+        out += [f"- {_md_escape(v)}" for v in c.verdicts]
     if c.warnings:
         out += ["", "**Warnings**", ""]
         out += [f"- {_md_escape(w.message)}" for w in c.warnings]

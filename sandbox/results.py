@@ -23,7 +23,12 @@ FORMAT = "sandbox-run"
 # History of FORMAT_VERSION:
 # 1 - (0.1.0) first version: allocator, server, load with per-batch Locust stats, host, sampler,
 #     phases, samples (sampler rate) and probes (~1 Hz server counters), summary.
-FORMAT_VERSION = 1
+# 2 - (0.2.0) the allocator's own view: probes gain alloc_in_use_bytes, alloc_held_bytes,
+#     py_allocated_blocks; summary gains in-use/held at end of load and after idle, and the
+#     RSS after a `trim` phase; new `trim` (what releasing free memory did), `objects` (pympler
+#     top types at end of load and after idle) and `profile` (memray artefacts).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 Status = Literal["ok", "interrupted", "server-died", "memory-cap", "failed"]
 STATUSES: tuple[Status, ...] = ("ok", "interrupted", "server-died", "memory-cap", "failed")
@@ -155,6 +160,34 @@ class Summary:
     """Median RSS over the last quarter of the final idle phase."""
     vmhwm_bytes: int | None
     """The kernel's own peak RSS (VmHWM) read at the end; None when unavailable."""
+    in_use_baseline_bytes: int | None = None
+    """What the application had allocated (allocator's count) at the end of the baseline."""
+    held_baseline_bytes: int | None = None
+    """What the allocator held from the OS at the end of the baseline."""
+    in_use_end_of_load_bytes: int | None = None
+    """What the application had allocated and not freed (allocator's count) at end of load."""
+    held_end_of_load_bytes: int | None = None
+    """What the allocator held from the OS at end of load."""
+    in_use_after_idle_bytes: int | None = None
+    """As in_use_end_of_load_bytes, at the end of the idle phase."""
+    held_after_idle_bytes: int | None = None
+    """As held_end_of_load_bytes, at the end of the idle phase."""
+    after_trim_rss_bytes: int | None = None
+    """Median RSS over the last quarter of the `trim` phase (after asking for free memory back)."""
+
+    @property
+    def unused_end_of_load_bytes(self) -> int | None:
+        """Held but not in use at end of load: fragmentation plus free pages kept."""
+        return _gap(self.held_end_of_load_bytes, self.in_use_end_of_load_bytes)
+
+    @property
+    def unused_after_idle_bytes(self) -> int | None:
+        """Held but not in use after idle."""
+        return _gap(self.held_after_idle_bytes, self.in_use_after_idle_bytes)
+
+
+def _gap(held: int | None, in_use: int | None) -> int | None:
+    return held - in_use if held is not None and in_use is not None else None
 
 
 @dataclass(frozen=True)
@@ -190,6 +223,12 @@ class RunResult:
     """Repeat index within an experiment."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Experiment parameters that vary between runs (besides the allocator)."""
+    trim: dict[str, Any] = field(default_factory=dict)
+    """The server's answer to POST /debug/trim in the trim phase (empty when not run)."""
+    objects: dict[str, Any] = field(default_factory=dict)
+    """Pympler's top object types by size, by moment (end-of-load, after-idle); opt-in."""
+    profile: dict[str, Any] = field(default_factory=dict)
+    """Profiler artefacts (memray capture, flamegraph, stats) and their overhead note."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": FORMAT_VERSION, **_to_plain(self)}
@@ -249,8 +288,29 @@ def _in(t: Sequence[Number], values: Sequence[Number], start: float, end: float)
     return [v for ts, v in zip(t, values, strict=True) if start <= ts <= end]
 
 
+def _at_or_before(t: Sequence[Number], values: Sequence[Number], end: float) -> Number | None:
+    before = [v for ts, v in zip(t, values, strict=True) if ts <= end]
+    return before[-1] if before else None
+
+
+def _tail_median(t: Sequence[Number], values: Sequence[Number], phase: Phase | None) -> int | None:
+    """Median over the last quarter of `phase` (the whole phase if that quarter is empty)."""
+    if phase is None or phase.end_s <= phase.start_s or not values:
+        return None
+    tail_start = phase.end_s - (phase.end_s - phase.start_s) / 4
+    vals = _in(t, values, tail_start, phase.end_s) or _in(t, values, phase.start_s, phase.end_s)
+    return int(statistics.median(vals)) if vals else None
+
+
+def _as_int(value: Number | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def compute_summary(
-    samples: Columns, phases: Sequence[Phase], vmhwm_bytes: int | None = None
+    samples: Columns,
+    phases: Sequence[Phase],
+    vmhwm_bytes: int | None = None,
+    probes: Columns | None = None,
 ) -> Summary:
     """Derive the headline figures from the sampled columns (see `Summary` for definitions)."""
     t = samples.get("t_s", [])
@@ -260,24 +320,29 @@ def compute_summary(
     baseline = _phase(phases, "baseline")
     base_vals = _in(t, rss, baseline.start_s, baseline.end_s) if baseline else []
     batches = [p for p in phases if p.name.startswith("batch-")]
-    if batches:
-        end = batches[-1].end_s
-        before = [v for ts, v in zip(t, rss, strict=True) if ts <= end]
-        end_of_load = before[-1] if before else rss[-1]
-    else:
-        end_of_load = rss[-1]
+    load_end = batches[-1].end_s if batches else t[-1]
+    end_of_load = _at_or_before(t, rss, load_end)
     idle = _phase(phases, "idle")
-    if idle and idle.end_s > idle.start_s:
-        tail_start = idle.end_s - (idle.end_s - idle.start_s) / 4
-        idle_vals = _in(t, rss, tail_start, idle.end_s) or _in(t, rss, idle.start_s, idle.end_s)
-    else:
-        idle_vals = []
+    after_idle = _tail_median(t, rss, idle)
+    probes = probes or {}
+    pt = probes.get("t_s", [])
+    in_use = probes.get("alloc_in_use_bytes")
+    held = probes.get("alloc_held_bytes")
+    idle_end = idle.end_s if idle else pt[-1] if pt else 0.0
+    base_end = baseline.end_s if baseline else 0.0
     return Summary(
         baseline_rss_bytes=int(statistics.median(base_vals or rss[:1])),
         peak_rss_bytes=int(max(rss)),
-        end_of_load_rss_bytes=int(end_of_load),
-        after_idle_rss_bytes=int(statistics.median(idle_vals or rss[-1:])),
+        end_of_load_rss_bytes=int(end_of_load if end_of_load is not None else rss[-1]),
+        after_idle_rss_bytes=after_idle if after_idle is not None else int(rss[-1]),
         vmhwm_bytes=vmhwm_bytes,
+        in_use_baseline_bytes=_as_int(_at_or_before(pt, in_use, base_end)) if in_use else None,
+        held_baseline_bytes=_as_int(_at_or_before(pt, held, base_end)) if held else None,
+        in_use_end_of_load_bytes=_as_int(_at_or_before(pt, in_use, load_end)) if in_use else None,
+        held_end_of_load_bytes=_as_int(_at_or_before(pt, held, load_end)) if held else None,
+        in_use_after_idle_bytes=_as_int(_at_or_before(pt, in_use, idle_end)) if in_use else None,
+        held_after_idle_bytes=_as_int(_at_or_before(pt, held, idle_end)) if held else None,
+        after_trim_rss_bytes=_tail_median(t, rss, _phase(phases, "trim")),
     )
 
 
@@ -319,10 +384,11 @@ def load(path: Path | str) -> RunResult:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ResultFormatError(f"{path}: not a sandbox result file (no 'format: {FORMAT}')")
     version = data.get("version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
         raise ResultFormatError(
             f"{path}: result format version {version!r} is not supported by this sandbox "
-            f"(it reads version {FORMAT_VERSION}); use the sandbox version that wrote it"
+            f"(it reads versions {readable}); use the sandbox version that wrote it"
         )
     try:
         result = RunResult.from_dict(data)

@@ -6,16 +6,19 @@ No click here: progress goes to a callback, faults become the result's status.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import secrets
 import signal
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -24,6 +27,7 @@ from sandbox.config import REPO_ROOT, RunSpec
 from sandbox.errors import LoadError
 from sandbox.load import driver
 from sandbox.load.stats import read_batch_stats
+from sandbox.profiling import MemrayProfile
 from sandbox.results import (
     AllocatorInfo,
     BatchStats,
@@ -105,9 +109,9 @@ class _Run:
             on_cap=self._kill_server,
             live=self.live,
         )
-        self.probe = ProbePoller(
-            server.pid, f"{server.url}/stats", spec.probe_interval_s, self.t0, self.live
-        )
+        self.probe = ProbePoller(server.pid, server.url, spec.probe_interval_s, self.t0, self.live)
+        self.trim: dict[str, Any] = {}
+        self.objects: dict[str, Any] = {}
 
     def _kill_server(self, _rss: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -201,8 +205,37 @@ class _Run:
                 if b < spec.batches and spec.pause_s > 0:
                     self.mark(f"pause-{b}")
                     self.wait(spec.pause_s)
+        self.record_objects("end-of-load")
         self.mark("idle")
         self.wait(spec.idle_s)
+        self.record_objects("after-idle")
+        if spec.trim_s > 0:
+            self.mark("trim")
+            self.trim = self.debug("POST", "/debug/trim") or {}
+            if not self.trim:
+                self.notes.append("the server has no POST /debug/trim; nothing was trimmed")
+            self.wait(spec.trim_s)
+
+    def debug(self, method: str, path: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
+        """Call one of the server's loopback-only debug routes; None if it has none."""
+        request = urllib.request.Request(f"{self.server.url}{path}", method=method, data=None)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as r:
+                data = json.load(r)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def record_objects(self, moment: str) -> None:
+        """Pympler's top types by size now (opt-in: it walks every object, which takes time)."""
+        if not self.spec.objects:
+            return
+        self.check()
+        answer = self.debug("GET", "/debug/objects?limit=15", timeout_s=120.0)
+        if answer is None:
+            self.notes.append(f"no object summary at {moment}: GET /debug/objects failed")
+        else:
+            self.objects[moment] = {**answer, "t_s": round(self.now(), 3)}
 
 
 def run_once(
@@ -216,10 +249,18 @@ def run_once(
     resolved = allocators.resolve(spec.allocator, spec.custom_allocators)
     run_id = make_run_id(spec.allocator)
     env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=spec.pymalloc)
+    folder = spec.results_dir if spec.experiment else spec.results_dir / "runs"
+    profiler = MemrayProfile(folder / f"{run_id}.memray") if spec.profile == "memray" else None
     started_at = _utc()
     status: Status = "ok"
     detail = ""
-    with launch(env, host=spec.host, port=spec.port) as server:
+    with launch(
+        env,
+        host=spec.host,
+        port=spec.port,
+        wrap=profiler.wrap() if profiler else (),
+        stop_timeout_s=60.0 if profiler else 5.0,
+    ) as server:
         mapped = allocators.verify_loaded(resolved, server.pid)
         run = _Run(spec, server, on_progress)
         run.sampler.start()
@@ -241,6 +282,7 @@ def run_once(
     exit_code = server.proc.returncode
     if status == "ok" and run.notes:
         detail = "; ".join(run.notes)
+    profile = profiler.finish() if profiler else {}
     result = RunResult(
         run_id=run_id,
         status=status,
@@ -293,11 +335,13 @@ def run_once(
         phases=run.sampler.phases,
         samples=samples,
         probes=probes,
-        summary=results.compute_summary(samples, run.sampler.phases, vmhwm),
+        summary=results.compute_summary(samples, run.sampler.phases, vmhwm, probes),
         repeat=spec.repeat,
         parameters=dict(spec.parameters),
+        trim=run.trim,
+        objects=run.objects,
+        profile=profile,
     )
-    folder = spec.results_dir if spec.experiment else spec.results_dir / "runs"
     suffix = ".json.gz" if spec.compress else ".json"
     path = results.dump(result, folder / f"{run_id}{suffix}")
     return result, path

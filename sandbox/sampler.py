@@ -37,6 +37,10 @@ class ColumnStore:
         self.stride = 1
         """How many raw rows each stored row stands for."""
 
+    @property
+    def names(self) -> list[str]:
+        return list(self._data)
+
     def __len__(self) -> int:
         return len(next(iter(self._data.values())))
 
@@ -209,31 +213,56 @@ class RssSampler(_PollingThread):
         return self.store.columns()
 
 
-class ProbePoller(_PollingThread):
-    """About once a second: USS/PSS (a full smaps read) and the server's own request counter."""
+# Probe columns: name -> (array type, how decimation merges two rows).
+PROBE_COLUMNS: dict[str, tuple[str, Reduce]] = {
+    "t_s": ("d", "first"),
+    "requests_done": ("q", "last"),
+    "uss_bytes": ("q", "max"),
+    "pss_bytes": ("q", "max"),
+    "alloc_in_use_bytes": ("q", "max"),
+    "alloc_held_bytes": ("q", "max"),
+    "py_allocated_blocks": ("q", "max"),
+}
 
-    def __init__(self, pid: int, stats_url: str, interval_s: float, t0: float, live: Live) -> None:
+
+def get_json(url: str, timeout_s: float) -> dict[str, Any] | None:
+    """GET `url` as JSON; None when the server does not answer (busy, gone, no such route)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            data = json.load(r)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def memory_row(snapshot: Mapping[str, Any] | None) -> dict[str, float | None]:
+    """The probe columns taken from the server's GET /debug/memory answer."""
+    snapshot = snapshot or {}
+    python = snapshot.get("python") or {}
+    return {
+        "alloc_in_use_bytes": snapshot.get("in_use_bytes"),
+        "alloc_held_bytes": snapshot.get("held_bytes"),
+        "py_allocated_blocks": python.get("allocated_blocks"),
+    }
+
+
+class ProbePoller(_PollingThread):
+    """About once a second: USS/PSS (a full smaps read), the server's request counter and, when
+    the server has GET /debug/memory, what its allocator says it holds and has handed out.
+
+    The columns are fixed by the first tick: a counter the server cannot give (mimalloc has no
+    in-use count; a foreign server has no debug route) is left out, not filled with zeros.
+    """
+
+    def __init__(self, pid: int, base_url: str, interval_s: float, t0: float, live: Live) -> None:
         super().__init__("probe-poller", interval_s, t0)
         self.process = psutil.Process(pid)
-        self.stats_url = stats_url
+        self.base_url = base_url
         self.live = live
-        self.store = ColumnStore(
-            {
-                "t_s": ("d", "first"),
-                "requests_done": ("q", "last"),
-                "uss_bytes": ("q", "max"),
-                "pss_bytes": ("q", "max"),
-            },
-            max_rows=50_000,
-        )
+        self.store: ColumnStore | None = None
+        self.snapshot: dict[str, Any] | None = None
+        """The latest /debug/memory answer."""
         self._prev: tuple[float, int] | None = None
-
-    def _requests_done(self) -> int:
-        try:
-            with urllib.request.urlopen(self.stats_url, timeout=max(0.5, self.interval_s)) as r:
-                return int(json.load(r)["requests_done"])
-        except (OSError, ValueError, KeyError):
-            return -1  # unknown this tick (server busy or gone)
 
     def tick(self, t: float) -> bool:
         try:
@@ -241,10 +270,24 @@ class ProbePoller(_PollingThread):
             uss, pss = full.uss, getattr(full, "pss", 0)
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return False
-        done = self._requests_done()
-        if done < 0:
-            done = int(self.store.last("requests_done") or 0)
-        self.store.append({"t_s": t, "requests_done": done, "uss_bytes": uss, "pss_bytes": pss})
+        timeout = max(0.5, self.interval_s)
+        stats = get_json(f"{self.base_url}/stats", timeout) or {}
+        self.snapshot = get_json(f"{self.base_url}/debug/memory", timeout) or self.snapshot
+        row: dict[str, float | None] = {
+            "t_s": t,
+            "requests_done": stats.get("requests_done"),
+            "uss_bytes": uss,
+            "pss_bytes": pss,
+            **memory_row(self.snapshot),
+        }
+        if self.store is None:
+            names = [n for n in PROBE_COLUMNS if row.get(n) is not None or n == "requests_done"]
+            self.store = ColumnStore({n: PROBE_COLUMNS[n] for n in names}, max_rows=50_000)
+        for name in self.store.names:
+            if row.get(name) is None:  # not answered this tick: carry the last value
+                row[name] = self.store.last(name) or 0
+        self.store.append({k: v for k, v in row.items() if v is not None})
+        done = int(row["requests_done"] or 0)
         if self._prev is not None and t > self._prev[0]:
             self.live.rps = (done - self._prev[1]) / (t - self._prev[0])
         self._prev = (t, done)
@@ -253,4 +296,4 @@ class ProbePoller(_PollingThread):
 
     def stop(self) -> Columns:
         self.halt()
-        return self.store.columns()
+        return self.store.columns() if self.store else {}

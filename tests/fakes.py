@@ -45,9 +45,13 @@ BATCHES = 3
 
 
 def make_phases(
-    baseline_s: float = 3.0, batch_s: float = 5.0, pause_s: float = 3.0, idle_s: float = 8.0
+    baseline_s: float = 3.0,
+    batch_s: float = 5.0,
+    pause_s: float = 3.0,
+    idle_s: float = 8.0,
+    trim_s: float = 3.0,
 ) -> list[Phase]:
-    """baseline, batch-1, pause-1, batch-2, pause-2, batch-3, idle."""
+    """baseline, batch-1, pause-1, batch-2, pause-2, batch-3, idle, trim."""
     phases = [Phase("baseline", 0.0, baseline_s)]
     t = baseline_s
     for k in range(1, BATCHES + 1):
@@ -57,6 +61,8 @@ def make_phases(
             phases.append(Phase(f"pause-{k}", t, t + pause_s))
             t += pause_s
     phases.append(Phase("idle", t, t + idle_s))
+    if trim_s > 0:
+        phases.append(Phase("trim", t + idle_s, t + idle_s + trim_s))
     return phases
 
 
@@ -81,6 +87,8 @@ def _rss_curve(
             targets.append((p, level + growth * batch / BATCHES + working_set, 0.8))
         elif p.name == "baseline":
             targets.append((p, level, 0.5))
+        elif p.name == "trim":  # asking for memory back returns the released share of growth
+            targets.append((p, level + growth * (1.0 - release) + working_set * 0.1, 0.3))
         else:
             kept = working_set * (1.0 - release)
             targets.append((p, level + growth * batch / BATCHES + kept, 0.7))
@@ -183,11 +191,16 @@ def make_result(
             total += b.requests * frac
         done.append(int(total))
     probe_rss = [int(v * MIB) for v in _interp(probe_t, t_s, rss_mib)]
+    # The allocator's view: live allocations grow a little per batch; what it holds follows RSS
+    # (less the interpreter's own mappings).
+    live_mib = [level * 0.4 + 2.0 * sum(1 for p in batches if p.start_s < t) for t in probe_t]
     probes: Columns = {
         "t_s": list(probe_t),
         "requests_done": list(done),
         "uss_bytes": [int(v * 0.92) for v in probe_rss],
         "pss_bytes": [int(v * 0.95) for v in probe_rss],
+        "alloc_in_use_bytes": [int(v * MIB) for v in live_mib],
+        "alloc_held_bytes": [int(v - 0.3 * level * MIB) for v in probe_rss],
     }
 
     stamp = f"20260101T{10 + repeat % 10:02d}{seed % 60:02d}00Z"
@@ -233,7 +246,7 @@ def make_result(
         phases=phases,
         samples=samples,
         probes=probes,
-        summary=compute_summary(samples, phases),
+        summary=compute_summary(samples, phases, probes=probes),
         repeat=repeat,
         parameters=params,
     )

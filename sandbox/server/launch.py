@@ -13,7 +13,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -109,8 +109,9 @@ class ServerProcess:
         return _tail(self.log, lines)
 
 
-def server_command(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "sandbox.server", "--host", host, "--port", str(port)]
+def server_command(host: str, port: int, wrap: Sequence[str] = ()) -> list[str]:
+    """`python [wrap...] -m sandbox.server --host H --port P`; wrap: e.g. `-m memray run`."""
+    return [sys.executable, *wrap, "-m", "sandbox.server", "--host", host, "--port", str(port)]
 
 
 @contextlib.contextmanager
@@ -120,7 +121,8 @@ def launch(
     host: str = "127.0.0.1",
     port: int | None = None,
     ready_timeout_s: float = 30.0,
-    command: list[str] | None = None,
+    wrap: Sequence[str] = (),
+    stop_timeout_s: float = 5.0,
 ) -> Iterator[ServerProcess]:
     """Start the server, wait until /health answers, yield it, and stop it on any exit."""
     if port is None:
@@ -130,7 +132,7 @@ def launch(
             f"port {port} on {host} is in use; stop the other server or omit --port "
             "to let the sandbox pick a free one"
         )
-    cmd = command or server_command(host, port)
+    cmd = server_command(host, port, wrap)
     with tempfile.TemporaryFile(prefix="sandbox-server-") as log:
         proc = subprocess.Popen(
             cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
@@ -140,7 +142,7 @@ def launch(
             _wait_ready(server, ready_timeout_s)
             yield server
         finally:
-            stop_process(proc)
+            stop_process(proc, stop_timeout_s)
 
 
 def _wait_ready(server: ServerProcess, timeout_s: float) -> None:

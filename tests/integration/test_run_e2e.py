@@ -121,7 +121,7 @@ def test_run_under_each_allocator(name: str, tmp_path: Path) -> None:
     assert batch.exit_code == 0
     assert result.samples["rss_bytes"]
     assert result.summary == results.compute_summary(
-        result.samples, result.phases, result.summary.vmhwm_bytes
+        result.samples, result.phases, result.summary.vmhwm_bytes, result.probes
     )
 
 

@@ -102,3 +102,23 @@ def test_import_is_cheap() -> None:
     code = "import sys, sandbox.plot; print('matplotlib' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_decomposition_draws_rss_held_and_in_use_per_group(tmp_path: Path) -> None:
+    runs = [make_result(a, repeat=r) for a in ("glibc", "jemalloc") for r in range(2)]
+    fig = plot.plot_decomposition(runs)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2
+    for ax in axes:
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert "RSS" in labels and "allocator holds" in labels
+    assert axes[0].get_title(loc="left").startswith("glibc")
+    written = plot.write_plots(runs, tmp_path / "rss")
+    assert [p.name for p in written] == [
+        "rss.png",
+        "rss.svg",
+        "rss-allocator.png",
+        "rss-allocator.svg",
+        "rss-requests.png",
+        "rss-requests.svg",
+    ]

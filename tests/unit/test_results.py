@@ -38,7 +38,7 @@ def test_unknown_version_is_rejected(tmp_path: Path) -> None:
         results.load(path)
     assert str(info.value) == (
         f"{path}: result format version 99 is not supported by this sandbox "
-        "(it reads version 1); use the sandbox version that wrote it"
+        "(it reads versions 1, 2); use the sandbox version that wrote it"
     )
 
 
@@ -58,7 +58,9 @@ def test_not_a_result_and_unequal_columns(tmp_path: Path) -> None:
 
 def test_summary_is_recomputable_from_samples() -> None:
     r = make_result("glibc")
-    assert results.compute_summary(r.samples, r.phases, r.summary.vmhwm_bytes) == r.summary
+    assert (
+        results.compute_summary(r.samples, r.phases, r.summary.vmhwm_bytes, r.probes) == r.summary
+    )
 
 
 def test_summary_definitions_on_a_known_series() -> None:
@@ -83,4 +85,6 @@ def test_golden_file_of_each_version_loads() -> None:
     for path in golden:
         r = results.load(path)
         assert r.status == "ok"
-        assert r.summary == results.compute_summary(r.samples, r.phases, r.summary.vmhwm_bytes)
+        assert r.summary == results.compute_summary(
+            r.samples, r.phases, r.summary.vmhwm_bytes, r.probes
+        )

@@ -1,0 +1,74 @@
+"""`--profile memray`: run the server under `memray run`, then write its flamegraph and stats.
+
+memray intercepts allocation calls inside the process and forwards them to whichever malloc is
+loaded, so the allocator under test stays the one the harness preloaded (the run still checks
+/proc/PID/maps). Its bookkeeping lives in the same process, so RSS includes memray's own memory;
+the result says so, and compare should not mix profiled and unprofiled runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OVERHEAD_NOTE = (
+    "RSS includes memray's own tracking memory and the run is slower under memray; compare "
+    "profiled runs only with profiled runs"
+)
+
+
+@dataclass(frozen=True)
+class MemrayProfile:
+    """Where the capture and reports go, and how memray runs."""
+
+    folder: Path
+    native: bool = True
+    """Record native (C) stacks too: shows which C paths (json, copy) allocate."""
+
+    @property
+    def capture(self) -> Path:
+        return self.folder / "memray.bin"
+
+    def wrap(self) -> list[str]:
+        """Interpreter arguments that put `-m sandbox.server` under memray."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # --aggregate keeps the capture small (this workload makes millions of allocations).
+        args = ["-m", "memray", "run", "--quiet", "--force", "--aggregate", "-o", str(self.capture)]
+        return args + (["--native"] if self.native else [])
+
+    def finish(self) -> dict[str, Any]:
+        """Render the flamegraph and stats; returns what the result records under `profile`."""
+        info: dict[str, Any] = {
+            "tool": "memray",
+            "native": self.native,
+            "mode": "aggregate",
+            "overhead": OVERHEAD_NOTE,
+            "capture": str(self.capture),
+        }
+        if not self.capture.exists():
+            info["error"] = "memray wrote no capture (the server may have been killed)"
+            return info
+        info["capture_bytes"] = self.capture.stat().st_size
+        flamegraph = self.folder / "flamegraph.html"
+        stats = self.folder / "stats.txt"
+        for name, argv, out in (
+            ("flamegraph", ["flamegraph", "--force", "-o", str(flamegraph)], None),
+            ("stats", ["stats"], stats),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "memray", *argv, str(self.capture)],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            if done.returncode != 0:
+                info[f"{name}_error"] = (done.stderr or done.stdout).strip()[-500:]
+                continue
+            if out is not None:
+                out.write_text(done.stdout)
+            info[name] = str(out or flamegraph)
+        return info
