@@ -184,6 +184,28 @@ def verify_loaded(resolved: ResolvedAllocator, pid: int) -> list[str]:
     return mapped or hits
 
 
+def verify_malloc_owner(resolved: ResolvedAllocator, owner: str | None) -> None:
+    """Check that the library serving `malloc` in the server (dladdr, from /health) is ours.
+
+    Mapped is not enough: a preloaded library that does not define malloc is mapped too.
+    """
+    if owner is None:
+        return  # the server cannot tell (not ours, or no dladdr): the map check stands alone
+    if resolved.path is None:
+        if "libc.so" not in os.path.basename(owner):
+            raise AllocatorError(
+                f"{resolved.name}: expected glibc's malloc but the server's malloc comes from "
+                f"{owner}; unset LD_PRELOAD in the environment that starts the sandbox"
+            )
+        return
+    if os.path.realpath(owner) != os.path.realpath(resolved.path):
+        raise AllocatorError(
+            f"{resolved.name}: {resolved.path} is loaded but the server's malloc comes from "
+            f"{owner}; that library does not replace malloc, so the run would measure "
+            f"{os.path.basename(owner)}"
+        )
+
+
 def package_version(package: str | None) -> str | None:
     """The installed Debian package version, or None."""
     if not package:

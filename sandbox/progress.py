@@ -83,7 +83,7 @@ def print_run_summary(result: RunResult, path: Path) -> None:
         click.echo(f"  harness    {_mib(harness)} RSS (this process, at the end)")
     if result.status_detail:
         click.echo(f"  note       {result.status_detail}")
-    if result.trim.get("rss_before_bytes") and s.after_trim_rss_bytes:
+    if result.trim.get("called") and s.after_trim_rss_bytes:
         freed = s.after_idle_rss_bytes - s.after_trim_rss_bytes
         click.echo(
             f"  trim       RSS {_mib(s.after_trim_rss_bytes)} after trim: {_mib(freed)} given back"
@@ -96,7 +96,7 @@ def print_run_summary(result: RunResult, path: Path) -> None:
         )
     for moment, top in result.objects.items():
         names = ", ".join(
-            f"{o.get('type')} {_mib(o.get('total_bytes'))}" for o in top.get("top", [])[:3]
+            f"{o.get('type')} {_mib(o.get('total_bytes'))}" for o in top.get("types", [])[:3]
         )
         click.echo(f"  objects    {moment}: {names}")
     if result.profile:

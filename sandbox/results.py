@@ -55,6 +55,8 @@ class AllocatorInfo:
     """Debian package that ships the library, when known."""
     package_version: str | None = None
     """Version of that package, from dpkg."""
+    malloc_owner: str | None = None
+    """The library whose `malloc` the server calls (dladdr inside the server), when it says."""
 
 
 @dataclass(frozen=True)

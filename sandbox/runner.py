@@ -262,6 +262,8 @@ def run_once(
         stop_timeout_s=60.0 if profiler else 5.0,
     ) as server:
         mapped = allocators.verify_loaded(resolved, server.pid)
+        malloc_owner = server.health().get("malloc_owner")
+        allocators.verify_malloc_owner(resolved, malloc_owner)
         run = _Run(spec, server, on_progress)
         run.sampler.start()
         run.probe.start()
@@ -298,6 +300,7 @@ def run_once(
             mapped_libraries=mapped,
             package=resolved.allocator.package,
             package_version=allocators.package_version(resolved.allocator.package),
+            malloc_owner=malloc_owner,
         ),
         server=ServerInfo(
             handler=spec.server.handler,

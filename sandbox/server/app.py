@@ -1,4 +1,4 @@
-"""The stair-stepper: one allocation-heavy endpoint, plus /health and /stats for the harness.
+"""The stair-stepper: one allocation-heavy endpoint, plus /health, /stats and /debug/* (debug.py).
 
 POST /widgets parses the JSON body, deep-copies it, re-serialises the copy and holds all of it
 for SLEEP_MS (a slow downstream). With the sync handler that happens in a worker thread, like a
@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sandbox import procmaps
-from sandbox.server import workloads
+from sandbox.server import debug, introspect, workloads
 from sandbox.server.settings import ServerSettings
 
 
@@ -133,6 +133,7 @@ def create_app(settings: ServerSettings) -> Starlette:
                 "max_body_bytes": settings.max_body_bytes,
                 "allocator": os.path.basename(libraries[0]) if libraries else "glibc",
                 "allocator_libraries": libraries,
+                "malloc_owner": introspect.malloc_owner(),
             }
         )
 
@@ -150,6 +151,7 @@ def create_app(settings: ServerSettings) -> Starlette:
             Route("/widgets", widgets, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/stats", stats, methods=["GET"]),
+            *debug.routes(),
         ],
         lifespan=lifespan,
     )

@@ -62,7 +62,11 @@ def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
         "experiment.json",
         "comparison.md",
         "comparison.json",
-        *(f"{stem}.{ext}" for stem in ("rss", "rss-requests") for ext in ("png", "svg")),
+        *(
+            f"{stem}.{ext}"
+            for stem in ("rss", "rss-requests", "rss-allocator")
+            for ext in ("png", "svg")
+        ),
     }
     for name in others:
         assert (folder / name).stat().st_size > 0, name

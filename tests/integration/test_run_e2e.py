@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 SANDBOX = [sys.executable, "-m", "sandbox"]
 ITERATIONS = 10
 TAGS = ("tiny", "small")
-QUICK = ["--batches", "1", "--baseline", "0.5", "--idle", "1"]
+QUICK = ["--batches", "1", "--baseline", "0.5", "--idle", "1", "--trim", "0.5"]
 # Enough load to keep a batch busy for ~10 s; the fault tests end it long before that.
 LONG = ["--tags", "tiny", "--iterations", "1000", *QUICK]
 
@@ -114,7 +114,19 @@ def test_run_under_each_allocator(name: str, tmp_path: Path) -> None:
         assert os.path.realpath(library) in mapped
         assert result.server.env["LD_PRELOAD"] == library
     assert result.server.exit_code is None
-    assert [p.name for p in result.phases] == ["baseline", "batch-1", "idle"]
+    assert [p.name for p in result.phases] == ["baseline", "batch-1", "idle", "trim"]
+    # malloc itself is served by the library under test (dladdr inside the server)
+    assert info.malloc_owner is not None
+    if library is None:
+        assert os.path.basename(info.malloc_owner).startswith("libc.so")
+    else:
+        assert os.path.realpath(info.malloc_owner) == os.path.realpath(library)
+    # the allocator's own view was sampled beside RSS, and trim asked it for memory back
+    assert "alloc_held_bytes" in result.probes
+    assert ("alloc_in_use_bytes" in result.probes) == (name != "mimalloc")
+    assert result.summary.held_after_idle_bytes is not None
+    assert result.trim["called"]
+    assert result.summary.after_trim_rss_bytes is not None
     [batch] = result.load.stats
     assert (batch.requests, batch.failures) == (ITERATIONS * len(TAGS), 0)
     assert batch.by_plan == dict.fromkeys(TAGS, ITERATIONS)
@@ -145,6 +157,23 @@ def test_wrong_library_path_exits_1_with_one_line(tmp_path: Path) -> None:
         "'apt-get install libjemalloc2' or fix allocators.jemalloc.library in benchmark.yml\n"
     )
     assert done.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_preloaded_library_that_is_not_an_allocator_is_refused(tmp_path: Path) -> None:
+    libz = allocators.find_library("libz.so.1")
+    if libz is None:
+        pytest.skip("libz.so.1 not found")
+    config = write_config(tmp_path, f"allocators:\n  zlib:\n    library: {libz}\n")
+
+    done = sandbox(
+        "run", "-a", "zlib", "--config", str(config), "--results-dir", str(tmp_path / "out")
+    )
+
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"Error: zlib: {libz} is loaded but the server's malloc comes from ")
+    assert line.endswith("that library does not replace malloc, so the run would measure libc.so.6")
     assert not (tmp_path / "out").exists()
 
 

@@ -65,3 +65,20 @@ def test_verify_glibc_in_this_process() -> None:
     fake = allocators.ResolvedAllocator(Allocator("fake", "/x/libfake.so"), "/x/libfake.so")
     with pytest.raises(AllocatorError, match=r"^fake: /x/libfake.so is not mapped in the server"):
         allocators.verify_loaded(fake, os.getpid())
+
+
+def test_malloc_owner_must_be_the_preloaded_library() -> None:
+    je = allocators.ResolvedAllocator(Allocator("je", "/x/libjemalloc.so.2"), "/x/libjemalloc.so.2")
+    allocators.verify_malloc_owner(je, "/x/libjemalloc.so.2")
+    allocators.verify_malloc_owner(je, None)  # a server that cannot tell: the map check stands
+    with pytest.raises(AllocatorError) as info:
+        allocators.verify_malloc_owner(je, "/lib/x86_64-linux-gnu/libc.so.6")
+    assert str(info.value) == (
+        "je: /x/libjemalloc.so.2 is loaded but the server's malloc comes from "
+        "/lib/x86_64-linux-gnu/libc.so.6; that library does not replace malloc, so the run "
+        "would measure libc.so.6"
+    )
+    glibc = allocators.resolve("glibc")
+    allocators.verify_malloc_owner(glibc, "/lib/x86_64-linux-gnu/libc.so.6")
+    with pytest.raises(AllocatorError, match="expected glibc's malloc"):
+        allocators.verify_malloc_owner(glibc, "/x/libjemalloc.so.2")
