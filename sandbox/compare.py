@@ -579,41 +579,46 @@ def _median_of(runs: Sequence[RunResult], attr: str) -> float | None:
 
 
 def verdicts(results: Sequence[RunResult]) -> list[str]:
-    """Per group, in plain words: did RSS grow because of live objects or because the allocator
-    kept free memory? Medians over the group's runs, in MiB.
+    """Per group, in plain words: where did the RSS growth go? Medians over the group's runs.
 
-    `RSS grew 180 MiB; live allocations grew 3 MiB; 150 MiB is free memory glibc kept (trim gave
-    back 120 MiB)`.
+    RSS growth (baseline to after idle) splits into what the application still has allocated
+    (live growth), what the allocator holds but nobody uses (free memory kept: fragmentation
+    and unreturned pages), and memory malloc never sees (CPython's own small-object arenas,
+    thread stacks), which is RSS growth minus the growth of what the allocator holds.
     """
     lines = []
     for label, runs in group_results([r for r in results if r.status == "ok"]).items():
         rss_growth = _diff(
             _median_of(runs, "after_idle_rss_bytes"), _median_of(runs, "baseline_rss_bytes")
         )
+        if rss_growth is None:
+            continue
         live_growth = _diff(
             _median_of(runs, "in_use_after_idle_bytes"), _median_of(runs, "in_use_baseline_bytes")
+        )
+        held_growth = _diff(
+            _median_of(runs, "held_after_idle_bytes"), _median_of(runs, "held_baseline_bytes")
         )
         unused = _median_of(runs, "unused_after_idle_bytes")
         trimmed = _diff(
             _median_of(runs, "after_idle_rss_bytes"), _median_of(runs, "after_trim_rss_bytes")
         )
-        if rss_growth is None:
-            continue
+        name = runs[0].allocator.name
         words = [f"{label}: RSS grew {rss_growth / MIB:.0f} MiB from baseline to after idle"]
         if live_growth is not None:
             words.append(f"live allocations grew {live_growth / MIB:.0f} MiB")
         if unused is not None:
-            words.append(f"{unused / MIB:.0f} MiB is free memory {runs[0].allocator.name} kept")
-        elif _median_of(runs, "held_after_idle_bytes") is not None:
-            words.append(
-                f"{runs[0].allocator.name} gives no in-use count, "
-                "so live and free memory cannot be told apart"
-            )
+            words.append(f"{unused / MIB:.0f} MiB is free memory {name} kept")
+        elif held_growth is not None:
+            words.append(f"{name} gives no in-use count, so live and free cannot be told apart")
         else:
             words.append("these runs have no allocator counters (the server had no /debug/memory)")
+        outside = None if held_growth is None else rss_growth - held_growth
+        if outside is not None and outside >= 16 * MIB:
+            words.append(f"{outside / MIB:.0f} MiB grew outside malloc (pymalloc arenas, stacks)")
         if trimmed is not None:
-            words.append(f"asking for it back returned {trimmed / MIB:.0f} MiB of RSS")
-        verdict = _classify(rss_growth, live_growth, unused)
+            words.append(f"asking for memory back returned {trimmed / MIB:.0f} MiB of RSS")
+        verdict = _classify(rss_growth, live_growth, unused, outside)
         lines.append("; ".join(words) + (f" -> {verdict}" if verdict else ""))
     return lines
 
@@ -622,11 +627,21 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def _classify(rss_growth: float, live_growth: float | None, unused: float | None) -> str:
-    if live_growth is None or unused is None or rss_growth < 16 * MIB:
-        return "" if rss_growth >= 16 * MIB else "little growth"
-    if live_growth >= 0.5 * rss_growth:
-        return "mostly live objects: a leak or a cache, not the allocator"
-    if unused >= 0.5 * rss_growth:
-        return "mostly free memory held by the allocator: fragmentation / unreturned pages"
-    return "mixed: live objects and free memory held by the allocator"
+def _classify(
+    rss_growth: float, live: float | None, unused: float | None, outside: float | None
+) -> str:
+    """Name the largest share of the growth, when the counters allow it."""
+    if rss_growth < 16 * MIB:
+        return "little growth"
+    if live is None or unused is None:
+        return ""
+    shares = {
+        "live allocations: a leak or a cache, not the allocator": live,
+        "free memory held by the allocator: fragmentation / unreturned pages": unused,
+        "memory outside malloc: CPython's small-object arenas; "
+        "try --pymalloc off to put it under the allocator": outside or 0.0,
+    }
+    what, largest = max(shares.items(), key=lambda kv: kv[1])
+    return (
+        f"mostly {what}" if largest >= 0.5 * rss_growth else f"mixed; the largest share is {what}"
+    )

@@ -424,4 +424,23 @@ def test_verdict_says_leak_when_live_allocations_explain_the_growth() -> None:
         held_after_idle_bytes=12 * MIB + (s.after_idle_rss_bytes - s.baseline_rss_bytes),
     )
     [line] = compare.verdicts([replace(run, summary=leak)])
-    assert line.endswith("-> mostly live objects: a leak or a cache, not the allocator")
+    assert line.endswith("-> mostly live allocations: a leak or a cache, not the allocator")
+
+
+def test_verdict_names_memory_outside_malloc() -> None:
+    run = make_result("tcmalloc")
+    s = run.summary
+    growth = s.after_idle_rss_bytes - s.baseline_rss_bytes
+    outside = replace(
+        s,
+        in_use_baseline_bytes=10 * MIB,
+        in_use_after_idle_bytes=10 * MIB,
+        held_baseline_bytes=12 * MIB,
+        held_after_idle_bytes=12 * MIB + growth // 5,  # the allocator holds a fifth of it
+    )
+    [line] = compare.verdicts([replace(run, summary=outside)])
+    assert f"{(growth - growth // 5) / MIB:.0f} MiB grew outside malloc" in line
+    assert line.endswith(
+        "-> mostly memory outside malloc: CPython's small-object arenas; "
+        "try --pymalloc off to put it under the allocator"
+    )
