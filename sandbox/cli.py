@@ -60,7 +60,9 @@ class _SizeType(click.ParamType):  # type: ignore[type-arg]
 
 
 @cli.command("run")
-@click.option("--allocator", "-a", help="glibc, glibc-arena2, jemalloc, jemalloc-bg, mimalloc, …")
+@click.option(
+    "--allocator", "-a", help="glibc, glibc-arena2, jemalloc, jemalloc-bg, mimalloc, tcmalloc, …"
+)
 @click.option("--tags", help="Plans to send, comma-separated: tiny,small,medium,large.")
 @click.option("--users", "concurrency", type=click.IntRange(min=1), help="Concurrent users.")
 @click.option("--rampup", type=click.FloatRange(min=0), help="Seconds to start all users.")
@@ -97,6 +99,8 @@ def run_cmd(
         bench = config.load_benchmark(config_path)
         if options.get("pymalloc") is not None:
             options["pymalloc"] = options["pymalloc"] == "on"
+        if options.get("results_dir"):  # a path typed here is relative to where it was typed
+            options["results_dir"] = str(Path(options["results_dir"]).resolve())
         overrides = config.validate_overrides("option", options)
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
         spec = spec.with_(profile=profile)
@@ -157,7 +161,9 @@ def doctor_cmd(config_path: Path | None) -> None:
 
 @cli.command("serve")
 @click.option("--allocator", "-a", default="glibc", show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Bind address (loopback by default)."
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
 @click.option("--sleep-ms", type=click.IntRange(min=0), help="Simulated DB latency (SLEEP_MS).")
 @click.option("--handler", type=click.Choice(["sync", "async"]))
@@ -180,26 +186,25 @@ def serve_cmd(
 
     try:
         bench = config.load_benchmark(config_path)
-        overrides = config.validate_overrides(
-            "option", {"sleep_ms": sleep_ms, "handler": handler, "host": host}
-        )
+        overrides = config.validate_overrides("option", {"sleep_ms": sleep_ms, "handler": handler})
         spec = config.build_spec(bench, overrides, port=port)
         resolved = allocators.resolve(allocator, bench.allocators)
-        if port_in_use(spec.host, port):
+        if port_in_use(host, port):
             raise SandboxError(
-                f"port {port} on {spec.host} is in use; stop the other server or pass --port"
+                f"port {port} on {host} is in use; stop the other server or pass --port"
             )
     except SandboxError as exc:
         _fail(exc)
     env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=pymalloc == "on")
+    target = "" if port == 3000 and host == "127.0.0.1" else f" --host http://{host}:{port}"
     click.echo(
-        f"Serving on http://{spec.host}:{port} under {allocator} "
+        f"Serving on http://{host}:{port} under {allocator} "
         f"(handler {spec.server.handler}, SLEEP_MS {spec.server.sleep_ms}); "
-        f"drive it with: locust --tags medium",
+        f"drive it from the repository root with: locust --tags medium{target}",
         err=True,
     )
     sys.stdout.flush()
-    os.execve(sys.executable, server_command(spec.host, port), env)
+    os.execve(sys.executable, server_command(host, port), env)
 
 
 def _run_with_progress(spec: Any, index: int, total: int) -> Any:
@@ -230,15 +235,18 @@ def experiment_cmd(
     experiment_file: Path, repeats: int | None, results_dir: Path | None, config_path: Path | None
 ) -> None:
     """Run an experiment (allocators × settings × repeats), then compare and plot it."""
-    from sandbox import compare, config, experiment, results
-    from sandbox.plot import write_plots
+    from sandbox import config, experiment
 
     try:
         bench = config.load_benchmark(config_path)
         exp = experiment.load_experiment(experiment_file)
         _sigterm_as_interrupt()
         outcome = experiment.run_experiment(
-            exp, bench, _run_with_progress, repeats=repeats, results_dir=results_dir
+            exp,
+            bench,
+            _run_with_progress,
+            repeats=repeats,
+            results_dir=results_dir.resolve() if results_dir else None,
         )
     except SandboxError as exc:
         _fail(exc)
@@ -246,11 +254,10 @@ def experiment_cmd(
     if not ok:
         click.echo(f"Error: no run of {exp.name} completed; see {outcome.folder}", err=True)
         sys.exit(130 if outcome.interrupted else 1)
-    comparison = compare.compare(outcome.results, baseline=exp.baseline)
-    table = compare.render(comparison, "table")
-    (outcome.folder / "comparison.md").write_text(compare.render(comparison, "markdown"))
-    (outcome.folder / "comparison.json").write_text(compare.render(comparison, "json"))
-    plots = write_plots(results.load_all([outcome.folder]), outcome.folder / "rss")
+    try:
+        table, plots = experiment.report(outcome, baseline=exp.baseline)
+    except SandboxError as exc:
+        _fail(exc)
     click.echo("\n" + table)
     click.echo(f"\nresults:    {outcome.folder}/")
     click.echo(f"comparison: {outcome.folder / 'comparison.md'}")

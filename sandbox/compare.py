@@ -57,10 +57,12 @@ def _rss(attr: str) -> Callable[[RunResult], float | None]:
 
 
 def _throughput(result: RunResult) -> float | None:
-    duration = sum(b.end_s - b.start_s for b in result.load.stats)
-    if not result.load.stats or duration <= 0:
+    """Requests over the time Locust itself measured (its req/s per batch), so Locust's own
+    start-up and shut-down do not count as server time."""
+    stats = [b for b in result.load.stats if b.rps > 0 and b.requests > 0]
+    if not stats:
         return None
-    return sum(b.requests for b in result.load.stats) / duration
+    return sum(b.requests for b in stats) / sum(b.requests / b.rps for b in stats)
 
 
 def _p95(result: RunResult) -> float | None:
@@ -186,7 +188,7 @@ class CompareWarning:
     """Something that makes the comparison less trustworthy, and what to do about it."""
 
     kind: str
-    """unstable, outlier, few-repeats, settings-differ, skipped or failures."""
+    """unstable, outlier, few-repeats, settings-differ, skipped, failures or truncated."""
     message: str
     group: str | None = None
     metric: str | None = None
@@ -269,11 +271,15 @@ class Comparison:
         }
 
 
-def group_label(result: RunResult) -> str:
-    """`allocator k=v ...` for the run's experiment parameters (sorted by key)."""
-    parts = [result.allocator.name]
-    parts += [f"{k}={_fmt_param(v)}" for k, v in sorted(result.parameters.items())]
+def label(allocator: str, parameters: Mapping[str, Any]) -> str:
+    """`allocator k=v ...`, parameters sorted by key: the name of a group of runs."""
+    parts = [allocator, *(f"{k}={_fmt_param(v)}" for k, v in sorted(parameters.items()))]
     return " ".join(parts)
+
+
+def group_label(result: RunResult) -> str:
+    """The group a run belongs to: its allocator and experiment parameters."""
+    return label(result.allocator.name, result.parameters)
 
 
 def _fmt_param(value: Any) -> str:
@@ -476,10 +482,25 @@ def _skipped_warning(bad: Sequence[RunResult]) -> CompareWarning:
     )
 
 
+def _truncated(result: RunResult) -> bool:
+    planned = result.load.iterations * len(set(result.load.tags))
+    return any(b.requests < planned for b in result.load.stats)
+
+
 def _group_warnings(
     label: str, runs: Sequence[RunResult], values: Mapping[str, list[tuple[RunResult, float]]]
 ) -> list[CompareWarning]:
     out: list[CompareWarning] = []
+    short = [r.run_id for r in runs if _truncated(r)]
+    if short:
+        out.append(
+            CompareWarning(
+                "truncated",
+                f"{label}: {len(short)} run(s) sent fewer requests than planned (a batch hit its "
+                f"time limit: {short[0]}); raise run.batch_timeout_s or lower the iterations",
+                group=label,
+            )
+        )
     if len(runs) < MIN_REPEATS:
         out.append(
             CompareWarning(
@@ -599,7 +620,7 @@ def verdicts(results: Sequence[RunResult]) -> list[str]:
         held_growth = _diff(
             _median_of(runs, "held_after_idle_bytes"), _median_of(runs, "held_baseline_bytes")
         )
-        unused = _median_of(runs, "unused_after_idle_bytes")
+        unused = _diff(held_growth, live_growth)  # growth of free memory the allocator keeps
         trimmed = _diff(
             _median_of(runs, "after_idle_rss_bytes"), _median_of(runs, "after_trim_rss_bytes")
         )
@@ -608,7 +629,7 @@ def verdicts(results: Sequence[RunResult]) -> list[str]:
         if live_growth is not None:
             words.append(f"live allocations grew {live_growth / MIB:.0f} MiB")
         if unused is not None:
-            words.append(f"{unused / MIB:.0f} MiB is free memory {name} kept")
+            words.append(f"free memory {name} keeps grew {unused / MIB:.0f} MiB")
         elif held_growth is not None:
             words.append(f"{name} gives no in-use count, so live and free cannot be told apart")
         else:

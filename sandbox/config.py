@@ -78,7 +78,7 @@ def _tags(v: Any) -> tuple[str, ...]:
     items = v.split(",") if isinstance(v, str) else v
     if not isinstance(items, list | tuple) or not items:
         raise _Invalid(f"a list of plan tags from: {', '.join(PLAN_NAMES)}")
-    tags = tuple(str(t).strip() for t in items if str(t).strip())
+    tags = tuple(dict.fromkeys(str(t).strip() for t in items if str(t).strip()))
     bad = [t for t in tags if t not in PLAN_NAMES]
     if bad or not tags:
         raise _Invalid(f"plan tags from: {', '.join(PLAN_NAMES)}")
@@ -107,13 +107,16 @@ def _size(v: Any) -> int | None:
 
 
 def _loopback_host(v: Any) -> str:
+    """The harness both binds the server and sends load to this address: loopback only."""
     host = _str(v)
     if host == "localhost":
         return "127.0.0.1"
     try:
-        ipaddress.ip_address(host)
+        loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
-        raise _Invalid("an IP address such as 127.0.0.1") from None
+        loopback = False
+    if not loopback:
+        raise _Invalid("a loopback address such as 127.0.0.1 (the sandbox loads only this machine)")
     return host
 
 
@@ -434,7 +437,14 @@ def build_spec(
         interval_s=v["interval_s"],
         probe_interval_s=v["probe_interval_s"],
         results_dir=results_dir if results_dir.is_absolute() else root / results_dir,
-        locustfile=root / "plans" / "locustfile.py",
+        locustfile=next(
+            (
+                p
+                for p in (root / "plans" / "locustfile.py", REPO_ROOT / "plans" / "locustfile.py")
+                if p.is_file()
+            ),
+            REPO_ROOT / "plans" / "locustfile.py",
+        ),
         plans=bench.plans,
         custom_allocators=bench.allocators,
         experiment=experiment,

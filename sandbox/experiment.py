@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sandbox import allocators, config
+from sandbox import allocators, compare, config
 from sandbox.allocators import Allocator
 from sandbox.config import Benchmark, RunSpec
-from sandbox.errors import ConfigError
+from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import RunResult
 
 _EXPERIMENT_KEYS = ("name", "description", "allocators", "repeats", "order", "seed", "baseline")
@@ -121,6 +121,19 @@ def plan_runs(exp: Experiment) -> list[PlannedRun]:
     return order
 
 
+def report(outcome: ExperimentOutcome, baseline: str | None) -> tuple[str, list[Path]]:
+    """Compare the experiment's runs, write comparison.md/.json and the plots beside them;
+    returns the terminal table and the plot paths."""
+    from sandbox import results
+    from sandbox.plot import write_plots
+
+    comparison = compare.compare(outcome.results, baseline=baseline)
+    (outcome.folder / "comparison.md").write_text(compare.render(comparison, "markdown"))
+    (outcome.folder / "comparison.json").write_text(compare.render(comparison, "json"))
+    plots = write_plots(results.load_all([outcome.folder]), outcome.folder / "rss")
+    return compare.render(comparison, "table"), plots
+
+
 def output_folder(results_dir: Path, name: str, now: datetime | None = None) -> Path:
     now = now or datetime.now(timezone.utc)
     base = results_dir / f"{name}-{now:%Y%m%dT%H%M%SZ}"
@@ -159,6 +172,14 @@ def run_experiment(
     for name in exp.allocators:  # fail before anything runs, not an hour in
         allocators.resolve(name, bench.allocators)
     planned = plan_runs(exp)
+    if exp.baseline is not None:  # a typo here would only show after an hour of runs
+        labels = {compare.label(p.allocator, p.parameters) for p in planned}
+        names = {p.allocator for p in planned}
+        if exp.baseline not in labels and exp.baseline not in names:
+            raise ConfigError(
+                f"{exp.path or exp.name}: baseline has value {exp.baseline!r}; expected one of: "
+                + ", ".join(sorted(labels | names))
+            )
     first = config.build_spec(bench, exp.overrides)
     folder = output_folder(results_dir or first.results_dir, exp.name)
     outcome = ExperimentOutcome(folder, [], [])
@@ -196,6 +217,11 @@ def run_experiment(
             entry["status"] = "interrupted"
             manifest["runs"].append(entry)
             break
+        except SandboxError as exc:  # this run could not start or be written; go on
+            entry.update(status="failed", error=str(exc))
+            manifest["runs"].append(entry)
+            outcome.failures.append(f"{item.allocator} repeat {item.repeat + 1}: {exc}")
+            continue
         entry.update(run_id=result.run_id, status=result.status, file=path.name)
         manifest["runs"].append(entry)
         outcome.results.append(result)

@@ -58,13 +58,17 @@ class MemrayProfile:
             ("flamegraph", ["flamegraph", "--force", "-o", str(flamegraph)], None),
             ("stats", ["stats"], stats),
         ):
-            done = subprocess.run(
-                [sys.executable, "-m", "memray", *argv, str(self.capture)],
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-m", "memray", *argv, str(self.capture)],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
+            except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+                info[f"{name}_error"] = f"not rendered ({type(exc).__name__}); run: memray {name}"
+                continue
             if done.returncode != 0:
                 info[f"{name}_error"] = (done.stderr or done.stdout).strip()[-500:]
                 continue

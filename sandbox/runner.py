@@ -6,14 +6,12 @@ No click here: progress goes to a callback, faults become the result's status.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import secrets
 import signal
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +22,7 @@ import psutil
 
 from sandbox import allocators, metadata, results
 from sandbox.config import REPO_ROOT, RunSpec
-from sandbox.errors import LoadError
+from sandbox.errors import LoadError, SandboxError, ServerError
 from sandbox.load import driver
 from sandbox.load.stats import read_batch_stats
 from sandbox.profiling import MemrayProfile
@@ -37,7 +35,7 @@ from sandbox.results import (
     ServerInfo,
     Status,
 )
-from sandbox.sampler import Live, ProbePoller, RssSampler, read_vmhwm
+from sandbox.sampler import Live, ProbePoller, RssSampler, get_json, read_vmhwm
 from sandbox.server.launch import ServerProcess, build_environ, launch
 
 POLL_S = 0.2
@@ -125,7 +123,11 @@ class _Run:
         self.sampler.mark(phase)
 
     def check(self) -> None:
-        """Raise _Stopped if the server died or passed the memory cap; report progress."""
+        """Raise _Stopped if the server died or passed the memory cap, or if a sampling thread
+        failed (its figures would be silently stale); report progress."""
+        for thread in (self.sampler, self.probe):
+            if thread.error is not None:
+                raise _Stopped("failed", f"the {thread.name} thread failed: {thread.error!r}")
         if self.sampler.cap_hit.is_set():
             cap = self.spec.max_rss_bytes or 0
             raise _Stopped(
@@ -218,18 +220,14 @@ class _Run:
 
     def debug(self, method: str, path: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
         """Call one of the server's loopback-only debug routes; None if it has none."""
-        request = urllib.request.Request(f"{self.server.url}{path}", method=method, data=None)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as r:
-                data = json.load(r)
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+        return get_json(f"{self.server.url}{path}", timeout_s, method=method)
 
     def record_objects(self, moment: str) -> None:
-        """Pympler's top types by size now (opt-in: it walks every object, which takes time)."""
+        """Pympler's top types by size now (opt-in: it walks every object, which takes time and
+        allocates, so it runs in a phase of its own that no summary figure reads)."""
         if not self.spec.objects:
             return
+        self.mark(f"objects-{moment}")
         self.check()
         answer = self.debug("GET", "/debug/objects?limit=15", timeout_s=120.0)
         if answer is None:
@@ -250,6 +248,15 @@ def run_once(
     run_id = make_run_id(spec.allocator)
     env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=spec.pymalloc)
     folder = spec.results_dir if spec.experiment else spec.results_dir / "runs"
+    try:  # fail now, not after the run: a result that cannot be written is a lost measurement
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise SandboxError(
+            f"cannot write results to {folder} ({exc.strerror}); choose another --results-dir"
+        ) from None
     profiler = MemrayProfile(folder / f"{run_id}.memray") if spec.profile == "memray" else None
     started_at = _utc()
     status: Status = "ok"
@@ -262,7 +269,10 @@ def run_once(
         stop_timeout_s=60.0 if profiler else 5.0,
     ) as server:
         mapped = allocators.verify_loaded(resolved, server.pid)
-        malloc_owner = server.health().get("malloc_owner")
+        try:
+            malloc_owner = server.health().get("malloc_owner")
+        except (OSError, ValueError) as exc:
+            raise ServerError(f"the server stopped answering /health after start: {exc}") from None
         allocators.verify_malloc_owner(resolved, malloc_owner)
         run = _Run(spec, server, on_progress)
         run.sampler.start()
@@ -282,8 +292,7 @@ def run_once(
     # Read after launch() has stopped and reaped the server: a server killed at the memory cap
     # may not have been reaped yet when the run noticed the cap.
     exit_code = server.proc.returncode
-    if status == "ok" and run.notes:
-        detail = "; ".join(run.notes)
+    detail = "; ".join([d for d in (detail, *run.notes) if d])
     profile = profiler.finish() if profiler else {}
     result = RunResult(
         run_id=run_id,
@@ -346,7 +355,10 @@ def run_once(
         profile=profile,
     )
     suffix = ".json.gz" if spec.compress else ".json"
-    path = results.dump(result, folder / f"{run_id}{suffix}")
+    try:
+        path = results.dump(result, folder / f"{run_id}{suffix}")
+    except OSError as exc:
+        raise SandboxError(f"could not write the result to {folder}: {exc}") from None
     return result, path
 
 

@@ -7,6 +7,7 @@ the same few megabytes as a 24-minute one and the peak is never lost.
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -146,6 +147,8 @@ class _PollingThread(threading.Thread):
         self._stop_event.set()
         if self.is_alive():
             self.join(timeout=max(5.0, self.interval_s * 3))
+        if self.is_alive() and self.error is None:
+            self.error = RuntimeError(f"{self.name} did not stop within its timeout")
 
 
 class RssSampler(_PollingThread):
@@ -193,9 +196,12 @@ class RssSampler(_PollingThread):
         self.live.rss_bytes = rss
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         if self.max_rss_bytes and rss > self.max_rss_bytes and not self.cap_hit.is_set():
-            if self.on_cap:  # act first: whoever waits on cap_hit may look at the server at once
-                self.on_cap(rss)
+            # Announce first: the main thread checks cap_hit before it looks for a dead server,
+            # so the kill below is never mistaken for the server dying on its own. The exit
+            # code is read after the server has been reaped, so it is there either way.
             self.cap_hit.set()
+            if self.on_cap:
+                self.on_cap(rss)
         return True
 
     def mark(self, name: str) -> None:
@@ -225,12 +231,14 @@ PROBE_COLUMNS: dict[str, tuple[str, Reduce]] = {
 }
 
 
-def get_json(url: str, timeout_s: float) -> dict[str, Any] | None:
-    """GET `url` as JSON; None when the server does not answer (busy, gone, no such route)."""
+def get_json(url: str, timeout_s: float, method: str = "GET") -> dict[str, Any] | None:
+    """GET (or POST) `url` as JSON; None when the server does not answer (busy, gone, no such
+    route, or a connection broken mid-answer)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+        request = urllib.request.Request(url, method=method)
+        with urllib.request.urlopen(request, timeout=timeout_s) as r:
             data = json.load(r)
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return None
     return data if isinstance(data, dict) else None
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from sandbox.server.launch import stop_process
+from sandbox.server.launch import stop_process, tail_of
 
 # Never forwarded to Locust: the allocator under test is the server's, not the load generator's.
 _DROP = ("LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX", "PYTHONMALLOC", "LOCUST_ITERATIONS")
@@ -66,7 +66,8 @@ def locust_command(spec: LoadSpec, csv_prefix: Path) -> list[str]:
 
 
 def locust_environ() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _DROP}
+    """Ours, less the allocator's variables and any LOCUST_* setting that could change a batch."""
+    env = {k: v for k, v in os.environ.items() if k not in _DROP and not k.startswith("LOCUST_")}
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -82,10 +83,7 @@ class LocustProcess:
         return Path(f"{self.csv_prefix}_stats.csv")
 
     def log_tail(self, lines: int = 6) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        text = self.log.read().decode(errors="replace").strip().splitlines()
-        return " | ".join(text[-lines:])
+        return tail_of(self.log, lines)
 
 
 @contextlib.contextmanager

@@ -7,25 +7,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 
 import uvicorn
 
 from sandbox.errors import ConfigError
 from sandbox.server.app import create_app
+from sandbox.server.launch import port_in_use
 from sandbox.server.settings import ServerSettings
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
-    if _port_in_use(args.host, args.port):
+    if port_in_use(args.host, args.port):
         print(
             f"Error: port {args.port} on {args.host} is in use; "
             "stop the other server or pass --port",

@@ -51,7 +51,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             s.bind((host, port))
         except OSError:
@@ -59,7 +59,8 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _tail(log: IO[bytes], lines: int = 8) -> str:
+def tail_of(log: IO[bytes], lines: int = 8) -> str:
+    """The last `lines` lines of a child's log file, joined with ` | ` for a one-line error."""
     log.flush()
     log.seek(0)
     text = log.read().decode(errors="replace").strip().splitlines()
@@ -106,7 +107,7 @@ class ServerProcess:
             return data
 
     def log_tail(self, lines: int = 8) -> str:
-        return _tail(self.log, lines)
+        return tail_of(self.log, lines)
 
 
 def server_command(host: str, port: int, wrap: Sequence[str] = ()) -> list[str]:

@@ -444,3 +444,19 @@ def test_verdict_names_memory_outside_malloc() -> None:
         "-> mostly memory outside malloc: CPython's small-object arenas; "
         "try --pymalloc off to put it under the allocator"
     )
+
+
+def test_truncated_batches_are_warned_about() -> None:
+    runs = [make_result("glibc", repeat=r) for r in range(3)]
+    short = replace(runs[0], load=replace(runs[0].load, iterations=10_000))
+    c = compare.compare([short, *runs[1:]])
+    [warning] = [w for w in c.warnings if w.kind == "truncated"]
+    assert warning.message.startswith("glibc: 1 run(s) sent fewer requests than planned")
+    assert not [w for w in compare.compare(runs).warnings if w.kind == "truncated"]
+
+
+def test_throughput_uses_locusts_own_rate() -> None:
+    run = make_result("glibc")
+    stats = [replace(b, requests=100, rps=50.0) for b in run.load.stats]
+    run = replace(run, load=replace(run.load, stats=stats))
+    assert compare.METRIC_BY_KEY["throughput_rps"].extract(run) == pytest.approx(50.0)

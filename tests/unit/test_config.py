@@ -108,3 +108,12 @@ def test_redefining_a_builtin_keeps_what_is_not_redefined(tmp_path: Path) -> Non
     assert redefined.library == "/opt/libjemalloc.so.2"
     assert redefined.package == "libjemalloc2"
     assert "background_thread:true" in redefined.env["MALLOC_CONF"]
+
+
+def test_tags_are_deduplicated_and_the_host_must_be_loopback() -> None:
+    assert config.validate_overrides("option", {"tags": "tiny,tiny,small"})["tags"] == (
+        "tiny",
+        "small",
+    )
+    with pytest.raises(ConfigError, match=r"^--host has value '10\.0\.0\.5'; expected a loopback"):
+        config.validate_overrides("option", {"host": "10.0.0.5"})

@@ -11,9 +11,9 @@ import pytest
 
 from sandbox import config, experiment
 from sandbox.config import RunSpec
-from sandbox.errors import AllocatorError, ConfigError
+from sandbox.errors import AllocatorError, ConfigError, ServerError
 from sandbox.experiment import Experiment, PlannedRun, load_experiment, plan_runs
-from sandbox.results import RunResult
+from sandbox.results import RunResult, dump
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,6 +197,8 @@ class FakeRuns:
         what = self.statuses.get(index, "ok")
         if what == "raise-interrupt":
             raise KeyboardInterrupt
+        if what == "raise-server-error":
+            raise ServerError("the server did not answer /health within 30 s")
         result = make_result(
             spec.allocator,
             repeat=spec.repeat,
@@ -265,3 +267,40 @@ def test_unknown_allocator_fails_before_any_run(tmp_path: Path) -> None:
         run(tmp_path, "allocators: [glibc, jemaloc]\n", fake)
     assert fake.specs == []
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_that_cannot_start_is_recorded_and_the_rest_go_on(tmp_path: Path) -> None:
+    fake = FakeRuns({1: "raise-server-error"})
+
+    outcome = run(tmp_path, EXPERIMENT, fake)
+
+    assert len(fake.specs) == 4
+    assert len(outcome.results) == 3
+    assert outcome.failures == [
+        "glibc-arena2 repeat 1: the server did not answer /health within 30 s"
+    ]
+    manifest = json.loads((outcome.folder / "experiment.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["ok", "failed", "ok", "ok"]
+
+
+def test_a_baseline_that_matches_no_group_fails_before_any_run(tmp_path: Path) -> None:
+    fake = FakeRuns()
+    with pytest.raises(ConfigError) as info:
+        run(tmp_path, EXPERIMENT + "baseline: glibc sleep_ms=0\n", fake)
+    assert str(info.value).endswith(
+        "baseline has value 'glibc sleep_ms=0'; expected one of: glibc, glibc-arena2"
+    )
+    assert fake.specs == []
+
+
+def test_report_writes_comparison_and_plots(tmp_path: Path) -> None:
+    outcome = run(tmp_path, EXPERIMENT, FakeRuns())
+    for result in outcome.results:
+        dump(result, outcome.folder / f"{result.run_id}.json")
+
+    table, plots = experiment.report(outcome, baseline="glibc")
+
+    assert "glibc-arena2" in table and "× glibc" in table
+    assert (outcome.folder / "comparison.md").read_text().startswith("**")
+    assert json.loads((outcome.folder / "comparison.json").read_text())["baseline"] == "glibc"
+    assert {p.name for p in plots} >= {"rss.png", "rss-allocator.png", "rss-requests.png"}
