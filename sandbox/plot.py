@@ -7,7 +7,7 @@ functions, so `import sandbox.plot` stays cheap for the CLI.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -83,7 +83,6 @@ def plot_rss(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     if x not in ("time", "requests"):
         raise ConfigError(f"unknown x axis {x!r}; use time or requests")
@@ -138,11 +137,7 @@ def plot_rss(
             ax.set_ylabel("RSS (MiB)", fontsize=9)
         ax.margins(x=0.01)
 
-    handles: list[Any] = [
-        Patch(facecolor=PHASE_COLOURS[k], alpha=0.6, label=PHASE_LABELS[k])
-        for k in PHASE_COLOURS
-        if k in kinds_seen
-    ]
+    handles = _phase_handles(kinds_seen)
     handles += [
         Line2D([], [], color="0.35", lw=0.8, alpha=0.6, label="one run"),
         Line2D([], [], color="0.2", lw=2.2, label="median of runs"),
@@ -237,6 +232,22 @@ def save(fig: Figure, stem: Path, formats: Sequence[str] = ("png", "svg")) -> li
     return paths
 
 
+def _phase(result: RunResult, name: str) -> Phase | None:
+    return next((p for p in result.phases if p.name == name), None)
+
+
+def _phase_handles(kinds: Iterable[str]) -> list[Any]:
+    """Legend patches for the phase kinds shaded, in a fixed order."""
+    from matplotlib.patches import Patch
+
+    seen = set(kinds)
+    return [
+        Patch(facecolor=PHASE_COLOURS[k], alpha=0.6, label=PHASE_LABELS[k])
+        for k in PHASE_COLOURS
+        if k in seen
+    ]
+
+
 def _median_column(
     runs: Sequence[RunResult], table: str, column: str, grid: Any
 ) -> list[float] | None:
@@ -278,11 +289,12 @@ def plot_decomposition(results: Sequence[RunResult], baseline: str | None = None
     )
     for extra in axes[len(labels) :]:
         extra.remove()
+    kinds_seen: dict[str, None] = {}
     for i, (ax, label) in enumerate(zip(axes, labels, strict=False)):
         runs = groups[label]
         end = min(float(r.samples["t_s"][-1]) for r in runs if r.samples.get("t_s"))
         grid = np.linspace(0.0, end, GRID_POINTS)
-        _shade(ax, runs[0], "time")
+        kinds_seen.update(dict.fromkeys(_shade(ax, runs[0], "time")))
         rss = _median_column(runs, "samples", "rss_bytes", grid)
         held = _median_column(runs, "probes", "alloc_held_bytes", grid)
         in_use = _median_column(runs, "probes", "alloc_in_use_bytes", grid)
@@ -297,6 +309,17 @@ def plot_decomposition(results: Sequence[RunResult], baseline: str | None = None
             ax.plot(grid, held, color="C3", lw=1.6, label="allocator holds")
         if rss is not None:
             ax.plot(grid, rss, color="0.15", lw=2.0, label="RSS")
+        if runs[0].allocator.name.startswith("glibc") and _phase(runs[0], "trim"):
+            ax.text(
+                0.02,
+                0.98,
+                "after trim, mallinfo2 still counts\nthe returned pages as held",
+                transform=ax.transAxes,
+                ha="left",
+                va="top",
+                fontsize=6.5,
+                color="0.3",
+            )
         note = "" if held is not None else "  (no allocator counters)"
         ax.set_title(f"{label}  (n={len(runs)}){note}", fontsize=10, loc="left")
         ax.grid(True, axis="y", lw=0.4, alpha=0.6)
@@ -305,8 +328,9 @@ def plot_decomposition(results: Sequence[RunResult], baseline: str | None = None
         if i % ncols == 0:
             ax.set_ylabel("MiB", fontsize=9)
         ax.margins(x=0.01)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8)
+    handles, _ = axes[0].get_legend_handles_labels()
+    handles += _phase_handles(kinds_seen)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8)
     experiments = ", ".join(dict.fromkeys(r.experiment or "single run" for r in ok))
     fig.suptitle(f"{experiments}: where the memory is (medians)  ·  {workload(ok)}", fontsize=11)
     return fig

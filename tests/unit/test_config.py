@@ -117,3 +117,15 @@ def test_tags_are_deduplicated_and_the_host_must_be_loopback() -> None:
     )
     with pytest.raises(ConfigError, match=r"^--host has value '10\.0\.0\.5'; expected a loopback"):
         config.validate_overrides("option", {"host": "10.0.0.5"})
+
+
+@pytest.mark.parametrize("name", sorted(config.SETTINGS))
+def test_every_setting_rejects_a_wrong_type_naming_file_and_key(tmp_path: Path, name: str) -> None:
+    key = config.SETTINGS[name].key
+    section, _, leaf = key.rpartition(".")
+    value = "[1, 2]" if name != "tags" else "{a: 1}"  # a list (or a mapping) fits no setting
+    text = f"{section}:\n  {leaf}: {value}\n" if section else f"{leaf}: {value}\n"
+    path = write(tmp_path, text)
+    message = error_of(path)
+    assert message.startswith(f"{path}: {key} has value ")
+    assert "; expected " in message and "\n" not in message

@@ -1,0 +1,70 @@
+"""`--profile memray` and `--objects` end to end: a short real run under jemalloc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox import allocators, results
+from tests.integration.conftest import harness_env
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+SHORT = ["--tags", "tiny", "--iterations", "10", "--batches", "1"]
+SHORT += ["--baseline", "0.5", "--idle", "1", "--trim", "0.5"]
+COMMAND = [sys.executable, "-m", "sandbox", "run", "-a", "jemalloc", *SHORT]
+
+
+def test_memray_profile_and_object_summaries(tmp_path: Path) -> None:
+    library = allocators.find_library("libjemalloc.so.2")
+    if library is None:
+        pytest.skip("libjemalloc.so.2 missing: apt-get install libjemalloc2")
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "run",
+            "-a",
+            "jemalloc",
+            *SHORT,
+            "--profile",
+            "memray",
+            "--objects",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=harness_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr
+    [path] = sorted((tmp_path / "runs").glob("*.json"))
+    result = results.load(path)
+    # memray wraps the interpreter, and jemalloc still serves malloc
+    assert result.server.command[1:4] == ["-m", "memray", "run"]
+    assert result.allocator.malloc_owner is not None
+    assert os.path.realpath(result.allocator.malloc_owner) == os.path.realpath(library)
+    profile = result.profile
+    assert "overhead" in profile and profile["capture_bytes"] > 0
+    html = Path(profile["flamegraph"]).read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") and "</html>" in html.lower()
+    assert Path(profile["stats"]).read_text().strip()
+    assert Path(profile["flamegraph"]).parent == path.with_suffix(".memray")
+    # pympler's top types at both moments, in phases of their own
+    assert set(result.objects) == {"end-of-load", "after-idle"}
+    for moment in result.objects.values():
+        assert moment["types"] and {"type", "count", "total_bytes"} <= set(moment["types"][0])
+    names = [p.name for p in result.phases]
+    assert names == [
+        "baseline", "batch-1", "objects-end-of-load", "idle", "objects-after-idle", "trim",
+    ]  # fmt: skip
