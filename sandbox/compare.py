@@ -168,7 +168,10 @@ class Group:
     run_ids: tuple[str, ...]
     stats: tuple[Stats, ...]
     ratios: tuple[Ratio, ...]
-    """Against the baseline; empty for the baseline group itself."""
+    """Against `reference`; empty for the baseline group itself."""
+    reference: str = ""
+    """The group compared with: the baseline allocator's group with the same parameters when
+    there is one (so a sweep shows the allocator effect at each setting), else the baseline."""
 
     @property
     def n(self) -> int:
@@ -231,6 +234,7 @@ class Comparison:
             "groups": [
                 {
                     "label": g.label,
+                    "compared_with": g.reference or None,
                     "allocator": g.allocator,
                     "parameters": dict(g.parameters),
                     "n": g.n,
@@ -408,9 +412,12 @@ def compare(results: Sequence[RunResult], baseline: str | None = None) -> Compar
     labels = [base_label, *(lab for lab in by_label if lab != base_label)]
     values = {lab: _metric_values(by_label[lab]) for lab in labels}
 
+    base_allocator = by_label[base_label][0].allocator.name
     groups = []
     for lab in labels:
         runs = by_label[lab]
+        twin = label(base_allocator, runs[0].parameters)
+        ref = twin if twin in by_label and twin != lab else base_label
         stats = tuple(
             describe([v for _, v in values[lab][m.key]], m.key)
             for m in METRICS
@@ -421,7 +428,7 @@ def compare(results: Sequence[RunResult], baseline: str | None = None) -> Compar
             ratios = tuple(
                 log_ratio(
                     [v for _, v in values[lab][m.key]],
-                    [v for _, v in values[base_label][m.key]],
+                    [v for _, v in values[ref][m.key]],
                     m.key,
                 )
                 for m in METRICS
@@ -434,6 +441,7 @@ def compare(results: Sequence[RunResult], baseline: str | None = None) -> Compar
                 run_ids=tuple(r.run_id for r in runs),
                 stats=stats,
                 ratios=ratios,
+                reference="" if lab == base_label else ref,
             )
         )
         warnings += _group_warnings(lab, runs, values[lab])

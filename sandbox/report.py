@@ -102,7 +102,7 @@ def headlines(c: Comparison) -> list[str]:
                     "±" if s.sd is not None else " ",
                     f"{s.sd:.1f}" if s.sd is not None else "",
                     metric.unit,
-                    "" if g.label == c.baseline else ratio_text(g.ratio(key), c.baseline),
+                    "" if g.label == c.baseline else ratio_text(g.ratio(key), g.reference),
                 ]
             )
     lines = _align(rows, right=(2, 4), sep=("  ", " ", " ", " ", " ", "   "))
@@ -147,7 +147,7 @@ def _rows(c: Comparison) -> list[list[str]]:
                     f"{s.mean:.1f} ± {num(s.sd)}",
                     num(s.min),
                     num(s.max),
-                    "" if g.label == c.baseline else ratio_text(g.ratio(m.key), c.baseline),
+                    "" if g.label == c.baseline else ratio_text(g.ratio(m.key), g.reference),
                 ]
             )
             first = False
@@ -211,7 +211,7 @@ def _csv_row(c: Comparison, g: Group, key: str) -> list[object] | None:
         s.sd,
         s.min,
         s.max,
-        c.baseline,
+        g.reference or c.baseline,
         *ratio_cells,
     ]
     return ["" if v is None else v for v in cells]

@@ -460,3 +460,18 @@ def test_throughput_uses_locusts_own_rate() -> None:
     stats = [replace(b, requests=100, rps=50.0) for b in run.load.stats]
     run = replace(run, load=replace(run.load, stats=stats))
     assert compare.METRIC_BY_KEY["throughput_rps"].extract(run) == pytest.approx(50.0)
+
+
+def test_a_sweep_compares_each_allocator_with_the_baseline_at_the_same_setting() -> None:
+    runs = [
+        make_result(a, repeat=r, parameters={"sleep_ms": s})
+        for s in (0, 900)
+        for a in ("glibc", "jemalloc")
+        for r in range(3)
+    ]
+    c = compare.compare(runs, baseline="glibc sleep_ms=0")
+    assert c.group("jemalloc sleep_ms=900").reference == "glibc sleep_ms=900"
+    assert c.group("jemalloc sleep_ms=0").reference == "glibc sleep_ms=0"
+    assert c.group("glibc sleep_ms=900").reference == "glibc sleep_ms=0"  # the sweep's own effect
+    table = compare.render(c, "table")
+    assert "× glibc sleep_ms=900" in table
