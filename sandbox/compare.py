@@ -633,23 +633,28 @@ def verdicts(results: Sequence[RunResult]) -> list[str]:
             _median_of(runs, "after_idle_rss_bytes"), _median_of(runs, "after_trim_rss_bytes")
         )
         name = runs[0].allocator.name
-        words = [f"{label}: RSS grew {rss_growth / MIB:.0f} MiB from baseline to after idle"]
+        words = [f"{label}: RSS grew {_mib(rss_growth)} MiB from baseline to after idle"]
         if live_growth is not None:
-            words.append(f"live allocations grew {live_growth / MIB:.0f} MiB")
+            words.append(f"live allocations grew {_mib(live_growth)} MiB")
         if unused is not None:
-            words.append(f"free memory {name} keeps grew {unused / MIB:.0f} MiB")
+            words.append(f"free memory {name} keeps grew {_mib(unused)} MiB")
         elif held_growth is not None:
             words.append(f"{name} gives no in-use count, so live and free cannot be told apart")
         else:
             words.append("these runs have no allocator counters (the server had no /debug/memory)")
         outside = None if held_growth is None else rss_growth - held_growth
         if outside is not None and outside >= 16 * MIB:
-            words.append(f"{outside / MIB:.0f} MiB grew outside malloc (pymalloc arenas, stacks)")
+            words.append(f"{_mib(outside)} MiB grew outside malloc (pymalloc arenas, stacks)")
         if trimmed is not None:
-            words.append(f"asking for memory back returned {trimmed / MIB:.0f} MiB of RSS")
+            words.append(f"asking for memory back returned {_mib(trimmed)} MiB of RSS")
         verdict = _classify(rss_growth, live_growth, unused, outside)
         lines.append("; ".join(words) + (f" -> {verdict}" if verdict else ""))
     return lines
+
+
+def _mib(value: float) -> str:
+    """Whole MiB, without a `-0` for a small negative change."""
+    return f"{round(value / MIB):d}"  # an int: no "-0"
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
