@@ -1,4 +1,4 @@
-"""`--profile memray`: run the server under `memray run`, then write its flamegraph and stats.
+"""`--profile memray`: run the server under `memray run`, then write its flamegraph and summary.
 
 memray intercepts allocation calls inside the process and forwards them to whichever malloc is
 loaded, so the allocator under test stays the one the harness preloaded (the run still checks
@@ -8,6 +8,7 @@ the result says so, and compare should not mix profiled and unprofiled runs.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -56,11 +57,14 @@ class MemrayProfile:
         stats = self.folder / "stats.txt"
         for name, argv, out in (
             ("flamegraph", ["flamegraph", "--force", "-o", str(flamegraph)], None),
-            ("stats", ["stats"], stats),
+            # `memray stats` needs a full capture (hundreds of MB for this workload); `summary`
+            # gives the allocating locations by memory from an aggregated one.
+            ("stats", ["summary"], stats),
         ):
             try:
                 done = subprocess.run(
                     [sys.executable, "-m", "memray", *argv, str(self.capture)],
+                    env={**os.environ, "COLUMNS": "200"},  # rich tables, not truncated
                     capture_output=True,
                     text=True,
                     timeout=600,

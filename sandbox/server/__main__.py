@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -37,10 +39,19 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that
+    # was there before it started. With the default handler the process dies by the signal and
+    # skips interpreter exit, which loses what runs at exit (memray's capture). This handler
+    # turns that last SIGTERM into a normal exit.
+    signal.signal(signal.SIGTERM, _exit_normally)
     uvicorn.run(
         create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False
     )
     return 0
+
+
+def _exit_normally(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,22 @@ def harness_env() -> dict[str, str]:
     }
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_sandbox(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real `sandbox` CLI as a subprocess, from the repository root, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox", *args],
+        cwd=REPO,
+        env=harness_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
 def server_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
     env["PYTHONUNBUFFERED"] = "1"

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sandbox import allocators, results
-from tests.integration.conftest import harness_env
+from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 
 EXPERIMENT = """\
 name: e2e-tiny
@@ -40,15 +37,7 @@ def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
     experiment.write_text(EXPERIMENT)
     out = tmp_path / "results"
 
-    done = subprocess.run(
-        [sys.executable, "-m", "sandbox", "experiment", str(experiment), "--results-dir", str(out)],
-        cwd=REPO,
-        env=harness_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = run_sandbox("experiment", str(experiment), "--results-dir", str(out), timeout_s=180)
 
     assert done.returncode == 0, done.stderr
     [folder] = out.iterdir()

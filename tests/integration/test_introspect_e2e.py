@@ -80,7 +80,12 @@ def test_counters_follow_held_memory_and_trim(server: ServerProcess) -> None:
     assert trim["called"] == RELEASE_CALLS[name]
     before, after = trim["before"], trim["after"]
     assert trim["released"]["rss_bytes"] == before["rss_bytes"] - after["rss_bytes"]
-    assert after["held_bytes"] - start["held_bytes"] < 0.1 * HOLD_MIB * MIB  # back to start
+    if name != "glibc":  # back to start; mimalloc may keep one whole 32 MiB segment committed
+        floor = max(start["held_bytes"], 32 * MIB) if name == "mimalloc" else start["held_bytes"]
+        assert after["held_bytes"] - floor < 0.1 * HOLD_MIB * MIB
+    # glibc: once its dynamic mmap threshold has risen, the 1 MiB blocks come from the heap, and
+    # mallinfo2 keeps counting the pages malloc_trim returned as free chunks, so `held` may stay
+    # up while RSS goes down: the RSS check below is the one that holds for every allocator.
     # mimalloc keeps its first segment committed, and the pages the hold touched there stay
     # resident; the others give all 64 MiB back.
     returned = 0.5 if name == "mimalloc" else 0.9

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sandbox import allocators, results
-from tests.integration.conftest import harness_env
+from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-SHORT = ["--tags", "tiny", "--iterations", "10", "--batches", "1"]
+SHORT = ["run", "-a", "jemalloc", "--tags", "tiny", "--iterations", "10", "--batches", "1"]
 SHORT += ["--baseline", "0.5", "--idle", "1", "--trim", "0.5"]
-COMMAND = [sys.executable, "-m", "sandbox", "run", "-a", "jemalloc", *SHORT]
 
 
 def test_memray_profile_and_object_summaries(tmp_path: Path) -> None:
@@ -25,26 +21,8 @@ def test_memray_profile_and_object_summaries(tmp_path: Path) -> None:
     if library is None:
         pytest.skip("libjemalloc.so.2 missing: apt-get install libjemalloc2")
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "run",
-            "-a",
-            "jemalloc",
-            *SHORT,
-            "--profile",
-            "memray",
-            "--objects",
-            "--results-dir",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        env=harness_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_sandbox(
+        *SHORT, "--profile", "memray", "--objects", "--results-dir", str(tmp_path), timeout_s=300
     )
 
     assert done.returncode == 0, done.stderr
