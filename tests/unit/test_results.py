@@ -81,8 +81,10 @@ def test_summary_definitions_on_a_known_series() -> None:
 
 def test_golden_file_of_each_version_loads() -> None:
     golden = sorted(DATA.glob("result_v*.json*"))
-    assert golden, "a golden result file per format version lives in tests/data"
-    for path in golden:
+    versions = [int(p.name.split(".")[0].removeprefix("result_v")) for p in golden]
+    assert versions == list(results.READABLE_VERSIONS), "one golden file per readable version"
+    for path, version in zip(golden, versions, strict=True):
+        assert json.loads(gzip.decompress(path.read_bytes()))["version"] == version
         r = results.load(path)
         assert r.status == "ok"
         assert r.summary == results.compute_summary(
