@@ -565,12 +565,16 @@ def _group_warnings(
     return out
 
 
+# Result field -> the setting name an experiment varies it by, where the two differ.
+_SETTING_NAMES = {"users": "concurrency"}
+
+
 def _settings_warnings(results: Sequence[RunResult]) -> list[CompareWarning]:
     varied = {str(k).lower() for r in results for k in r.parameters}
     out: list[CompareWarning] = []
     for key, get in MATCHING_SETTINGS:
         short = key.split(".", 1)[1]
-        if key in varied or short in varied:
+        if key in varied or short in varied or _SETTING_NAMES.get(short) in varied:
             continue
         seen: dict[str, dict[str, int]] = {}
         for r in results:

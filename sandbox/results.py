@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import gzip
 import json
-import math
 import os
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -278,6 +277,10 @@ def _from_plain(cls: type[T], data: Mapping[str, Any]) -> T:
         raise ResultFormatError(f"{cls.__name__}: {exc}") from None
 
 
+class NotAResultError(ResultFormatError):
+    """Valid JSON, but not a run result (an experiment manifest, a comparison)."""
+
+
 def column_lengths_ok(columns: Columns) -> bool:
     return len({len(v) for v in columns.values()}) <= 1
 
@@ -384,7 +387,7 @@ def load(path: Path | str) -> RunResult:
     except (OSError, ValueError, EOFError) as exc:
         raise ResultFormatError(f"{path}: not a readable result file ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ResultFormatError(f"{path}: not a sandbox result file (no 'format: {FORMAT}')")
+        raise NotAResultError(f"{path}: not a sandbox result file (no 'format: {FORMAT}')")
     version = data.get("version")
     if version not in READABLE_VERSIONS:
         readable = ", ".join(map(str, READABLE_VERSIONS))
@@ -427,16 +430,6 @@ def load_all(paths: Iterable[Path | str]) -> list[RunResult]:
     for f in find_result_files(paths):
         try:
             results.append(load(f))
-        except ResultFormatError as exc:
-            if "not a sandbox result file" in str(exc):
-                continue
-            raise
+        except NotAResultError:
+            continue  # experiment.json, comparison.json: JSON, but not a run
     return results
-
-
-def finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def as_columns(data: Mapping[str, Sequence[Number]]) -> Columns:
-    return {k: list(v) for k, v in data.items()}

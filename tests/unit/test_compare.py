@@ -475,3 +475,16 @@ def test_a_sweep_compares_each_allocator_with_the_baseline_at_the_same_setting()
     assert c.group("glibc sleep_ms=900").reference == "glibc sleep_ms=0"  # the sweep's own effect
     table = compare.render(c, "table")
     assert "× glibc sleep_ms=900" in table
+
+
+def test_varying_concurrency_is_not_reported_as_a_settings_mismatch() -> None:
+    runs = [
+        replace(
+            make_result("glibc", repeat=r, parameters={"concurrency": users}),
+            load=replace(make_result("glibc").load, users=users),
+        )
+        for users in (8, 32)
+        for r in range(3)
+    ]
+    kinds = {w.kind for w in compare.compare(runs).warnings}
+    assert "settings-differ" not in kinds
