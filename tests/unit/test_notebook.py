@@ -39,7 +39,7 @@ def test_notebook_runs_on_fake_results(tmp_path: Path, monkeypatch: pytest.Monke
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 2
+    assert len(images) == 3  # RSS by time, by requests, and where the memory is
     text = "".join(o.get("text", "") for o in outputs)
     assert f"4 runs from {folder}" in text
     markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
