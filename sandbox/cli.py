@@ -92,8 +92,8 @@ def run_cmd(
     config_path: Path | None, port: int | None, compress: bool, profile: str | None, **options: Any
 ) -> None:
     """Run the stair-stepper under one allocator, drive it with Locust, and record its memory."""
-    from sandbox import config, runner
-    from sandbox.progress import ProgressLine, print_run_summary
+    from sandbox import config
+    from sandbox.progress import print_run_summary, run_showing_progress
 
     try:
         bench = config.load_benchmark(config_path)
@@ -105,11 +105,7 @@ def run_cmd(
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
         spec = spec.with_(profile=profile)
         _sigterm_as_interrupt()
-        line = ProgressLine(sys.stderr)
-        try:
-            result, path = runner.run_once(spec, on_progress=line.update)
-        finally:
-            line.close()
+        result, path = run_showing_progress(spec)
     except KeyboardInterrupt:
         click.echo("Interrupted before anything was measured; no result written.", err=True)
         sys.exit(130)
@@ -208,20 +204,12 @@ def serve_cmd(
 
 
 def _run_with_progress(spec: Any, index: int, total: int) -> Any:
-    from sandbox import runner
-    from sandbox.progress import ProgressLine
+    from sandbox.compare import label
+    from sandbox.progress import run_showing_progress
 
-    click.echo(
-        f"\n[{index + 1}/{total}] {spec.allocator}"
-        + "".join(f" {k}={v}" for k, v in spec.parameters.items())
-        + f" (repeat {spec.repeat + 1})",
-        err=True,
-    )
-    line = ProgressLine(sys.stderr)
-    try:
-        result, path = runner.run_once(spec, on_progress=line.update)
-    finally:
-        line.close()
+    name = label(spec.allocator, spec.parameters)
+    click.echo(f"\n[{index + 1}/{total}] {name} (repeat {spec.repeat + 1})", err=True)
+    result, path = run_showing_progress(spec)
     click.echo(f"  -> {result.status}: {path}", err=True)
     return result, path
 

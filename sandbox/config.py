@@ -106,18 +106,22 @@ def _size(v: Any) -> int | None:
     return None if v is None else parse_size(v)
 
 
+def _is_loopback(host: str) -> bool:
+    """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _loopback_host(v: Any) -> str:
     """The harness both binds the server and sends load to this address: loopback only."""
     host = _str(v)
-    if host == "localhost":
-        return "127.0.0.1"
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not _is_loopback(host):
         raise _Invalid("a loopback address such as 127.0.0.1 (the sandbox loads only this machine)")
-    return host
+    return "127.0.0.1" if host == "localhost" else host
 
 
 @dataclass(frozen=True)
@@ -373,13 +377,7 @@ def load_benchmark(path: Path | None = None) -> Benchmark:
 
 
 def _is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return _is_loopback(urlsplit(url).hostname or "")
 
 
 def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:

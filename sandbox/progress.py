@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
 import click
 
+from sandbox import runner
+from sandbox.config import RunSpec
 from sandbox.results import RunResult
 from sandbox.runner import Progress
 
@@ -16,6 +19,15 @@ MIB = 2**20
 
 def _mib(value: float | None) -> str:
     return "-" if value is None else f"{value / MIB:.1f} MiB"
+
+
+def run_showing_progress(spec: RunSpec) -> tuple[RunResult, Path]:
+    """`runner.run_once` with a progress line on stderr, closed on every exit path."""
+    line = ProgressLine(sys.stderr)
+    try:
+        return runner.run_once(spec, on_progress=line.update)
+    finally:
+        line.close()
 
 
 class ProgressLine:
