@@ -9,7 +9,6 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.types import Message
@@ -18,6 +17,7 @@ from sandbox import procmaps
 from sandbox.server import workloads
 from sandbox.server.app import create_app
 from sandbox.server.settings import HANDLERS, ServerSettings
+from tests.asgi import http_scope
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient but still works with httpx.
@@ -166,20 +166,9 @@ def call_asgi(
 ) -> tuple[int, int]:
     """POST /widgets straight through ASGI; return the status and how many chunks were read."""
     app = create_app(settings)
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/widgets",
-        "raw_path": b"/widgets",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), *headers],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 3000),
-    }
+    scope = http_scope(
+        "POST", "/widgets", headers=[(b"content-type", b"application/json"), *headers]
+    )
     read = 0
     status = 0
 

@@ -6,7 +6,6 @@ import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from starlette.types import Message
@@ -15,6 +14,7 @@ from sandbox.server.app import create_app
 from sandbox.server.debug import is_loopback
 from sandbox.server.introspect import MIB
 from sandbox.server.settings import ServerSettings
+from tests.asgi import http_scope
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient` is deprecated")
@@ -157,20 +157,7 @@ def test_refused_client_cannot_hold_memory() -> None:
 def asgi_get(path: str, client: tuple[str, int] | None) -> int:
     """GET `path` straight through ASGI with `client` in the scope; return the status."""
     app = create_app(ServerSettings(sleep_ms=0))
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [],
-        "client": client,
-        "server": ("127.0.0.1", 3000),
-    }
+    scope = http_scope("GET", path, client=client)
     status = 0
 
     async def receive() -> Message:
