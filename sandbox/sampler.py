@@ -184,10 +184,11 @@ class RssSampler(_PollingThread):
 
     def tick(self, t: float) -> bool:
         try:
-            with self.process.oneshot():
+            with self.process.oneshot():  # one read of each /proc file per tick
                 rss = self.process.memory_info().rss
                 threads = self.process.num_threads()
-            if self.process.status() == psutil.STATUS_ZOMBIE:
+                zombie = self.process.status() == psutil.STATUS_ZOMBIE
+            if zombie:
                 raise psutil.ZombieProcess(self.pid)
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             self.gone.set()
