@@ -94,19 +94,24 @@ METRIC_BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 HEADLINE_METRICS = ("after_idle_rss_mib", "peak_rss_mib")
 
 # Settings that must match across the compared runs unless an experiment parameter varies them.
-MATCHING_SETTINGS: tuple[tuple[str, Callable[[RunResult], Any]], ...] = (
-    ("server.handler", lambda r: r.server.handler),
-    ("server.sleep_ms", lambda r: r.server.sleep_ms),
-    ("server.threads", lambda r: r.server.threads),
-    ("server.pymalloc", lambda r: r.server.pymalloc),
-    ("load.tags", lambda r: ",".join(r.load.tags)),
-    ("load.users", lambda r: r.load.users),
-    ("load.iterations", lambda r: r.load.iterations),
-    ("load.batches", lambda r: r.load.batches),
-    ("load.pause_s", lambda r: r.load.pause_s),
-    ("load.idle_s", lambda r: r.load.idle_s),
-    ("host.cpu_count", lambda r: r.host.get("cpu_count")),
-    ("host.sandbox_version", lambda r: r.host.get("sandbox_version", r.host.get("sandbox"))),
+# (result field, the experiment setting that varies it, how to read it from a run).
+MATCHING_SETTINGS: tuple[tuple[str, str, Callable[[RunResult], Any]], ...] = (
+    ("server.handler", "handler", lambda r: r.server.handler),
+    ("server.sleep_ms", "sleep_ms", lambda r: r.server.sleep_ms),
+    ("server.threads", "threads", lambda r: r.server.threads),
+    ("server.pymalloc", "pymalloc", lambda r: r.server.pymalloc),
+    ("load.tags", "tags", lambda r: ",".join(r.load.tags)),
+    ("load.users", "concurrency", lambda r: r.load.users),
+    ("load.iterations", "iterations", lambda r: r.load.iterations),
+    ("load.batches", "batches", lambda r: r.load.batches),
+    ("load.pause_s", "pause_s", lambda r: r.load.pause_s),
+    ("load.idle_s", "idle_s", lambda r: r.load.idle_s),
+    ("host.cpu_count", "cpu_count", lambda r: r.host.get("cpu_count")),
+    (
+        "host.sandbox_version",
+        "sandbox_version",
+        lambda r: r.host.get("sandbox_version", r.host.get("sandbox")),
+    ),
 )
 
 
@@ -565,16 +570,11 @@ def _group_warnings(
     return out
 
 
-# Result field -> the setting name an experiment varies it by, where the two differ.
-_SETTING_NAMES = {"users": "concurrency"}
-
-
 def _settings_warnings(results: Sequence[RunResult]) -> list[CompareWarning]:
     varied = {str(k).lower() for r in results for k in r.parameters}
     out: list[CompareWarning] = []
-    for key, get in MATCHING_SETTINGS:
-        short = key.split(".", 1)[1]
-        if key in varied or short in varied or _SETTING_NAMES.get(short) in varied:
+    for key, setting, get in MATCHING_SETTINGS:
+        if key in varied or setting in varied or key.split(".", 1)[1] in varied:
             continue
         seen: dict[str, dict[str, int]] = {}
         for r in results:
