@@ -22,6 +22,7 @@ import psutil
 from sandbox import allocators
 from sandbox.config import REPO_ROOT
 from sandbox.load import driver
+from sandbox.load.models import LoadModel
 from sandbox.sampler import RssSampler, read_vmhwm
 from sandbox.server.launch import build_environ, launch
 from sandbox.server.settings import ServerSettings
@@ -49,10 +50,10 @@ def measure(rate_hz: float, iterations: int) -> tuple[float, float, float, int]:
             locustfile=REPO_ROOT / "plans" / "locustfile.py",
             host_url=server.url,
             tags=("tiny", "small", "medium", "large"),
-            users=32,
             spawn_rate=32,
             iterations=iterations,
             timeout_s=600,
+            model=LoadModel(users=32),
         )
         with driver.start(load, Path(tmp)) as locust:
             locust.proc.wait()

@@ -10,8 +10,12 @@ Locust quits; web UI: the test stops and the UI stays up). N = 0, the default, r
 stopped or until `--run-time`. A request whose ticket belongs to another plan still sends that
 plan's body, so the per-plan counts are exact whatever task Locust happens to pick.
 
-The count is per process: with `--processes` or distributed mode every worker sends N of each
-plan on its own and only stops its own users; end such runs with `--run-time`.
+In distributed mode (`--master --expect-workers W` and W `--worker`s, or `--processes W`) the
+N requests of each plan are shared out: worker i sends N // W, plus one if i < N % W, and tells
+the master when it is done; the master stops the test (headless: quits) when all W have.
+Without --expect-workers each worker sends all N.
+
+Load models (constant rate, ramp, spike, soak): add plans/shapes.py, see its docstring.
 
 This file imports only Locust and the standard library (Locust monkey-patches the process).
 """
@@ -45,7 +49,7 @@ def _add_arguments(parser: Any) -> None:
         env_var="LOCUST_ITERATIONS",
         default=0,
         help="Send exactly this many requests of each selected plan (--tags), then stop. "
-        "0 (default): run until stopped or --run-time. Counted per worker process.",
+        "0 (default): run until stopped or --run-time. Shared out among workers.",
     )
 
 
@@ -53,7 +57,8 @@ class Drill:
     """Tickets per plan for one test run; the run ends when the last ticket's request is done."""
 
     def __init__(self) -> None:
-        self.iterations = 0
+        self.iterations = -1
+        """Requests of each plan this process sends; -1: no limit."""
         self.tickets: dict[str, int] = {}
         self.total = 0
         self.completed = 0
@@ -66,7 +71,7 @@ class Drill:
 
     def take(self, plan: str) -> str | None:
         """The plan to send next: `plan` if it has tickets left, else any plan that has; or None."""
-        if self.iterations <= 0:
+        if self.iterations < 0:
             return plan
         if self.tickets.get(plan, 0) <= 0:
             plan = next((p for p, left in self.tickets.items() if left > 0), "")
@@ -78,17 +83,45 @@ class Drill:
     def complete(self, environment: Environment) -> None:
         """Count a finished request; after the last one, stop the run (outside this greenlet)."""
         self.completed += 1
-        if self.iterations > 0 and self.completed == self.total:
-            logger.info(
-                "--iterations %d reached: %d requests sent (%s); stopping",
-                self.iterations,
-                self.total,
-                ", ".join(self.tickets),
-            )
+        if self.iterations >= 0 and self.completed == self.total:
+            self.finished(environment)
+
+    def finished(self, environment: Environment) -> None:
+        """This process has sent its share: a worker tells the master, a lone process stops."""
+        logger.info("--iterations: this process's %d requests sent; stopping", self.total)
+        if isinstance(environment.runner, WorkerRunner):
+            environment.runner.send_message(DONE_MESSAGE)
+        else:
             gevent.spawn(_finish, environment)
 
 
 DRILL = Drill()
+DONE_MESSAGE = "drill_done"
+
+
+def worker_share(iterations: int, index: int, workers: int) -> int:
+    """Requests of each plan that worker `index` of `workers` sends."""
+    if workers <= 0:
+        return iterations
+    return iterations // workers + (1 if index < iterations % workers else 0)
+
+
+@events.init.add_listener
+def _count_finished_workers(environment: Environment, **kwargs: Any) -> None:
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    done: set[str] = set()
+
+    def on_done(environment: Environment, msg: Any, **kw: Any) -> None:
+        done.add(msg.node_id)
+        expected = int(getattr(environment.parsed_options, "expect_workers", 0) or 0)
+        if len(done) >= max(expected, runner.worker_count):
+            logger.info("--iterations reached on all %d workers; stopping", len(done))
+            gevent.spawn(_finish, environment)
+
+    runner.register_message(DONE_MESSAGE, on_done)
+    environment.events.test_start.add_listener(lambda **kw: done.clear())
 
 
 def _finish(environment: Environment) -> None:
@@ -119,18 +152,26 @@ def selected_plans(user_class: type[FastHttpUser]) -> list[str]:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **kwargs: Any) -> None:
-    if isinstance(environment.runner, MasterRunner):
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
         return  # the master sends no requests; workers count for themselves
-    iterations = int(getattr(environment.parsed_options, "iterations", 0) or 0)
+    options = environment.parsed_options
+    iterations = int(getattr(options, "iterations", 0) or 0)
     plans = selected_plans(WidgetUser)
+    if iterations <= 0:
+        DRILL.reset(-1, plans)
+        return
+    if isinstance(runner, WorkerRunner):
+        workers = int(getattr(options, "expect_workers", 0) or 0)
+        iterations = worker_share(iterations, runner.worker_index, workers)
     DRILL.reset(iterations, plans)
-    if iterations > 0:
-        logger.info(
-            "--iterations %d: sending %d requests (%s)",
-            iterations,
-            DRILL.total,
-            ", ".join(f"{iterations} {p}" for p in plans),
-        )
+    logger.info(
+        "--iterations: sending %d requests (%s)",
+        DRILL.total,
+        ", ".join(f"{iterations} {p}" for p in plans),
+    )
+    if DRILL.total == 0:  # more workers than requests: this one has nothing to send
+        DRILL.finished(environment)
 
 
 class WidgetUser(FastHttpUser):

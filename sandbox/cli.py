@@ -87,13 +87,51 @@ class _SizeType(click.ParamType):  # type: ignore[type-arg]
 @click.option("--port", type=click.IntRange(1, 65535), help="Server port (default: a free one).")
 @click.option("--results-dir", type=click.Path(file_okay=False), help="Where results go.")
 @click.option("--gzip", "compress", is_flag=True, help="Write the result as .json.gz.")
+@click.option(
+    "--load",
+    type=click.Choice(["iterations", "rate", "ramp", "spike", "soak"]),
+    help="Load model of each batch (default iterations: drill's fixed count).",
+)
+@click.option("--rate", type=click.FloatRange(min=0), help="rate/spike: req/s; ramp: start.")
+@click.option("--to-rate", type=click.FloatRange(min=0), help="ramp: req/s at the end.")
+@click.option("--duration", "duration_s", type=click.FloatRange(min=0), help="Batch seconds.")
+@click.option("--spike-x", type=click.FloatRange(min=1, min_open=True), help="Burst / base.")
+@click.option("--spike-at", "spike_at_s", type=click.FloatRange(min=0), help="Burst start, s.")
+@click.option("--spike-for", "spike_s", type=click.FloatRange(min=0), help="Burst length, s.")
+@click.option(
+    "--load-workers",
+    type=click.IntRange(min=0),
+    help="Locust worker processes (distributed mode); 0: one process.",
+)
+@click.option(
+    "--server-workers", "workers", type=click.IntRange(min=1), help="uvicorn worker processes."
+)
+@click.option("--app", help="Serve your ASGI app (module:attr) instead of the stair-stepper.")
+@click.option("--cmd", help="Run any server command; {port} and {host} are filled in.")
+@click.option("--ready-url", help="URL that answers once the server is up ({port} filled in).")
+@click.option("--locustfile", type=click.Path(dir_okay=False), help="Your own Locust file.")
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Fail the run past a limit: p95_ms, p99_ms, error_rate, min_rps, peak_rss, growth "
+    "(e.g. p95_ms=800, peak_rss=500MiB). Repeatable.",
+)
 @_config_option
 def run_cmd(
-    config_path: Path | None, port: int | None, compress: bool, profile: str | None, **options: Any
+    config_path: Path | None,
+    port: int | None,
+    compress: bool,
+    profile: str | None,
+    thresholds: tuple[str, ...],
+    **options: Any,
 ) -> None:
-    """Run the stair-stepper under one allocator, drive it with Locust, and record its memory."""
+    """Run the stair-stepper (or your app) under one allocator, drive it with Locust, and
+    record its memory."""
     from sandbox import config
     from sandbox.progress import print_run_summary, run_showing_progress
+    from sandbox.thresholds import failed
 
     try:
         bench = config.load_benchmark(config_path)
@@ -101,6 +139,7 @@ def run_cmd(
             options["pymalloc"] = options["pymalloc"] == "on"
         if options.get("results_dir"):  # a path typed here is relative to where it was typed
             options["results_dir"] = str(Path(options["results_dir"]).resolve())
+        options.update(_parse_thresholds(thresholds))
         overrides = config.validate_overrides("option", options)
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
         spec = spec.with_(profile=profile)
@@ -118,6 +157,30 @@ def run_cmd(
     if result.status != "ok":
         click.echo(f"Error: {result.status_detail}; partial result written to {path}", err=True)
         sys.exit(1)
+    broken = failed(result.thresholds)
+    if broken:
+        click.echo(f"Error: threshold failed: {'; '.join(broken)}", err=True)
+        sys.exit(1)
+
+
+def _parse_thresholds(items: tuple[str, ...]) -> dict[str, Any]:
+    """`NAME=VALUE` strings -> setting values (sizes stay strings for the setting's check)."""
+    from sandbox.config import THRESHOLDS
+    from sandbox.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in THRESHOLDS:
+            raise ConfigError(
+                f"--threshold {item!r}: expected NAME=VALUE, NAME one of {', '.join(THRESHOLDS)}"
+            )
+        try:
+            out[name] = value if name in ("peak_rss", "growth") else float(value)
+        except ValueError:
+            raise ConfigError(f"--threshold {item!r}: {value!r} is not a number") from None
+    return out
 
 
 @cli.command("doctor")
@@ -224,6 +287,7 @@ def experiment_cmd(
 ) -> None:
     """Run an experiment (allocators × settings × repeats), then compare and plot it."""
     from sandbox import config, experiment
+    from sandbox.thresholds import failed
 
     try:
         bench = config.load_benchmark(config_path)
@@ -256,6 +320,12 @@ def experiment_cmd(
     if outcome.interrupted:
         click.echo("Interrupted; the comparison covers the runs that finished.", err=True)
         sys.exit(130)
+    broken = [(r, failed(r.thresholds)) for r in ok]
+    broken = [(r, lines) for r, lines in broken if lines]
+    if broken:
+        for r, lines in broken:
+            click.echo(f"Error: threshold failed in {r.run_id}: {'; '.join(lines)}", err=True)
+        sys.exit(1)
 
 
 @cli.command("compare")

@@ -18,6 +18,8 @@ import yaml
 
 from sandbox.allocators import BUILTIN, Allocator
 from sandbox.errors import ConfigError
+from sandbox.load.models import MODELS, LoadModel
+from sandbox.server.launch import Target
 from sandbox.server.settings import ServerSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,15 +76,46 @@ def _str(v: Any) -> str:
     return v
 
 
+_TAG = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
 def _tags(v: Any) -> tuple[str, ...]:
+    """Locust tags: the plan names for plans/locustfile.py, any for a user's own locustfile
+    (build_spec checks them against the plans when the locustfile is ours)."""
     items = v.split(",") if isinstance(v, str) else v
     if not isinstance(items, list | tuple) or not items:
-        raise _Invalid(f"a list of plan tags from: {', '.join(PLAN_NAMES)}")
+        raise _Invalid(f"a list of plan tags such as {', '.join(PLAN_NAMES)}")
     tags = tuple(dict.fromkeys(str(t).strip() for t in items if str(t).strip()))
-    bad = [t for t in tags if t not in PLAN_NAMES]
-    if bad or not tags:
-        raise _Invalid(f"plan tags from: {', '.join(PLAN_NAMES)}")
+    if not tags or not all(_TAG.match(t) for t in tags):
+        raise _Invalid(f"a list of plan tags such as {', '.join(PLAN_NAMES)}")
     return tags
+
+
+def _app(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or not re.match(r"^[\w.]+:[\w.]+$", v):
+        raise _Invalid("an ASGI app as module:attribute, e.g. examples.cache_service.app:app")
+    return v
+
+
+def _optional_str(v: Any) -> str | None:
+    return None if v is None else _str(v)
+
+
+def _ready_url(v: Any) -> str | None:
+    if v is None:
+        return None
+    url = _str(v)
+    probe = urlsplit(url.replace("{host}", "127.0.0.1").replace("{port}", "1"))
+    if probe.scheme != "http" or not _is_loopback(probe.hostname or ""):
+        raise _Invalid("an http:// URL on this machine, e.g. http://127.0.0.1:{port}/health")
+    return url
+
+
+def _threshold(minimum: float) -> Check:
+    number = _float(minimum)
+    return lambda v: None if v is None else number(v)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
@@ -152,6 +185,26 @@ SETTINGS: dict[str, Setting] = {
         Setting("run.max_rss", _size, None),
         Setting("run.trim_s", _float(0), 3.0),
         Setting("run.objects", _bool, False),
+        Setting("run.load", _choice(*MODELS), "iterations"),
+        Setting("run.rate", _float(0), 0.0),
+        Setting("run.to_rate", _float(0), 0.0),
+        Setting("run.duration_s", _float(0), 60.0),
+        Setting("run.spike_x", _float(1, strict=True), 5.0),
+        Setting("run.spike_at_s", _float(0), 10.0),
+        Setting("run.spike_s", _float(0), 5.0),
+        Setting("run.load_workers", _int(0), 0),
+        Setting("run.locustfile", _optional_str, None),
+        Setting("server.workers", _int(1), 1),
+        Setting("server.app", _app, None),
+        Setting("server.cmd", _optional_str, None),
+        Setting("server.ready_url", _ready_url, None),
+        # Limits checked after each run (for CI): the run fails, naming the limit, when passed.
+        Setting("thresholds.p95_ms", _threshold(0), None),
+        Setting("thresholds.p99_ms", _threshold(0), None),
+        Setting("thresholds.error_rate", _threshold(0), None),
+        Setting("thresholds.peak_rss", _size, None),
+        Setting("thresholds.growth", _size, None),
+        Setting("thresholds.min_rps", _threshold(0), None),
         Setting("server.handler", _choice("sync", "async"), "sync"),
         Setting("server.sleep_ms", _int(0), 150),
         Setting("server.threads", _int(1), 40),
@@ -164,7 +217,8 @@ SETTINGS: dict[str, Setting] = {
     )
 }
 # Keys that exist in benchmark.yml but are not run settings.
-_OTHER_TOP_KEYS = ("base", "plan", "allocators", "run", "server", "sampler")
+_OTHER_TOP_KEYS = ("base", "plan", "allocators", "run", "server", "sampler", "thresholds")
+THRESHOLDS = ("p95_ms", "p99_ms", "error_rate", "peak_rss", "growth", "min_rps")
 
 
 @dataclass(frozen=True)
@@ -212,6 +266,16 @@ class RunSpec:
     config_path: Path | None = None
     profile: str | None = None
     """`memray` to run the server under memray."""
+    model: LoadModel = field(default_factory=LoadModel)
+    """The load model of every batch (users = `users`)."""
+    load_workers: int = 0
+    """Locust worker processes (0: one Locust process)."""
+    target: Target = field(default_factory=Target)
+    """What to serve: the stair-stepper, a user's app or command; server processes."""
+    drill: bool = True
+    """The locustfile is ours and understands --iterations."""
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    """Limits checked after the run (see THRESHOLDS), by name."""
 
     def with_(self, **changes: Any) -> RunSpec:
         return replace(self, **changes)
@@ -367,10 +431,19 @@ def load_benchmark(path: Path | None = None) -> Benchmark:
             "http://127.0.0.1:3000 (the sandbox only sends load to this machine)"
         )
     root = path.resolve().parent
+    plans = _plans(source, data.get("plan"), root)
+    if "tags" in values and values.get("locustfile") is None:
+        available = {t for p in plans for t in p.tags}
+        unknown = [t for t in values["tags"] if t not in available]
+        if unknown:
+            raise ConfigError(
+                f"{source}: run.tags has value {list(values['tags'])!r}; expected tags of the "
+                f"plans: {', '.join(sorted(available))}"
+            )
     return Benchmark(
         path,
         values,
-        _plans(source, data.get("plan"), root),
+        plans,
         _allocators(source, data.get("allocators")),
         base,
     )
@@ -400,14 +473,26 @@ def build_spec(
 ) -> RunSpec:
     """Merge defaults, benchmark.yml and overrides (already validated) into a RunSpec."""
     v = merge(bench.values, overrides or {})
-    available = {t for p in bench.plans for t in p.tags}
-    missing = [t for t in v["tags"] if t not in available]
-    if missing:
-        raise ConfigError(
-            f"tag '{missing[0]}' matches no plan in benchmark.yml; "
-            f"available: {', '.join(sorted(available))}"
-        )
     root = bench.path.resolve().parent if bench.path else REPO_ROOT
+    own_locustfile = _user_locustfile(v["locustfile"])
+    tags: tuple[str, ...] = tuple(v["tags"])
+    if own_locustfile is None:
+        available = {t for p in bench.plans for t in p.tags}
+        missing = [t for t in tags if t not in available]
+        if missing:
+            raise ConfigError(
+                f"tag '{missing[0]}' matches no plan in benchmark.yml; "
+                f"available: {', '.join(sorted(available))}"
+            )
+    else:  # a user's locustfile: only the tags asked for here, not benchmark.yml's plans
+        tags = tuple((overrides or {}).get("tags", ()))
+    model = _model(v)
+    target = _target(v, port)
+    if own_locustfile is not None and model.name == "iterations":
+        raise ConfigError(
+            "--iterations is understood only by plans/locustfile.py; with --locustfile choose a "
+            "load model with a duration, e.g. --load soak --duration 60 (or --load rate --rate 20)"
+        )
     results_dir = Path(v["results_dir"])
     return RunSpec(
         allocator=v["allocator"],
@@ -435,7 +520,8 @@ def build_spec(
         interval_s=v["interval_s"],
         probe_interval_s=v["probe_interval_s"],
         results_dir=results_dir if results_dir.is_absolute() else root / results_dir,
-        locustfile=next(
+        locustfile=own_locustfile
+        or next(
             (
                 p
                 for p in (root / "plans" / "locustfile.py", REPO_ROOT / "plans" / "locustfile.py")
@@ -450,7 +536,73 @@ def build_spec(
         parameters=dict(parameters or {}),
         compress=compress,
         config_path=bench.path,
+        model=model,
+        load_workers=v["load_workers"],
+        target=target,
+        drill=own_locustfile is None,
+        thresholds={k: v[k] for k in THRESHOLDS if v[k] is not None},
     )
+
+
+def _user_locustfile(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"--locustfile: {value} not found")
+    return path
+
+
+MODEL_FLAGS = {
+    "load": "--load",
+    "rate": "--rate",
+    "to_rate": "--to-rate",
+    "duration_s": "--duration",
+    "spike_x": "--spike-x",
+    "spike_at_s": "--spike-at",
+    "spike_s": "--spike-for",
+}
+
+
+def _model(v: Mapping[str, Any]) -> LoadModel:
+    model = LoadModel(
+        name=v["load"],
+        users=v["concurrency"],
+        rate=v["rate"],
+        to_rate=v["to_rate"],
+        duration_s=v["duration_s"],
+        spike_x=v["spike_x"],
+        spike_at_s=v["spike_at_s"],
+        spike_s=v["spike_s"],
+    )
+    problems = model.problems()
+    if problems:
+        key, _, why = problems[0].partition(": ")
+        raise ConfigError(f"run.{key} ({MODEL_FLAGS.get(key, '--' + key)}): {why}")
+    return model
+
+
+def _target(v: Mapping[str, Any], port: int | None) -> Target:
+    app, cmd, ready_url = v["app"], v["cmd"], v["ready_url"]
+    if app and cmd:
+        raise ConfigError("--app and --cmd both given; choose one")
+    if cmd:
+        if ready_url is None:
+            raise ConfigError(
+                "--cmd needs --ready-url, a URL that answers once the server is up, e.g. "
+                "--ready-url 'http://127.0.0.1:{port}/health'"
+            )
+        if "{port}" not in cmd and port is None:
+            raise ConfigError(
+                "--cmd must contain {port} (the sandbox fills in a free port) or come with "
+                "--port, the port the command listens on"
+            )
+        if v["workers"] > 1:
+            raise ConfigError(
+                "--server-workers applies to the stair-stepper and --app; "
+                "give a --cmd its own worker option"
+            )
+    return Target(workers=v["workers"], app=app, cmd=cmd, ready_url=ready_url, cwd=Path.cwd())
 
 
 def validate_overrides(source: str, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
 from sandbox import runner
 from sandbox.config import RunSpec
+from sandbox.load.models import LoadModel
 from sandbox.results import RunResult
 from sandbox.runner import Progress
 
@@ -69,6 +71,12 @@ class ProgressLine:
             self.stream.flush()
 
 
+def describe_model(model: Mapping[str, Any]) -> str:
+    pace = float(model.get("pace") or 0)
+    per_user = f", {pace:.3g} req/s per user" if pace else ""
+    return LoadModel.from_dict(model).describe() + per_user
+
+
 def print_run_summary(result: RunResult, path: Path) -> None:
     """The closing summary: allocator, RSS figures, per-batch load, the file and what next."""
     s = result.summary
@@ -82,13 +90,32 @@ def print_run_summary(result: RunResult, path: Path) -> None:
         f"  RSS        baseline {_mib(s.baseline_rss_bytes)}   peak {_mib(s.peak_rss_bytes)}   "
         f"end of load {_mib(s.end_of_load_rss_bytes)}   after idle {_mib(s.after_idle_rss_bytes)}"
     )
-    if s.vmhwm_bytes:
+    if s.peak_pss_bytes is not None:
+        processes = int(max(result.samples.get("processes") or [0]))
+        click.echo(
+            f"  PSS (sum)  baseline {_mib(s.baseline_pss_bytes)}   peak {_mib(s.peak_pss_bytes)}   "
+            f"after idle {_mib(s.after_idle_pss_bytes)}   ({processes} processes; the RSS "
+            "above is their sum, counting shared pages once per process)"
+        )
+    elif s.vmhwm_bytes:
         ratio = s.peak_rss_bytes / s.vmhwm_bytes
         click.echo(f"  VmHWM      {_mib(s.vmhwm_bytes)} (sampled peak is {ratio:.1%} of it)")
+    model = result.load.model
+    if model and model.get("name") != "iterations":
+        workers = f", {result.load.workers} Locust workers" if result.load.workers else ""
+        click.echo(f"  load       {describe_model(model)}{workers}")
     for b in result.load.stats:
         click.echo(
             f"  batch {b.index}    {b.requests} requests, {b.failures} failed, {b.rps:.1f} req/s, "
             f"p50 {b.p50_ms:.0f} ms, p95 {b.p95_ms:.0f} ms, p99 {b.p99_ms:.0f} ms"
+        )
+    for c in result.thresholds:
+        verdict = {True: "pass", False: "FAIL", None: "no figure"}[c["passed"]]
+        value = "-" if c["value"] is None else f"{c['value']:.4g}"
+        click.echo(
+            f"  threshold  {c['name']} <= {c['limit']:.4g} {c.get('unit', '')}: {value} {verdict}"
+            if c["name"] != "min_rps"
+            else f"  threshold  min_rps >= {c['limit']:.4g}: {value} {verdict}"
         )
     harness = result.sampler.get("harness_rss_bytes")
     if harness:

@@ -26,8 +26,13 @@ FORMAT = "sandbox-run"
 #     py_allocated_blocks; summary gains in-use/held at end of load and after idle, and the
 #     RSS after a `trim` phase; new `trim` (what releasing free memory did), `objects` (pympler
 #     top types at end of load and after idle) and `profile` (memray artefacts).
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3 - (0.3.0) load models and distributed load: load gains `model` (the target: iterations, rate,
+#     ramp, spike, soak) and `workers` (Locust worker processes); each batch gains Locust's
+#     per-second request and failure counts (timeline_*); server gains `workers` (uvicorn
+#     processes), `app` / `ready_url` for a user's own server, and per-worker memory columns in
+#     probes; new `thresholds` (limits checked after the run, with their outcome).
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 Status = Literal["ok", "interrupted", "server-died", "memory-cap", "failed"]
 STATUSES: tuple[Status, ...] = ("ok", "interrupted", "server-died", "memory-cap", "failed")
@@ -80,6 +85,12 @@ class ServerInfo:
     """The server's process id."""
     exit_code: int | None = None
     """How the server ended when it died on its own (negative: killed by that signal)."""
+    workers: int = 1
+    """Server processes serving requests (uvicorn --workers); memory is then the process tree's."""
+    app: str | None = None
+    """`module:attr` of a user's ASGI app, or `cmd` for a user's server command; None: ours."""
+    ready_url: str | None = None
+    """The URL polled until the server was ready."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,12 @@ class BatchStats:
     """Requests per plan (tag)."""
     exit_code: int | None = None
     """Locust's exit code."""
+    timeline_t_s: list[float] = field(default_factory=list)
+    """Start of each second Locust counted requests in, seconds since the run's t=0."""
+    timeline_requests: list[int] = field(default_factory=list)
+    """Requests completed in each of those seconds (Locust's num_reqs_per_sec)."""
+    timeline_failures: list[int] = field(default_factory=list)
+    """Failures in each of those seconds."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,11 @@ class LoadInfo:
     """Idle period after the last batch."""
     stats: list[BatchStats]
     """One entry per batch that ran."""
+    model: dict[str, Any] = field(default_factory=dict)
+    """The load model of every batch: name (iterations, rate, ramp, spike, soak), users, rate,
+    to_rate, duration_s, spike_x, spike_at_s, spike_s and the per-user pace (requests/s)."""
+    workers: int = 0
+    """Locust worker processes (0: one Locust process)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +197,12 @@ class Summary:
     """As held_end_of_load_bytes, at the end of the idle phase."""
     after_trim_rss_bytes: int | None = None
     """Median RSS over the last quarter of the `trim` phase (after asking for free memory back)."""
+    baseline_pss_bytes: int | None = None
+    """Several server processes: the PSS sum (shared pages once) during the baseline."""
+    peak_pss_bytes: int | None = None
+    """Several server processes: the highest sampled PSS sum."""
+    after_idle_pss_bytes: int | None = None
+    """Several server processes: the PSS sum over the last quarter of the idle phase."""
 
     @property
     def unused_end_of_load_bytes(self) -> int | None:
@@ -230,6 +258,8 @@ class RunResult:
     """Pympler's top object types by size, by moment (end-of-load, after-idle); opt-in."""
     profile: dict[str, Any] = field(default_factory=dict)
     """Profiler artefacts (memray capture, flamegraph, stats) and their overhead note."""
+    thresholds: list[dict[str, Any]] = field(default_factory=list)
+    """Each limit checked after the run: name, limit, value, unit, passed, where."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": FORMAT_VERSION, **_to_plain(self)}
@@ -335,6 +365,8 @@ def compute_summary(
     held = probes.get("alloc_held_bytes")
     idle_end = idle.end_s if idle else pt[-1] if pt else 0.0
     base_end = baseline.end_s if baseline else 0.0
+    pss = samples.get("pss_bytes")
+    pss_base = _in(t, pss, baseline.start_s, baseline.end_s) if pss and baseline else []
     return Summary(
         baseline_rss_bytes=int(statistics.median(base_vals or rss[:1])),
         peak_rss_bytes=int(max(rss)),
@@ -348,6 +380,9 @@ def compute_summary(
         in_use_after_idle_bytes=_as_int(_at_or_before(pt, in_use, idle_end)) if in_use else None,
         held_after_idle_bytes=_as_int(_at_or_before(pt, held, idle_end)) if held else None,
         after_trim_rss_bytes=_tail_median(t, rss, _phase(phases, "trim")),
+        baseline_pss_bytes=int(statistics.median(pss_base or pss[:1])) if pss else None,
+        peak_pss_bytes=int(max(pss)) if pss else None,
+        after_idle_pss_bytes=_tail_median(t, pss, idle) if pss else None,
     )
 
 

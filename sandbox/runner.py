@@ -13,7 +13,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,10 @@ from sandbox.results import (
     ServerInfo,
     Status,
 )
-from sandbox.sampler import Live, ProbePoller, RssSampler, get_json, read_vmhwm
-from sandbox.server.launch import ServerProcess, build_environ, launch
+from sandbox.sampler import Live, ProbePoller, ProcessTree, RssSampler, get_json, read_vmhwm
+from sandbox.server.__main__ import OWNER_FILE_ENV
+from sandbox.server.launch import ServerProcess, build_environ, launch, stop_process
+from sandbox.thresholds import check_thresholds
 
 POLL_S = 0.2
 
@@ -99,6 +101,8 @@ class _Run:
         self.phase = "start"
         self.stats: list[BatchStats] = []
         self.notes: list[str] = []
+        # Several processes (uvicorn workers, a user's command): sample the whole tree.
+        tree = spec.target.workers > 1 or spec.target.cmd is not None
         self.sampler = RssSampler(
             server.pid,
             spec.interval_s,
@@ -106,8 +110,18 @@ class _Run:
             max_rss_bytes=spec.max_rss_bytes,
             on_cap=self._kill_server,
             live=self.live,
+            tree=tree,
         )
-        self.probe = ProbePoller(server.pid, server.url, spec.probe_interval_s, self.t0, self.live)
+        self.probe = ProbePoller(
+            server.pid,
+            server.url,
+            spec.probe_interval_s,
+            self.t0,
+            self.live,
+            tree=ProcessTree(server.pid) if tree else None,
+            # With several workers, any one of them answers: their counters would be mixed.
+            ask_server=spec.target.workers == 1,
+        )
         self.trim: dict[str, Any] = {}
         self.objects: dict[str, Any] = {}
 
@@ -166,34 +180,42 @@ class _Run:
             locustfile=spec.locustfile,
             host_url=self.server.url,
             tags=spec.tags,
-            users=spec.users,
             spawn_rate=spec.spawn_rate,
             iterations=spec.iterations,
             timeout_s=spec.batch_timeout_s,
+            model=spec.model,
+            workers=spec.load_workers,
+            drill=spec.drill,
         )
         batch_dir = workdir / f"batch-{self.batch}"
         batch_dir.mkdir()
-        start = self.now()
+        start, epoch = self.now(), time.time()
+        # Locust's --run-time does not bound a load shape: the harness holds the limit itself.
+        deadline = time.monotonic() + spec.batch_timeout_s + 30
         with driver.start(load, batch_dir) as locust:
             while locust.proc.poll() is None:
                 self.check()
+                if time.monotonic() > deadline:
+                    stop_process(locust.proc, timeout_s=15.0)
+                    self.notes.append(f"batch {self.batch}: Locust overran its time limit")
+                    break
                 time.sleep(POLL_S)
             code = locust.proc.returncode
             self.check()  # a server that died under load is the real story, not Locust's errors
-            if code != 0 or not locust.stats_csv.exists():
+            if code != 0 or not locust.stats_json.exists():
                 raise LoadError(
                     f"Locust exited with code {code} in batch {self.batch}: {locust.log_tail()}"
                 )
             stats = read_batch_stats(
-                locust.stats_csv, index=self.batch, start_s=start, end_s=self.now(), exit_code=code
+                locust.stats_json,
+                index=self.batch,
+                start_s=start,
+                end_s=self.now(),
+                epoch_at_start=epoch,
+                exit_code=code,
             )
         self.stats.append(stats)
-        expected = spec.iterations * len(spec.tags)
-        if stats.requests < expected:
-            self.notes.append(
-                f"batch {self.batch} stopped at its {spec.batch_timeout_s:g} s time limit after "
-                f"{stats.requests} of {expected} requests"
-            )
+        self.notes.extend(shortfall(spec, stats))
 
     def drive(self) -> None:
         spec = self.spec
@@ -236,6 +258,26 @@ class _Run:
             self.objects[moment] = {**answer, "t_s": round(self.now(), 3)}
 
 
+def shortfall(spec: RunSpec, stats: BatchStats) -> list[str]:
+    """Notes when a batch sent less than it was asked to (time limit, or a rate not reached)."""
+    if spec.model.name == "iterations":
+        expected = spec.iterations * len(spec.tags)
+        if stats.requests < expected:
+            return [
+                f"batch {stats.index} stopped at its {spec.batch_timeout_s:g} s time limit after "
+                f"{stats.requests} of {expected} requests"
+            ]
+    elif spec.model.paced:
+        wanted = spec.model.expected_requests(0.0, spec.model.duration_s)
+        if wanted > 0 and stats.requests < 0.9 * wanted:
+            return [
+                f"batch {stats.index} reached {stats.requests / wanted:.0%} of the "
+                f"{spec.model.describe()} target ({stats.requests} of {wanted:.0f} requests): "
+                "the server answered too slowly for the users; raise --users"
+            ]
+    return []
+
+
 def run_once(
     spec: RunSpec, *, on_progress: ProgressCallback | None = None, root: Path = REPO_ROOT
 ) -> tuple[RunResult, Path]:
@@ -261,18 +303,18 @@ def run_once(
     started_at = _utc()
     status: Status = "ok"
     detail = ""
+    if spec.target.app and profiler is None:
+        env[OWNER_FILE_ENV] = str(folder / f".{run_id}.malloc-owner")
     with launch(
         env,
         host=spec.host,
         port=spec.port,
         wrap=profiler.wrap() if profiler else (),
         stop_timeout_s=60.0 if profiler else 5.0,
+        target=spec.target,
     ) as server:
-        mapped = allocators.verify_loaded(resolved, server.pid)
-        try:
-            malloc_owner = server.health().get("malloc_owner")
-        except (OSError, ValueError) as exc:
-            raise ServerError(f"the server stopped answering /health after start: {exc}") from None
+        mapped = _verify_allocator(resolved, server)
+        malloc_owner = _malloc_owner(server, env.pop(OWNER_FILE_ENV, None))
         allocators.verify_malloc_owner(resolved, malloc_owner)
         run = _Run(spec, server, on_progress)
         run.sampler.start()
@@ -321,6 +363,9 @@ def run_once(
             env=env,
             pid=server.pid,
             exit_code=exit_code if status in ("server-died", "memory-cap") else None,
+            workers=spec.target.workers,
+            app=spec.target.app or ("cmd" if spec.target.cmd else None),
+            ready_url=server.ready_url,
         ),
         load=LoadInfo(
             locustfile=_relative(spec.locustfile, root),
@@ -333,6 +378,8 @@ def run_once(
             baseline_s=spec.baseline_s,
             idle_s=spec.idle_s,
             stats=run.stats,
+            model=spec.model.to_dict(),
+            workers=spec.load_workers,
         ),
         host=metadata.collect(root),
         sampler={
@@ -354,12 +401,42 @@ def run_once(
         objects=run.objects,
         profile=profile,
     )
+    result = replace(result, thresholds=check_thresholds(spec.thresholds, result))
     suffix = ".json.gz" if spec.compress else ".json"
     try:
         path = results.dump(result, folder / f"{run_id}{suffix}")
     except OSError as exc:
         raise SandboxError(f"could not write the result to {folder}: {exc}") from None
     return result, path
+
+
+def _verify_allocator(resolved: allocators.ResolvedAllocator, server: ServerProcess) -> list[str]:
+    """The allocator must be mapped in the server and in every process it started (workers)."""
+    mapped = allocators.verify_loaded(resolved, server.pid)
+    for proc in ProcessTree(server.pid).processes()[1:]:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            allocators.verify_loaded(resolved, proc.pid)
+    return mapped
+
+
+def _malloc_owner(server: ServerProcess, owner_file: str | None) -> str | None:
+    """Whose `malloc` the server calls: from /health (ours), from the file an app's launcher
+    wrote, or unknown (a user's command: the memory-map check stands alone)."""
+    if server.target.ours:
+        try:
+            owner = server.health().get("malloc_owner")
+        except (OSError, ValueError) as exc:
+            raise ServerError(f"the server stopped answering /health after start: {exc}") from None
+        return owner if isinstance(owner, str) else None
+    if owner_file is None:
+        return None
+    path = Path(owner_file)
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _relative(path: Path, root: Path) -> str:

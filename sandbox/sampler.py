@@ -96,6 +96,60 @@ def _cast(code: str, value: float) -> Any:
     return float(value) if code == "d" else int(value)
 
 
+def read_pss(pid: int) -> int | None:
+    """Proportional set size from /proc/PID/smaps_rollup (shared pages split among their
+    sharers, so a sum over processes counts each page once), in bytes; None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class ProcessTree:
+    """A server's process and its descendants (uvicorn --workers, a user's command).
+
+    Workers are numbered w1, w2, ... in order of appearance; the list is refreshed at most
+    every `refresh_s` (listing children scans /proc).
+    """
+
+    def __init__(self, pid: int, refresh_s: float = 1.0) -> None:
+        self.root = psutil.Process(pid)
+        self.refresh_s = refresh_s
+        self._children: list[psutil.Process] = []
+        self._listed_at = -1e9
+        self.labels: dict[int, str] = {}
+
+    def processes(self) -> list[psutil.Process]:
+        now = time.monotonic()
+        if now - self._listed_at >= self.refresh_s:
+            try:
+                self._children = self.root.children(recursive=True)
+            except psutil.Error:
+                self._children = []
+            self._listed_at = now
+            for child in self._children:
+                if child.pid not in self.labels:
+                    self.labels[child.pid] = self._name(child)
+        return [self.root, *self._children]
+
+    def _name(self, proc: psutil.Process) -> str:
+        """`w1`, `w2`, ... for workers; multiprocessing's helper process is `tracker`."""
+        try:
+            if "multiprocessing.resource_tracker" in " ".join(proc.cmdline()):
+                return "tracker"
+        except psutil.Error:
+            pass
+        workers = sum(1 for name in self.labels.values() if name.startswith("w"))
+        return f"w{workers + 1}"
+
+    def label(self, proc: psutil.Process) -> str:
+        return "main" if proc.pid == self.root.pid else self.labels.get(proc.pid, "other")
+
+
 def read_vmhwm(pid: int) -> int | None:
     """The kernel's peak RSS for `pid` (VmHWM), in bytes; None when unreadable."""
     try:
@@ -164,13 +218,21 @@ class RssSampler(_PollingThread):
         max_rss_bytes: int | None = None,
         on_cap: Callable[[int], None] | None = None,
         live: Live | None = None,
+        tree: bool = False,
     ) -> None:
         super().__init__("rss-sampler", interval_s, t0)
         self.pid = pid
         self.process = psutil.Process(pid)
-        self.store = ColumnStore(
-            {"t_s": ("d", "first"), "rss_bytes": ("q", "max"), "threads": ("l", "max")}, max_rows
-        )
+        self.tree = ProcessTree(pid) if tree else None
+        """Several server processes: RSS and threads are sums, and PSS (sum) is sampled too."""
+        columns: dict[str, tuple[str, Reduce]] = {
+            "t_s": ("d", "first"),
+            "rss_bytes": ("q", "max"),
+            "threads": ("l", "max"),
+        }
+        if tree:
+            columns |= {"pss_bytes": ("q", "max"), "processes": ("l", "max")}
+        self.store = ColumnStore(columns, max_rows)
         self.max_rss_bytes = max_rss_bytes
         self.on_cap = on_cap
         self.live = live or Live()
@@ -182,18 +244,33 @@ class RssSampler(_PollingThread):
         self.phases: list[Phase] = []
         self._open_phase: tuple[str, float] | None = None
 
+    def _read(self, proc: psutil.Process) -> tuple[int, int]:
+        with proc.oneshot():  # one read of each /proc file per tick
+            rss = proc.memory_info().rss
+            threads = proc.num_threads()
+            zombie = proc.status() == psutil.STATUS_ZOMBIE
+        if zombie:
+            raise psutil.ZombieProcess(proc.pid)
+        return rss, threads
+
     def tick(self, t: float) -> bool:
         try:
-            with self.process.oneshot():  # one read of each /proc file per tick
-                rss = self.process.memory_info().rss
-                threads = self.process.num_threads()
-                zombie = self.process.status() == psutil.STATUS_ZOMBIE
-            if zombie:
-                raise psutil.ZombieProcess(self.pid)
+            rss, threads = self._read(self.process)
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             self.gone.set()
             return False
-        self.store.append({"t_s": t, "rss_bytes": rss, "threads": threads})
+        row: dict[str, float] = {"t_s": t}
+        if self.tree is not None:
+            pss = read_pss(self.pid) or 0
+            procs = self.tree.processes()
+            for proc in procs[1:]:
+                try:
+                    r, n = self._read(proc)
+                except psutil.Error:
+                    continue  # a worker that just exited: the supervisor notices, not us
+                rss, threads, pss = rss + r, threads + n, pss + (read_pss(proc.pid) or 0)
+            row |= {"pss_bytes": pss, "processes": len(procs)}
+        self.store.append({**row, "rss_bytes": rss, "threads": threads})
         self.live.rss_bytes = rss
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         if self.max_rss_bytes and rss > self.max_rss_bytes and not self.cap_hit.is_set():
@@ -263,9 +340,23 @@ class ProbePoller(_PollingThread):
     in-use count; a foreign server has no debug route) is left out, not filled with zeros.
     """
 
-    def __init__(self, pid: int, base_url: str, interval_s: float, t0: float, live: Live) -> None:
+    def __init__(
+        self,
+        pid: int,
+        base_url: str,
+        interval_s: float,
+        t0: float,
+        live: Live,
+        *,
+        tree: ProcessTree | None = None,
+        ask_server: bool = True,
+    ) -> None:
         super().__init__("probe-poller", interval_s, t0)
         self.process = psutil.Process(pid)
+        self.tree = tree
+        """Several processes: USS/PSS are sums, and each process gets its own columns."""
+        self.ask_server = ask_server
+        """False when any of several workers would answer: their counters would be mixed."""
         self.base_url = base_url
         self.live = live
         self.store: ColumnStore | None = None
@@ -273,25 +364,49 @@ class ProbePoller(_PollingThread):
         """The latest /debug/memory answer."""
         self._prev: tuple[float, int] | None = None
 
+    def _per_process(self) -> dict[str, float | None]:
+        """USS and PSS summed over the tree, plus RSS and PSS of each process (`_w1`, ...)."""
+        assert self.tree is not None
+        row: dict[str, float | None] = {"uss_bytes": 0, "pss_bytes": 0}
+        for proc in self.tree.processes():
+            try:
+                full = proc.memory_full_info()
+            except psutil.Error:
+                continue
+            label = self.tree.label(proc)
+            row["uss_bytes"] = (row["uss_bytes"] or 0) + full.uss
+            row["pss_bytes"] = (row["pss_bytes"] or 0) + full.pss
+            row[f"rss_bytes_{label}"] = full.rss
+            row[f"pss_bytes_{label}"] = full.pss
+        return row
+
     def tick(self, t: float) -> bool:
         try:
             full = self.process.memory_full_info()
-            uss, pss = full.uss, getattr(full, "pss", 0)
+            mem: dict[str, float | None] = {"uss_bytes": full.uss, "pss_bytes": full.pss}
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return False
+        if self.tree is not None:
+            mem = self._per_process()
         timeout = max(0.5, self.interval_s)
-        stats = get_json(f"{self.base_url}/stats", timeout) or {}
-        self.snapshot = get_json(f"{self.base_url}/debug/memory", timeout) or self.snapshot
+        stats: dict[str, Any] = {}
+        if self.ask_server:
+            stats = get_json(f"{self.base_url}/stats", timeout) or {}
+            self.snapshot = get_json(f"{self.base_url}/debug/memory", timeout) or self.snapshot
         row: dict[str, float | None] = {
             "t_s": t,
-            "requests_done": stats.get("requests_done"),
-            "uss_bytes": uss,
-            "pss_bytes": pss,
+            "requests_done": stats.get("requests_done", stats.get("requests")),
+            **mem,
             **memory_row(self.snapshot),
         }
         if self.store is None:
-            names = [n for n in PROBE_COLUMNS if row.get(n) is not None or n == "requests_done"]
-            self.store = ColumnStore({n: PROBE_COLUMNS[n] for n in names}, max_rows=50_000)
+            spec = {
+                **PROBE_COLUMNS,
+                **{n: ("q", "max") for n in row if n.startswith(("rss_bytes_", "pss_bytes_"))},
+            }
+            asked = "requests_done" if self.ask_server else ""
+            names = [n for n in spec if row.get(n) is not None or n == asked]
+            self.store = ColumnStore({n: spec[n] for n in names}, max_rows=50_000)
         for name in self.store.names:
             if row.get(name) is None:  # not answered this tick: carry the last value
                 row[name] = self.store.last(name) or 0

@@ -1,4 +1,9 @@
-"""Run one Locust batch as a subprocess: headless, tagged, bounded by iterations and time."""
+"""Run one Locust batch as subprocesses: headless, tagged, one process or a master and workers.
+
+Locust is never imported here (it monkey-patches the whole process with gevent). Statistics
+come from Locust's `--json-file`, which it writes once, at exit, from its final totals (in
+distributed mode, after the workers' last reports).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,16 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sandbox.server.launch import stop_process, tail_of
+from sandbox.load.models import LoadModel
+from sandbox.server.launch import free_port, stop_process, tail_of
 
 # Never forwarded to Locust: the allocator under test is the server's, not the load generator's.
 _DROP = ("LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX", "PYTHONMALLOC", "LOCUST_ITERATIONS")
+SHAPES = Path(__file__).resolve().parents[2] / "plans" / "shapes.py"
 
 
 @dataclass(frozen=True)
@@ -25,43 +32,87 @@ class LoadSpec:
     locustfile: Path
     host_url: str
     tags: Sequence[str]
-    users: int
     spawn_rate: float
     iterations: int
-    """Each selected plan is sent this many times; Locust stops by itself afterwards."""
+    """iterations model: each selected plan is sent this many times in all; Locust then stops."""
     timeout_s: float
-    """Locust's --run-time: a safety net if the iterations take too long."""
+    """Locust's --run-time: a safety net if the batch takes too long."""
+    model: LoadModel = field(default_factory=LoadModel)
+    workers: int = 0
+    """0: one Locust process; N: a master and N worker processes (Locust's distributed mode)."""
+    drill: bool = True
+    """The locustfile understands --iterations (ours does; a user's may not)."""
+    shapes: Path = SHAPES
+
+    @property
+    def users(self) -> int:
+        return self.model.users
+
+    def files(self) -> str:
+        return (
+            str(self.locustfile)
+            if self.model.name == "iterations"
+            else f"{self.locustfile},{self.shapes}"
+        )
 
 
-def locust_command(spec: LoadSpec, csv_prefix: Path) -> list[str]:
+def model_options(model: LoadModel) -> list[str]:
+    if model.name == "iterations":
+        return []
+    return [
+        "--load-model",
+        model.name,
+        "--rate",
+        f"{model.rate:g}",
+        "--to-rate",
+        f"{model.to_rate:g}",
+        "--duration",
+        f"{model.duration_s:g}",
+        "--spike-x",
+        f"{model.spike_x:g}",
+        "--spike-at",
+        f"{model.spike_at_s:g}",
+        "--spike-for",
+        f"{model.spike_s:g}",
+        "--pace",
+        f"{model.pace():.6g}",
+    ]
+
+
+def locust_command(spec: LoadSpec, json_prefix: Path, master_port: int | None = None) -> list[str]:
+    """The (master's, or only process's) command line."""
+    cmd = [sys.executable, "-m", "locust", "-f", spec.files(), "--headless"]
+    cmd += ["--host", spec.host_url, "--tags", *spec.tags]
+    cmd += ["--users", str(spec.users), "--spawn-rate", f"{spec.spawn_rate:g}"]
+    if spec.model.name == "iterations" and spec.drill:
+        cmd += ["--iterations", str(spec.iterations)]
+    cmd += model_options(spec.model)
+    cmd += ["--run-time", f"{max(1, int(spec.timeout_s))}s", "--stop-timeout", "10"]
+    cmd += ["--json-file", str(json_prefix), "--only-summary", "--loglevel", "WARNING"]
+    cmd += ["--exit-code-on-error", "0"]
+    if master_port is not None:
+        cmd += ["--master", "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", str(master_port), "--expect-workers", str(spec.workers)]
+        cmd += ["--expect-workers-max-wait", "60"]
+    return cmd
+
+
+def worker_command(spec: LoadSpec, master_port: int) -> list[str]:
+    """A worker on this machine. On another machine: the same with --master-host <master's IP>
+    (and the master started with --master-bind-host 0.0.0.0)."""
     return [
         sys.executable,
         "-m",
         "locust",
         "-f",
-        str(spec.locustfile),
-        "--headless",
-        "--host",
-        spec.host_url,
-        "--tags",
-        *spec.tags,
-        "--users",
-        str(spec.users),
-        "--spawn-rate",
-        f"{spec.spawn_rate:g}",
-        "--iterations",
-        str(spec.iterations),
-        "--run-time",
-        f"{max(1, int(spec.timeout_s))}s",
-        "--stop-timeout",
-        "10",
-        "--csv",
-        str(csv_prefix),
-        "--only-summary",
+        spec.files(),
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        str(master_port),
         "--loglevel",
         "WARNING",
-        "--exit-code-on-error",
-        "0",
     ]
 
 
@@ -75,12 +126,18 @@ def locust_environ() -> dict[str, str]:
 @dataclass
 class LocustProcess:
     proc: subprocess.Popen[bytes]
-    csv_prefix: Path
+    """The master (or the only process): its exit ends the batch."""
+    json_prefix: Path
     log: IO[bytes]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
-    def stats_csv(self) -> Path:
-        return Path(f"{self.csv_prefix}_stats.csv")
+    def stats_json(self) -> Path:
+        return Path(f"{self.json_prefix}.json")
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.proc.pid, *(w.pid for w in self.workers)]
 
     def log_tail(self, lines: int = 6) -> str:
         return tail_of(self.log, lines)
@@ -88,19 +145,31 @@ class LocustProcess:
 
 @contextlib.contextmanager
 def start(spec: LoadSpec, workdir: Path) -> Iterator[LocustProcess]:
-    """Start Locust; on any exit path, stop it (SIGTERM, then SIGKILL)."""
+    """Start Locust (and its workers); on any exit path, stop them all (SIGTERM, then SIGKILL)."""
     prefix = workdir / "locust"
+    port = free_port() if spec.workers else None
+    env = locust_environ()
+    cwd = spec.locustfile.parent.parent
+    procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryFile(prefix="sandbox-locust-") as log:
-        proc = subprocess.Popen(
-            locust_command(spec, prefix),
-            env=locust_environ(),
-            cwd=spec.locustfile.parent.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+
+        def spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+            procs.append(proc)
+            return proc
+
         try:
-            yield LocustProcess(proc, prefix, log)
+            master = spawn(locust_command(spec, prefix, port))
+            workers = [spawn(worker_command(spec, port)) for _ in range(spec.workers) if port]
+            yield LocustProcess(master, prefix, log, workers)
         finally:
-            stop_process(proc, timeout_s=15.0)
+            for proc in procs:  # the master first: it tells its workers to quit
+                stop_process(proc, timeout_s=15.0)

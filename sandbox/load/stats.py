@@ -1,10 +1,18 @@
-"""Read Locust's own CSV statistics into BatchStats."""
+"""Read Locust's own statistics (its `--json-file`) into BatchStats.
+
+The file lists one entry per request name, each with a response-time histogram (milliseconds,
+rounded as Locust rounds them) and the number of requests completed in each second. Totals,
+percentiles and the per-second timeline are derived from those with Locust's own rules.
+"""
 
 from __future__ import annotations
 
-import csv
+import json
 import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sandbox.errors import LoadError
 from sandbox.results import BatchStats
@@ -12,44 +20,101 @@ from sandbox.results import BatchStats
 _PLAN_NAME = re.compile(r"\[(?P<plan>[^\]]+)\]\s*$")
 
 
-def _num(row: dict[str, str], key: str) -> float:
-    value = row.get(key, "") or "0"
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0
+def percentile(histogram: Mapping[int, int], total: int, fraction: float) -> int:
+    """The response time that `fraction` of the requests finished within (Locust's rule)."""
+    allowed_above = int(total * fraction)
+    counted = 0
+    for rt in sorted(histogram, reverse=True):
+        counted += histogram[rt]
+        if total - counted <= allowed_above:
+            return rt
+    return 0
 
 
-def read_batch_stats(
-    stats_csv: Path, *, index: int, start_s: float, end_s: float, exit_code: int | None
-) -> BatchStats:
-    """Parse `<prefix>_stats.csv`: the Aggregated row, plus request counts per plan."""
+def _counter(raw: Any) -> Counter[int]:
+    out: Counter[int] = Counter()
+    if isinstance(raw, Mapping):
+        for key, count in raw.items():
+            out[int(float(key))] += int(count)
+    return out
+
+
+def read_entries(stats_json: Path) -> list[dict[str, Any]]:
     try:
-        with open(stats_csv, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        data = json.loads(stats_json.read_text())
     except FileNotFoundError:
-        raise LoadError(f"Locust wrote no statistics ({stats_csv} is missing)") from None
-    total = next((r for r in rows if r.get("Name") == "Aggregated"), None)
-    if total is None:
-        raise LoadError(f"Locust's statistics have no Aggregated row: {stats_csv}")
+        raise LoadError(f"Locust wrote no statistics ({stats_json} is missing)") from None
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"Locust's statistics are unreadable ({stats_json}: {exc})") from None
+    if not isinstance(data, list):
+        raise LoadError(f"Locust's statistics are not a list of entries: {stats_json}")
+    return [e for e in data if isinstance(e, dict)]
+
+
+def summarise(
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    index: int,
+    start_s: float,
+    end_s: float,
+    epoch_at_start: float,
+    exit_code: int | None,
+) -> BatchStats:
+    """Totals over every entry; `epoch_at_start` maps Locust's wall-clock seconds onto run time."""
+    histogram: Counter[int] = Counter()
+    per_second: Counter[int] = Counter()
+    failures_per_second: Counter[int] = Counter()
     by_plan: dict[str, int] = {}
-    for row in rows:
-        m = _PLAN_NAME.search(row.get("Name", ""))
-        if m and row.get("Name") != "Aggregated":
-            by_plan[m.group("plan")] = by_plan.get(m.group("plan"), 0) + int(
-                _num(row, "Request Count")
-            )
+    requests = failures = 0
+    first, last, slowest = float("inf"), 0.0, 0.0
+    for e in entries:
+        n = int(e.get("num_requests", 0))
+        requests += n
+        failures += int(e.get("num_failures", 0))
+        histogram.update(_counter(e.get("response_times")))
+        per_second.update(_counter(e.get("num_reqs_per_sec")))
+        failures_per_second.update(_counter(e.get("num_fail_per_sec")))
+        if n:
+            first = min(first, float(e.get("start_time") or first))
+            last = max(last, float(e.get("last_request_timestamp") or 0.0))
+            slowest = max(slowest, float(e.get("max_response_time") or 0.0))
+        m = _PLAN_NAME.search(str(e.get("name", "")))
+        if m:
+            by_plan[m.group("plan")] = by_plan.get(m.group("plan"), 0) + n
+    seconds = sorted(per_second.keys() | failures_per_second.keys())
     return BatchStats(
         index=index,
         start_s=round(start_s, 3),
         end_s=round(end_s, 3),
-        requests=int(_num(total, "Request Count")),
-        failures=int(_num(total, "Failure Count")),
-        rps=round(_num(total, "Requests/s"), 3),
-        p50_ms=_num(total, "50%"),
-        p95_ms=_num(total, "95%"),
-        p99_ms=_num(total, "99%"),
-        max_ms=_num(total, "Max Response Time"),
+        requests=requests,
+        failures=failures,
+        rps=round(requests / (last - first), 3) if last > first else 0.0,
+        p50_ms=percentile(histogram, requests, 0.50),
+        p95_ms=percentile(histogram, requests, 0.95),
+        p99_ms=percentile(histogram, requests, 0.99),
+        max_ms=round(slowest, 3),
         by_plan=by_plan,
+        exit_code=exit_code,
+        timeline_t_s=[round(s - epoch_at_start + start_s, 3) for s in seconds],
+        timeline_requests=[per_second[s] for s in seconds],
+        timeline_failures=[failures_per_second[s] for s in seconds],
+    )
+
+
+def read_batch_stats(
+    stats_json: Path,
+    *,
+    index: int,
+    start_s: float,
+    end_s: float,
+    epoch_at_start: float,
+    exit_code: int | None,
+) -> BatchStats:
+    return summarise(
+        read_entries(stats_json),
+        index=index,
+        start_s=start_s,
+        end_s=end_s,
+        epoch_at_start=epoch_at_start,
         exit_code=exit_code,
     )

@@ -1,6 +1,11 @@
-"""`python -m sandbox.server [--host H] [--port P]`: run the stair-stepper, settings from the env.
+"""`python -m sandbox.server [--host H] [--port P] [--workers N] [--app module:attr]`.
 
-HANDLER, SLEEP_MS, THREADS and MAX_BODY_BYTES configure it (see ServerSettings).
+Without --app: the stair-stepper, configured by HANDLER, SLEEP_MS, THREADS and MAX_BODY_BYTES
+(see ServerSettings). With --app: any ASGI app, served by uvicorn the same way, so the harness
+can run a user's service under an allocator. --workers N: N uvicorn worker processes.
+
+When SANDBOX_MALLOC_OWNER_FILE is set, the process writes there the path of the library whose
+`malloc` it calls (dladdr), so the harness can check the allocator of an app that has no /health.
 """
 
 from __future__ import annotations
@@ -18,6 +23,13 @@ from sandbox.server.app import create_app
 from sandbox.server.launch import port_in_use
 from sandbox.server.settings import ServerSettings
 
+OWNER_FILE_ENV = "SANDBOX_MALLOC_OWNER_FILE"
+
+
+def app_from_environ() -> object:
+    """The stair-stepper for uvicorn's --factory (worker processes read the same environment)."""
+    return create_app(ServerSettings.from_environ(os.environ))
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -26,12 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=3000, help="port to bind (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    parser.add_argument("--app", help="serve this ASGI app (module:attr) instead")
     args = parser.parse_args(argv)
     try:
         settings = ServerSettings.from_environ(os.environ)
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+    if args.workers < 1:
+        print("Error: --workers must be 1 or more", file=sys.stderr)
+        return 2
     if port_in_use(args.host, args.port):
         print(
             f"Error: port {args.port} on {args.host} is in use; "
@@ -39,15 +56,39 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    _write_malloc_owner()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that
     # was there before it started. With the default handler the process dies by the signal and
     # skips interpreter exit, which loses what runs at exit (memray's capture). This handler
     # turns that last SIGTERM into a normal exit.
     signal.signal(signal.SIGTERM, _exit_normally)
-    uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False
-    )
+    options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False}
+    if args.app:
+        sys.path.insert(0, os.getcwd())  # like the uvicorn command: modules under the cwd
+        uvicorn.run(args.app, workers=args.workers, **options)
+    elif args.workers > 1:  # workers need an import string; each builds its own app
+        uvicorn.run(
+            "sandbox.server.__main__:app_from_environ",
+            factory=True,
+            workers=args.workers,
+            **options,
+        )
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0
+
+
+def _write_malloc_owner() -> None:
+    path = os.environ.get(OWNER_FILE_ENV)
+    if not path:
+        return
+    from sandbox.server import introspect
+
+    try:
+        with open(path, "w") as fh:
+            fh.write(introspect.malloc_owner() or "")
+    except OSError:
+        pass  # the harness then checks the memory map alone
 
 
 def _exit_normally(signum: int, frame: FrameType | None) -> None:

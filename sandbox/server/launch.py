@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -15,13 +16,24 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from sandbox.errors import ServerError
 
 # Variables the server may inherit from the harness; everything else is built here.
 # Allocator variables must be set before the interpreter starts, so they are never inherited.
-ENV_WHITELIST = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "VIRTUAL_ENV")
+ENV_WHITELIST = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "TZ",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+)
 
 
 def build_environ(
@@ -81,6 +93,36 @@ def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 5.0) -> None:
         proc.wait(timeout=timeout_s)
 
 
+@dataclass(frozen=True)
+class Target:
+    """What to serve: the stair-stepper (default), a user's ASGI app, or any server command."""
+
+    workers: int = 1
+    """Server processes (uvicorn --workers) for the stair-stepper or an app."""
+    app: str | None = None
+    """`module:attr` of an ASGI app, served by uvicorn from `cwd`."""
+    cmd: str | None = None
+    """Any server command; `{host}` and `{port}` in it are filled in."""
+    ready_url: str | None = None
+    """Polled until it answers; `{host}` and `{port}` are filled in. Default: /health for the
+    stair-stepper, / for an app; required with cmd."""
+    cwd: Path | None = None
+    """Working directory of an app or a command (default: the current one)."""
+
+    @property
+    def ours(self) -> bool:
+        return self.app is None and self.cmd is None
+
+    def describe(self) -> str:
+        if self.cmd:
+            return f"command `{self.cmd}`"
+        return f"app {self.app}" if self.app else "the stair-stepper"
+
+
+def _fill(template: str, host: str, port: int) -> str:
+    return template.replace("{host}", host).replace("{port}", str(port))
+
+
 @dataclass
 class ServerProcess:
     """A running server: its process, address and log."""
@@ -91,6 +133,13 @@ class ServerProcess:
     command: list[str]
     env: dict[str, str]
     log: IO[bytes]
+    target: Target = Target()
+
+    @property
+    def ready_url(self) -> str:
+        if self.target.ready_url:
+            return _fill(self.target.ready_url, self.host, self.port)
+        return f"{self.url}/health" if self.target.ours else f"{self.url}/"
 
     @property
     def pid(self) -> int:
@@ -110,9 +159,19 @@ class ServerProcess:
         return tail_of(self.log, lines)
 
 
-def server_command(host: str, port: int, wrap: Sequence[str] = ()) -> list[str]:
-    """`python [wrap...] -m sandbox.server --host H --port P`; wrap: e.g. `-m memray run`."""
-    return [sys.executable, *wrap, "-m", "sandbox.server", "--host", host, "--port", str(port)]
+def server_command(
+    host: str, port: int, wrap: Sequence[str] = (), target: Target = Target()
+) -> list[str]:
+    """`python [wrap...] -m sandbox.server --host H --port P [--workers N] [--app X]`
+    (wrap: e.g. `-m memray run`), or the target's own command with host and port filled in."""
+    if target.cmd:
+        return shlex.split(_fill(target.cmd, host, port))
+    cmd = [sys.executable, *wrap, "-m", "sandbox.server", "--host", host, "--port", str(port)]
+    if target.workers > 1:
+        cmd += ["--workers", str(target.workers)]
+    if target.app:
+        cmd += ["--app", target.app]
+    return cmd
 
 
 @contextlib.contextmanager
@@ -124,8 +183,9 @@ def launch(
     ready_timeout_s: float = 30.0,
     wrap: Sequence[str] = (),
     stop_timeout_s: float = 5.0,
+    target: Target = Target(),
 ) -> Iterator[ServerProcess]:
-    """Start the server, wait until /health answers, yield it, and stop it on any exit."""
+    """Start the server, wait until it answers, yield it, and stop it on any exit."""
     if port is None:
         port = free_port(host)
     elif port_in_use(host, port):
@@ -133,17 +193,37 @@ def launch(
             f"port {port} on {host} is in use; stop the other server or omit --port "
             "to let the sandbox pick a free one"
         )
-    cmd = server_command(host, port, wrap)
+    cmd = server_command(host, port, wrap, target)
     with tempfile.TemporaryFile(prefix="sandbox-server-") as log:
-        proc = subprocess.Popen(
-            cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-        )
-        server = ServerProcess(proc, host, port, cmd, env, log)
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=target.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ServerError(f"cannot start {target.describe()}: {exc.strerror}") from None
+        server = ServerProcess(proc, host, port, cmd, env, log, target)
         try:
             _wait_ready(server, ready_timeout_s)
             yield server
         finally:
             stop_process(proc, stop_timeout_s)
+
+
+def answers(url: str, timeout_s: float = 1.0) -> bool:
+    """True when `url` gives any HTTP answer below 500 (a 404 still means the server is up)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def _wait_ready(server: ServerProcess, timeout_s: float) -> None:
@@ -154,14 +234,17 @@ def _wait_ready(server: ServerProcess, timeout_s: float) -> None:
             raise ServerError(
                 f"the server exited with code {code} before it was ready: {server.log_tail()}"
             )
-        try:
-            server.health(timeout_s=1.0)
+        if server.target.ours:
+            try:
+                server.health(timeout_s=1.0)
+                return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+        elif answers(server.ready_url):
             return
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
         if time.monotonic() > deadline:
             raise ServerError(
-                f"the server did not answer {server.url}/health within {timeout_s:g} s; "
+                f"the server did not answer {server.ready_url} within {timeout_s:g} s; "
                 f"its last output: {server.log_tail() or '(none)'}"
             )
         time.sleep(0.05)

@@ -174,7 +174,7 @@ def test_run_bad_option_is_a_usage_error_and_runs_nothing() -> None:
 
     assert done.exit_code == 2
     assert done.stderr.splitlines()[-1] == (
-        "Error: --tags has value 'tiny,huge'; expected plan tags from: tiny, small, medium, large"
+        "Error: tag 'huge' matches no plan in benchmark.yml; available: large, medium, small, tiny"
     )
     run_once.assert_not_called()
 

@@ -85,8 +85,11 @@ def test_precedence_cli_over_file_over_default(tmp_path: Path) -> None:
 
 
 def test_override_errors_name_the_option() -> None:
-    with pytest.raises(ConfigError, match=r"^--tags has value 'tiny,huge'; expected plan tags"):
-        config.validate_overrides("option", {"tags": "tiny,huge"})
+    with pytest.raises(ConfigError, match=r"^--tags has value 'tiny,h uge'; expected a list of"):
+        config.validate_overrides("option", {"tags": "tiny,h uge"})
+    bench = config.load_benchmark(None)
+    with pytest.raises(ConfigError, match=r"^tag 'huge' matches no plan in benchmark.yml"):
+        config.build_spec(bench, config.validate_overrides("option", {"tags": "tiny,huge"}))
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ def test_unknown_version_is_rejected(tmp_path: Path) -> None:
         results.load(path)
     assert str(info.value) == (
         f"{path}: result format version 99 is not supported by this sandbox "
-        "(it reads versions 1, 2); use the sandbox version that wrote it"
+        "(it reads versions 1, 2, 3); use the sandbox version that wrote it"
     )
 
 

@@ -1,0 +1,1 @@
+"""Example services to run under the sandbox with `sandbox run --app` or `--cmd`."""
