@@ -20,9 +20,9 @@ from typing import Any
 
 import psutil
 
-from sandbox import allocators, metadata, results
+from sandbox import allocators, metadata, results, storage
 from sandbox.config import REPO_ROOT, RunSpec
-from sandbox.errors import LoadError, SandboxError, ServerError
+from sandbox.errors import LoadError, ServerError
 from sandbox.load import driver
 from sandbox.load.stats import read_batch_stats
 from sandbox.profiling import MemrayProfile
@@ -248,15 +248,7 @@ def run_once(
     run_id = make_run_id(spec.allocator)
     env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=spec.pymalloc)
     folder = spec.results_dir if spec.experiment else spec.results_dir / "runs"
-    try:  # fail now, not after the run: a result that cannot be written is a lost measurement
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise SandboxError(
-            f"cannot write results to {folder} ({exc.strerror}); choose another --results-dir"
-        ) from None
+    storage.check_writable(folder)  # now, not after an hour of measuring
     profiler = MemrayProfile(folder / f"{run_id}.memray") if spec.profile == "memray" else None
     started_at = _utc()
     status: Status = "ok"
@@ -355,11 +347,7 @@ def run_once(
         profile=profile,
     )
     suffix = ".json.gz" if spec.compress else ".json"
-    try:
-        path = results.dump(result, folder / f"{run_id}{suffix}")
-    except OSError as exc:
-        raise SandboxError(f"could not write the result to {folder}: {exc}") from None
-    return result, path
+    return result, storage.save(result, folder / f"{run_id}{suffix}")
 
 
 def _relative(path: Path, root: Path) -> str:
