@@ -181,8 +181,11 @@ class _Run:
             code = locust.proc.returncode
             self.check()  # a server that died under load is the real story, not Locust's errors
             if code != 0 or not locust.stats_csv.exists():
+                how = _describe_exit(code) if code != 0 else "wrote no statistics"
+                tail = locust.log_tail()
                 raise LoadError(
-                    f"Locust exited with code {code} in batch {self.batch}: {locust.log_tail()}"
+                    f"Locust {how} during {self.phase}"
+                    + (f"; its last output: {tail}" if tail else "")
                 )
             stats = read_batch_stats(
                 locust.stats_csv, index=self.batch, start_s=start, end_s=self.now(), exit_code=code
