@@ -260,6 +260,7 @@ def run_once(
         env,
         host=spec.host,
         port=spec.port,
+        ready_timeout_s=spec.ready_timeout_s,
         wrap=profiler.wrap() if profiler else (),
         stop_timeout_s=60.0 if profiler else 5.0,
     ) as server:
