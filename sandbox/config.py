@@ -150,6 +150,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("run.idle_s", _float(0), 15.0),
         Setting("run.batch_timeout_s", _float(0, strict=True), 900.0),
         Setting("run.ready_timeout_s", _float(0, strict=True), 30.0),
+        Setting("run.hang_timeout_s", _float(0, strict=True), 30.0),
         Setting("run.max_rss", _size, None),
         Setting("run.trim_s", _float(0), 3.0),
         Setting("run.objects", _bool, False),
@@ -197,6 +198,8 @@ class RunSpec:
     batch_timeout_s: float
     ready_timeout_s: float
     """How long the server may take to answer /health after it starts."""
+    hang_timeout_s: float
+    """How long the server may answer nothing during the run before it counts as hung."""
     max_rss_bytes: int | None
     trim_s: float
     """After idle: ask the allocator to return free memory, then sample this long (0: skip)."""
@@ -433,6 +436,7 @@ def build_spec(
         idle_s=v["idle_s"],
         batch_timeout_s=v["batch_timeout_s"],
         ready_timeout_s=v["ready_timeout_s"],
+        hang_timeout_s=v["hang_timeout_s"],
         max_rss_bytes=v["max_rss"],
         trim_s=v["trim_s"],
         objects=v["objects"],

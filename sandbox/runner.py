@@ -36,7 +36,7 @@ from sandbox.results import (
     Status,
 )
 from sandbox.sampler import Live, ProbePoller, RssSampler, get_json, read_vmhwm
-from sandbox.server.launch import ServerProcess, build_environ, launch
+from sandbox.server.launch import ServerProcess, build_environ, launch, silent_state
 
 POLL_S = 0.2
 
@@ -104,14 +104,14 @@ class _Run:
             spec.interval_s,
             self.t0,
             max_rss_bytes=spec.max_rss_bytes,
-            on_cap=self._kill_server,
+            on_cap=lambda _rss: self.kill_server(),
             live=self.live,
         )
         self.probe = ProbePoller(server.pid, server.url, spec.probe_interval_s, self.t0, self.live)
         self.trim: dict[str, Any] = {}
         self.objects: dict[str, Any] = {}
 
-    def _kill_server(self, _rss: int) -> None:
+    def kill_server(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.server.pid, signal.SIGKILL)
 
@@ -123,8 +123,8 @@ class _Run:
         self.sampler.mark(phase)
 
     def check(self) -> None:
-        """Raise _Stopped if the server died or passed the memory cap, or if a sampling thread
-        failed (its figures would be silently stale); report progress."""
+        """Raise _Stopped if the server died, hung or passed the memory cap, or if a sampling
+        thread failed (its figures would be silently stale); report progress."""
         for thread in (self.sampler, self.probe):
             if thread.error is not None:
                 raise _Stopped("failed", f"the {thread.name} thread failed: {thread.error!r}")
@@ -138,6 +138,15 @@ class _Run:
         code = self.server.proc.poll()
         if code is not None or self.sampler.gone.is_set():
             raise _Stopped("server-died", f"the server {_describe_exit(code)} during {self.phase}")
+        silent_s = time.monotonic() - self.probe.answered_at
+        if silent_s > self.spec.hang_timeout_s and self.probe.is_alive():
+            state = silent_state(self.server.pid)  # before the kill: T (stopped), D, ...
+            self.kill_server()
+            raise _Stopped(
+                "server-hung",
+                f"the server answered nothing for {self.spec.hang_timeout_s:g} s during "
+                f"{self.phase}{state}; it was killed",
+            )
         if self.on_progress:
             self.on_progress(
                 Progress(
@@ -223,7 +232,10 @@ class _Run:
 
     def debug(self, method: str, path: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
         """Call one of the server's loopback-only debug routes; None if it has none."""
-        return get_json(f"{self.server.url}{path}", timeout_s, method=method)
+        answer = get_json(f"{self.server.url}{path}", timeout_s, method=method)
+        if answer is not None:  # a long answer (pympler) is not a hang, even if /stats waited
+            self.probe.answered_at = time.monotonic()
+        return answer
 
     def record_objects(self, moment: str) -> None:
         """Pympler's top types by size now (opt-in: it walks every object, which takes time and
@@ -316,7 +328,7 @@ def run_once(
             command=server.command,
             env=env,
             pid=server.pid,
-            exit_code=exit_code if status in ("server-died", "memory-cap") else None,
+            exit_code=exit_code if status in ("server-died", "server-hung", "memory-cap") else None,
         ),
         load=LoadInfo(
             locustfile=_relative(spec.locustfile, root),

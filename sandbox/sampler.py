@@ -271,6 +271,8 @@ class ProbePoller(_PollingThread):
         self.store: ColumnStore | None = None
         self.snapshot: dict[str, Any] | None = None
         """The latest /debug/memory answer."""
+        self.answered_at = time.monotonic()
+        """When the server last answered GET /stats (monotonic; start: when polling began)."""
         self._prev: tuple[float, int] | None = None
 
     def tick(self, t: float) -> bool:
@@ -281,6 +283,8 @@ class ProbePoller(_PollingThread):
             return False
         timeout = max(0.5, self.interval_s)
         stats = get_json(f"{self.base_url}/stats", timeout) or {}
+        if stats:
+            self.answered_at = time.monotonic()
         self.snapshot = get_json(f"{self.base_url}/debug/memory", timeout) or self.snapshot
         row: dict[str, float | None] = {
             "t_s": t,
