@@ -254,25 +254,6 @@ def test_server_killed_mid_batch(harness: HarnessFactory) -> None:
     assert processes_of_port(port) == []
 
 
-def test_sigint_interrupts_and_leaves_no_process(harness: HarnessFactory) -> None:
-    run = harness(LONG)
-    server, port = run.server_under_load()
-    run.locust()
-    assert server in run.descendants()
-
-    run.proc.send_signal(signal.SIGINT)
-    code = run.wait()
-
-    assert code == 130, run.stderr
-    [path] = result_files(run.results_dir)
-    assert last_line(run.stderr) == f"Interrupted; partial result written to {path}"
-    result = results.load(path)
-    assert (result.status, result.status_detail) == ("interrupted", "interrupted during batch-1")
-    assert result.samples["rss_bytes"]
-    assert run.survivors() == []
-    assert processes_of_port(port) == []
-
-
 def test_memory_cap_stops_the_server(tmp_path: Path) -> None:
     done = sandbox(
         "run",
