@@ -78,6 +78,12 @@ class _SizeType(click.ParamType):  # type: ignore[type-arg]
 @click.option("--interval", "interval_s", type=click.FloatRange(min=0.001), help="Sampler s.")
 @click.option("--max-rss", type=_SizeType(), help="Stop the server past this RSS, e.g. 2GiB.")
 @click.option(
+    "--hang-timeout",
+    "hang_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop a server that answers nothing for this many seconds (default 30).",
+)
+@click.option(
     "--trim", "trim_s", type=click.FloatRange(min=0), help="Seconds after asking for memory back."
 )
 @click.option(

@@ -182,6 +182,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("run.baseline_s", _float(0), 3.0),
         Setting("run.idle_s", _float(0), 15.0),
         Setting("run.batch_timeout_s", _float(0, strict=True), 900.0),
+        Setting("run.ready_timeout_s", _float(0, strict=True), 30.0),
+        Setting("run.hang_timeout_s", _float(0, strict=True), 30.0),
         Setting("run.max_rss", _size, None),
         Setting("run.trim_s", _float(0), 3.0),
         Setting("run.objects", _bool, False),
@@ -248,6 +250,10 @@ class RunSpec:
     baseline_s: float
     idle_s: float
     batch_timeout_s: float
+    ready_timeout_s: float
+    """How long the server may take to answer /health after it starts."""
+    hang_timeout_s: float
+    """How long the server may answer nothing during the run before it counts as hung."""
     max_rss_bytes: int | None
     trim_s: float
     """After idle: ask the allocator to return free memory, then sample this long (0: skip)."""
@@ -514,6 +520,8 @@ def build_spec(
         baseline_s=v["baseline_s"],
         idle_s=v["idle_s"],
         batch_timeout_s=v["batch_timeout_s"],
+        ready_timeout_s=v["ready_timeout_s"],
+        hang_timeout_s=v["hang_timeout_s"],
         max_rss_bytes=v["max_rss"],
         trim_s=v["trim_s"],
         objects=v["objects"],

@@ -34,8 +34,15 @@ FORMAT = "sandbox-run"
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
-Status = Literal["ok", "interrupted", "server-died", "memory-cap", "failed"]
-STATUSES: tuple[Status, ...] = ("ok", "interrupted", "server-died", "memory-cap", "failed")
+Status = Literal["ok", "interrupted", "server-died", "server-hung", "memory-cap", "failed"]
+STATUSES: tuple[Status, ...] = (
+    "ok",
+    "interrupted",
+    "server-died",
+    "server-hung",
+    "memory-cap",
+    "failed",
+)
 
 Number = float | int
 Columns = dict[str, list[Number]]

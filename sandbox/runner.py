@@ -20,9 +20,9 @@ from typing import Any
 
 import psutil
 
-from sandbox import allocators, metadata, results
+from sandbox import allocators, metadata, results, storage
 from sandbox.config import REPO_ROOT, RunSpec
-from sandbox.errors import LoadError, SandboxError, ServerError
+from sandbox.errors import LoadError, ServerError
 from sandbox.load import driver
 from sandbox.load.stats import read_batch_stats
 from sandbox.profiling import MemrayProfile
@@ -37,7 +37,13 @@ from sandbox.results import (
 )
 from sandbox.sampler import Live, ProbePoller, ProcessTree, RssSampler, get_json, read_vmhwm
 from sandbox.server.__main__ import OWNER_FILE_ENV
-from sandbox.server.launch import ServerProcess, build_environ, launch, stop_process
+from sandbox.server.launch import (
+    ServerProcess,
+    build_environ,
+    launch,
+    silent_state,
+    stop_process,
+)
 from sandbox.thresholds import check_thresholds
 
 POLL_S = 0.2
@@ -108,7 +114,7 @@ class _Run:
             spec.interval_s,
             self.t0,
             max_rss_bytes=spec.max_rss_bytes,
-            on_cap=self._kill_server,
+            on_cap=lambda _rss: self.kill_server(),
             live=self.live,
             tree=tree,
         )
@@ -125,7 +131,7 @@ class _Run:
         self.trim: dict[str, Any] = {}
         self.objects: dict[str, Any] = {}
 
-    def _kill_server(self, _rss: int) -> None:
+    def kill_server(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.server.pid, signal.SIGKILL)
 
@@ -137,8 +143,8 @@ class _Run:
         self.sampler.mark(phase)
 
     def check(self) -> None:
-        """Raise _Stopped if the server died or passed the memory cap, or if a sampling thread
-        failed (its figures would be silently stale); report progress."""
+        """Raise _Stopped if the server died, hung or passed the memory cap, or if a sampling
+        thread failed (its figures would be silently stale); report progress."""
         for thread in (self.sampler, self.probe):
             if thread.error is not None:
                 raise _Stopped("failed", f"the {thread.name} thread failed: {thread.error!r}")
@@ -152,6 +158,15 @@ class _Run:
         code = self.server.proc.poll()
         if code is not None or self.sampler.gone.is_set():
             raise _Stopped("server-died", f"the server {_describe_exit(code)} during {self.phase}")
+        silent_s = time.monotonic() - self.probe.answered_at
+        if silent_s > self.spec.hang_timeout_s and self.probe.is_alive():
+            state = silent_state(self.server.pid)  # before the kill: T (stopped), D, ...
+            self.kill_server()
+            raise _Stopped(
+                "server-hung",
+                f"the server answered nothing for {self.spec.hang_timeout_s:g} s during "
+                f"{self.phase}{state}; it was killed",
+            )
         if self.on_progress:
             self.on_progress(
                 Progress(
@@ -203,8 +218,11 @@ class _Run:
             code = locust.proc.returncode
             self.check()  # a server that died under load is the real story, not Locust's errors
             if code != 0 or not locust.stats_json.exists():
+                how = _describe_exit(code) if code != 0 else "wrote no statistics"
+                tail = locust.log_tail()
                 raise LoadError(
-                    f"Locust exited with code {code} in batch {self.batch}: {locust.log_tail()}"
+                    f"Locust {how} during {self.phase}"
+                    + (f"; its last output: {tail}" if tail else "")
                 )
             stats = read_batch_stats(
                 locust.stats_json,
@@ -242,7 +260,10 @@ class _Run:
 
     def debug(self, method: str, path: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
         """Call one of the server's loopback-only debug routes; None if it has none."""
-        return get_json(f"{self.server.url}{path}", timeout_s, method=method)
+        answer = get_json(f"{self.server.url}{path}", timeout_s, method=method)
+        if answer is not None:  # a long answer (pympler) is not a hang, even if /stats waited
+            self.probe.answered_at = time.monotonic()
+        return answer
 
     def record_objects(self, moment: str) -> None:
         """Pympler's top types by size now (opt-in: it walks every object, which takes time and
@@ -290,15 +311,7 @@ def run_once(
     run_id = make_run_id(spec.allocator)
     env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=spec.pymalloc)
     folder = spec.results_dir if spec.experiment else spec.results_dir / "runs"
-    try:  # fail now, not after the run: a result that cannot be written is a lost measurement
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise SandboxError(
-            f"cannot write results to {folder} ({exc.strerror}); choose another --results-dir"
-        ) from None
+    storage.check_writable(folder)  # now, not after an hour of measuring
     profiler = MemrayProfile(folder / f"{run_id}.memray") if spec.profile == "memray" else None
     started_at = _utc()
     status: Status = "ok"
@@ -309,6 +322,7 @@ def run_once(
         env,
         host=spec.host,
         port=spec.port,
+        ready_timeout_s=spec.ready_timeout_s,
         wrap=profiler.wrap() if profiler else (),
         stop_timeout_s=60.0 if profiler else 5.0,
         target=spec.target,
@@ -362,7 +376,7 @@ def run_once(
             command=server.command,
             env=env,
             pid=server.pid,
-            exit_code=exit_code if status in ("server-died", "memory-cap") else None,
+            exit_code=exit_code if status in ("server-died", "server-hung", "memory-cap") else None,
             workers=spec.target.workers,
             app=spec.target.app or ("cmd" if spec.target.cmd else None),
             ready_url=server.ready_url,
@@ -403,11 +417,7 @@ def run_once(
     )
     result = replace(result, thresholds=check_thresholds(spec.thresholds, result))
     suffix = ".json.gz" if spec.compress else ".json"
-    try:
-        path = results.dump(result, folder / f"{run_id}{suffix}")
-    except OSError as exc:
-        raise SandboxError(f"could not write the result to {folder}: {exc}") from None
-    return result, path
+    return result, storage.save(result, folder / f"{run_id}{suffix}")
 
 
 def _verify_allocator(resolved: allocators.ResolvedAllocator, server: ServerProcess) -> list[str]:

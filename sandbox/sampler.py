@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 from sandbox.results import Columns, Phase
+from sandbox.server.launch import answers
 
 Reduce = str  # "max" | "last" | "first"
 
@@ -362,6 +363,8 @@ class ProbePoller(_PollingThread):
         self.store: ColumnStore | None = None
         self.snapshot: dict[str, Any] | None = None
         """The latest /debug/memory answer."""
+        self.answered_at = time.monotonic()
+        """When the server last answered GET /stats (monotonic; start: when polling began)."""
         self._prev: tuple[float, int] | None = None
 
     def _per_process(self) -> dict[str, float | None]:
@@ -393,6 +396,10 @@ class ProbePoller(_PollingThread):
         if self.ask_server:
             stats = get_json(f"{self.base_url}/stats", timeout) or {}
             self.snapshot = get_json(f"{self.base_url}/debug/memory", timeout) or self.snapshot
+        # Alive: /stats answered, or (several workers, or a user's app without /stats) any HTTP
+        # answer at all, a 404 included.
+        if stats or answers(f"{self.base_url}/stats", timeout):
+            self.answered_at = time.monotonic()
         row: dict[str, float | None] = {
             "t_s": t,
             "requests_done": stats.get("requests_done", stats.get("requests")),

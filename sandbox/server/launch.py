@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
+
 from sandbox.errors import ServerError
 
 # Variables the server may inherit from the harness; everything else is built here.
@@ -80,17 +82,41 @@ def tail_of(log: IO[bytes], lines: int = 8) -> str:
 
 
 def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 5.0) -> None:
-    """SIGTERM the process group, wait, then SIGKILL it; safe to call twice."""
-    if proc.poll() is None:
+    """SIGTERM the process group, wait, then SIGKILL it; safe to call twice.
+
+    The group is sent SIGCONT after SIGTERM, so a stopped (SIGSTOP) process can act on it; and
+    the SIGKILL is sent even if a second Ctrl-C interrupts the wait, so nothing is left behind.
+    """
+    try:
+        if proc.poll() is None:
+            for sig in (signal.SIGTERM, signal.SIGCONT):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=timeout_s)
+    finally:
+        # Kill whatever is left of the group (uvicorn workers, memray, ...), then reap.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout_s)
-    # Kill whatever is left of the group (uvicorn workers, memray, ...), then reap.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=timeout_s)
+
+
+# Process states that explain a silent server (the letter is what `ps` shows).
+_SILENT_STATES = {
+    psutil.STATUS_STOPPED: "T: stopped",
+    psutil.STATUS_TRACING_STOP: "t: stopped by a tracer",
+    psutil.STATUS_DISK_SLEEP: "D: in uninterruptible sleep, usually waiting for I/O",
+}
+
+
+def silent_state(pid: int) -> str:
+    """` (process state T: stopped)` when the process is stopped or in D state, else ``."""
+    try:
+        status = psutil.Process(pid).status()
+    except psutil.Error:
+        return ""
+    return f" (process state {_SILENT_STATES[status]})" if status in _SILENT_STATES else ""
 
 
 @dataclass(frozen=True)
@@ -244,7 +270,8 @@ def _wait_ready(server: ServerProcess, timeout_s: float) -> None:
             return
         if time.monotonic() > deadline:
             raise ServerError(
-                f"the server did not answer {server.ready_url} within {timeout_s:g} s; "
-                f"its last output: {server.log_tail() or '(none)'}"
+                f"the server did not answer {server.ready_url} within {timeout_s:g} s"
+                f"{silent_state(server.pid)}; its last output: {server.log_tail() or '(none)'}; "
+                "if it is only slow to start, raise run.ready_timeout_s in benchmark.yml"
             )
         time.sleep(0.05)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.harness import REPO, Harness, HarnessFactory, harness_env
+
 READY_TIMEOUT_S = 20.0
 SETTINGS_VARS = ("HANDLER", "SLEEP_MS", "THREADS", "MAX_BODY_BYTES", "LD_PRELOAD")
 
@@ -32,20 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-# Variables that would change what the harness, the server or Locust do.
-FOREIGN_VARS = ("LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX", "PYTHONMALLOC")
-
-
-def harness_env() -> dict[str, str]:
-    """The environment for a `sandbox` subprocess: ours, minus allocator and Locust settings."""
-    return {
-        k: v for k, v in os.environ.items() if k not in FOREIGN_VARS and not k.startswith("LOCUST_")
-    }
-
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def run_sandbox(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -113,3 +101,17 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         yield LiveServer(url, proc)
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
+    """Start `sandbox run` in the background; whatever the test left running is stopped."""
+    started: list[Harness] = []
+
+    def start(args: list[str]) -> Harness:
+        started.append(Harness(args, tmp_path))
+        return started[-1]
+
+    yield start
+    for h in started:
+        h.close()

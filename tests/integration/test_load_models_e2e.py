@@ -17,7 +17,8 @@ import pytest
 from sandbox import results
 from sandbox.load.models import LoadModel
 from sandbox.results import BatchStats, RunResult
-from tests.integration.conftest import REPO, run_sandbox
+from tests.integration.conftest import run_sandbox
+from tests.integration.harness import REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -5,29 +5,27 @@ Each run is a few seconds: one tiny batch, half a second of baseline, one second
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
-import httpx
-import psutil
 import pytest
 
 from sandbox import allocators, results
 from sandbox.results import RunResult
-from tests.integration.conftest import harness_env, run_sandbox
+from tests.integration.conftest import run_sandbox
+from tests.integration.harness import (
+    REPO,
+    HarnessFactory,
+    last_line,
+    processes_of_port,
+    result_files,
+)
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-SANDBOX = [sys.executable, "-m", "sandbox"]
 ITERATIONS = 10
 TAGS = ("tiny", "small")
 QUICK = ["--batches", "1", "--baseline", "0.5", "--idle", "1", "--trim", "0.5"]
@@ -37,10 +35,6 @@ LONG = ["--tags", "tiny", "--iterations", "1000", *QUICK]
 
 def sandbox(*args: str) -> subprocess.CompletedProcess[str]:
     return run_sandbox(*args)
-
-
-def result_files(results_dir: Path) -> list[Path]:
-    return sorted(results_dir.rglob("*.json*"))
 
 
 def only_result(results_dir: Path) -> tuple[Path, RunResult]:
@@ -175,6 +169,7 @@ def test_busy_port_exits_1_with_one_line(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         done = sandbox("run", "--port", str(port), "--results-dir", str(tmp_path))
+        assert processes_of_port(port) == []  # no server was left trying to bind it
 
     assert done.returncode == 1
     assert done.stderr == (
@@ -235,124 +230,10 @@ def test_misspelt_config_key_exits_2(tmp_path: Path) -> None:
 # --- faults during a run: a partial result says what happened ---------------------------------
 
 
-class Harness:
-    """`sandbox run` in the background, its output in files, its processes visible."""
-
-    def __init__(self, args: list[str], folder: Path) -> None:
-        self.folder = folder
-        self.results_dir = folder / "results"
-        self._out: IO[bytes] = open(folder / "stdout.txt", "wb")  # noqa: SIM115
-        self._err: IO[bytes] = open(folder / "stderr.txt", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [*SANDBOX, "run", *args, "--results-dir", str(self.results_dir)],
-            cwd=REPO,
-            env=harness_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=self._err,
-        )
-        self.seen: dict[int, psutil.Process] = {}
-        """Every descendant seen so far, by pid (to clean up after a failed test)."""
-
-    @property
-    def stderr(self) -> str:
-        return (self.folder / "stderr.txt").read_text()
-
-    def descendants(self) -> list[psutil.Process]:
-        try:
-            found = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-        self.seen.update((p.pid, p) for p in found)
-        return found
-
-    def child(self, marker: str) -> psutil.Process | None:
-        """The descendant whose command line has `marker` as one of its words."""
-        for p in self.descendants():
-            with contextlib.suppress(psutil.Error):
-                if marker in p.cmdline():
-                    return p
-        return None
-
-    def wait_for(self, what: str, check: Callable[[], object], timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not check():
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                pytest.fail(f"sandbox run exited ({code}) before {what}: {self.stderr}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} within {timeout_s:g} s: {self.stderr}")
-            time.sleep(0.05)
-
-    def server_under_load(self) -> tuple[psutil.Process, int]:
-        """Wait until the server has answered requests of batch 1; return it and its port."""
-        self.wait_for("server", lambda: self.child("sandbox.server"))
-        server = self.child("sandbox.server")
-        assert server is not None
-        cmdline = server.cmdline()
-        port = int(cmdline[cmdline.index("--port") + 1])
-        self.wait_for("batch 1", lambda: "batch 1/1" in self.stderr)
-        self.wait_for("requests", lambda: requests_done(port) > 0)
-        return server, port
-
-    def wait(self, timeout_s: float = 60.0) -> int:
-        return self.proc.wait(timeout=timeout_s)
-
-    def close(self) -> None:
-        """Stop the harness if the test left it running (it cleans up its children), then
-        anything it started that is still there."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=30)
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for p in self.seen.values():
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        self._out.close()
-        self._err.close()
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Callable[[list[str]], Harness]]:
-    started: list[Harness] = []
-
-    def start(args: list[str]) -> Harness:
-        started.append(Harness(args, tmp_path))
-        return started[-1]
-
-    yield start
-    for h in started:
-        h.close()
-
-
-def requests_done(port: int) -> int:
-    try:
-        return int(httpx.get(f"http://127.0.0.1:{port}/stats", timeout=1.0).json()["requests_done"])
-    except (httpx.HTTPError, ValueError, KeyError):
-        return 0
-
-
-def last_line(text: str) -> str:
-    return text.rstrip("\n").splitlines()[-1]
-
-
-def processes_of_port(port: int) -> list[psutil.Process]:
-    """Processes whose command line names this port (the server's --port, Locust's --host)."""
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        words = p.info["cmdline"] or []
-        line = " ".join(words)
-        if f"--port {port}" in line or f"127.0.0.1:{port}" in line:
-            found.append(p)
-    return found
-
-
-def test_server_killed_mid_batch(harness: Callable[[list[str]], Harness]) -> None:
+def test_server_killed_mid_batch(harness: HarnessFactory) -> None:
     run = harness(LONG)
-    server, _ = run.server_under_load()
+    server, port = run.server_under_load()
+    run.locust()
 
     server.send_signal(signal.SIGKILL)
     code = run.wait()
@@ -369,26 +250,7 @@ def test_server_killed_mid_batch(harness: Callable[[list[str]], Harness]) -> Non
     assert result.server.pid == server.pid
     assert result.samples["rss_bytes"]
     assert result.load.stats == []  # the batch never finished
-
-
-def test_sigint_interrupts_and_leaves_no_process(harness: Callable[[list[str]], Harness]) -> None:
-    run = harness(LONG)
-    server, port = run.server_under_load()
-    run.wait_for("locust", lambda: run.child("locust"))
-    children = run.descendants()
-    assert server in children
-
-    run.proc.send_signal(signal.SIGINT)
-    code = run.wait()
-
-    assert code == 130, run.stderr
-    [path] = result_files(run.results_dir)
-    assert last_line(run.stderr) == f"Interrupted; partial result written to {path}"
-    result = results.load(path)
-    assert (result.status, result.status_detail) == ("interrupted", "interrupted during batch-1")
-    assert result.samples["rss_bytes"]
-    _, alive = psutil.wait_procs(children, timeout=5)
-    assert alive == []
+    assert run.survivors() == []  # Locust was stopped too
     assert processes_of_port(port) == []
 
 

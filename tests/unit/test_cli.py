@@ -80,6 +80,7 @@ def test_run_passes_every_option_into_the_spec(tmp_path: Path) -> None:
             "--pymalloc", "off",
             "--interval", "0.05",
             "--max-rss", "1GiB",
+            "--hang-timeout", "2.5",
             "--port", "4321",
             "--results-dir", str(tmp_path),
             "--gzip",
@@ -96,6 +97,7 @@ def test_run_passes_every_option_into_the_spec(tmp_path: Path) -> None:
     assert spec.pymalloc is False
     assert spec.interval_s == 0.05
     assert spec.max_rss_bytes == 1073741824
+    assert spec.hang_timeout_s == 2.5
     assert spec.port == 4321
     assert spec.results_dir == tmp_path
     assert spec.compress is True

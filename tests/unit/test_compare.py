@@ -304,12 +304,14 @@ def test_settings_that_are_parameters_may_differ() -> None:
 
 def test_skipped_runs_are_counted_and_warned() -> None:
     bad = make_result("jemalloc", repeat=7, status="server-died")
-    c = compare.compare([*runs("glibc", [100, 101, 102]), bad, *runs("jemalloc", [60, 61, 62])])
-    assert c.skipped == (bad.run_id,)
-    assert c.group("jemalloc").n == 3
+    hung = make_result("jemalloc", repeat=8, status="server-hung")
+    c = compare.compare([*runs("glibc", [100, 101, 102]), bad, hung, *runs("jemalloc", [60, 61])])
+    assert c.skipped == (bad.run_id, hung.run_id)
+    assert c.group("jemalloc").n == 2
     (w,) = [w for w in c.warnings if w.kind == "skipped"]
     assert w.message.startswith(
-        f"skipped 1 run(s) that did not finish ok (1 server-died: {bad.run_id})"
+        "skipped 2 run(s) that did not finish ok "
+        f"(1 server-died, 1 server-hung: {bad.run_id}, {hung.run_id})"
     )
     assert "re-run" in w.message
 
