@@ -33,7 +33,14 @@ import psutil
 from sandbox import allocators
 from sandbox.config import REPO_ROOT
 from sandbox.load.driver import locust_environ
-from sandbox.server.launch import ServerProcess, build_environ, free_port, launch, stop_process
+from sandbox.server.launch import (
+    ServerProcess,
+    Target,
+    build_environ,
+    free_port,
+    launch,
+    stop_process,
+)
 from sandbox.server.settings import ServerSettings
 
 LOCUSTFILE = REPO_ROOT / "plans" / "locustfile.py"
@@ -191,11 +198,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--handler", choices=("sync", "async"), default="sync")
+    parser.add_argument("--server-workers", type=int, default=1, help="uvicorn processes")
     args = parser.parse_args()
     settings = ServerSettings(handler=args.handler, sleep_ms=0)
     env = build_environ(settings.to_environ(), allocators.resolve("glibc").environ())
     rows = []
-    with launch(env) as server, tempfile.TemporaryDirectory() as tmp_name:
+    target = Target(workers=args.server_workers)
+    with launch(env, target=target) as server, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         url, users, secs = server.url, args.users, args.seconds
         rows.append(
@@ -208,7 +217,8 @@ def main() -> None:
         )
         rows.append(measure(server, "wrk -t2", lambda: run_wrk(url, users, secs, tmp)))
     print(
-        f"server: glibc, handler {args.handler}, SLEEP_MS 0, tiny body; "
+        f"server: glibc, handler {args.handler}, {args.server_workers} process(es), SLEEP_MS 0, "
+        "tiny body; "
         f"{users} connections, {secs} s each; {psutil.cpu_count()} CPUs"
     )
     head = ("driver", "requests", "failures", "req/s", "server CPU", "driver CPU")

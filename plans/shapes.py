@@ -12,7 +12,7 @@ Add this file after your locustfile and pick a model:
 
 Locust is closed-loop, so a rate is made by pacing every user to --pace requests a second
 (Locust's `constant_throughput`, applied here to every user class) and setting the number of users
-each second to ceil(rate / pace). With --pace 0 (default) the pace is derived from -u, the most
+each second to rate / pace (rounded). With --pace 0 (default) the pace is derived from -u, the most
 users the model may start (see sandbox/load/models.py). -u, -r and -t are otherwise unused: the
 model sets users and ends the test after --duration. The rate holds while the server answers
 faster than 1 / pace seconds; past that the users fall behind, and Locust's statistics show it.

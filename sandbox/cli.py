@@ -171,7 +171,7 @@ def run_cmd(
 
 def _parse_thresholds(items: tuple[str, ...]) -> dict[str, Any]:
     """`NAME=VALUE` strings -> setting values (sizes stay strings for the setting's check)."""
-    from sandbox.config import THRESHOLDS
+    from sandbox.config import THRESHOLDS, validate_overrides
     from sandbox.errors import ConfigError
 
     out: dict[str, Any] = {}
@@ -183,9 +183,12 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, Any]:
                 f"--threshold {item!r}: expected NAME=VALUE, NAME one of {', '.join(THRESHOLDS)}"
             )
         try:
-            out[name] = value if name in ("peak_rss", "growth") else float(value)
+            raw: Any = value if name in ("peak_rss", "growth") else float(value)
+            out.update(validate_overrides("threshold", {name: raw}))
         except ValueError:
             raise ConfigError(f"--threshold {item!r}: {value!r} is not a number") from None
+        except ConfigError as exc:
+            raise ConfigError(f"--threshold {exc}") from None
     return out
 
 

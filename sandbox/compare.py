@@ -106,6 +106,10 @@ MATCHING_SETTINGS: tuple[tuple[str, str, Callable[[RunResult], Any]], ...] = (
     ("load.batches", "batches", lambda r: r.load.batches),
     ("load.pause_s", "pause_s", lambda r: r.load.pause_s),
     ("load.idle_s", "idle_s", lambda r: r.load.idle_s),
+    ("load.model", "load", lambda r: _model_key(r)),
+    ("load.workers", "load_workers", lambda r: r.load.workers),
+    ("server.workers", "workers", lambda r: r.server.workers),
+    ("server.app", "app", lambda r: r.server.app),
     ("host.cpu_count", "cpu_count", lambda r: r.host.get("cpu_count")),
     (
         "host.sandbox_version",
@@ -495,7 +499,17 @@ def _skipped_warning(bad: Sequence[RunResult]) -> CompareWarning:
     )
 
 
+def _model_key(result: RunResult) -> str:
+    """The load model with its parameters (format 1-2 results: drill's iterations)."""
+    model = {k: v for k, v in result.load.model.items() if k not in ("users", "pace")}
+    if model.get("name", "iterations") == "iterations":
+        return "iterations"
+    return ", ".join(f"{k} {v}" for k, v in model.items())
+
+
 def _truncated(result: RunResult) -> bool:
+    if result.load.model.get("name", "iterations") != "iterations":
+        return False  # a model with a duration: the run notes a rate it did not reach
     planned = result.load.iterations * len(set(result.load.tags))
     return any(b.requests < planned for b in result.load.stats)
 

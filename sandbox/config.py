@@ -511,7 +511,7 @@ def build_spec(
         pymalloc=v["pymalloc"],
         host=v["host"],
         port=port,
-        tags=tuple(v["tags"]),
+        tags=tags,
         users=v["concurrency"],
         spawn_rate=v["concurrency"] / v["rampup"] if v["rampup"] > 0 else float(v["concurrency"]),
         iterations=v["iterations"],
@@ -563,6 +563,7 @@ def _user_locustfile(value: str | None) -> Path | None:
 
 MODEL_FLAGS = {
     "load": "--load",
+    "users": "--users",
     "rate": "--rate",
     "to_rate": "--to-rate",
     "duration_s": "--duration",

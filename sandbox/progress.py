@@ -51,10 +51,9 @@ class ProgressLine:
         self._last_at = now
         phase = p.phase if not p.phase.startswith("batch-") else f"batch {p.batch}/{p.batches}"
         rss = _mib(p.rss_bytes) if p.rss_bytes else "-"
-        text = (
-            f"[{p.elapsed_s:6.1f} s] {phase:<12} RSS {rss:>11}  "
-            f"requests {p.requests_done:>7}  {p.rps:6.1f} req/s"
-        )
+        text = f"[{p.elapsed_s:6.1f} s] {phase:<12} RSS {rss:>11}  "
+        if p.requests_done >= 0:  # -1: the server cannot say (several workers, a user's app)
+            text += f"requests {p.requests_done:>7}  {p.rps:6.1f} req/s"
         if self.tty:
             pad = max(0, self._width - len(text))
             self.stream.write("\r" + text + " " * pad)

@@ -418,6 +418,9 @@ class ProbePoller(_PollingThread):
             if row.get(name) is None:  # not answered this tick: carry the last value
                 row[name] = self.store.last(name) or 0
         self.store.append({k: v for k, v in row.items() if v is not None})
+        if "requests_done" not in self.store.names:
+            self.live.requests_done = -1
+            return True
         done = int(row["requests_done"] or 0)
         if self._prev is not None and t > self._prev[0]:
             self.live.rps = (done - self._prev[1]) / (t - self._prev[0])

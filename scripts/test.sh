@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "== ruff"
-.venv/bin/ruff check sandbox tests plans benchmarks
-.venv/bin/ruff format --check sandbox tests plans benchmarks
+.venv/bin/ruff check sandbox tests plans benchmarks examples
+.venv/bin/ruff format --check sandbox tests plans benchmarks examples
 echo "== mypy (strict)"
 .venv/bin/mypy
 echo "== pytest"

@@ -6,9 +6,9 @@ harness imports it to record and check what was asked for.
 Locust is a closed-loop driver (each user sends its next request after the previous answer), so
 a target *rate* is made with Locust's own mechanisms: every user is paced to `pace` requests a
 second (`constant_throughput`), and a load shape sets the number of users each second to
-ceil(rate / pace). The achieved rate matches the target while the server answers each request in
-less than 1 / pace seconds; past that, the users cannot keep up and the achieved rate falls short
-(which the result shows: it records Locust's own per-second counts).
+rate / pace, rounded to the nearest whole user. The achieved rate matches the target while the
+server answers each request in less than 1 / pace seconds; past that, the users cannot keep up
+and the achieved rate falls short (the result shows it: it records Locust's per-second counts).
 """
 
 from __future__ import annotations
@@ -80,6 +80,11 @@ class LoadModel:
                 out.append("spike_s: the burst needs a length > 0")
             if self.spike_at_s + self.spike_s > self.duration_s:
                 out.append("spike_at_s: the burst must end within duration_s")
+            if self.users < self.spike_x:
+                out.append(
+                    f"users: the spike model needs at least spike_x ({self.spike_x:g}) users, "
+                    "one for the baseline and spike_x for the burst"
+                )
         return out
 
     def pace(self) -> float:

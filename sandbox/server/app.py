@@ -64,7 +64,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     )
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not (declared.strip().isascii() and declared.strip().isdigit()):
             raise _Reject(400, f"Content-Length {declared!r} is not a whole number")
         if int(declared) > limit:
             raise too_big

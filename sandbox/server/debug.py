@@ -73,7 +73,7 @@ def _whole(request: Request, name: str, default: int | None, low: int, high: int
         if default is None:
             raise _BadQuery(f"missing ?{name}=N (a whole number from {low} to {high})")
         return default
-    if not text.strip().isdigit() or not low <= int(text) <= high:
+    if not (text.strip().isascii() and text.strip().isdigit()) or not low <= int(text) <= high:
         raise _BadQuery(f"?{name}={text!r} is not a whole number from {low} to {high}")
     return int(text)
 

@@ -188,7 +188,8 @@ USAGE = ["Usage: sandbox run [OPTIONS]", "Try 'sandbox run --help' for help.", "
         (
             "--tags",
             "huge",
-            "Error: --tags has value 'huge'; expected plan tags from: tiny, small, medium, large",
+            "Error: tag 'huge' matches no plan in benchmark.yml; "
+            "available: large, medium, small, tiny",
         ),
         (
             "--handler",

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sandbox.load.driver import SHAPES, LoadSpec, locust_command, locust_environ, worker_command
+from sandbox.load.models import LoadModel
+
+LOCUSTFILE = Path("/repo/plans/locustfile.py")
+JSON_PREFIX = Path("/tmp/batch-1/locust")
+DRILL = LoadSpec(
+    locustfile=LOCUSTFILE,
+    host_url="http://127.0.0.1:8123",
+    tags=("tiny", "small"),
+    spawn_rate=16.0,
+    iterations=2500,
+    timeout_s=900.0,
+)
+RATE = replace(DRILL, model=LoadModel("rate", users=8, rate=20.0, duration_s=30.0))
+
+
+def option(cmd: list[str], name: str) -> str:
+    """The value after `name` (which must appear exactly once)."""
+    assert cmd.count(name) == 1, cmd
+    return cmd[cmd.index(name) + 1]
+
+
+def test_iterations_command() -> None:
+    cmd = locust_command(DRILL, JSON_PREFIX)
+    assert cmd[:3] == [sys.executable, "-m", "locust"]
+    assert option(cmd, "-f") == str(LOCUSTFILE)
+    assert "--headless" in cmd
+    assert option(cmd, "--host") == "http://127.0.0.1:8123"
+    assert cmd[cmd.index("--tags") + 1 : cmd.index("--tags") + 3] == ["tiny", "small"]
+    assert option(cmd, "--users") == "16"
+    assert option(cmd, "--spawn-rate") == "16"
+    assert option(cmd, "--iterations") == "2500"
+    assert option(cmd, "--run-time") == "900s"
+    assert option(cmd, "--json-file") == str(JSON_PREFIX)
+    assert "--only-summary" in cmd
+    assert "--load-model" not in cmd
+    assert "--master" not in cmd
+    assert "--expect-workers" not in cmd
+
+
+def test_run_time_is_at_least_one_second() -> None:
+    cmd = locust_command(replace(DRILL, timeout_s=0.2), JSON_PREFIX)
+    assert option(cmd, "--run-time") == "1s"
+
+
+def test_rate_command_adds_the_shape_and_the_model() -> None:
+    cmd = locust_command(RATE, JSON_PREFIX)
+    assert option(cmd, "-f") == f"{LOCUSTFILE},{SHAPES}"
+    assert SHAPES.name == "shapes.py"
+    assert option(cmd, "--load-model") == "rate"
+    assert option(cmd, "--rate") == "20"
+    assert option(cmd, "--duration") == "30"
+    assert option(cmd, "--users") == "8"
+    assert float(option(cmd, "--pace")) == RATE.model.pace() == 2.5
+    assert "--iterations" not in cmd
+    assert option(cmd, "--json-file") == str(JSON_PREFIX)
+
+
+def test_spike_command_passes_every_model_option() -> None:
+    model = LoadModel(
+        "spike", users=16, rate=10.0, duration_s=12.0, spike_x=4.0, spike_at_s=4.0, spike_s=4.0
+    )
+    cmd = locust_command(replace(DRILL, model=model), JSON_PREFIX)
+    got = {name: option(cmd, name) for name in ("--load-model", "--spike-x", "--spike-at")}
+    assert got == {"--load-model": "spike", "--spike-x": "4", "--spike-at": "4"}
+    assert option(cmd, "--spike-for") == "4"
+    assert float(option(cmd, "--pace")) == model.pace()
+
+
+def test_pace_keeps_six_significant_digits() -> None:
+    spec = replace(DRILL, model=LoadModel("rate", users=3, rate=10.0, duration_s=5.0))
+    assert option(locust_command(spec, JSON_PREFIX), "--pace") == "3.33333"
+
+
+def test_master_command_with_workers() -> None:
+    spec = replace(RATE, workers=2)
+    cmd = locust_command(spec, JSON_PREFIX, master_port=5599)
+    assert "--master" in cmd
+    assert option(cmd, "--master-bind-host") == "127.0.0.1"
+    assert option(cmd, "--master-bind-port") == "5599"
+    assert option(cmd, "--expect-workers") == "2"
+    assert option(cmd, "--json-file") == str(JSON_PREFIX)
+
+
+def test_users_locustfile_gets_no_iterations() -> None:
+    spec = replace(DRILL, locustfile=Path("/home/me/mine.py"), drill=False)
+    cmd = locust_command(spec, JSON_PREFIX)
+    assert "--iterations" not in cmd
+    assert option(cmd, "-f") == "/home/me/mine.py"
+
+
+def test_worker_command() -> None:
+    cmd = worker_command(replace(RATE, workers=2), 5599)
+    assert cmd[:3] == [sys.executable, "-m", "locust"]
+    assert "--worker" in cmd
+    assert option(cmd, "-f") == f"{LOCUSTFILE},{SHAPES}"
+    assert option(cmd, "--master-host") == "127.0.0.1"
+    assert option(cmd, "--master-port") == "5599"
+    assert "--headless" not in cmd
+    assert "--master" not in cmd
+
+
+def test_locust_environ_drops_allocator_and_locust_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "LD_PRELOAD": "libjemalloc.so.2",
+        "MALLOC_CONF": "narenas:2",
+        "MALLOC_ARENA_MAX": "2",
+        "PYTHONMALLOC": "malloc",
+        "LOCUST_ITERATIONS": "5",
+        "LOCUST_USERS": "100",
+        "LOCUST_HOST": "http://example.com",
+        "SANDBOX_KEEP_ME": "yes",
+        "PYTHONUNBUFFERED": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    env = locust_environ()
+    assert not [k for k in env if k.startswith("LOCUST_")]
+    for name in ("LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX", "PYTHONMALLOC"):
+        assert name not in env
+    assert env["SANDBOX_KEEP_ME"] == "yes"
+    assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_no_locust_in_this_process() -> None:
+    assert "locust" not in sys.modules
