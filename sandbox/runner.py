@@ -24,7 +24,7 @@ from sandbox import allocators, metadata, results, storage
 from sandbox.config import REPO_ROOT, RunSpec
 from sandbox.errors import LoadError, ServerError
 from sandbox.load import driver
-from sandbox.load.stats import read_batch_stats
+from sandbox.load.stats import read_entries, summarise
 from sandbox.profiling import MemrayProfile
 from sandbox.results import (
     AllocatorInfo,
@@ -224,8 +224,8 @@ class _Run:
                     f"Locust {how} during {self.phase}"
                     + (f"; its last output: {tail}" if tail else "")
                 )
-            stats = read_batch_stats(
-                locust.stats_json,
+            stats = summarise(
+                read_entries(locust.stats_json),
                 index=self.batch,
                 start_s=start,
                 end_s=self.now(),

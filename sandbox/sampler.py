@@ -97,17 +97,22 @@ def _cast(code: str, value: float) -> Any:
     return float(value) if code == "d" else int(value)
 
 
-def read_pss(pid: int) -> int | None:
-    """Proportional set size from /proc/PID/smaps_rollup (shared pages split among their
-    sharers, so a sum over processes counts each page once), in bytes; None when unreadable."""
+def _proc_kib(pid: int, name: str, key: str) -> int | None:
+    """The `key:` line of /proc/PID/<name> (a size in kB), in bytes; None when unreadable."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
+        with open(f"/proc/{pid}/{name}") as fh:
             for line in fh:
-                if line.startswith("Pss:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def read_pss(pid: int) -> int | None:
+    """Proportional set size from /proc/PID/smaps_rollup (shared pages split among their
+    sharers, so a sum over processes counts each page once), in bytes; None when unreadable."""
+    return _proc_kib(pid, "smaps_rollup", "Pss:")
 
 
 class ProcessTree:
@@ -153,14 +158,7 @@ class ProcessTree:
 
 def read_vmhwm(pid: int) -> int | None:
     """The kernel's peak RSS for `pid` (VmHWM), in bytes; None when unreadable."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    return _proc_kib(pid, "status", "VmHWM:")
 
 
 @dataclass

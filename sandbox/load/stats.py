@@ -99,22 +99,3 @@ def summarise(
         timeline_requests=[per_second[s] for s in seconds],
         timeline_failures=[failures_per_second[s] for s in seconds],
     )
-
-
-def read_batch_stats(
-    stats_json: Path,
-    *,
-    index: int,
-    start_s: float,
-    end_s: float,
-    epoch_at_start: float,
-    exit_code: int | None,
-) -> BatchStats:
-    return summarise(
-        read_entries(stats_json),
-        index=index,
-        start_s=start_s,
-        end_s=end_s,
-        epoch_at_start=epoch_at_start,
-        exit_code=exit_code,
-    )

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sandbox.errors import LoadError
-from sandbox.load.stats import percentile, read_batch_stats, read_entries, summarise
+from sandbox.load.stats import percentile, read_entries, summarise
 from sandbox.results import BatchStats
 
 # Two request names as Locust's --json-file lists them (after a JSON round trip every dict key
@@ -127,10 +127,10 @@ def test_summarise_nothing_completed() -> None:
     assert summarise_entries([]).requests == 0
 
 
-def test_read_batch_stats(tmp_path: Path) -> None:
+def test_entries_read_from_a_file_summarise_alike(tmp_path: Path) -> None:
     path = write_json(tmp_path, [TINY, SMALL])
-    stats = read_batch_stats(
-        path, index=2, start_s=5.0, end_s=9.25, epoch_at_start=999.5, exit_code=0
+    stats = summarise(
+        read_entries(path), index=2, start_s=5.0, end_s=9.25, epoch_at_start=999.5, exit_code=0
     )
     assert stats == summarise_entries([TINY, SMALL])
 
