@@ -114,6 +114,8 @@ def _count_finished_workers(environment: Environment, **kwargs: Any) -> None:
     done: set[str] = set()
 
     def on_done(environment: Environment, msg: Any, **kw: Any) -> None:
+        if msg.node_id in done:
+            return
         done.add(msg.node_id)
         expected = int(getattr(environment.parsed_options, "expect_workers", 0) or 0)
         if len(done) >= max(expected, runner.worker_count):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,7 +47,7 @@ def _int(minimum: int) -> Check:
 
 def _float(minimum: float, strict: bool = False) -> Check:
     def check(v: Any) -> float:
-        ok = isinstance(v, int | float) and not isinstance(v, bool)
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         if not ok or (v <= minimum if strict else v < minimum):
             raise _Invalid(f"a number {'>' if strict else '>='} {minimum:g}")
         return float(v)
@@ -494,6 +496,17 @@ def build_spec(
         tags = tuple((overrides or {}).get("tags", ()))
     model = _model(v)
     target = _target(v, port)
+    if model.name != "iterations" and model.duration_s > v["batch_timeout_s"]:
+        raise ConfigError(
+            f"run.duration_s ({model.duration_s:g} s) is longer than run.batch_timeout_s "
+            f"({v['batch_timeout_s']:g} s), which would cut every batch short; raise "
+            "run.batch_timeout_s in benchmark.yml"
+        )
+    if v["load_workers"] > model.users:
+        raise ConfigError(
+            f"--load-workers {v['load_workers']} needs at least as many --users "
+            f"({model.users}): a Locust worker without users never sends its share"
+        )
     if own_locustfile is not None and model.name == "iterations":
         raise ConfigError(
             "--iterations is understood only by plans/locustfile.py; with --locustfile choose a "
@@ -596,6 +609,12 @@ def _target(v: Mapping[str, Any], port: int | None) -> Target:
     if app and cmd:
         raise ConfigError("--app and --cmd both given; choose one")
     if cmd:
+        try:
+            words = shlex.split(cmd)
+        except ValueError as exc:
+            raise ConfigError(f"--cmd {cmd!r} cannot be split into words: {exc}") from None
+        if not words:
+            raise ConfigError("--cmd is empty; give the command that starts your server")
         if ready_url is None:
             raise ConfigError(
                 "--cmd needs --ready-url, a URL that answers once the server is up, e.g. "

@@ -6,6 +6,7 @@ No click here: progress goes to a callback, faults become the result's status.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import resource
 import secrets
@@ -22,7 +23,7 @@ import psutil
 
 from sandbox import allocators, metadata, results, storage
 from sandbox.config import REPO_ROOT, RunSpec
-from sandbox.errors import LoadError, ServerError
+from sandbox.errors import ConfigError, LoadError, ServerError
 from sandbox.load import driver
 from sandbox.load.stats import read_entries, summarise
 from sandbox.profiling import MemrayProfile
@@ -212,8 +213,16 @@ class _Run:
                 self.check()
                 if time.monotonic() > deadline:
                     stop_process(locust.proc, timeout_s=15.0)
-                    self.notes.append(f"batch {self.batch}: Locust overran its time limit")
-                    break
+                    raise LoadError(
+                        f"Locust overran batch {self.batch}'s {spec.batch_timeout_s:g} s limit "
+                        "(run.batch_timeout_s) and was stopped"
+                    )
+                for i, worker in enumerate(locust.workers, 1):
+                    if worker.poll() not in (None, 0):  # its share would never arrive
+                        raise LoadError(
+                            f"Locust worker {i} {_describe_exit(worker.returncode)} during "
+                            f"batch-{self.batch}"
+                        )
                 time.sleep(POLL_S)
             code = locust.proc.returncode
             self.check()  # a server that died under load is the real story, not Locust's errors
@@ -231,6 +240,7 @@ class _Run:
                 end_s=self.now(),
                 epoch_at_start=epoch,
                 exit_code=code,
+                plans=spec.drill,
             )
         self.stats.append(stats)
         self.notes.extend(shortfall(spec, stats))
@@ -307,6 +317,11 @@ def run_once(
     Raises AllocatorError (before anything is measured) when the allocator library is missing
     or not really mapped in the server, ServerError when the server does not start.
     """
+    if spec.profile and (spec.target.cmd or spec.target.workers > 1):
+        raise ConfigError(
+            "--profile memray follows one Python process: it cannot profile a --cmd or "
+            "--server-workers above 1"
+        )
     resolved = allocators.resolve(spec.allocator, spec.custom_allocators)
     run_id = make_run_id(spec.allocator)
     env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=spec.pymalloc)
@@ -327,6 +342,8 @@ def run_once(
         stop_timeout_s=60.0 if profiler else 5.0,
         target=spec.target,
     ) as server:
+        if spec.target.cmd:
+            _check_loopback_only(server)
         mapped = _verify_allocator(resolved, server)
         malloc_owner = _malloc_owner(server, env.pop(OWNER_FILE_ENV, None))
         allocators.verify_malloc_owner(resolved, malloc_owner)
@@ -345,6 +362,11 @@ def run_once(
             vmhwm = read_vmhwm(server.pid)
             samples: Columns = run.sampler.stop()
             probes: Columns = run.probe.stop()
+            if run.probe.tree is not None and run.probe.tree.vanished and status == "ok":
+                run.notes.append(
+                    "server processes exited during the run (their supervisor may have replaced "
+                    f"them; see the server log): {', '.join(run.probe.tree.vanished)}"
+                )
     # Read after launch() has stopped and reaped the server: a server killed at the memory cap
     # may not have been reaped yet when the run noticed the cap.
     exit_code = server.proc.returncode
@@ -418,6 +440,24 @@ def run_once(
     result = replace(result, thresholds=check_thresholds(spec.thresholds, result))
     suffix = ".json.gz" if spec.compress else ".json"
     return result, storage.save(result, folder / f"{run_id}{suffix}")
+
+
+def _check_loopback_only(server: ServerProcess) -> None:
+    """A user's command chooses its own address: refuse one that listens beyond this machine."""
+    for proc in ProcessTree(server.pid).processes():
+        try:
+            sockets = proc.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        for sock in sockets:
+            if (
+                sock.status == psutil.CONN_LISTEN
+                and not ipaddress.ip_address(sock.laddr.ip).is_loopback
+            ):
+                raise ServerError(
+                    f"the --cmd server listens on {sock.laddr.ip}:{sock.laddr.port}, beyond this "
+                    "machine; bind it to {host} (127.0.0.1), e.g. --host {host} in the command"
+                )
 
 
 def _verify_allocator(resolved: allocators.ResolvedAllocator, server: ServerProcess) -> list[str]:

@@ -128,6 +128,8 @@ class ProcessTree:
         self._children: list[psutil.Process] = []
         self._listed_at = -1e9
         self.labels: dict[int, str] = {}
+        self.vanished: list[str] = []
+        """Processes of the tree that exited while it was watched, as `w1 (pid 123)`."""
 
     def processes(self) -> list[psutil.Process]:
         now = time.monotonic()
@@ -137,6 +139,11 @@ class ProcessTree:
             except psutil.Error:
                 self._children = []
             self._listed_at = now
+            alive = {child.pid for child in self._children}
+            for pid, name in self.labels.items():
+                entry = f"{name} (pid {pid})"
+                if pid not in alive and entry not in self.vanished:
+                    self.vanished.append(entry)
             for child in self._children:
                 if child.pid not in self.labels:
                     self.labels[child.pid] = self._name(child)
@@ -413,7 +420,11 @@ class ProbePoller(_PollingThread):
             names = [n for n in spec if row.get(n) is not None or n == asked]
             self.store = ColumnStore({n: spec[n] for n in names}, max_rows=50_000)
         for name in self.store.names:
-            if row.get(name) is None:  # not answered this tick: carry the last value
+            if row.get(name) is not None:
+                continue
+            if name.startswith(("rss_bytes_", "pss_bytes_")):
+                row[name] = 0  # that process has exited
+            else:  # not answered this tick: carry the last value
                 row[name] = self.store.last(name) or 0
         self.store.append({k: v for k, v in row.items() if v is not None})
         if "requests_done" not in self.store.names:

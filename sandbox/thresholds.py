@@ -33,10 +33,11 @@ def _memory(result: RunResult) -> tuple[int, int, int, str]:
     """(baseline, peak, after idle, what was measured)."""
     s = result.summary
     if s.peak_pss_bytes is not None:
+        pss = result.samples.get("pss_bytes") or [0]
         return (
-            s.baseline_pss_bytes or 0,
+            s.baseline_pss_bytes if s.baseline_pss_bytes is not None else int(pss[0]),
             s.peak_pss_bytes,
-            s.after_idle_pss_bytes or 0,
+            s.after_idle_pss_bytes if s.after_idle_pss_bytes is not None else int(pss[-1]),
             "PSS summed over the server's processes",
         )
     return s.baseline_rss_bytes, s.peak_rss_bytes, s.after_idle_rss_bytes, "RSS"

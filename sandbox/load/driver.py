@@ -149,7 +149,8 @@ def start(spec: LoadSpec, workdir: Path) -> Iterator[LocustProcess]:
     prefix = workdir / "locust"
     port = free_port() if spec.workers else None
     env = locust_environ()
-    cwd = spec.locustfile.parent.parent
+    # Ours runs from the repository root (pyproject's [tool.locust]); a user's beside itself.
+    cwd = spec.locustfile.parent.parent if spec.drill else spec.locustfile.parent
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryFile(prefix="sandbox-locust-") as log:
 

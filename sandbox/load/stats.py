@@ -59,8 +59,10 @@ def summarise(
     end_s: float,
     epoch_at_start: float,
     exit_code: int | None,
+    plans: bool = True,
 ) -> BatchStats:
-    """Totals over every entry; `epoch_at_start` maps Locust's wall-clock seconds onto run time."""
+    """Totals over every entry; `epoch_at_start` maps Locust's wall-clock seconds onto run time.
+    `plans`: names end in `[plan]` (our locustfile), so count requests per plan."""
     histogram: Counter[int] = Counter()
     per_second: Counter[int] = Counter()
     failures_per_second: Counter[int] = Counter()
@@ -78,7 +80,7 @@ def summarise(
             first = min(first, float(e.get("start_time") or first))
             last = max(last, float(e.get("last_request_timestamp") or 0.0))
             slowest = max(slowest, float(e.get("max_response_time") or 0.0))
-        m = _PLAN_NAME.search(str(e.get("name", "")))
+        m = _PLAN_NAME.search(str(e.get("name", ""))) if plans else None
         if m:
             by_plan[m.group("plan")] = by_plan.get(m.group("plan"), 0) + n
     seconds = sorted(per_second.keys() | failures_per_second.keys())

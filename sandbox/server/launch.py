@@ -241,10 +241,21 @@ def launch(
             stop_process(proc, stop_timeout_s)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer; following it could leave this machine."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_LOCAL_ONLY = urllib.request.build_opener(_NoRedirects)
+
+
 def answers(url: str, timeout_s: float = 1.0) -> bool:
-    """True when `url` gives any HTTP answer below 500 (a 404 still means the server is up)."""
+    """True when `url` gives any HTTP answer below 500 (a 404, or a redirect, still means the
+    server is up). Redirects are not followed."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s):
+        with _LOCAL_ONLY.open(url, timeout=timeout_s):
             return True
     except urllib.error.HTTPError as exc:
         return exc.code < 500
