@@ -10,6 +10,7 @@ import contextlib
 import re
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,6 +113,38 @@ def test_locust_killed_mid_batch_keeps_the_batches_done(harness: HarnessFactory)
     assert result.status == "failed"
     assert result.status_detail.startswith(detail)
     assert [(b.index, b.requests) for b in result.load.stats] == [(1, 30)]
+
+
+def test_locust_worker_killed_fails_the_batch(harness: HarnessFactory) -> None:
+    run = harness([*LONG, "--load-workers", "2"])
+    _, port = run.server()
+    run.wait_for("a worker", lambda: run.child("--worker"))
+    worker = run.child("--worker")
+    assert worker is not None
+    worker.kill()
+
+    assert_clean_exit(run, port, 1)
+    [path] = result_files(run.results_dir)
+    detail = "Locust worker 1 was killed by SIGKILL during batch-1"
+    assert last_line(run.stderr).startswith(f"Error: {detail}")
+    assert results.load(path).status == "failed"
+
+
+def test_a_cmd_listening_beyond_loopback_is_refused(harness: HarnessFactory) -> None:
+    app = "examples.cache_service.app:app"
+    command = f"{sys.executable} -m uvicorn {app} --host 0.0.0.0 --port {{port}}"
+    run = harness(
+        [
+            *["--cmd", command, "--ready-url", "http://127.0.0.1:{port}/health"],
+            *["--locustfile", "examples/cache_service/locustfile.py", "--load", "soak"],
+            *["--duration", "2", *QUICK],
+        ]
+    )
+
+    assert run.wait() == 1
+    assert last_line(run.stderr).startswith("Error: the --cmd server listens on 0.0.0.0:")
+    assert run.survivors() == []
+    assert result_files(run.results_dir) == []
 
 
 # --- 3. disk full -------------------------------------------------------------------------------

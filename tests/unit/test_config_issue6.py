@@ -209,3 +209,27 @@ def test_parse_thresholds_not_a_number() -> None:
         _parse_thresholds(("p95_ms=fast",))
     assert str(info.value) == "--threshold 'p95_ms=fast': 'fast' is not a number"
     assert info.value.exit_code == 2
+
+
+def test_a_model_longer_than_the_batch_limit_is_refused() -> None:
+    message = error_of(load="soak", duration_s=1800, batch_timeout_s=900)
+    assert message.startswith("run.duration_s (1800 s) is longer than run.batch_timeout_s (900 s)")
+
+
+def test_more_locust_workers_than_users_is_refused() -> None:
+    assert error_of(load_workers=4, concurrency=2).startswith(
+        "--load-workers 4 needs at least as many --users (2)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cmd", "start"),
+    [("python 'x {port}", '--cmd "python \'x {port}" cannot be split'), ("  ", "--cmd is empty")],
+)
+def test_a_cmd_that_cannot_run_is_refused_in_one_line(cmd: str, start: str) -> None:
+    assert error_of(cmd=cmd, ready_url="http://127.0.0.1:{port}/").startswith(start)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_thresholds_must_be_finite(value: float) -> None:
+    assert "expected a number >= 0" in error_of(p95_ms=value)
