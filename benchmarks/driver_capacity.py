@@ -198,16 +198,23 @@ def main() -> None:
     with launch(env) as server, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         url, users, secs = server.url, args.users, args.seconds
-        rows.append(measure(server, "locust, 1 process", lambda: run_locust(url, users, secs, 0, tmp)))
         rows.append(
-            measure(server, "locust, master + 2 workers", lambda: run_locust(url, users, secs, 2, tmp))
+            measure(server, "locust, 1 process", lambda: run_locust(url, users, secs, 0, tmp))
+        )
+        rows.append(
+            measure(
+                server, "locust, master + 2 workers", lambda: run_locust(url, users, secs, 2, tmp)
+            )
         )
         rows.append(measure(server, "wrk -t2", lambda: run_wrk(url, users, secs, tmp)))
     print(
         f"server: glibc, handler {args.handler}, SLEEP_MS 0, tiny body; "
         f"{users} connections, {secs} s each; {psutil.cpu_count()} CPUs"
     )
-    print(f"{'driver':<28} {'requests':>9} {'failures':>8} {'req/s':>8} {'server CPU':>10} {'driver CPU':>10}")
+    print(
+        f"{'driver':<28} {'requests':>9} {'failures':>8} {'req/s':>8} {'server CPU':>10} "
+        f"{'driver CPU':>10}"
+    )
     for name, (requests, failures, rps, driver_cpu), server_cpu, wall in rows:
         print(
             f"{name:<28} {requests:>9} {failures:>8} {rps:>8.1f} {server_cpu:>9.0%} "
