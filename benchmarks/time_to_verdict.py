@@ -10,10 +10,13 @@ and, for n = 2 .. the number of repeats, prints the ratio of `--allocator` to `-
 by `sandbox.compare` on the first n repeats of each allocator; then, over every choice of n runs
 of each allocator (all subset pairs, or `--samples` random ones when there are more), the
 fraction whose interval excludes 1.0. Ends with the experiment's wall time (first run's start to
-last run's end, so without the report and plots). Writes nothing.
+last run's end, so without the report and plots). With `--previous R ...` (ratios measured on
+earlier occasions), it also says whether the ratio of the first `--occasion` repeats (today's
+occasion of an experiment of that many repeats) is within ±10 % of each. Writes nothing.
 
     .venv/bin/python benchmarks/time_to_verdict.py results/quick-YYYYMMDDTHHMMSSZ/
         [--allocator jemalloc] [--baseline glibc] [--metric after_idle_rss_mib]
+        [--previous 0.85 0.81] [--occasion 3]
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from pathlib import Path
 
 from sandbox import compare, results
 from sandbox.results import RunResult
+
+TOLERANCE = 0.10
+"""Reproducibility target: the ratio within ±10 % of earlier occasions'."""
 
 
 def by_repeat(runs: Sequence[RunResult], allocator: str) -> list[RunResult]:
@@ -80,6 +86,10 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=int, default=10_000, help="random subset pairs at most")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--previous", type=float, nargs="*", default=[], help="ratios from earlier occasions"
+    )
+    parser.add_argument("--occasion", type=int, default=3, help="repeats in one occasion")
     args = parser.parse_args()
 
     runs = results.load_all([args.folder])
@@ -124,6 +134,17 @@ def main() -> None:
             f"{n:>2}  {head:<38}  {width:>5}  {p:>6}  {hits / len(pairs):>6.1%} of {len(pairs):>5} "
             f"{kind} (median width {statistics.median(widths):.3f})"
         )
+    if args.previous and args.occasion <= n_max:
+        today = compare.compare(
+            [*base[: args.occasion], *group[: args.occasion]], baseline=args.baseline
+        )
+        r = today.group(compare.label(args.allocator, {})).ratio(args.metric)
+        assert r is not None and r.ratio is not None
+        print(f"reproducibility: first {args.occasion} repeats give {r.ratio:.3f}")
+        for prev in args.previous:
+            change = r.ratio / prev - 1
+            verdict = "within" if abs(change) <= TOLERANCE else "OUTSIDE"
+            print(f"  vs {prev:g} earlier: {change:+.1%}, {verdict} ±{TOLERANCE:.0%}")
     wall = wall_time_s([*group, *base])
     print(
         f"wall time of the experiment's runs: {wall:.0f} s ({wall / 60:.1f} min) for "
