@@ -4,17 +4,18 @@ Starts `sandbox run` (the console script beside this Python, a subprocess) on th
 fragmenting load (all four bodies, 32 users, 30 iterations per plan per batch, 2 s pauses,
 SLEEP_MS 450, threadpool handler) with enough batches to last about `--minutes`, and samples the
 RSS of the harness process itself (psutil, the `sandbox` process only: not the server, not
-Locust) every `--every` seconds until it exits. Prints the RSS at the start, after one minute,
-the maximum and at the end, the slope over the second half (least squares, MiB per 10 min), the
-harness's thread and file-descriptor counts, what the run's result file says, and whether the
-RSS stays below 150 MB (10^6 bytes) and flat (second-half slope below 1 MiB per 10 min).
+Locust) every `--every` seconds until it exits. Prints the RSS at launch, at the start (10 s:
+imports done, server up, first batch running), after one minute, the maximum and at the end,
+the slope over the second half (least squares, MiB per 10 min), the harness's thread and
+file-descriptor counts, what the run's result file says, and whether the RSS stays below
+150 MB (10^6 bytes) and flat (second-half slope below 1 MiB per 10 min).
 The result file goes to a temporary folder and is deleted.
 
     .venv/bin/python benchmarks/harness_footprint.py [--minutes 30] [--allocator glibc]
-        [--batch-seconds 8.8] [--every 1]
+        [--batch-seconds 8.5] [--every 1]
 
 `--batch-seconds` is one batch plus its pause on this load, measured on a 2-core machine
-(experiments/quick.yml: 6.4-7.0 s a batch, 2 s pause); the run's real length is printed.
+(experiments/quick.yml: about 6.5 s a batch, 2 s pause); the run's real length is printed.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--allocator", default="glibc")
-    parser.add_argument("--batch-seconds", type=float, default=8.8, help="one batch + pause")
+    parser.add_argument("--batch-seconds", type=float, default=8.5, help="one batch + pause")
     parser.add_argument("--every", type=float, default=1.0, help="seconds between samples")
     args = parser.parse_args()
 
@@ -162,9 +163,16 @@ def main() -> None:
     peak = max(samples, key=lambda s: s.rss_bytes)
     half = [s for s in samples if s.t_s >= samples[-1].t_s / 2]
     slope = slope_mib_per_10min(half)
-    first, minute, last = samples[0], at(samples, 60.0), samples[-1]
+    last = samples[-1]
     print(f"exit code {code}; {len(samples)} samples over {last.t_s / 60:.1f} min")
-    for name, s in (("start", first), ("after 1 min", minute), ("max", peak), ("end", last)):
+    rows = (
+        ("launch", samples[0]),
+        ("start (10 s)", at(samples, 10.0)),
+        ("after 1 min", at(samples, 60.0)),
+        ("max", peak),
+        ("end", last),
+    )
+    for name, s in rows:
         print(
             f"  {name:<12} {s.rss_bytes / MIB:7.1f} MiB at {s.t_s:7.1f} s "
             f"({s.threads} threads, {s.fds} fds)"
