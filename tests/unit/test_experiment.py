@@ -304,3 +304,18 @@ def test_report_writes_comparison_and_plots(tmp_path: Path) -> None:
     assert (outcome.folder / "comparison.md").read_text().startswith("**")
     assert json.loads((outcome.folder / "comparison.json").read_text())["baseline"] == "glibc"
     assert {p.name for p in plots} >= {"rss.png", "rss-allocator.png", "rss-requests.png"}
+
+
+@pytest.mark.parametrize("name", sorted(config.SETTINGS))
+def test_every_setting_in_an_experiment_rejects_a_wrong_type(tmp_path: Path, name: str) -> None:
+    key = config.SETTINGS[name].key
+    section, _, leaf = key.rpartition(".")
+    value = "[1, 2]" if name != "tags" else "{a: 1}"  # a list (or a mapping) fits no setting
+    path = write(tmp_path, f"{section}:\n  {leaf}: {value}\n" if section else f"{leaf}: {value}\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: {key} has value ") and "\n" not in message
+
+
+def test_an_unknown_setting_in_an_experiment_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "run:\n  lod: rate\n")
+    assert error_of(path).startswith(f"{path}: unknown key 'run.lod' (did you mean 'load'?)")
