@@ -25,10 +25,17 @@ def _fail(exc: SandboxError) -> NoReturn:
 
 
 def _sigterm_as_interrupt() -> None:
+    """SIGTERM and SIGINT both end a run as Ctrl-C does (a partial result, exit 130).
+
+    SIGINT is set explicitly: a process started in the background by a non-interactive shell
+    inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt for it.
+    """
+
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
