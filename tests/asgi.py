@@ -3,7 +3,10 @@ chunking that the test controls)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from starlette.types import ASGIApp, Message
 
 
 def http_scope(
@@ -28,3 +31,22 @@ def http_scope(
         "client": client,
         "server": ("127.0.0.1", 3000),
     }
+
+
+def status_of(app: ASGIApp, scope: dict[str, Any], body: bytes = b"") -> int:
+    """Send one request with `body` through `app`; the response's status."""
+    status = 0
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(call())
+    return status

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import warnings
@@ -8,13 +7,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from starlette.types import Message
 
 from sandbox.server.app import create_app
 from sandbox.server.debug import is_loopback
 from sandbox.server.introspect import MIB
 from sandbox.server.settings import ServerSettings
-from tests.asgi import http_scope
+from tests.asgi import http_scope, status_of
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient` is deprecated")
@@ -158,18 +156,7 @@ def asgi_get(path: str, client: tuple[str, int] | None) -> int:
     """GET `path` straight through ASGI with `client` in the scope; return the status."""
     app = create_app(ServerSettings(sleep_ms=0))
     scope = http_scope("GET", path, client=client)
-    status = 0
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    asyncio.run(app(scope, receive, send))
-    return status
+    return status_of(app, scope)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ Its locustfile is never imported here: Locust monkey-patches the process with ge
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import warnings
@@ -15,11 +14,10 @@ from typing import Any
 
 import pytest
 from starlette.applications import Starlette
-from starlette.types import Message
 
 from examples.cache_service import app as cache_app
 from examples.cache_service.app import create_app, env_int
-from tests.asgi import http_scope
+from tests.asgi import http_scope, status_of
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient but still works with httpx.
@@ -182,18 +180,7 @@ def call(app: Starlette, headers: list[tuple[bytes, bytes]], body: bytes) -> int
     scope = http_scope(
         "POST", "/items/a", headers=[(b"content-type", b"application/json"), *headers]
     )
-    status = 0
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    asyncio.run(app(scope, receive, send))
-    return status
+    return status_of(app, scope, body)
 
 
 @pytest.mark.parametrize(
