@@ -244,7 +244,6 @@ class RunSpec:
     host: str
     port: int | None
     tags: tuple[str, ...]
-    users: int
     spawn_rate: float
     iterations: int
     batches: int
@@ -284,6 +283,11 @@ class RunSpec:
     """The locustfile is ours and understands --iterations."""
     thresholds: Mapping[str, float] = field(default_factory=dict)
     """Limits checked after the run (see THRESHOLDS), by name."""
+
+    @property
+    def users(self) -> int:
+        """Concurrent Locust users (the most a paced model may start)."""
+        return self.model.users
 
     def with_(self, **changes: Any) -> RunSpec:
         return replace(self, **changes)
@@ -525,7 +529,6 @@ def build_spec(
         host=v["host"],
         port=port,
         tags=tags,
-        users=v["concurrency"],
         spawn_rate=v["concurrency"] / v["rampup"] if v["rampup"] > 0 else float(v["concurrency"]),
         iterations=v["iterations"],
         batches=v["batches"],

@@ -390,12 +390,15 @@ class ProbePoller(_PollingThread):
 
     def tick(self, t: float) -> bool:
         try:
-            full = self.process.memory_full_info()
-            mem: dict[str, float | None] = {"uss_bytes": full.uss, "pss_bytes": full.pss}
+            if self.tree is None:
+                full = self.process.memory_full_info()
+                mem: dict[str, float | None] = {"uss_bytes": full.uss, "pss_bytes": full.pss}
+            elif self.process.status() == psutil.STATUS_ZOMBIE:
+                return False
+            else:  # the root is read with the others, once
+                mem = self._per_process()
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return False
-        if self.tree is not None:
-            mem = self._per_process()
         timeout = max(0.5, self.interval_s)
         stats: dict[str, Any] = {}
         if self.ask_server:
