@@ -135,10 +135,6 @@ class LocustProcess:
     def stats_json(self) -> Path:
         return Path(f"{self.json_prefix}.json")
 
-    @property
-    def pids(self) -> list[int]:
-        return [self.proc.pid, *(w.pid for w in self.workers)]
-
     def log_tail(self, lines: int = 6) -> str:
         return tail_of(self.log, lines)
 

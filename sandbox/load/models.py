@@ -21,14 +21,6 @@ from typing import Any, Literal
 ModelName = Literal["iterations", "rate", "ramp", "spike", "soak"]
 MODELS: tuple[ModelName, ...] = ("iterations", "rate", "ramp", "spike", "soak")
 
-DESCRIPTIONS = {
-    "iterations": "drill: every selected plan sent N times by U users as fast as they can",
-    "rate": "constant arrival rate: RATE requests/s for DURATION s",
-    "ramp": "RATE to TO_RATE requests/s, linearly over DURATION s",
-    "spike": "RATE requests/s, with SPIKE_X times that for SPIKE_S s from SPIKE_AT s",
-    "soak": "U users as fast as they can for DURATION s",
-}
-
 
 @dataclass(frozen=True)
 class LoadModel:
