@@ -16,6 +16,7 @@ import click
 
 from sandbox import __version__
 from sandbox.errors import SandboxError
+from sandbox.load.models import MODELS
 
 
 def _fail(exc: SandboxError) -> NoReturn:
@@ -102,7 +103,7 @@ class _SizeType(click.ParamType):  # type: ignore[type-arg]
 @click.option("--gzip", "compress", is_flag=True, help="Write the result as .json.gz.")
 @click.option(
     "--load",
-    type=click.Choice(["iterations", "rate", "ramp", "spike", "soak"]),
+    type=click.Choice(MODELS),
     help="Load model of each batch (default iterations: drill's fixed count).",
 )
 @click.option("--rate", type=click.FloatRange(min=0), help="rate/spike: req/s; ramp: start.")
