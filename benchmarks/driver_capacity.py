@@ -33,15 +33,9 @@ import psutil
 from sandbox import allocators
 from sandbox.config import REPO_ROOT
 from sandbox.load.driver import locust_environ
-from sandbox.server.launch import (
-    ServerProcess,
-    Target,
-    build_environ,
-    free_port,
-    launch,
-    stop_process,
-)
-from sandbox.server.settings import ServerSettings
+from sandbox.measure.launch import ServerProcess, Target, build_environ, launch
+from sandbox.processes import free_port, stop_process
+from sandbox.server_settings import ServerSettings
 
 LOCUSTFILE = REPO_ROOT / "plans" / "locustfile.py"
 BODY = REPO_ROOT / "plans" / "tiny.json"

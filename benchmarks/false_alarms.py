@@ -4,7 +4,7 @@ Reads one folder of many A/A runs (glibc against glibc under a second label), e.
 
     .venv/bin/sandbox experiment benchmarks/aa-many.yml        # 12 repeats each, ~15 minutes
 
-and reports, with the package's own comparison (`sandbox.compare`: Welch t on log values):
+and reports, with the package's own comparison (`sandbox.analysis.compare`: Welch t on log values):
 
 (a) the disjoint 3-vs-3 comparisons (repeats 1-3 of each label, 4-6, ...), each a comparison
     as an experiment of 3 repeats would give it: the after-idle ratio, its interval and p, and
@@ -30,7 +30,8 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from sandbox import compare, results
+from sandbox import results
+from sandbox.analysis import compare
 from sandbox.results import RunResult
 
 ALPHA = 0.05

@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
+from benchmarks.fuzzing import ALLOWED, VALID, fuzz, send
 from sandbox import allocators
-from sandbox.fuzzing import ALLOWED, VALID, fuzz, send
-from sandbox.sampler import get_json
-from sandbox.server.launch import build_environ, launch
-from sandbox.server.settings import ServerSettings
+from sandbox.loopback import get_json
+from sandbox.measure.launch import build_environ, launch
+from sandbox.server_settings import ServerSettings
 
 MIB = 2**20
 CAP = 1 * MIB

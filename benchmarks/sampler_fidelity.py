@@ -23,9 +23,9 @@ from sandbox import allocators
 from sandbox.config import REPO_ROOT
 from sandbox.load import driver
 from sandbox.load.models import LoadModel
-from sandbox.sampler import RssSampler, read_vmhwm
-from sandbox.server.launch import build_environ, launch
-from sandbox.server.settings import ServerSettings
+from sandbox.measure.launch import build_environ, launch
+from sandbox.measure.sampler import RssSampler, read_vmhwm
+from sandbox.server_settings import ServerSettings
 
 MIB = 2**20
 

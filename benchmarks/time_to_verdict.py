@@ -7,8 +7,8 @@ Reads one experiment folder with at least 6 repeats per allocator, e.g. from
 
 and, for n = 2 .. the number of repeats, prints the ratio of `--allocator` to `--baseline` on
 `--metric` (after-idle RSS by default), its 95 % interval, the interval's width and p, computed
-by `sandbox.compare` on the first n repeats of each allocator; then, over every choice of n runs
-of each allocator (all subset pairs, or `--samples` random ones when there are more), the
+by `sandbox.analysis.compare` on the first n repeats of each allocator; then, over every choice
+of n runs of each allocator (all subset pairs, or `--samples` random ones when there are more), the
 fraction whose interval excludes 1.0. Ends with the experiment's wall time (first run's start to
 last run's end, so without the report and plots). With `--previous R ...` (ratios measured on
 earlier occasions), it also says whether the ratio of the first `--occasion` repeats (today's
@@ -30,7 +30,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sandbox import compare, results
+from sandbox import results
+from sandbox.analysis import compare
 from sandbox.results import RunResult
 
 TOLERANCE = 0.10

@@ -144,8 +144,8 @@ def run_cmd(
     """Run the stair-stepper (or your app) under one allocator, drive it with Locust, and
     record its memory."""
     from sandbox import config
-    from sandbox.progress import print_run_summary, run_showing_progress
-    from sandbox.thresholds import failed
+    from sandbox.measure.progress import print_run_summary, run_showing_progress
+    from sandbox.measure.thresholds import failed
 
     try:
         bench = config.load_benchmark(config_path)
@@ -258,7 +258,8 @@ def serve_cmd(
     import os
 
     from sandbox import allocators, config
-    from sandbox.server.launch import build_environ, port_in_use, server_command
+    from sandbox.measure.launch import build_environ, server_command
+    from sandbox.processes import port_in_use
 
     try:
         bench = config.load_benchmark(config_path)
@@ -284,8 +285,8 @@ def serve_cmd(
 
 
 def _run_with_progress(spec: Any, index: int, total: int) -> Any:
-    from sandbox.compare import label
-    from sandbox.progress import run_showing_progress
+    from sandbox.analysis.compare import label
+    from sandbox.measure.progress import run_showing_progress
 
     name = label(spec.allocator, spec.parameters)
     click.echo(f"\n[{index + 1}/{total}] {name} (repeat {spec.repeat + 1})", err=True)
@@ -304,7 +305,7 @@ def experiment_cmd(
 ) -> None:
     """Run an experiment (allocators × settings × repeats), then compare and plot it."""
     from sandbox import config, experiment
-    from sandbox.thresholds import failed
+    from sandbox.measure.thresholds import failed
 
     try:
         bench = config.load_benchmark(config_path)
@@ -357,7 +358,8 @@ def experiment_cmd(
 )
 def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None:
     """Compare runs side by side: per allocator, RSS and latency with ratios and intervals."""
-    from sandbox import compare, results
+    from sandbox import results
+    from sandbox.analysis import compare
 
     try:
         loaded = results.load_all(paths)
@@ -403,7 +405,8 @@ def plot_cmd(
 ) -> None:
     """Plot RSS over time, one panel per allocator plus an overlay of medians (--view rss), or
     where the memory is: RSS, what the allocator holds and what is in use (--view allocator)."""
-    from sandbox import plot, results
+    from sandbox import results
+    from sandbox.analysis import plot
 
     try:
         files = results.find_result_files(paths)

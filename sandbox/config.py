@@ -21,8 +21,8 @@ import yaml
 from sandbox.allocators import BUILTIN, Allocator
 from sandbox.errors import ConfigError
 from sandbox.load.models import MODELS, LoadModel
-from sandbox.server.launch import Target
-from sandbox.server.settings import ServerSettings
+from sandbox.measure.launch import Target
+from sandbox.server_settings import ServerSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "benchmark.yml"
@@ -383,7 +383,7 @@ def _plans(source: str, raw: Any, root: Path) -> tuple[Plan, ...]:
             raise ConfigError(
                 f"{where}.body: {body} not found; plan bodies are looked up beside {source} "
                 "(copy the repository's plans/ folder there, or regenerate the four built-in "
-                "ones with 'python -m sandbox.bodies DIR')"
+                "ones with 'python -m sandbox.load.bodies DIR')"
             )
         try:
             tags = _tags(item.get("tags", [item["name"]]))

@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sandbox import allocators, compare, config
+from sandbox import allocators, config
 from sandbox.allocators import Allocator
+from sandbox.analysis import compare
 from sandbox.config import Benchmark, RunSpec
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import RunResult
@@ -125,7 +126,7 @@ def report(outcome: ExperimentOutcome, baseline: str | None) -> tuple[str, list[
     """Compare the experiment's runs, write comparison.md/.json and the plots beside them;
     returns the terminal table and the plot paths."""
     from sandbox import results
-    from sandbox.plot import write_plots
+    from sandbox.analysis.plot import write_plots
 
     comparison = compare.compare(outcome.results, baseline=baseline)
     (outcome.folder / "comparison.md").write_text(compare.render(comparison, "markdown"))

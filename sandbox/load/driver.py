@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from sandbox.load.models import LoadModel
-from sandbox.server.launch import free_port, stop_process, tail_of
+from sandbox.processes import free_port, stop_process, tail_of
 
 # Never forwarded to Locust: the allocator under test is the server's, not the load generator's.
 _DROP = ("LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX", "PYTHONMALLOC", "LOCUST_ITERATIONS")

@@ -19,11 +19,9 @@ from types import FrameType
 import uvicorn
 
 from sandbox.errors import ConfigError
+from sandbox.processes import port_in_use
 from sandbox.server.app import create_app
-from sandbox.server.launch import port_in_use
-from sandbox.server.settings import ServerSettings
-
-OWNER_FILE_ENV = "SANDBOX_MALLOC_OWNER_FILE"
+from sandbox.server_settings import OWNER_FILE_ENV, ServerSettings
 
 
 def app_from_environ() -> object:

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from sandbox import procmaps
 from sandbox.server import debug, introspect, workloads
-from sandbox.server.settings import ServerSettings
+from sandbox.server_settings import ServerSettings
 
 
 class _Reject(Exception):

@@ -9,11 +9,11 @@ import time
 import psutil
 import pytest
 
+from benchmarks.fuzzing import fuzz
 from sandbox import allocators
-from sandbox.fuzzing import fuzz
-from sandbox.sampler import get_json
-from sandbox.server.launch import build_environ, launch
-from sandbox.server.settings import ServerSettings
+from sandbox.loopback import get_json
+from sandbox.measure.launch import build_environ, launch
+from sandbox.server_settings import ServerSettings
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ import pytest
 
 from sandbox import allocators
 from sandbox.errors import AllocatorError
+from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.server.introspect import MIB
-from sandbox.server.launch import ServerProcess, build_environ, launch
-from sandbox.server.settings import ServerSettings
+from sandbox.server_settings import ServerSettings
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from starlette.types import Message
 from sandbox import procmaps
 from sandbox.server import workloads
 from sandbox.server.app import create_app
-from sandbox.server.settings import HANDLERS, ServerSettings
+from sandbox.server_settings import HANDLERS, ServerSettings
 from tests.asgi import http_scope
 
 with warnings.catch_warnings():

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import bodies
-from sandbox.bodies import PLAN_TARGET_BYTES, make_body, write_plans
+from sandbox.load import bodies
+from sandbox.load.bodies import PLAN_TARGET_BYTES, make_body, write_plans
 
 PLANS_DIR = Path(__file__).resolve().parents[2] / "plans"
 
@@ -56,7 +56,7 @@ def test_plans_differ() -> None:
 def test_committed_plans_match_generator(generated: dict[str, bytes], tag: str) -> None:
     path = PLANS_DIR / f"{tag}.json"
     assert path.read_bytes() == generated[tag], (
-        f"{path} is stale; run 'python -m sandbox.bodies' and commit the result"
+        f"{path} is stale; run 'python -m sandbox.load.bodies' and commit the result"
     )
 
 

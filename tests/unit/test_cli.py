@@ -15,7 +15,8 @@ from unittest.mock import MagicMock, patch
 import pytest
 from click.testing import CliRunner, Result
 
-from sandbox import allocators, config, report, results
+from sandbox import allocators, config, results
+from sandbox.analysis import report
 from sandbox.cli import cli
 from sandbox.config import RunSpec
 from sandbox.errors import AllocatorError
@@ -62,7 +63,7 @@ def spec_of(mock: MagicMock) -> RunSpec:
 
 def test_run_passes_every_option_into_the_spec(tmp_path: Path) -> None:
     path = tmp_path / "runs" / "r.json"
-    with patch("sandbox.runner.run_once", fake_run_once(make_result(), path)) as run_once:
+    with patch("sandbox.measure.runner.run_once", fake_run_once(make_result(), path)) as run_once:
         done = invoke(
             "run",
             "--allocator", "jemalloc",
@@ -105,7 +106,9 @@ def test_run_passes_every_option_into_the_spec(tmp_path: Path) -> None:
 
 
 def test_run_without_options_uses_benchmark_yml(tmp_path: Path) -> None:
-    with patch("sandbox.runner.run_once", fake_run_once(make_result(), tmp_path / "r.json")) as m:
+    with patch(
+        "sandbox.measure.runner.run_once", fake_run_once(make_result(), tmp_path / "r.json")
+    ) as m:
         done = invoke("run")
 
     assert done.exit_code == 0, done.output
@@ -116,7 +119,7 @@ def test_run_without_options_uses_benchmark_yml(tmp_path: Path) -> None:
 def test_run_prints_the_summary_and_the_next_command(tmp_path: Path) -> None:
     result = make_result("jemalloc", experiment=None)
     path = tmp_path / "runs" / f"{result.run_id}.json"
-    with patch("sandbox.runner.run_once", fake_run_once(result, path)):
+    with patch("sandbox.measure.runner.run_once", fake_run_once(result, path)):
         done = invoke("run", "-a", "jemalloc", "--results-dir", str(tmp_path))
 
     assert done.exit_code == 0, done.output
@@ -132,7 +135,7 @@ def test_run_server_died_exits_1_naming_the_partial_result(tmp_path: Path) -> No
         status_detail="the server was killed by SIGKILL during batch-2",
     )
     path = tmp_path / "runs" / f"{result.run_id}.json"
-    with patch("sandbox.runner.run_once", fake_run_once(result, path)):
+    with patch("sandbox.measure.runner.run_once", fake_run_once(result, path)):
         done = invoke("run", "--results-dir", str(tmp_path))
 
     assert done.exit_code == 1
@@ -145,7 +148,7 @@ def test_run_server_died_exits_1_naming_the_partial_result(tmp_path: Path) -> No
 def test_run_interrupted_exits_130(tmp_path: Path) -> None:
     result = replace(make_result(status="interrupted"), status_detail="interrupted during idle")
     path = tmp_path / "r.json"
-    with patch("sandbox.runner.run_once", fake_run_once(result, path)):
+    with patch("sandbox.measure.runner.run_once", fake_run_once(result, path)):
         done = invoke("run")
 
     assert done.exit_code == 130
@@ -153,7 +156,7 @@ def test_run_interrupted_exits_130(tmp_path: Path) -> None:
 
 
 def test_run_interrupted_before_measuring_exits_130() -> None:
-    with patch("sandbox.runner.run_once", MagicMock(side_effect=KeyboardInterrupt)):
+    with patch("sandbox.measure.runner.run_once", MagicMock(side_effect=KeyboardInterrupt)):
         done = invoke("run")
 
     assert done.exit_code == 130
@@ -163,7 +166,7 @@ def test_run_interrupted_before_measuring_exits_130() -> None:
 
 def test_run_sandbox_error_exits_1_with_one_line() -> None:
     error = AllocatorError("jemalloc: libjemalloc.so.2 not found; install it")
-    with patch("sandbox.runner.run_once", MagicMock(side_effect=error)):
+    with patch("sandbox.measure.runner.run_once", MagicMock(side_effect=error)):
         done = invoke("run", "-a", "jemalloc")
 
     assert done.exit_code == 1
@@ -171,7 +174,7 @@ def test_run_sandbox_error_exits_1_with_one_line() -> None:
 
 
 def test_run_bad_option_is_a_usage_error_and_runs_nothing() -> None:
-    with patch("sandbox.runner.run_once") as run_once:
+    with patch("sandbox.measure.runner.run_once") as run_once:
         done = invoke("run", "--tags", "tiny,huge")
 
     assert done.exit_code == 2
@@ -182,7 +185,7 @@ def test_run_bad_option_is_a_usage_error_and_runs_nothing() -> None:
 
 
 def test_run_bug_keeps_its_traceback() -> None:
-    with patch("sandbox.runner.run_once", MagicMock(side_effect=ZeroDivisionError("bug"))):
+    with patch("sandbox.measure.runner.run_once", MagicMock(side_effect=ZeroDivisionError("bug"))):
         done = invoke("run")
 
     assert done.exit_code == 1
@@ -341,7 +344,7 @@ def fake_runs(interrupt_at: int | None = None) -> MagicMock:
 def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
     file = tmp_path / "cli-test.yml"
     file.write_text(EXPERIMENT)
-    with patch("sandbox.runner.run_once", fake_runs()) as run_once:
+    with patch("sandbox.measure.runner.run_once", fake_runs()) as run_once:
         done = invoke("experiment", str(file), "--results-dir", str(tmp_path / "out"))
 
     assert done.exit_code == 0, done.output
@@ -361,7 +364,7 @@ def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
 def test_experiment_interrupted_keeps_the_finished_runs(tmp_path: Path) -> None:
     file = tmp_path / "cli-test.yml"
     file.write_text(EXPERIMENT)
-    with patch("sandbox.runner.run_once", fake_runs(interrupt_at=3)):
+    with patch("sandbox.measure.runner.run_once", fake_runs(interrupt_at=3)):
         done = invoke("experiment", str(file), "--results-dir", str(tmp_path / "out"))
 
     assert done.exit_code == 130

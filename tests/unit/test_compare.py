@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import _tdist, compare, report
+from sandbox.analysis import compare, report
+from sandbox.analysis import tdist as _tdist
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import BatchStats, RunResult
 from tests.fakes import MIB, make_group, make_result, with_summary

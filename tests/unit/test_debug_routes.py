@@ -11,7 +11,7 @@ import pytest
 from sandbox.server.app import create_app
 from sandbox.server.debug import is_loopback
 from sandbox.server.introspect import MIB
-from sandbox.server.settings import ServerSettings
+from sandbox.server_settings import ServerSettings
 from tests.asgi import http_scope, status_of
 
 with warnings.catch_warnings():

@@ -186,7 +186,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 class FakeRuns:
-    """Stands in for `sandbox.runner.run_once`: records specs, returns fake results."""
+    """Stands in for `sandbox.measure.runner.run_once`: records specs, returns fake results."""
 
     def __init__(self, statuses: dict[int, str] | None = None) -> None:
         self.specs: list[RunSpec] = []

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox.server.launch import answers
+from sandbox.loopback import answers
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

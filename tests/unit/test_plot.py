@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.lines import Line2D
 
-from sandbox import plot
+from sandbox.analysis import plot
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import RunResult
 from tests.fakes import make_group, make_result
@@ -99,7 +99,10 @@ def test_save_png_and_svg(results: list[RunResult], tmp_path: Path) -> None:
 
 
 def test_import_is_cheap() -> None:
-    code = "import sys, sandbox.plot; print('matplotlib' in sys.modules, 'numpy' in sys.modules)"
+    code = (
+        "import sys, sandbox.analysis.plot; "
+        "print('matplotlib' in sys.modules, 'numpy' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import time
 
-from sandbox.sampler import ColumnStore, RssSampler, read_vmhwm
+from sandbox.measure.sampler import ColumnStore, RssSampler, read_vmhwm
 
 
 def store(max_rows: int) -> ColumnStore:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.errors import ConfigError
-from sandbox.server.settings import ServerSettings
+from sandbox.server_settings import ServerSettings
 
 
 def test_defaults() -> None:

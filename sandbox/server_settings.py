@@ -1,4 +1,8 @@
-"""The stair-stepper's settings, read from its environment (the harness builds that environment)."""
+"""The contract between the harness and the server it starts: the stair-stepper's settings, read
+from its environment (the harness builds that environment), and the other variables both read.
+
+Both sides import this module; it imports nothing of either.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ Handler = Literal["sync", "async"]
 HANDLERS: tuple[Handler, ...] = ("sync", "async")
 
 MIB = 1024 * 1024
+
+# Where our launcher writes the path of the library whose `malloc` the server calls (dladdr).
+OWNER_FILE_ENV = "SANDBOX_MALLOC_OWNER_FILE"
 
 
 @dataclass(frozen=True)

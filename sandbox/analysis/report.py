@@ -7,7 +7,14 @@ import io
 import json
 from collections.abc import Sequence
 
-from sandbox.compare import HEADLINE_METRICS, METRIC_BY_KEY, METRICS, Comparison, Group, Ratio
+from sandbox.analysis.compare import (
+    HEADLINE_METRICS,
+    METRIC_BY_KEY,
+    METRICS,
+    Comparison,
+    Group,
+    Ratio,
+)
 from sandbox.errors import ConfigError
 
 FORMATS = ("table", "markdown", "csv", "json")

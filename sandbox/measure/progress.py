@@ -10,11 +10,11 @@ from typing import Any, TextIO
 
 import click
 
-from sandbox import runner
 from sandbox.config import RunSpec
 from sandbox.load.models import LoadModel
+from sandbox.measure import runner
+from sandbox.measure.runner import Progress
 from sandbox.results import RunResult
-from sandbox.runner import Progress
 
 MIB = 2**20
 

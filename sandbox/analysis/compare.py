@@ -4,7 +4,7 @@ Runs are grouped by a label, the allocator name plus `k=v` for each experiment p
 (`glibc handler=async`). For every group and metric we report n, median, mean, sd, min, max;
 every group is compared with a baseline group by the ratio of geometric means, with a 95 %
 confidence interval and p-value from Welch's t-test on the log values (robust for few repeats
-with unequal variances). Rendering lives in `sandbox.report`; `render` is re-exported here.
+with unequal variances). Rendering lives in `sandbox.analysis.report`; `render` is re-exported here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox import _tdist
+from sandbox.analysis import tdist as _tdist
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import RunResult
 
@@ -614,7 +614,7 @@ def _settings_warnings(results: Sequence[RunResult]) -> list[CompareWarning]:
 
 def render(comparison: Comparison, fmt: str = "table") -> str:
     """Format a comparison as `table`, `markdown`, `csv` or `json` text."""
-    from sandbox import report
+    from sandbox.analysis import report
 
     return report.render(comparison, fmt)
 

@@ -2,7 +2,7 @@
 
 The original stair-stepper sent json-generator files of about 30 kB, 300 kB, 600 kB and 2 MB.
 We regenerate equivalents from a fixed seed so the committed `plans/*.json` are reproducible:
-`python -m sandbox.bodies [DIR]` rewrites them (default `plans/`).
+`python -m sandbox.load.bodies [DIR]` rewrites them (default `plans/`).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def write_plans(directory: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) > 1:
-        print("usage: python -m sandbox.bodies [DIR]", file=sys.stderr)
+        print("usage: python -m sandbox.load.bodies [DIR]", file=sys.stderr)
         return 2
     directory = Path(args[0] if args else "plans")
     for path in write_plans(directory):

@@ -1,4 +1,5 @@
-"""Start the stair-stepper in a fresh child process under an allocator, and always stop it."""
+"""Start the server (the stair-stepper, an app or a command) in a fresh child process under an
+allocator, and always stop it."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import contextlib
 import json
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import psutil
-
 from sandbox.errors import ServerError
+from sandbox.loopback import OPENER, answers
+from sandbox.processes import free_port, port_in_use, silent_state, stop_process, tail_of
 
 # Variables the server may inherit from the harness; everything else is built here.
 # Allocator variables must be set before the interpreter starts, so they are never inherited.
@@ -54,69 +53,6 @@ def build_environ(
         env["PYTHONMALLOC"] = "malloc"
     env.update(allocator_env)
     return env
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the kernel says is free right now."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def tail_of(log: IO[bytes], lines: int = 8) -> str:
-    """The last `lines` lines of a child's log file, joined with ` | ` for a one-line error."""
-    log.flush()
-    log.seek(0)
-    text = log.read().decode(errors="replace").strip().splitlines()
-    return " | ".join(text[-lines:])
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 5.0) -> None:
-    """SIGTERM the process group, wait, then SIGKILL it; safe to call twice.
-
-    The group is sent SIGCONT after SIGTERM, so a stopped (SIGSTOP) process can act on it; and
-    the SIGKILL is sent even if a second Ctrl-C interrupts the wait, so nothing is left behind.
-    """
-    try:
-        if proc.poll() is None:
-            for sig in (signal.SIGTERM, signal.SIGCONT):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=timeout_s)
-    finally:
-        # Kill whatever is left of the group (uvicorn workers, memray, ...), then reap.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=timeout_s)
-
-
-# Process states that explain a silent server (the letter is what `ps` shows).
-_SILENT_STATES = {
-    psutil.STATUS_STOPPED: "T: stopped",
-    psutil.STATUS_TRACING_STOP: "t: stopped by a tracer",
-    psutil.STATUS_DISK_SLEEP: "D: in uninterruptible sleep, usually waiting for I/O",
-}
-
-
-def silent_state(pid: int) -> str:
-    """` (process state T: stopped)` when the process is stopped or in D state, else ``."""
-    try:
-        status = psutil.Process(pid).status()
-    except psutil.Error:
-        return ""
-    return f" (process state {_SILENT_STATES[status]})" if status in _SILENT_STATES else ""
 
 
 @dataclass(frozen=True)
@@ -177,7 +113,7 @@ class ServerProcess:
         return f"http://{host}:{self.port}"
 
     def health(self, timeout_s: float = 2.0) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/health", timeout=timeout_s) as r:
+        with OPENER.open(f"{self.url}/health", timeout=timeout_s) as r:
             data: dict[str, Any] = json.load(r)
             return data
 
@@ -239,28 +175,6 @@ def launch(
             yield server
         finally:
             stop_process(proc, stop_timeout_s)
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer; following it could leave this machine."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_LOCAL_ONLY = urllib.request.build_opener(_NoRedirects)
-
-
-def answers(url: str, timeout_s: float = 1.0) -> bool:
-    """True when `url` gives any HTTP answer below 500 (a 404, or a redirect, still means the
-    server is up). Redirects are not followed."""
-    try:
-        with _LOCAL_ONLY.open(url, timeout=timeout_s):
-            return True
-    except urllib.error.HTTPError as exc:
-        return exc.code < 500
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 def _wait_ready(server: ServerProcess, timeout_s: float) -> None:

@@ -1,7 +1,7 @@
 """RSS curves per group: every repeat thin, the median bold, the phases shaded.
 
 matplotlib (object API on the Agg canvas, no pyplot) and numpy are imported inside the
-functions, so `import sandbox.plot` stays cheap for the CLI.
+functions, so `import sandbox.analysis.plot` stays cheap for the CLI.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sandbox.compare import choose_baseline, group_results, workload
+from sandbox.analysis.compare import choose_baseline, group_results, workload
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import Phase, RunResult
 

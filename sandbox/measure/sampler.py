@@ -7,11 +7,8 @@ the same few megabytes as a 24-minute one and the peak is never lost.
 
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 import time
-import urllib.request
 from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,8 +16,8 @@ from typing import Any
 
 import psutil
 
+from sandbox.loopback import answers, get_json
 from sandbox.results import Columns, Phase
-from sandbox.server.launch import answers
 
 Reduce = str  # "max" | "last" | "first"
 
@@ -313,18 +310,6 @@ PROBE_COLUMNS: dict[str, tuple[str, Reduce]] = {
     "alloc_held_bytes": ("q", "max"),
     "py_allocated_blocks": ("q", "max"),
 }
-
-
-def get_json(url: str, timeout_s: float, method: str = "GET") -> dict[str, Any] | None:
-    """GET (or POST) `url` as JSON; None when the server does not answer (busy, gone, no such
-    route, or a connection broken mid-answer)."""
-    try:
-        request = urllib.request.Request(url, method=method)
-        with urllib.request.urlopen(request, timeout=timeout_s) as r:
-            data = json.load(r)
-    except (OSError, ValueError, http.client.HTTPException):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def memory_row(snapshot: Mapping[str, Any] | None) -> dict[str, float | None]:

@@ -21,12 +21,18 @@ from typing import Any
 
 import psutil
 
-from sandbox import allocators, metadata, results, storage
+from sandbox import allocators, results, storage
 from sandbox.config import REPO_ROOT, RunSpec
 from sandbox.errors import ConfigError, LoadError, ServerError
 from sandbox.load import driver
 from sandbox.load.stats import read_entries, summarise
-from sandbox.profiling import MemrayProfile
+from sandbox.loopback import get_json
+from sandbox.measure import metadata
+from sandbox.measure.launch import ServerProcess, build_environ, launch
+from sandbox.measure.profiling import MemrayProfile
+from sandbox.measure.sampler import Live, ProbePoller, ProcessTree, RssSampler, read_vmhwm
+from sandbox.measure.thresholds import check_thresholds
+from sandbox.processes import silent_state, stop_process
 from sandbox.results import (
     AllocatorInfo,
     BatchStats,
@@ -36,16 +42,7 @@ from sandbox.results import (
     ServerInfo,
     Status,
 )
-from sandbox.sampler import Live, ProbePoller, ProcessTree, RssSampler, get_json, read_vmhwm
-from sandbox.server.__main__ import OWNER_FILE_ENV
-from sandbox.server.launch import (
-    ServerProcess,
-    build_environ,
-    launch,
-    silent_state,
-    stop_process,
-)
-from sandbox.thresholds import check_thresholds
+from sandbox.server_settings import OWNER_FILE_ENV
 
 POLL_S = 0.2
 

@@ -1,0 +1,1 @@
+"""Scripts that measure the instrument itself; run each as `python benchmarks/NAME.py`."""

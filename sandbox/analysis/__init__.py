@@ -1,0 +1,4 @@
+"""Reading results: metrics, grouping, statistics, comparisons, verdicts, reports and plots.
+
+Depends on `sandbox.results` only: never on measuring, load or the server.
+"""
