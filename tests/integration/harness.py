@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,18 @@ class Harness:
         )
         self.seen: dict[int, psutil.Process] = {}
         """Every descendant seen so far, by pid (to check for orphans, and to clean up)."""
+        self.cmdlines: dict[int, list[str]] = {}
+        """The command line of every descendant seen, read while it ran."""
+        self._lock = threading.Lock()
+        # Record descendants every 20 ms while the harness runs, so that a child that lives for
+        # a moment (a server refused right after it started) is still checked for survival.
+        self._recorder = threading.Thread(target=self._record, name="descendants", daemon=True)
+        self._recorder.start()
+
+    def _record(self) -> None:
+        while self.proc.poll() is None:
+            self.descendants()
+            time.sleep(0.02)
 
     @property
     def stderr(self) -> str:
@@ -59,8 +72,19 @@ class Harness:
             found = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
-        self.seen.update((p.pid, p) for p in found)
+        with self._lock:
+            for p in found:
+                if p.pid not in self.seen:
+                    self.seen[p.pid] = p
+                    with contextlib.suppress(psutil.Error):
+                        self.cmdlines[p.pid] = p.cmdline()
         return found
+
+    def seen_running(self, word: str) -> bool:
+        """Whether a descendant whose command line has `word` in one of its words was seen."""
+        with self._lock:
+            lines = list(self.cmdlines.values())
+        return any(word in part for line in lines for part in line)
 
     def child(self, marker: str) -> psutil.Process | None:
         """The descendant whose command line has `marker` as one of its words."""
@@ -108,7 +132,10 @@ class Harness:
 
     def survivors(self, timeout_s: float = 5.0) -> list[psutil.Process]:
         """Descendants seen during the run that are still running (zombies count as gone)."""
-        _, alive = psutil.wait_procs(list(self.seen.values()), timeout=timeout_s)
+        self._recorder.join(timeout=timeout_s)
+        with self._lock:
+            seen = list(self.seen.values())
+        _, alive = psutil.wait_procs(seen, timeout=timeout_s)
         running = []
         for p in alive:
             with contextlib.suppress(psutil.Error):
