@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sandbox.analysis.compare import choose_baseline, group_results, workload
+from sandbox.analysis.groups import choose_baseline, group_results, workload
+from sandbox.analysis.metrics import MIB
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import Phase, RunResult
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 XAxis = Literal["time", "requests"]
-MIB = 1024 * 1024
 MAX_COLUMNS = 5
 GRID_POINTS = 400
 PHASE_COLOURS = {
