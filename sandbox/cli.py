@@ -416,12 +416,7 @@ def plot_cmd(
     except SandboxError as exc:
         _fail(exc)
     if out is None:
-        first = files[0]
-        folder = first if first.is_dir() else first.parent
-        stem = "rss" if len(files) > 1 else first.name.split(".json")[0]
-        if view == "allocator":
-            stem += "-allocator"
-        out = folder / (stem + ("-requests" if x_axis == "requests" else ""))
+        out = plot.output_stem(files, view=view, x=x_axis)
     try:
         if view == "allocator":
             fig = plot.plot_decomposition(loaded)

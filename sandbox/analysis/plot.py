@@ -232,6 +232,18 @@ def save(fig: Figure, stem: Path, formats: Sequence[str] = ("png", "svg")) -> li
     return paths
 
 
+def output_stem(files: Sequence[Path], view: str = "rss", x: str = "time") -> Path:
+    """Where `sandbox plot` writes without --out: beside the first result file and named after
+    it (`rss` for several files), with `-allocator` for the allocator view and `-requests` for
+    requests on the x axis."""
+    first = files[0]
+    folder = first if first.is_dir() else first.parent
+    stem = "rss" if len(files) > 1 else first.name.split(".json")[0]
+    if view == "allocator":
+        stem += "-allocator"
+    return folder / (stem + ("-requests" if x == "requests" else ""))
+
+
 def _phase(result: RunResult, name: str) -> Phase | None:
     return next((p for p in result.phases if p.name == name), None)
 
