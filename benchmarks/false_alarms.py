@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sandbox import results
-from sandbox.analysis import compare
+from sandbox.analysis import compare, groups, metrics, stats
 from sandbox.results import RunResult
 
 ALPHA = 0.05
@@ -47,7 +47,7 @@ def ok_runs(runs: Sequence[RunResult], allocator: str) -> list[RunResult]:
     )
 
 
-def fmt_ratio(r: compare.Ratio | None) -> str:
+def fmt_ratio(r: stats.Ratio | None) -> str:
     if r is None or r.ratio is None:
         return "-"
     if r.ci_low is None or r.ci_high is None or r.p_value is None:
@@ -65,7 +65,7 @@ def disjoint(
     for k in range(blocks):
         part = slice(k * BLOCK, (k + 1) * BLOCK)
         comparison = compare.compare([*base[part], *other[part]], baseline=baseline)
-        group = comparison.group(compare.label(label, {}))
+        group = comparison.group(groups.label(label, {}))
         flagged = [r.metric for r in group.ratios if r.p_value is not None and r.p_value < ALPHA]
         headline = group.ratio(HEADLINE)
         headline_hits += HEADLINE in flagged
@@ -91,10 +91,10 @@ def random_splits(pooled: Sequence[RunResult], splits: int, rng: random.Random) 
         "    NOTE: the splits reuse the same runs, so they are not independent trials; read the "
         "fractions as estimates without a binomial error bar"
     )
-    hits = {m.key: 0 for m in compare.METRICS}
-    tested = {m.key: 0 for m in compare.METRICS}
+    hits = {m.key: 0 for m in metrics.METRICS}
+    tested = {m.key: 0 for m in metrics.METRICS}
     any_hits = 0
-    extract = {m.key: m.extract for m in compare.METRICS}
+    extract = {m.key: m.extract for m in metrics.METRICS}
     for _ in range(splits):
         picked = rng.sample(range(len(pooled)), 2 * BLOCK)
         left = [pooled[i] for i in picked[:BLOCK]]
@@ -103,7 +103,7 @@ def random_splits(pooled: Sequence[RunResult], splits: int, rng: random.Random) 
         for key, get in extract.items():
             a = [v for v in map(get, left) if v is not None and math.isfinite(v)]
             b = [v for v in map(get, right) if v is not None and math.isfinite(v)]
-            r = compare.log_ratio(a, b, key)
+            r = stats.log_ratio(a, b, key)
             if r.p_value is None:
                 continue
             tested[key] += 1
@@ -111,7 +111,7 @@ def random_splits(pooled: Sequence[RunResult], splits: int, rng: random.Random) 
                 hits[key] += 1
                 flagged = True
         any_hits += flagged
-    for m in compare.METRICS:
+    for m in metrics.METRICS:
         if tested[m.key]:
             marker = "  <- headline" if m.key == HEADLINE else ""
             print(

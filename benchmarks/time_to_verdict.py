@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sandbox import results
-from sandbox.analysis import compare
+from sandbox.analysis import compare, groups, metrics, stats
 from sandbox.results import RunResult
 
 TOLERANCE = 0.10
@@ -48,7 +48,7 @@ def by_repeat(runs: Sequence[RunResult], allocator: str) -> list[RunResult]:
 
 def values(runs: Sequence[RunResult], metric: str) -> list[float]:
     """`metric` per run, extracted exactly as `sandbox compare` does."""
-    extract = compare.METRIC_BY_KEY[metric].extract
+    extract = metrics.METRIC_BY_KEY[metric].extract
     out = [extract(r) for r in runs]
     return [v for v in out if v is not None and math.isfinite(v)]
 
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--allocator", default="jemalloc")
     parser.add_argument("--baseline", default="glibc")
     parser.add_argument(
-        "--metric", default="after_idle_rss_mib", choices=list(compare.METRIC_BY_KEY)
+        "--metric", default="after_idle_rss_mib", choices=list(metrics.METRIC_BY_KEY)
     )
     parser.add_argument("--samples", type=int, default=10_000, help="random subset pairs at most")
     parser.add_argument("--seed", type=int, default=7)
@@ -104,7 +104,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     print(f"{args.folder}: {len(group)} {args.allocator} and {len(base)} {args.baseline} runs ok")
     print(
-        f"{args.allocator}/{args.baseline}, {compare.METRIC_BY_KEY[args.metric].label}, "
+        f"{args.allocator}/{args.baseline}, {metrics.METRIC_BY_KEY[args.metric].label}, "
         "95 % interval"
     )
     print(
@@ -113,7 +113,7 @@ def main() -> None:
     )
     for n in range(2, n_max + 1):
         first = compare.compare([*base[:n], *group[:n]], baseline=args.baseline)
-        r = first.group(compare.label(args.allocator, {})).ratio(args.metric)
+        r = first.group(groups.label(args.allocator, {})).ratio(args.metric)
         assert r is not None and r.ratio is not None
         if r.ci_low is None or r.ci_high is None or r.p_value is None:
             head = f"{r.ratio:.3f} ({r.note})"
@@ -125,7 +125,7 @@ def main() -> None:
         pairs = subset_pairs(len(a_vals), len(b_vals), n, args.samples, rng)
         hits, widths = 0, []
         for ia, ib in pairs:
-            s = compare.log_ratio([a_vals[i] for i in ia], [b_vals[i] for i in ib], args.metric)
+            s = stats.log_ratio([a_vals[i] for i in ia], [b_vals[i] for i in ib], args.metric)
             hits += s.significant
             if s.ci_low is not None and s.ci_high is not None:
                 widths.append(s.ci_high - s.ci_low)
@@ -139,7 +139,7 @@ def main() -> None:
         today = compare.compare(
             [*base[: args.occasion], *group[: args.occasion]], baseline=args.baseline
         )
-        r = today.group(compare.label(args.allocator, {})).ratio(args.metric)
+        r = today.group(groups.label(args.allocator, {})).ratio(args.metric)
         assert r is not None and r.ratio is not None
         print(f"reproducibility: first {args.occasion} repeats give {r.ratio:.3f}")
         for prev in args.previous:

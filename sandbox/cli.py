@@ -285,7 +285,7 @@ def serve_cmd(
 
 
 def _run_with_progress(spec: Any, index: int, total: int) -> Any:
-    from sandbox.analysis.compare import label
+    from sandbox.analysis.groups import label
     from sandbox.measure.progress import run_showing_progress
 
     name = label(spec.allocator, spec.parameters)
@@ -359,7 +359,7 @@ def experiment_cmd(
 def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None:
     """Compare runs side by side: per allocator, RSS and latency with ratios and intervals."""
     from sandbox import results
-    from sandbox.analysis import compare
+    from sandbox.analysis import compare, report
 
     try:
         loaded = results.load_all(paths)
@@ -368,7 +368,7 @@ def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None
         comparison = compare.compare(loaded, baseline=baseline)
     except SandboxError as exc:
         _fail(exc)
-    click.echo(compare.render(comparison, fmt))
+    click.echo(report.render(comparison, fmt))
 
 
 @cli.command("plot")
@@ -416,12 +416,7 @@ def plot_cmd(
     except SandboxError as exc:
         _fail(exc)
     if out is None:
-        first = files[0]
-        folder = first if first.is_dir() else first.parent
-        stem = "rss" if len(files) > 1 else first.name.split(".json")[0]
-        if view == "allocator":
-            stem += "-allocator"
-        out = folder / (stem + ("-requests" if x_axis == "requests" else ""))
+        out = plot.output_stem(files, view=view, x=x_axis)
     try:
         if view == "allocator":
             fig = plot.plot_decomposition(loaded)

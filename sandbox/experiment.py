@@ -18,7 +18,9 @@ from typing import Any
 
 from sandbox import allocators, config
 from sandbox.allocators import Allocator
-from sandbox.analysis import compare
+from sandbox.analysis.compare import compare
+from sandbox.analysis.groups import label
+from sandbox.analysis.report import render
 from sandbox.config import Benchmark, RunSpec
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import RunResult
@@ -128,11 +130,11 @@ def report(outcome: ExperimentOutcome, baseline: str | None) -> tuple[str, list[
     from sandbox import results
     from sandbox.analysis.plot import write_plots
 
-    comparison = compare.compare(outcome.results, baseline=baseline)
-    (outcome.folder / "comparison.md").write_text(compare.render(comparison, "markdown"))
-    (outcome.folder / "comparison.json").write_text(compare.render(comparison, "json"))
+    comparison = compare(outcome.results, baseline=baseline)
+    (outcome.folder / "comparison.md").write_text(render(comparison, "markdown"))
+    (outcome.folder / "comparison.json").write_text(render(comparison, "json"))
     plots = write_plots(results.load_all([outcome.folder]), outcome.folder / "rss")
-    return compare.render(comparison, "table"), plots
+    return render(comparison, "table"), plots
 
 
 def output_folder(results_dir: Path, name: str, now: datetime | None = None) -> Path:
@@ -174,7 +176,7 @@ def run_experiment(
         allocators.resolve(name, bench.allocators)
     planned = plan_runs(exp)
     if exp.baseline is not None:  # a typo here would only show after an hour of runs
-        labels = {compare.label(p.allocator, p.parameters) for p in planned}
+        labels = {label(p.allocator, p.parameters) for p in planned}
         names = {p.allocator for p in planned}
         if exp.baseline not in labels and exp.baseline not in names:
             raise ConfigError(

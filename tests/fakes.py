@@ -289,3 +289,22 @@ def with_summary(
 def make_group(allocator: str, repeats: int = 3, **kwargs: Any) -> list[RunResult]:
     """`repeats` fake runs of one allocator (repeat = 0, 1, ...)."""
     return [make_result(allocator, repeat=i, **kwargs) for i in range(repeats)]
+
+
+def fixed_run(
+    allocator: str, after_idle: float, repeat: int = 0, peak: float | None = None, **kw: Any
+) -> RunResult:
+    """A fake run whose after-idle RSS is exactly `after_idle` MiB (peak 50 MiB above it unless
+    given, end of load 40 MiB above it)."""
+    run = make_result(allocator, repeat=repeat, **kw)
+    return with_summary(
+        run,
+        after_idle_mib=after_idle,
+        peak_mib=after_idle + 50 if peak is None else peak,
+        end_of_load_mib=after_idle + 40,
+    )
+
+
+def fixed_runs(allocator: str, values: list[float], **kw: Any) -> list[RunResult]:
+    """One `fixed_run` per after-idle value, repeats 0, 1, ..."""
+    return [fixed_run(allocator, v, repeat=i, **kw) for i, v in enumerate(values)]

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sandbox.analysis.compare import choose_baseline, group_results, workload
+from sandbox.analysis.groups import choose_baseline, group_results, workload
+from sandbox.analysis.metrics import MIB
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import Phase, RunResult
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 XAxis = Literal["time", "requests"]
-MIB = 1024 * 1024
 MAX_COLUMNS = 5
 GRID_POINTS = 400
 PHASE_COLOURS = {
@@ -230,6 +230,18 @@ def save(fig: Figure, stem: Path, formats: Sequence[str] = ("png", "svg")) -> li
         fig.savefig(path, format=fmt, dpi=150)
         paths.append(path)
     return paths
+
+
+def output_stem(files: Sequence[Path], view: str = "rss", x: str = "time") -> Path:
+    """Where `sandbox plot` writes without --out: beside the first result file and named after
+    it (`rss` for several files), with `-allocator` for the allocator view and `-requests` for
+    requests on the x axis."""
+    first = files[0]
+    folder = first if first.is_dir() else first.parent
+    stem = "rss" if len(files) > 1 else first.name.split(".json")[0]
+    if view == "allocator":
+        stem += "-allocator"
+    return folder / (stem + ("-requests" if x == "requests" else ""))
 
 
 def _phase(result: RunResult, name: str) -> Phase | None:

@@ -7,14 +7,9 @@ import io
 import json
 from collections.abc import Sequence
 
-from sandbox.analysis.compare import (
-    HEADLINE_METRICS,
-    METRIC_BY_KEY,
-    METRICS,
-    Comparison,
-    Group,
-    Ratio,
-)
+from sandbox.analysis.compare import Comparison, Group
+from sandbox.analysis.metrics import HEADLINE_METRICS, METRIC_BY_KEY, METRICS
+from sandbox.analysis.stats import Ratio
 from sandbox.errors import ConfigError
 
 FORMATS = ("table", "markdown", "csv", "json")

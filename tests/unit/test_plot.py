@@ -98,6 +98,15 @@ def test_save_png_and_svg(results: list[RunResult], tmp_path: Path) -> None:
     assert plot.save(fig, tmp_path / "b.png", formats=("png",)) == [tmp_path / "b.png"]
 
 
+def test_output_stem_is_beside_the_first_result(tmp_path: Path) -> None:
+    one = tmp_path / "20260101T0000Z-glibc.json.gz"
+    assert plot.output_stem([one]) == tmp_path / "20260101T0000Z-glibc"
+    assert plot.output_stem([one], x="requests") == tmp_path / "20260101T0000Z-glibc-requests"
+    several = [one, tmp_path / "other" / "b.json"]
+    assert plot.output_stem(several, view="allocator") == tmp_path / "rss-allocator"
+    assert plot.output_stem(several, view="rss", x="requests") == tmp_path / "rss-requests"
+
+
 def test_import_is_cheap() -> None:
     code = (
         "import sys, sandbox.analysis.plot; "

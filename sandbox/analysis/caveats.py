@@ -1,0 +1,189 @@
+"""The warnings of a comparison: what makes it less trustworthy, and what to do about it.
+
+Skipped runs, too few repeats, unstable or outlying values, failed requests, batches cut
+short, and settings that differ between the compared runs without being an experiment
+parameter. Each message names the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.analysis.groups import group_label
+from sandbox.analysis.metrics import METRICS, MetricValues
+from sandbox.analysis.stats import outliers
+from sandbox.results import RunResult
+
+UNSTABLE_CV = 0.10
+"""Warn when sd exceeds this fraction of the mean (pyperf's threshold)."""
+MIN_REPEATS = 3
+
+# Settings that must match across the compared runs unless an experiment parameter varies them.
+# (result field, the experiment setting that varies it, how to read it from a run).
+MATCHING_SETTINGS: tuple[tuple[str, str, Callable[[RunResult], Any]], ...] = (
+    ("server.handler", "handler", lambda r: r.server.handler),
+    ("server.sleep_ms", "sleep_ms", lambda r: r.server.sleep_ms),
+    ("server.threads", "threads", lambda r: r.server.threads),
+    ("server.pymalloc", "pymalloc", lambda r: r.server.pymalloc),
+    ("load.tags", "tags", lambda r: ",".join(r.load.tags)),
+    ("load.users", "concurrency", lambda r: r.load.users),
+    ("load.iterations", "iterations", lambda r: r.load.iterations),
+    ("load.batches", "batches", lambda r: r.load.batches),
+    ("load.pause_s", "pause_s", lambda r: r.load.pause_s),
+    ("load.idle_s", "idle_s", lambda r: r.load.idle_s),
+    ("load.model", "load", lambda r: _model_key(r)),
+    ("load.workers", "load_workers", lambda r: r.load.workers),
+    ("server.workers", "workers", lambda r: r.server.workers),
+    ("server.app", "app", lambda r: r.server.app),
+    ("host.cpu_count", "cpu_count", lambda r: r.host.get("cpu_count")),
+    (
+        "host.sandbox_version",
+        "sandbox_version",
+        lambda r: r.host.get("sandbox_version", r.host.get("sandbox")),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class CompareWarning:
+    """Something that makes the comparison less trustworthy, and what to do about it."""
+
+    kind: str
+    """unstable, outlier, few-repeats, settings-differ, skipped, failures or truncated."""
+    message: str
+    group: str | None = None
+    metric: str | None = None
+
+
+def skipped_warning(bad: Sequence[RunResult]) -> CompareWarning:
+    """The runs left out because they did not finish ok, counted by status."""
+    counts: dict[str, int] = {}
+    for r in bad:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    why = ", ".join(f"{c} {s}" for s, c in counts.items())
+    ids = ", ".join(r.run_id for r in bad[:5]) + (", ..." if len(bad) > 5 else "")
+    return CompareWarning(
+        "skipped",
+        f"skipped {len(bad)} run(s) that did not finish ok ({why}: {ids}); "
+        "read their status_detail, fix the cause and re-run them so every group has its repeats",
+    )
+
+
+def _model_key(result: RunResult) -> str:
+    """The load model with its parameters (format 1-2 results: drill's iterations)."""
+    model = {k: v for k, v in result.load.model.items() if k not in ("users", "pace")}
+    if model.get("name", "iterations") == "iterations":
+        return "iterations"
+    return ", ".join(f"{k} {v}" for k, v in model.items())
+
+
+def _truncated(result: RunResult) -> bool:
+    if result.load.model.get("name", "iterations") != "iterations":
+        return False  # a model with a duration: the run notes a rate it did not reach
+    planned = result.load.iterations * len(set(result.load.tags))
+    return any(b.requests < planned for b in result.load.stats)
+
+
+def group_warnings(
+    label: str, runs: Sequence[RunResult], values: MetricValues
+) -> list[CompareWarning]:
+    """Truncated batches, few repeats, unstable values, outliers and failed requests in one
+    group; `values` are the group's `metric_values`."""
+    out: list[CompareWarning] = []
+    short = [r.run_id for r in runs if _truncated(r)]
+    if short:
+        out.append(
+            CompareWarning(
+                "truncated",
+                f"{label}: {len(short)} run(s) sent fewer requests than planned (a batch hit its "
+                f"time limit: {short[0]}); raise run.batch_timeout_s or lower the iterations",
+                group=label,
+            )
+        )
+    if len(runs) < MIN_REPEATS:
+        out.append(
+            CompareWarning(
+                "few-repeats",
+                f"{label}: only {len(runs)} run(s); add repeats: at least {MIN_REPEATS} per "
+                "group (5 for a tighter interval), otherwise intervals are wide or missing",
+                group=label,
+            )
+        )
+    for m in METRICS:
+        pairs = values[m.key]
+        if m.key == "failures" or len(pairs) < 2:
+            continue
+        nums = [v for _, v in pairs]
+        mean = statistics.fmean(nums)
+        sd = statistics.stdev(nums)
+        if mean != 0 and sd > UNSTABLE_CV * abs(mean):
+            out.append(
+                CompareWarning(
+                    "unstable",
+                    f"{label}: {m.label} varies a lot between runs (sd {sd / abs(mean):.0%} of "
+                    "the mean); close other busy programs, pin the CPU frequency, or add "
+                    "repeats",
+                    group=label,
+                    metric=m.key,
+                )
+            )
+        med = statistics.median(nums)
+        for i in outliers(nums):
+            run = pairs[i][0]
+            out.append(
+                CompareWarning(
+                    "outlier",
+                    f"{label}: {m.label} of run {run.run_id} (repeat {run.repeat}) is an "
+                    f"outlier ({nums[i]:.1f} {m.unit} vs median {med:.1f} {m.unit}); check "
+                    "what else ran on the host then, and re-run it or add repeats",
+                    group=label,
+                    metric=m.key,
+                )
+            )
+    failed = sum(v for _, v in values["failures"])
+    if failed > 0:
+        nruns = sum(1 for _, v in values["failures"] if v > 0)
+        out.append(
+            CompareWarning(
+                "failures",
+                f"{label}: {failed:.0f} request(s) failed in {nruns} run(s); latency and "
+                "throughput are not comparable: check the server log, then lower users or "
+                "raise the server's limits",
+                group=label,
+                metric="failures",
+            )
+        )
+    return out
+
+
+def settings_warnings(results: Sequence[RunResult]) -> list[CompareWarning]:
+    """One warning per `MATCHING_SETTINGS` entry whose value differs between `results`,
+    unless an experiment parameter varies it."""
+    varied = {str(k).lower() for r in results for k in r.parameters}
+    out: list[CompareWarning] = []
+    for key, setting, get in MATCHING_SETTINGS:
+        if key in varied or setting in varied or key.split(".", 1)[1] in varied:
+            continue
+        seen: dict[str, dict[str, int]] = {}
+        for r in results:
+            per_label = seen.setdefault(str(get(r)), {})
+            lab = group_label(r)
+            per_label[lab] = per_label.get(lab, 0) + 1
+        if len(seen) < 2:
+            continue
+        detail = "; ".join(
+            f"{value} ({', '.join(f'{lab} x{c}' for lab, c in labs.items())})"
+            for value, labs in seen.items()
+        )
+        out.append(
+            CompareWarning(
+                "settings-differ",
+                f"{key} differs between the compared runs: {detail}; compare runs made with "
+                "the same settings, or make it an experiment parameter",
+                metric=None,
+            )
+        )
+    return out

@@ -1,0 +1,71 @@
+"""sandbox.analysis reads results only: it never imports measuring, load, the server or config."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import sandbox.analysis
+
+FORBIDDEN = ("sandbox.measure", "sandbox.load", "sandbox.server", "sandbox.config")
+ALLOWED = ("sandbox.analysis", "sandbox.results", "sandbox.errors")
+MODULES = sorted(
+    f"sandbox.analysis.{m.name}" for m in pkgutil.iter_modules(sandbox.analysis.__path__)
+)
+
+
+def loaded_after_import(modules: list[str]) -> list[str]:
+    """The sandbox modules in sys.modules of a fresh interpreter after importing `modules`."""
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('sandbox'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
+
+
+def forbidden(loaded: list[str]) -> list[str]:
+    return [m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
+
+
+def test_every_analysis_module_is_checked() -> None:
+    assert {"compare", "groups", "metrics", "plot", "report", "stats", "tdist", "verdict"} <= {
+        m.rsplit(".", 1)[1] for m in MODULES
+    }
+
+
+def test_importing_analysis_loads_no_measuring_load_server_or_config_module() -> None:
+    loaded = loaded_after_import(MODULES)
+    assert set(MODULES) <= set(loaded)
+    assert forbidden(loaded) == []
+    # the check sees such an import when there is one: experiment.py reads config
+    assert "sandbox.config" in forbidden(loaded_after_import(["sandbox.experiment"]))
+
+
+def test_analysis_sources_import_only_results_errors_and_each_other() -> None:
+    """Also the imports inside functions, which the sys.modules check does not run."""
+    folder = Path(sandbox.analysis.__file__).parent
+    outside = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = (
+                    [node.module]
+                    if node.module != "sandbox"
+                    else [f"sandbox.{a.name}" for a in node.names]
+                )
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] == "sandbox" and not name.startswith(ALLOWED):
+                    outside.append(f"{path.name}: {name}")
+    assert outside == []
