@@ -1,4 +1,5 @@
-"""Child-process helpers both sides use: free ports, stopping a process group, log tails, states.
+"""Child-process helpers both sides use: free ports, stopping a process group, log tails, states,
+exit codes in words.
 
 Standard library and psutil only, so that the harness and the server can both import it.
 """
@@ -59,6 +60,19 @@ def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 5.0) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout_s)
+
+
+def describe_exit(code: int | None) -> str:
+    """A child's exit code in words: `exited with code 1`, `was killed by SIGKILL`, `vanished`
+    (None: no code to read)."""
+    if code is None:
+        return "vanished"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 # Process states that explain a silent server (the letter is what `ps` shows).

@@ -13,7 +13,7 @@ import click
 from sandbox.config import RunSpec
 from sandbox.load.models import LoadModel
 from sandbox.measure import runner
-from sandbox.measure.runner import Progress
+from sandbox.measure.loop import Progress
 from sandbox.results import RunResult
 
 MIB = 2**20

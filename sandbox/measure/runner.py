@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import resource
 import secrets
-import signal
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,15 +21,15 @@ import psutil
 from sandbox import allocators, results, storage
 from sandbox.config import REPO_ROOT, RunSpec
 from sandbox.errors import ConfigError, LoadError, ServerError
-from sandbox.load import driver
-from sandbox.load.stats import read_entries, summarise
-from sandbox.loopback import get_json
+from sandbox.load import batch, driver
 from sandbox.measure import metadata
 from sandbox.measure.launch import ServerProcess, build_environ, launch
+from sandbox.measure.loop import ProgressCallback, RunLoop
 from sandbox.measure.profiling import MemrayProfile
 from sandbox.measure.sampler import Live, ProbePoller, ProcessTree, RssSampler, read_vmhwm
+from sandbox.measure.server_client import ServerClient
 from sandbox.measure.thresholds import check_thresholds
-from sandbox.processes import silent_state, stop_process
+from sandbox.measure.watchdog import ServerGroup, Stopped, Watchdog
 from sandbox.results import (
     AllocatorInfo,
     BatchStats,
@@ -44,33 +41,6 @@ from sandbox.results import (
 )
 from sandbox.server_settings import OWNER_FILE_ENV
 
-POLL_S = 0.2
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the run is doing now, for a progress display."""
-
-    phase: str
-    batch: int
-    batches: int
-    elapsed_s: float
-    rss_bytes: int
-    requests_done: int
-    rps: float
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-class _Stopped(Exception):
-    """The run ended early; `status` says why."""
-
-    def __init__(self, status: Status, detail: str) -> None:
-        super().__init__(detail)
-        self.status: Status = status
-        self.detail = detail
-
 
 def make_run_id(allocator: str, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
@@ -81,229 +51,120 @@ def _utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "vanished"
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
-
-
 class _Run:
-    """The mutable state of one run while it is under way."""
+    """One run under way: its sampling threads, watchdog and loop, and what it has gathered."""
 
     def __init__(self, spec: RunSpec, server: ServerProcess, on_progress: ProgressCallback | None):
         self.spec = spec
-        self.server = server
-        self.on_progress = on_progress
-        self.t0 = time.monotonic()
-        self.live = Live()
-        self.batch = 0
-        self.phase = "start"
-        self.stats: list[BatchStats] = []
-        self.notes: list[str] = []
+        t0 = time.monotonic()
+        live = Live()
+        group = ServerGroup(server.proc)
         # Several processes (uvicorn workers, a user's command): sample the whole tree.
         tree = spec.target.workers > 1 or spec.target.cmd is not None
         self.sampler = RssSampler(
             server.pid,
             spec.interval_s,
-            self.t0,
+            t0,
             max_rss_bytes=spec.max_rss_bytes,
-            on_cap=lambda _rss: self.kill_server(),
-            live=self.live,
+            on_cap=lambda _rss: group.kill(),
+            live=live,
             tree=tree,
         )
         self.probe = ProbePoller(
             server.pid,
             server.url,
             spec.probe_interval_s,
-            self.t0,
-            self.live,
+            t0,
+            live,
             tree=ProcessTree(server.pid) if tree else None,
             # With several workers, any one of them answers: their counters would be mixed.
             ask_server=spec.target.workers == 1,
         )
+        watchdog = Watchdog(self.sampler, self.probe, group, limits=spec)
+        self.loop = RunLoop(self.sampler, watchdog, live, spec.batches, on_progress, t0=t0)
+        self.client = ServerClient(server.url, on_answer=self._answered)
+        self.load = _load_spec(spec, server.url)
+        self.supervisor = batch.Supervisor(self.loop.check, self.loop.now)
+        self.stats: list[BatchStats] = []
+        self.notes: list[str] = []
         self.trim: dict[str, Any] = {}
         self.objects: dict[str, Any] = {}
 
-    def kill_server(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.server.pid, signal.SIGKILL)
+    def _answered(self) -> None:
+        self.probe.answered_at = time.monotonic()
 
-    def now(self) -> float:
-        return time.monotonic() - self.t0
+    def start_sampling(self) -> None:
+        self.sampler.start()
+        self.probe.start()
 
-    def mark(self, phase: str) -> None:
-        self.phase = phase
-        self.sampler.mark(phase)
-
-    def check(self) -> None:
-        """Raise _Stopped if the server died, hung or passed the memory cap, or if a sampling
-        thread failed (its figures would be silently stale); report progress."""
-        for thread in (self.sampler, self.probe):
-            if thread.error is not None:
-                raise _Stopped("failed", f"the {thread.name} thread failed: {thread.error!r}")
-        if self.sampler.cap_hit.is_set():
-            cap = self.spec.max_rss_bytes or 0
-            raise _Stopped(
-                "memory-cap",
-                f"the server's RSS passed --max-rss {cap / 2**20:.0f} MiB during {self.phase}; "
-                "it was stopped",
+    def stop_sampling(self, pid: int, *, ok: bool) -> tuple[int | None, Columns, Columns]:
+        """The kernel's peak RSS, the samples and the probes; notes server processes that
+        vanished from a run that is otherwise ok."""
+        vmhwm = read_vmhwm(pid)
+        samples = self.sampler.stop()
+        probes = self.probe.stop()
+        if self.probe.tree is not None and self.probe.tree.vanished and ok:
+            self.notes.append(
+                "server processes exited during the run (their supervisor may have replaced "
+                f"them; see the server log): {', '.join(self.probe.tree.vanished)}"
             )
-        code = self.server.proc.poll()
-        if code is not None or self.sampler.gone.is_set():
-            raise _Stopped("server-died", f"the server {_describe_exit(code)} during {self.phase}")
-        silent_s = time.monotonic() - self.probe.answered_at
-        if silent_s > self.spec.hang_timeout_s and self.probe.is_alive():
-            state = silent_state(self.server.pid)  # before the kill: T (stopped), D, ...
-            self.kill_server()
-            raise _Stopped(
-                "server-hung",
-                f"the server answered nothing for {self.spec.hang_timeout_s:g} s during "
-                f"{self.phase}{state}; it was killed",
-            )
-        if self.on_progress:
-            self.on_progress(
-                Progress(
-                    self.phase,
-                    self.batch,
-                    self.spec.batches,
-                    self.now(),
-                    self.live.rss_bytes,
-                    self.live.requests_done,
-                    self.live.rps,
-                )
-            )
-
-    def wait(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            self.check()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(POLL_S, left))
-
-    def run_batch(self, workdir: Path) -> None:
-        spec = self.spec
-        load = driver.LoadSpec(
-            locustfile=spec.locustfile,
-            host_url=self.server.url,
-            tags=spec.tags,
-            spawn_rate=spec.spawn_rate,
-            iterations=spec.iterations,
-            timeout_s=spec.batch_timeout_s,
-            model=spec.model,
-            workers=spec.load_workers,
-            drill=spec.drill,
-        )
-        batch_dir = workdir / f"batch-{self.batch}"
-        batch_dir.mkdir()
-        start, epoch = self.now(), time.time()
-        # Locust's --run-time does not bound a load shape: the harness holds the limit itself.
-        deadline = time.monotonic() + spec.batch_timeout_s + 30
-        with driver.start(load, batch_dir) as locust:
-            while locust.proc.poll() is None:
-                self.check()
-                if time.monotonic() > deadline:
-                    stop_process(locust.proc, timeout_s=15.0)
-                    raise LoadError(
-                        f"Locust overran batch {self.batch}'s {spec.batch_timeout_s:g} s limit "
-                        "(run.batch_timeout_s) and was stopped"
-                    )
-                for i, worker in enumerate(locust.workers, 1):
-                    if worker.poll() not in (None, 0):  # its share would never arrive
-                        raise LoadError(
-                            f"Locust worker {i} {_describe_exit(worker.returncode)} during "
-                            f"batch-{self.batch}"
-                        )
-                time.sleep(POLL_S)
-            code = locust.proc.returncode
-            self.check()  # a server that died under load is the real story, not Locust's errors
-            if code != 0 or not locust.stats_json.exists():
-                how = _describe_exit(code) if code != 0 else "wrote no statistics"
-                tail = locust.log_tail()
-                raise LoadError(
-                    f"Locust {how} during {self.phase}"
-                    + (f"; its last output: {tail}" if tail else "")
-                )
-            stats = summarise(
-                read_entries(locust.stats_json),
-                index=self.batch,
-                start_s=start,
-                end_s=self.now(),
-                epoch_at_start=epoch,
-                exit_code=code,
-                plans=spec.drill,
-            )
-        self.stats.append(stats)
-        self.notes.extend(shortfall(spec, stats))
+        return vmhwm, samples, probes
 
     def drive(self) -> None:
+        """baseline, the batches (with their pauses), idle, trim."""
+        self.loop.hold("baseline", self.spec.baseline_s)
+        self.run_batches()
+        self.record_objects("end-of-load")
+        self.loop.hold("idle", self.spec.idle_s)
+        self.record_objects("after-idle")
+        if self.spec.trim_s > 0:
+            self.trim_memory()
+
+    def run_batches(self) -> None:
         spec = self.spec
-        self.mark("baseline")
-        self.wait(spec.baseline_s)
         with tempfile.TemporaryDirectory(prefix="sandbox-run-") as tmp:
             for b in range(1, spec.batches + 1):
-                self.batch = b
-                self.mark(f"batch-{b}")
-                self.run_batch(Path(tmp))
+                self.loop.mark(f"batch-{b}", batch=b)
+                stats = self.supervisor.run(self.load, Path(tmp), b)
+                self.stats.append(stats)
+                self.notes.extend(batch.shortfall(self.load, stats))
                 if b < spec.batches and spec.pause_s > 0:
-                    self.mark(f"pause-{b}")
-                    self.wait(spec.pause_s)
-        self.record_objects("end-of-load")
-        self.mark("idle")
-        self.wait(spec.idle_s)
-        self.record_objects("after-idle")
-        if spec.trim_s > 0:
-            self.mark("trim")
-            self.trim = self.debug("POST", "/debug/trim") or {}
-            if not self.trim:
-                self.notes.append("the server has no POST /debug/trim; nothing was trimmed")
-            self.wait(spec.trim_s)
+                    self.loop.hold(f"pause-{b}", spec.pause_s)
 
-    def debug(self, method: str, path: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
-        """Call one of the server's loopback-only debug routes; None if it has none."""
-        answer = get_json(f"{self.server.url}{path}", timeout_s, method=method)
-        if answer is not None:  # a long answer (pympler) is not a hang, even if /stats waited
-            self.probe.answered_at = time.monotonic()
-        return answer
+    def trim_memory(self) -> None:
+        self.loop.mark("trim")
+        self.trim = self.client.trim()
+        if not self.trim:
+            self.notes.append("the server has no POST /debug/trim; nothing was trimmed")
+        self.loop.wait(self.spec.trim_s)
 
     def record_objects(self, moment: str) -> None:
         """Pympler's top types by size now (opt-in: it walks every object, which takes time and
         allocates, so it runs in a phase of its own that no summary figure reads)."""
         if not self.spec.objects:
             return
-        self.mark(f"objects-{moment}")
-        self.check()
-        answer = self.debug("GET", "/debug/objects?limit=15", timeout_s=120.0)
+        self.loop.mark(f"objects-{moment}")
+        self.loop.check()
+        answer = self.client.objects()
         if answer is None:
             self.notes.append(f"no object summary at {moment}: GET /debug/objects failed")
         else:
-            self.objects[moment] = {**answer, "t_s": round(self.now(), 3)}
+            self.objects[moment] = {**answer, "t_s": round(self.loop.now(), 3)}
 
 
-def shortfall(spec: RunSpec, stats: BatchStats) -> list[str]:
-    """Notes when a batch sent less than it was asked to (time limit, or a rate not reached)."""
-    if spec.model.name == "iterations":
-        expected = spec.iterations * len(spec.tags)
-        if stats.requests < expected:
-            return [
-                f"batch {stats.index} stopped at its {spec.batch_timeout_s:g} s time limit after "
-                f"{stats.requests} of {expected} requests"
-            ]
-    elif spec.model.paced:
-        wanted = spec.model.expected_requests(0.0, spec.model.duration_s)
-        if wanted > 0 and stats.requests < 0.9 * wanted:
-            return [
-                f"batch {stats.index} reached {stats.requests / wanted:.0%} of the "
-                f"{spec.model.describe()} target ({stats.requests} of {wanted:.0f} requests): "
-                "the server answered too slowly for the users; raise --users"
-            ]
-    return []
+def _load_spec(spec: RunSpec, host_url: str) -> driver.LoadSpec:
+    """What every batch sends, and to whom."""
+    return driver.LoadSpec(
+        locustfile=spec.locustfile,
+        host_url=host_url,
+        tags=spec.tags,
+        spawn_rate=spec.spawn_rate,
+        iterations=spec.iterations,
+        timeout_s=spec.batch_timeout_s,
+        model=spec.model,
+        workers=spec.load_workers,
+        drill=spec.drill,
+    )
 
 
 def run_once(
@@ -339,31 +200,19 @@ def run_once(
         stop_timeout_s=60.0 if profiler else 5.0,
         target=spec.target,
     ) as server:
-        if spec.target.cmd:
-            _check_loopback_only(server)
-        mapped = _verify_allocator(resolved, server)
-        malloc_owner = _malloc_owner(server, env.pop(OWNER_FILE_ENV, None))
-        allocators.verify_malloc_owner(resolved, malloc_owner)
+        mapped, malloc_owner = _verify(spec, resolved, server, env.pop(OWNER_FILE_ENV, None))
         run = _Run(spec, server, on_progress)
-        run.sampler.start()
-        run.probe.start()
+        run.start_sampling()
         try:
-            run.drive()
+            run.drive()  # baseline, batches, idle, trim
         except KeyboardInterrupt:
-            status, detail = "interrupted", f"interrupted during {run.phase}"
-        except _Stopped as stop:
+            status, detail = "interrupted", f"interrupted during {run.loop.phase}"
+        except Stopped as stop:
             status, detail = stop.status, stop.detail
         except LoadError as exc:
             status, detail = "failed", str(exc)
         finally:
-            vmhwm = read_vmhwm(server.pid)
-            samples: Columns = run.sampler.stop()
-            probes: Columns = run.probe.stop()
-            if run.probe.tree is not None and run.probe.tree.vanished and status == "ok":
-                run.notes.append(
-                    "server processes exited during the run (their supervisor may have replaced "
-                    f"them; see the server log): {', '.join(run.probe.tree.vanished)}"
-                )
+            vmhwm, samples, probes = run.stop_sampling(server.pid, ok=status == "ok")
     # Read after launch() has stopped and reaped the server: a server killed at the memory cap
     # may not have been reaped yet when the run noticed the cap.
     exit_code = server.proc.returncode
@@ -437,6 +286,23 @@ def run_once(
     result = replace(result, thresholds=check_thresholds(spec.thresholds, result))
     suffix = ".json.gz" if spec.compress else ".json"
     return result, storage.save(result, folder / f"{run_id}{suffix}")
+
+
+def _verify(
+    spec: RunSpec,
+    resolved: allocators.ResolvedAllocator,
+    server: ServerProcess,
+    owner_file: str | None,
+) -> tuple[list[str], str | None]:
+    """Before anything is measured: a command's server listens on loopback only, the allocator
+    is mapped in every server process, and it is the one that serves `malloc`. Returns the
+    mapped libraries and the malloc owner."""
+    if spec.target.cmd:
+        _check_loopback_only(server)
+    mapped = _verify_allocator(resolved, server)
+    malloc_owner = _malloc_owner(server, owner_file)
+    allocators.verify_malloc_owner(resolved, malloc_owner)
+    return mapped, malloc_owner
 
 
 def _check_loopback_only(server: ServerProcess) -> None:

@@ -1,0 +1,47 @@
+"""The harness's calls to the server's loopback-only debug routes (the stair-stepper has them; a
+user's app may not): ask the allocator to trim, and pympler's top object types.
+
+Every call goes through `sandbox.loopback` (one opener: no proxies, no redirects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.loopback import get_json
+
+Fetch = Callable[[str, float, str], dict[str, Any] | None]
+"""(url, timeout_s, method) -> the JSON object answered, or None."""
+
+
+def _nothing() -> None:
+    return None
+
+
+class ServerClient:
+    """Debug-route calls to the server at `base_url`; any answer counts as a sign of life."""
+
+    def __init__(
+        self, base_url: str, *, on_answer: Callable[[], None] = _nothing, fetch: Fetch = get_json
+    ) -> None:
+        self.base_url = base_url
+        self.on_answer = on_answer
+        """Called after each answer: a long one (pympler) is not a hang, even if /stats waited."""
+        self.fetch = fetch
+
+    def call(self, method: str, path: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
+        """One route's JSON answer; None if the server has no such route or did not answer."""
+        answer = self.fetch(f"{self.base_url}{path}", timeout_s, method)
+        if answer is not None:
+            self.on_answer()
+        return answer
+
+    def trim(self) -> dict[str, Any]:
+        """POST /debug/trim: the allocator returns free memory; {} when the route is missing."""
+        return self.call("POST", "/debug/trim") or {}
+
+    def objects(self, limit: int = 15) -> dict[str, Any] | None:
+        """GET /debug/objects: the top `limit` object types by size (it walks every object, so
+        it may take long); None when it failed."""
+        return self.call("GET", f"/debug/objects?limit={limit}", timeout_s=120.0)
