@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
@@ -19,10 +19,24 @@ from sandbox.errors import SandboxError
 from sandbox.load.models import MODELS
 
 
-def _fail(exc: SandboxError) -> NoReturn:
-    if exc.exit_code == 2:
-        raise click.UsageError(str(exc))
-    raise click.ClickException(str(exc))
+class SandboxGroup(click.Group):
+    """The `sandbox` group: the one place a SandboxError becomes `Error: <message>` and its exit
+    code. A usage error (exit code 2) comes with the command's usage line, as click shows its own.
+    Any other exception is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SandboxError as exc:
+            if exc.exit_code == click.UsageError.exit_code:
+                raise click.UsageError(str(exc), self._command_context(ctx)) from exc
+            raise click.ClickException(str(exc)) from exc
+
+    def _command_context(self, ctx: click.Context) -> click.Context:
+        """A context of the command that failed (its own is closed by now), for its usage line."""
+        name = ctx.invoked_subcommand
+        command = self.get_command(ctx, name) if name else None
+        return click.Context(command, info_name=name, parent=ctx) if command else ctx
 
 
 def _sigterm_as_interrupt() -> None:
@@ -39,7 +53,7 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SandboxGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sandbox")
 def cli() -> None:
     """Measure a deliberately fragmenting Python web service under different allocators."""
@@ -162,8 +176,6 @@ def run_cmd(
     except KeyboardInterrupt:
         click.echo("Interrupted before anything was measured; no result written.", err=True)
         sys.exit(130)
-    except SandboxError as exc:
-        _fail(exc)
     print_run_summary(result, path)
     if result.status == "interrupted":
         click.echo(f"Interrupted; partial result written to {path}", err=True)
@@ -206,10 +218,7 @@ def doctor_cmd(config_path: Path | None) -> None:
     """List every allocator: found or missing, library path, Debian package and version."""
     from sandbox import allocators, config
 
-    try:
-        bench = config.load_benchmark(config_path)
-    except SandboxError as exc:
-        _fail(exc)
+    bench = config.load_benchmark(config_path)
     rows = []
     missing = 0
     packages: set[str] = set()
@@ -261,17 +270,12 @@ def serve_cmd(
     from sandbox.measure.launch import build_environ, server_command
     from sandbox.processes import port_in_use
 
-    try:
-        bench = config.load_benchmark(config_path)
-        overrides = config.validate_overrides("option", {"sleep_ms": sleep_ms, "handler": handler})
-        spec = config.build_spec(bench, overrides, port=port)
-        resolved = allocators.resolve(allocator, bench.allocators)
-        if port_in_use(host, port):
-            raise SandboxError(
-                f"port {port} on {host} is in use; stop the other server or pass --port"
-            )
-    except SandboxError as exc:
-        _fail(exc)
+    bench = config.load_benchmark(config_path)
+    overrides = config.validate_overrides("option", {"sleep_ms": sleep_ms, "handler": handler})
+    spec = config.build_spec(bench, overrides, port=port)
+    resolved = allocators.resolve(allocator, bench.allocators)
+    if port_in_use(host, port):
+        raise SandboxError(f"port {port} on {host} is in use; stop the other server or pass --port")
     env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=pymalloc == "on")
     target = "" if port == 3000 and host == "127.0.0.1" else f" --host http://{host}:{port}"
     click.echo(
@@ -307,27 +311,21 @@ def experiment_cmd(
     from sandbox import config, experiment
     from sandbox.measure.thresholds import failed
 
-    try:
-        bench = config.load_benchmark(config_path)
-        exp = experiment.load_experiment(experiment_file)
-        _sigterm_as_interrupt()
-        outcome = experiment.run_experiment(
-            exp,
-            bench,
-            _run_with_progress,
-            repeats=repeats,
-            results_dir=results_dir.resolve() if results_dir else None,
-        )
-    except SandboxError as exc:
-        _fail(exc)
+    bench = config.load_benchmark(config_path)
+    exp = experiment.load_experiment(experiment_file)
+    _sigterm_as_interrupt()
+    outcome = experiment.run_experiment(
+        exp,
+        bench,
+        _run_with_progress,
+        repeats=repeats,
+        results_dir=results_dir.resolve() if results_dir else None,
+    )
     ok = [r for r in outcome.results if r.status == "ok"]
     if not ok:
         click.echo(f"Error: no run of {exp.name} completed; see {outcome.folder}", err=True)
         sys.exit(130 if outcome.interrupted else 1)
-    try:
-        table, plots = experiment.report(outcome, baseline=exp.baseline)
-    except SandboxError as exc:
-        _fail(exc)
+    table, plots = experiment.report(outcome, baseline=exp.baseline)
     click.echo("\n" + table)
     click.echo(f"\nresults:    {outcome.folder}/")
     click.echo(f"comparison: {outcome.folder / 'comparison.md'}")
@@ -361,13 +359,10 @@ def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None
     from sandbox import results
     from sandbox.analysis import compare
 
-    try:
-        loaded = results.load_all(paths)
-        if not loaded:
-            raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
-        comparison = compare.compare(loaded, baseline=baseline)
-    except SandboxError as exc:
-        _fail(exc)
+    loaded = results.load_all(paths)
+    if not loaded:
+        raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
+    comparison = compare.compare(loaded, baseline=baseline)
     click.echo(compare.render(comparison, fmt))
 
 
@@ -408,13 +403,10 @@ def plot_cmd(
     from sandbox import results
     from sandbox.analysis import plot
 
-    try:
-        files = results.find_result_files(paths)
-        loaded = results.load_all(paths)
-        if not loaded:
-            raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
-    except SandboxError as exc:
-        _fail(exc)
+    files = results.find_result_files(paths)
+    loaded = results.load_all(paths)
+    if not loaded:
+        raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
     if out is None:
         first = files[0]
         folder = first if first.is_dir() else first.parent
@@ -422,13 +414,10 @@ def plot_cmd(
         if view == "allocator":
             stem += "-allocator"
         out = folder / (stem + ("-requests" if x_axis == "requests" else ""))
-    try:
-        if view == "allocator":
-            fig = plot.plot_decomposition(loaded)
-        else:
-            fig = plot.plot_rss(loaded, x="requests" if x_axis == "requests" else "time")
-    except SandboxError as exc:
-        _fail(exc)
+    if view == "allocator":
+        fig = plot.plot_decomposition(loaded)
+    else:
+        fig = plot.plot_rss(loaded, x="requests" if x_axis == "requests" else "time")
     for p in plot.save(fig, out, formats=formats or ("png", "svg")):
         click.echo(str(p))
 
