@@ -14,9 +14,8 @@ from typing import Any
 
 import click
 
-from sandbox import __version__
+from sandbox import __version__, flags
 from sandbox.errors import SandboxError
-from sandbox.load.models import MODELS
 
 
 class SandboxGroup(click.Group):
@@ -59,101 +58,15 @@ def cli() -> None:
     """Measure a deliberately fragmenting Python web service under different allocators."""
 
 
-def _config_option(f: Any) -> Any:
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="benchmark.yml to read (default: ./benchmark.yml, else the repository's).",
-    )(f)
-
-
-class _SizeType(click.ParamType):  # type: ignore[type-arg]
-    name = "size"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from sandbox.config import parse_size
-
-        try:
-            return parse_size(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a size such as 2GiB or 800MiB", param, ctx)
-
-
 @cli.command("run")
-@click.option(
-    "--allocator", "-a", help="glibc, glibc-arena2, jemalloc, jemalloc-bg, mimalloc, tcmalloc, …"
-)
-@click.option("--tags", help="Plans to send, comma-separated: tiny,small,medium,large.")
-@click.option("--users", "concurrency", type=click.IntRange(min=1), help="Concurrent users.")
-@click.option("--rampup", type=click.FloatRange(min=0), help="Seconds to start all users.")
-@click.option("--iterations", type=click.IntRange(min=1), help="Per batch, per selected plan.")
-@click.option("--batches", type=click.IntRange(min=1), help="Load batches.")
-@click.option("--pause", "pause_s", type=click.FloatRange(min=0), help="Seconds between batches.")
-@click.option("--baseline", "baseline_s", type=click.FloatRange(min=0), help="Idle s before load.")
-@click.option("--idle", "idle_s", type=click.FloatRange(min=0), help="Idle seconds after load.")
-@click.option("--sleep-ms", type=click.IntRange(min=0), help="Simulated DB latency per request.")
-@click.option("--handler", type=click.Choice(["sync", "async"]), help="Threadpool or event loop.")
-@click.option("--threads", type=click.IntRange(min=1), help="Threadpool size (sync handler).")
-@click.option("--pymalloc", type=click.Choice(["on", "off"]), help="off: PYTHONMALLOC=malloc.")
-@click.option("--interval", "interval_s", type=click.FloatRange(min=0.001), help="Sampler s.")
-@click.option("--max-rss", type=_SizeType(), help="Stop the server past this RSS, e.g. 2GiB.")
-@click.option(
-    "--hang-timeout",
-    "hang_timeout_s",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Stop a server that answers nothing for this many seconds (default 30).",
-)
-@click.option(
-    "--trim", "trim_s", type=click.FloatRange(min=0), help="Seconds after asking for memory back."
-)
-@click.option(
-    "--objects", is_flag=True, default=None, help="Record top Python object types (pympler)."
-)
-@click.option("--profile", type=click.Choice(["memray"]), help="Run the server under memray.")
-@click.option("--port", type=click.IntRange(1, 65535), help="Server port (default: a free one).")
-@click.option("--results-dir", type=click.Path(file_okay=False), help="Where results go.")
-@click.option("--gzip", "compress", is_flag=True, help="Write the result as .json.gz.")
-@click.option(
-    "--load",
-    type=click.Choice(MODELS),
-    help="Load model of each batch (default iterations: drill's fixed count).",
-)
-@click.option("--rate", type=click.FloatRange(min=0), help="rate/spike: req/s; ramp: start.")
-@click.option("--to-rate", type=click.FloatRange(min=0), help="ramp: req/s at the end.")
-@click.option("--duration", "duration_s", type=click.FloatRange(min=0), help="Batch seconds.")
-@click.option("--spike-x", type=click.FloatRange(min=1, min_open=True), help="Burst / base.")
-@click.option("--spike-at", "spike_at_s", type=click.FloatRange(min=0), help="Burst start, s.")
-@click.option("--spike-for", "spike_s", type=click.FloatRange(min=0), help="Burst length, s.")
-@click.option(
-    "--load-workers",
-    type=click.IntRange(min=0),
-    help="Locust worker processes (distributed mode); 0: one process.",
-)
-@click.option(
-    "--server-workers", "workers", type=click.IntRange(min=1), help="uvicorn worker processes."
-)
-@click.option("--app", help="Serve your ASGI app (module:attr) instead of the stair-stepper.")
-@click.option("--cmd", help="Run any server command; {port} and {host} are filled in.")
-@click.option("--ready-url", help="URL that answers once the server is up ({port} filled in).")
-@click.option("--locustfile", type=click.Path(dir_okay=False), help="Your own Locust file.")
-@click.option(
-    "--threshold",
-    "thresholds",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Fail the run past a limit: p95_ms, p99_ms, error_rate, min_rps, peak_rss, growth "
-    "(e.g. p95_ms=800, peak_rss=500MiB). Repeatable.",
-)
-@_config_option
+@flags.options(flags.RUN)
 def run_cmd(
     config_path: Path | None,
     port: int | None,
     compress: bool,
     profile: str | None,
     thresholds: tuple[str, ...],
-    **options: Any,
+    **settings: Any,
 ) -> None:
     """Run the stair-stepper (or your app) under one allocator, drive it with Locust, and
     record its memory."""
@@ -163,12 +76,10 @@ def run_cmd(
 
     try:
         bench = config.load_benchmark(config_path)
-        if options.get("pymalloc") is not None:
-            options["pymalloc"] = options["pymalloc"] == "on"
-        if options.get("results_dir"):  # a path typed here is relative to where it was typed
-            options["results_dir"] = str(Path(options["results_dir"]).resolve())
-        options.update(_parse_thresholds(thresholds))
-        overrides = config.validate_overrides("option", options)
+        if settings.get("results_dir"):  # a path typed here is relative to where it was typed
+            settings["results_dir"] = str(Path(settings["results_dir"]).resolve())
+        settings.update(_parse_thresholds(thresholds))
+        overrides = config.validate_overrides("option", settings)
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
         spec = spec.with_(profile=profile)
         _sigterm_as_interrupt()
@@ -213,7 +124,7 @@ def _parse_thresholds(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 @cli.command("doctor")
-@_config_option
+@flags.options([flags.CONFIG])
 def doctor_cmd(config_path: Path | None) -> None:
     """List every allocator: found or missing, library path, Debian package and version."""
     from sandbox import allocators, config
@@ -245,15 +156,7 @@ def doctor_cmd(config_path: Path | None) -> None:
 
 
 @cli.command("serve")
-@click.option("--allocator", "-a", default="glibc", show_default=True)
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Bind address (loopback by default)."
-)
-@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
-@click.option("--sleep-ms", type=click.IntRange(min=0), help="Simulated DB latency (SLEEP_MS).")
-@click.option("--handler", type=click.Choice(["sync", "async"]))
-@click.option("--pymalloc", type=click.Choice(["on", "off"]), default="on", show_default=True)
-@_config_option
+@flags.options(flags.SERVE)
 def serve_cmd(
     allocator: str,
     host: str,
@@ -301,9 +204,7 @@ def _run_with_progress(spec: Any, index: int, total: int) -> Any:
 
 @cli.command("experiment")
 @click.argument("experiment_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--repeats", type=click.IntRange(min=1), help="Override the file's repeats.")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path))
-@_config_option
+@flags.options(flags.EXPERIMENT)
 def experiment_cmd(
     experiment_file: Path, repeats: int | None, results_dir: Path | None, config_path: Path | None
 ) -> None:

@@ -200,6 +200,44 @@ def usage_error(command: str, message: str) -> str:
     )
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--pause", "nan", "a number >= 0"),
+        ("--baseline", "inf", "a number >= 0"),
+        ("--idle", "nan", "a number >= 0"),
+        ("--interval", "nan", "a number >= 0.001"),
+        ("--hang-timeout", "inf", "a number > 0"),
+        ("--trim", "nan", "a number >= 0"),
+        ("--duration", "nan", "a number >= 0"),
+        ("--spike-at", "nan", "a number >= 0"),
+        ("--spike-for", "nan", "a number >= 0"),
+    ],
+)
+def test_a_bad_value_names_the_flag_that_was_typed(flag: str, value: str, expected: str) -> None:
+    """click's ranges let nan and inf through; the setting's check names the flag (it named
+    `--pause-s`, `--spike-s`, ... before)."""
+    with patch("sandbox.measure.runner.run_once") as run_once:
+        done = invoke("run", flag, value)
+
+    assert done.exit_code == 2
+    assert done.stderr == usage_error("run", f"{flag} has value {value}; expected {expected}")
+    run_once.assert_not_called()
+
+
+def test_the_spike_users_message_names_the_users_flag() -> None:
+    with patch("sandbox.measure.runner.run_once") as run_once:
+        done = invoke("run", "--load", "spike", "--rate", "5", "--users", "2")
+
+    assert done.exit_code == 2
+    assert done.stderr == usage_error(
+        "run",
+        "concurrency (--users): the spike model needs at least spike_x (5) users, "
+        "one for the baseline and spike_x for the burst",
+    )
+    run_once.assert_not_called()
+
+
 def test_a_config_error_in_any_command_is_a_usage_error_of_that_command(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yml"
     for command in ("doctor", "serve", "run"):
