@@ -72,13 +72,13 @@ def run_cmd(
     record its memory."""
     from sandbox import config
     from sandbox.measure.progress import print_run_summary, run_showing_progress
-    from sandbox.measure.thresholds import failed
+    from sandbox.measure.thresholds import failed, parse_thresholds
 
     try:
         bench = config.load_benchmark(config_path)
         if settings.get("results_dir"):  # a path typed here is relative to where it was typed
             settings["results_dir"] = str(Path(settings["results_dir"]).resolve())
-        settings.update(_parse_thresholds(thresholds))
+        settings.update(parse_thresholds(thresholds))
         overrides = config.validate_overrides("option", settings)
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
         spec = spec.with_(profile=profile)
@@ -100,29 +100,6 @@ def run_cmd(
         sys.exit(1)
 
 
-def _parse_thresholds(items: tuple[str, ...]) -> dict[str, Any]:
-    """`NAME=VALUE` strings -> setting values (sizes stay strings for the setting's check)."""
-    from sandbox.config import THRESHOLDS, validate_overrides
-    from sandbox.errors import ConfigError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or name not in THRESHOLDS:
-            raise ConfigError(
-                f"--threshold {item!r}: expected NAME=VALUE, NAME one of {', '.join(THRESHOLDS)}"
-            )
-        try:
-            raw: Any = value if name in ("peak_rss", "growth") else float(value)
-            out.update(validate_overrides("threshold", {name: raw}))
-        except ValueError:
-            raise ConfigError(f"--threshold {item!r}: {value!r} is not a number") from None
-        except ConfigError as exc:
-            raise ConfigError(f"--threshold {exc}") from None
-    return out
-
-
 @cli.command("doctor")
 @flags.options([flags.CONFIG])
 def doctor_cmd(config_path: Path | None) -> None:
@@ -130,27 +107,15 @@ def doctor_cmd(config_path: Path | None) -> None:
     from sandbox import allocators, config
 
     bench = config.load_benchmark(config_path)
-    rows = []
-    missing = 0
-    packages: set[str] = set()
-    for name, alloc in allocators.registry(bench.allocators).items():
-        if alloc.library is None:
-            path, state = "(built into libc)", "found"
-        else:
-            found = allocators.find_library(alloc.library)
-            path, state = (found, "found") if found else (alloc.library, "MISSING")
-            missing += found is None
-            if found is None and alloc.package:
-                packages.add(alloc.package)
-        version = allocators.package_version(alloc.package) or "-"
-        env = " ".join(f"{k}={v}" for k, v in alloc.env.items())
-        rows.append((name, state, path, f"{alloc.package or '-'} {version}", env))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + f"  {r[4]}")
-    if missing:
+    rows = allocators.doctor_rows(bench.allocators)
+    cells = [row.cells() for row in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(4)]
+    for c in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(c[:4], widths, strict=True)) + f"  {c[4]}")
+    if any(not row.found for row in rows):
+        packages = allocators.missing_packages(rows)
         if packages:
-            install = " ".join(sorted(packages))
+            install = " ".join(packages)
             click.echo(f"\nInstall missing libraries with: apt-get install {install}", err=True)
         sys.exit(1)
 
