@@ -221,3 +221,48 @@ def package_version(package: str | None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class DoctorRow:
+    """One allocator as `sandbox doctor` lists it: is its library on this machine?"""
+
+    allocator: Allocator
+    found: bool
+    """The library is on this machine (always, for glibc's malloc)."""
+    path: str | None
+    """The library found, or the one looked for; None for glibc's malloc."""
+    version: str | None
+    """The installed version of the allocator's Debian package, if known."""
+
+    def cells(self) -> tuple[str, str, str, str, str]:
+        """Name, found or MISSING, library, package and version, environment."""
+        a = self.allocator
+        return (
+            a.name,
+            "found" if self.found else "MISSING",
+            self.path or "(built into libc)",
+            f"{a.package or '-'} {self.version or '-'}",
+            " ".join(f"{k}={v}" for k, v in a.env.items()),
+        )
+
+
+def doctor_rows(custom: Mapping[str, Allocator] | None = None) -> list[DoctorRow]:
+    """Every allocator of the registry, with where its library is (or that it is missing)."""
+    rows = []
+    for allocator in registry(custom).values():
+        found = None if allocator.library is None else find_library(allocator.library)
+        rows.append(
+            DoctorRow(
+                allocator,
+                found=allocator.library is None or found is not None,
+                path=found or allocator.library,
+                version=package_version(allocator.package),
+            )
+        )
+    return rows
+
+
+def missing_packages(rows: list[DoctorRow]) -> list[str]:
+    """The Debian packages that would install the missing libraries, sorted."""
+    return sorted({r.allocator.package for r in rows if not r.found and r.allocator.package})

@@ -20,6 +20,7 @@ import yaml
 
 from sandbox.allocators import BUILTIN, Allocator
 from sandbox.errors import ConfigError
+from sandbox.flags import flag_for
 from sandbox.load.models import MODELS, LoadModel
 from sandbox.measure.launch import Target
 from sandbox.server_settings import ServerSettings
@@ -577,18 +578,6 @@ def _user_locustfile(value: str | None) -> Path | None:
     return path
 
 
-MODEL_FLAGS = {
-    "load": "--load",
-    "users": "--users",
-    "rate": "--rate",
-    "to_rate": "--to-rate",
-    "duration_s": "--duration",
-    "spike_x": "--spike-x",
-    "spike_at_s": "--spike-at",
-    "spike_s": "--spike-for",
-}
-
-
 def _model(v: Mapping[str, Any]) -> LoadModel:
     model = LoadModel(
         name=v["load"],
@@ -602,8 +591,9 @@ def _model(v: Mapping[str, Any]) -> LoadModel:
     )
     problems = model.problems()
     if problems:
-        key, _, why = problems[0].partition(": ")
-        raise ConfigError(f"run.{key} ({MODEL_FLAGS.get(key, '--' + key)}): {why}")
+        field_name, _, why = problems[0].partition(": ")
+        name = "concurrency" if field_name == "users" else field_name  # the model's setting
+        raise ConfigError(f"{SETTINGS[name].key} ({flag_for(name)}): {why}")
     return model
 
 
@@ -642,9 +632,10 @@ def validate_overrides(source: str, values: Mapping[str, Any]) -> dict[str, Any]
     for name, value in values.items():
         if value is None:
             continue
-        key = "--" + name.replace("_", "-") if source == "option" else name
         try:
             out[name] = SETTINGS[name].check(value)
         except _Invalid as exc:
+            # a setting without a flag is named by its benchmark.yml key
+            key = (flag_for(name) or SETTINGS[name].key) if source == "option" else name
             raise ConfigError(f"{key} has value {value!r}; expected {exc}") from None
     return out

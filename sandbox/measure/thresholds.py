@@ -12,12 +12,17 @@ non-zero naming every limit it broke.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sandbox import config
+from sandbox.errors import ConfigError
+from sandbox.flags import THRESHOLD
 from sandbox.results import RunResult
 
 MIB = 2**20
+SIZES = ("peak_rss", "growth")
+"""The limits on memory: sizes such as 500MiB, held in bytes."""
 
 
 def _worst(result: RunResult, attr: str, highest: bool = True) -> tuple[float, str] | None:
@@ -63,8 +68,30 @@ def measured(name: str, result: RunResult) -> tuple[float, str, str] | None:
     raise KeyError(name)
 
 
+def parse_thresholds(items: Iterable[str]) -> dict[str, Any]:
+    """`--threshold NAME=VALUE` values -> threshold settings by name, checked as benchmark.yml's
+    `thresholds:` are (sizes in bytes)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in config.THRESHOLDS:
+            raise ConfigError(
+                f"{THRESHOLD.name} {item!r}: expected NAME=VALUE, NAME one of "
+                f"{', '.join(config.THRESHOLDS)}"
+            )
+        try:
+            raw: Any = value if name in SIZES else float(value)
+            out.update(config.validate_overrides("threshold", {name: raw}))
+        except ValueError:
+            raise ConfigError(f"{THRESHOLD.name} {item!r}: {value!r} is not a number") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{THRESHOLD.name} {exc}") from None
+    return out
+
+
 def _limit(name: str, limit: float) -> float:
-    return limit / MIB if name in ("peak_rss", "growth") else limit
+    return limit / MIB if name in SIZES else limit
 
 
 def check_thresholds(limits: Mapping[str, float], result: RunResult) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
@@ -82,3 +83,33 @@ def test_malloc_owner_must_be_the_preloaded_library() -> None:
     allocators.verify_malloc_owner(glibc, "/lib/x86_64-linux-gnu/libc.so.6")
     with pytest.raises(AllocatorError, match="expected glibc's malloc"):
         allocators.verify_malloc_owner(glibc, "/x/libjemalloc.so.2")
+
+
+def test_doctor_rows_say_where_each_library_is() -> None:
+    custom = {
+        "nope": Allocator("nope", "libnope.so.9", {"NOPE": "1"}, "libnope9"),
+        "own": Allocator("own", "/opt/own/libown.so", {}, None),
+    }
+    found = {"libjemalloc.so.2": "/usr/lib/libjemalloc.so.2"}
+    with (
+        patch("sandbox.allocators.find_library", side_effect=found.get),
+        patch("sandbox.allocators.package_version", side_effect=lambda p: p and f"{p}-v"),
+    ):
+        rows = {r.allocator.name: r for r in allocators.doctor_rows(custom)}
+
+    assert list(rows) == [*allocators.BUILTIN, "nope", "own"]
+    assert rows["glibc-arena2"].cells() == (
+        "glibc-arena2", "found", "(built into libc)", "libc6 libc6-v", "MALLOC_ARENA_MAX=2",
+    )  # fmt: skip
+    assert rows["jemalloc"].cells()[:3] == ("jemalloc", "found", "/usr/lib/libjemalloc.so.2")
+    assert rows["nope"].cells() == (
+        "nope",
+        "MISSING",
+        "libnope.so.9",
+        "libnope9 libnope9-v",
+        "NOPE=1",
+    )
+    assert rows["own"].cells() == ("own", "MISSING", "/opt/own/libown.so", "- -", "")
+    assert allocators.missing_packages(list(rows.values())) == [
+        "libmimalloc2.0", "libnope9", "libtcmalloc-minimal4",
+    ]  # fmt: skip

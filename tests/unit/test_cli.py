@@ -192,6 +192,96 @@ def test_run_bug_keeps_its_traceback() -> None:
     assert isinstance(done.exception, ZeroDivisionError)
 
 
+def usage_error(command: str, message: str) -> str:
+    """What click prints for a usage error of `sandbox COMMAND`."""
+    return (
+        f"Usage: sandbox {command} [OPTIONS]\nTry 'sandbox {command} --help' for help.\n\n"
+        f"Error: {message}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--pause", "nan", "a number >= 0"),
+        ("--baseline", "inf", "a number >= 0"),
+        ("--idle", "nan", "a number >= 0"),
+        ("--interval", "nan", "a number >= 0.001"),
+        ("--hang-timeout", "inf", "a number > 0"),
+        ("--trim", "nan", "a number >= 0"),
+        ("--duration", "nan", "a number >= 0"),
+        ("--spike-at", "nan", "a number >= 0"),
+        ("--spike-for", "nan", "a number >= 0"),
+    ],
+)
+def test_a_bad_value_names_the_flag_that_was_typed(flag: str, value: str, expected: str) -> None:
+    """click's ranges let nan and inf through; the setting's check names the flag (it named
+    `--pause-s`, `--spike-s`, ... before)."""
+    with patch("sandbox.measure.runner.run_once") as run_once:
+        done = invoke("run", flag, value)
+
+    assert done.exit_code == 2
+    assert done.stderr == usage_error("run", f"{flag} has value {value}; expected {expected}")
+    run_once.assert_not_called()
+
+
+def test_the_spike_users_message_names_the_users_flag() -> None:
+    with patch("sandbox.measure.runner.run_once") as run_once:
+        done = invoke("run", "--load", "spike", "--rate", "5", "--users", "2")
+
+    assert done.exit_code == 2
+    assert done.stderr == usage_error(
+        "run",
+        "concurrency (--users): the spike model needs at least spike_x (5) users, "
+        "one for the baseline and spike_x for the burst",
+    )
+    run_once.assert_not_called()
+
+
+def test_a_config_error_in_any_command_is_a_usage_error_of_that_command(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yml"
+    for command in ("doctor", "serve", "run"):
+        done = invoke(command, "--config", str(missing))
+        assert done.exit_code == 2, command
+        assert done.stderr == usage_error(command, f"{missing}: no such file")
+    done = invoke("experiment", str(missing))
+    assert done.exit_code == 2
+    assert done.stderr == (
+        "Usage: sandbox experiment [OPTIONS] EXPERIMENT_FILE\n"
+        "Try 'sandbox experiment --help' for help.\n\n"
+        f"Error: {missing}: no such file\n"
+    )
+
+
+def test_serve_on_a_busy_port_exits_1_with_one_line() -> None:
+    with (
+        patch("sandbox.processes.port_in_use", return_value=True),
+        patch("os.execve") as execve,
+    ):
+        done = invoke("serve", "--port", "4000")
+
+    assert done.exit_code == 1
+    assert done.stderr == (
+        "Error: port 4000 on 127.0.0.1 is in use; stop the other server or pass --port\n"
+    )
+    execve.assert_not_called()
+
+
+def test_plot_without_results_exits_1(tmp_path: Path) -> None:
+    done = invoke("plot", str(tmp_path))
+
+    assert done.exit_code == 1
+    assert done.stderr == f"Error: no result files under {tmp_path}\n"
+
+
+def test_a_bug_in_a_later_command_keeps_its_traceback(folder: Path) -> None:
+    with patch("sandbox.analysis.compare.compare", side_effect=KeyError("bug")):
+        done = invoke("compare", str(folder))
+
+    assert done.exit_code == 1
+    assert isinstance(done.exception, KeyError)
+
+
 # --- compare and plot -----------------------------------------------------------------------
 
 

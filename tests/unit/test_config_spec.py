@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from sandbox import config
-from sandbox.cli import _parse_thresholds
 from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
 
@@ -181,34 +180,6 @@ def test_thresholds_end_up_in_the_spec_in_bytes() -> None:
         "peak_rss": 500 * MIB,
         "growth": 1_500_000_000,
     }
-
-
-def test_parse_thresholds_then_validate() -> None:
-    parsed = _parse_thresholds(("p95_ms=800", " peak_rss =500MiB", "min_rps=12.5"))
-    assert parsed == {"p95_ms": 800.0, "peak_rss": 500 * MIB, "min_rps": 12.5}
-    assert spec_with(**parsed).thresholds == {
-        "p95_ms": 800.0,
-        "peak_rss": 500 * MIB,
-        "min_rps": 12.5,
-    }
-    assert _parse_thresholds(()) == {}
-
-
-@pytest.mark.parametrize("item", ["p95=800", "p95_ms", "=800", "latency=1"])
-def test_parse_thresholds_bad_name(item: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        _parse_thresholds((item,))
-    assert str(info.value) == (
-        f"--threshold {item!r}: expected NAME=VALUE, NAME one of "
-        "p95_ms, p99_ms, error_rate, peak_rss, growth, min_rps"
-    )
-
-
-def test_parse_thresholds_not_a_number() -> None:
-    with pytest.raises(ConfigError) as info:
-        _parse_thresholds(("p95_ms=fast",))
-    assert str(info.value) == "--threshold 'p95_ms=fast': 'fast' is not a number"
-    assert info.value.exit_code == 2
 
 
 def test_a_model_longer_than_the_batch_limit_is_refused() -> None:

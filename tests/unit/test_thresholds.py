@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import results
-from sandbox.measure.thresholds import check_thresholds, failed
+from sandbox import config, results
+from sandbox.errors import ConfigError
+from sandbox.measure.thresholds import check_thresholds, failed, parse_thresholds
 from sandbox.results import BatchStats, RunResult
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -198,3 +199,50 @@ def test_a_limit_with_no_batch_has_nothing_to_check(run: RunResult) -> None:
 def test_memory_is_checked_even_without_a_batch(run: RunResult) -> None:
     empty = replace(run, load=replace(run.load, stats=[]))
     assert by_name({"peak_rss": 512 * MIB}, empty)["peak_rss"]["passed"] is True
+
+
+# --- --threshold NAME=VALUE -----------------------------------------------------------------
+
+
+def test_parse_thresholds_then_build_the_spec() -> None:
+    parsed = parse_thresholds(("p95_ms=800", " peak_rss =500MiB", "min_rps=12.5"))
+    assert parsed == {"p95_ms": 800.0, "peak_rss": 500 * MIB, "min_rps": 12.5}
+    spec = config.build_spec(
+        config.load_benchmark(None), config.validate_overrides("option", parsed)
+    )
+    assert spec.thresholds == {"p95_ms": 800.0, "peak_rss": 500 * MIB, "min_rps": 12.5}
+    assert parse_thresholds(()) == {}
+
+
+@pytest.mark.parametrize("item", ["p95=800", "p95_ms", "=800", "latency=1"])
+def test_parse_thresholds_bad_name(item: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_thresholds((item,))
+    assert str(info.value) == (
+        f"--threshold {item!r}: expected NAME=VALUE, NAME one of "
+        "p95_ms, p99_ms, error_rate, peak_rss, growth, min_rps"
+    )
+
+
+def test_parse_thresholds_not_a_number() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_thresholds(("p95_ms=fast",))
+    assert str(info.value) == "--threshold 'p95_ms=fast': 'fast' is not a number"
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("p95_ms=-1", "--threshold p95_ms has value -1.0; expected a number >= 0"),
+        (
+            "peak_rss=lots",
+            "--threshold peak_rss has value 'lots'; expected a size such as 2GiB, 800MiB or "
+            "1500000000",
+        ),
+    ],
+)
+def test_parse_thresholds_checks_each_value_as_its_setting(item: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_thresholds((item,))
+    assert str(info.value) == message
