@@ -59,7 +59,7 @@ class _SizeType(click.ParamType):  # type: ignore[type-arg]
     name = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from sandbox.config import parse_size
+        from sandbox.checks import parse_size
 
         try:
             return parse_size(value)

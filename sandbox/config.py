@@ -1,23 +1,23 @@
 """benchmark.yml and experiment files -> a frozen RunSpec. Errors name the file and the key.
 
+Here: the settings table (every tunable, its YAML key, check and default), the YAML readers, and
+`build_spec` with the checks that span several settings. The value checks are in `checks`.
+
 Precedence, lowest first: built-in defaults, benchmark.yml, experiment file, command-line flags.
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
-import math
-import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from sandbox import checks
 from sandbox.allocators import BUILTIN, Allocator
 from sandbox.errors import ConfigError
 from sandbox.load.models import MODELS, LoadModel
@@ -27,136 +27,7 @@ from sandbox.server_settings import ServerSettings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "benchmark.yml"
 PLAN_NAMES = ("tiny", "small", "medium", "large")
-
-
-class _Invalid(ValueError):
-    """A value failed its check; the message says what was expected."""
-
-
-Check = Callable[[Any], Any]
-
-
-def _int(minimum: int) -> Check:
-    def check(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise _Invalid(f"a whole number >= {minimum}")
-        return v
-
-    return check
-
-
-def _float(minimum: float, strict: bool = False) -> Check:
-    def check(v: Any) -> float:
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or (v <= minimum if strict else v < minimum):
-            raise _Invalid(f"a number {'>' if strict else '>='} {minimum:g}")
-        return float(v)
-
-    return check
-
-
-def _choice(*options: str) -> Check:
-    def check(v: Any) -> str:
-        if v not in options:
-            raise _Invalid(f"one of: {', '.join(options)}")
-        return str(v)
-
-    return check
-
-
-def _bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in ("on", "off", "true", "false", "yes", "no"):
-        return v.lower() in ("on", "true", "yes")
-    raise _Invalid("true or false (on/off)")
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str) or not v:
-        raise _Invalid("a non-empty string")
-    return v
-
-
-_TAG = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-def _tags(v: Any) -> tuple[str, ...]:
-    """Locust tags: the plan names for plans/locustfile.py, any for a user's own locustfile
-    (build_spec checks them against the plans when the locustfile is ours)."""
-    items = v.split(",") if isinstance(v, str) else v
-    if not isinstance(items, list | tuple) or not items:
-        raise _Invalid(f"a list of plan tags such as {', '.join(PLAN_NAMES)}")
-    tags = tuple(dict.fromkeys(str(t).strip() for t in items if str(t).strip()))
-    if not tags or not all(_TAG.match(t) for t in tags):
-        raise _Invalid(f"a list of plan tags such as {', '.join(PLAN_NAMES)}")
-    return tags
-
-
-def _app(v: Any) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or not re.match(r"^[\w.]+:[\w.]+$", v):
-        raise _Invalid("an ASGI app as module:attribute, e.g. examples.cache_service.app:app")
-    return v
-
-
-def _optional_str(v: Any) -> str | None:
-    return None if v is None else _str(v)
-
-
-def _ready_url(v: Any) -> str | None:
-    if v is None:
-        return None
-    url = _str(v)
-    probe = urlsplit(url.replace("{host}", "127.0.0.1").replace("{port}", "1"))
-    if probe.scheme != "http" or not _is_loopback(probe.hostname or ""):
-        raise _Invalid("an http:// URL on this machine, e.g. http://127.0.0.1:{port}/health")
-    return url
-
-
-def _threshold(minimum: float) -> Check:
-    number = _float(minimum)
-    return lambda v: None if v is None else number(v)
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
-
-
-def parse_size(v: Any) -> int:
-    """`2GiB`, `1.5G`, `800MiB`, `500000000` -> bytes."""
-    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-        return v
-    m = _SIZE.match(str(v))
-    if not m or float(m.group(1)) <= 0:
-        raise _Invalid("a size such as 2GiB, 800MiB or 1500000000")
-    unit = (m.group(2) or "").upper()
-    base = unit[:1] if unit != "B" else "B"
-    factor = _UNITS[base] if "I" not in unit else 1024 ** "BKMGT".index(base)
-    return int(float(m.group(1)) * factor)
-
-
-def _size(v: Any) -> int | None:
-    return None if v is None else parse_size(v)
-
-
-def _is_loopback(host: str) -> bool:
-    """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _loopback_host(v: Any) -> str:
-    """The harness both binds the server and sends load to this address: loopback only."""
-    host = _str(v)
-    if not _is_loopback(host):
-        raise _Invalid("a loopback address such as 127.0.0.1 (the sandbox loads only this machine)")
-    return "127.0.0.1" if host == "localhost" else host
+_TAGS = checks.tag_list(PLAN_NAMES)
 
 
 @dataclass(frozen=True)
@@ -165,7 +36,7 @@ class Setting:
 
     key: str
     """Dotted YAML path (`server.sleep_ms`); top-level keys are the original drill keys."""
-    check: Check
+    check: checks.Check
     default: Any
 
 
@@ -173,51 +44,51 @@ SETTINGS: dict[str, Setting] = {
     s.key.rpartition(".")[2] if "." in s.key else s.key: s
     for s in (
         # The original stair-stepper's drill keys.
-        Setting("concurrency", _int(1), 16),
-        Setting("iterations", _int(1), 2500),
-        Setting("rampup", _float(0), 1.0),
+        Setting("concurrency", checks.whole(1), 16),
+        Setting("iterations", checks.whole(1), 2500),
+        Setting("rampup", checks.number(0), 1.0),
         # What `sandbox run` does.
-        Setting("run.allocator", _str, "glibc"),
-        Setting("run.tags", _tags, ("medium",)),
-        Setting("run.batches", _int(1), 3),
-        Setting("run.pause_s", _float(0), 5.0),
-        Setting("run.baseline_s", _float(0), 3.0),
-        Setting("run.idle_s", _float(0), 15.0),
-        Setting("run.batch_timeout_s", _float(0, strict=True), 900.0),
-        Setting("run.ready_timeout_s", _float(0, strict=True), 30.0),
-        Setting("run.hang_timeout_s", _float(0, strict=True), 30.0),
-        Setting("run.max_rss", _size, None),
-        Setting("run.trim_s", _float(0), 3.0),
-        Setting("run.objects", _bool, False),
-        Setting("run.load", _choice(*MODELS), "iterations"),
-        Setting("run.rate", _float(0), 0.0),
-        Setting("run.to_rate", _float(0), 0.0),
-        Setting("run.duration_s", _float(0), 60.0),
-        Setting("run.spike_x", _float(1, strict=True), 5.0),
-        Setting("run.spike_at_s", _float(0), 10.0),
-        Setting("run.spike_s", _float(0), 5.0),
-        Setting("run.load_workers", _int(0), 0),
-        Setting("run.locustfile", _optional_str, None),
-        Setting("server.workers", _int(1), 1),
-        Setting("server.app", _app, None),
-        Setting("server.cmd", _optional_str, None),
-        Setting("server.ready_url", _ready_url, None),
+        Setting("run.allocator", checks.text, "glibc"),
+        Setting("run.tags", _TAGS, ("medium",)),
+        Setting("run.batches", checks.whole(1), 3),
+        Setting("run.pause_s", checks.number(0), 5.0),
+        Setting("run.baseline_s", checks.number(0), 3.0),
+        Setting("run.idle_s", checks.number(0), 15.0),
+        Setting("run.batch_timeout_s", checks.number(0, strict=True), 900.0),
+        Setting("run.ready_timeout_s", checks.number(0, strict=True), 30.0),
+        Setting("run.hang_timeout_s", checks.number(0, strict=True), 30.0),
+        Setting("run.max_rss", checks.optional_size, None),
+        Setting("run.trim_s", checks.number(0), 3.0),
+        Setting("run.objects", checks.boolean, False),
+        Setting("run.load", checks.one_of(*MODELS), "iterations"),
+        Setting("run.rate", checks.number(0), 0.0),
+        Setting("run.to_rate", checks.number(0), 0.0),
+        Setting("run.duration_s", checks.number(0), 60.0),
+        Setting("run.spike_x", checks.number(1, strict=True), 5.0),
+        Setting("run.spike_at_s", checks.number(0), 10.0),
+        Setting("run.spike_s", checks.number(0), 5.0),
+        Setting("run.load_workers", checks.whole(0), 0),
+        Setting("run.locustfile", checks.optional_text, None),
+        Setting("server.workers", checks.whole(1), 1),
+        Setting("server.app", checks.asgi_app, None),
+        Setting("server.cmd", checks.optional_text, None),
+        Setting("server.ready_url", checks.ready_url, None),
         # Limits checked after each run (for CI): the run fails, naming the limit, when passed.
-        Setting("thresholds.p95_ms", _threshold(0), None),
-        Setting("thresholds.p99_ms", _threshold(0), None),
-        Setting("thresholds.error_rate", _threshold(0), None),
-        Setting("thresholds.peak_rss", _size, None),
-        Setting("thresholds.growth", _size, None),
-        Setting("thresholds.min_rps", _threshold(0), None),
-        Setting("server.handler", _choice("sync", "async"), "sync"),
-        Setting("server.sleep_ms", _int(0), 150),
-        Setting("server.threads", _int(1), 40),
-        Setting("server.max_body_bytes", _int(1), 8 * 1024 * 1024),
-        Setting("server.pymalloc", _bool, True),
-        Setting("server.host", _loopback_host, "127.0.0.1"),
-        Setting("sampler.interval_s", _float(0.001), 0.1),
-        Setting("sampler.probe_interval_s", _float(0.05), 1.0),
-        Setting("results_dir", _str, "results"),
+        Setting("thresholds.p95_ms", checks.optional_number(0), None),
+        Setting("thresholds.p99_ms", checks.optional_number(0), None),
+        Setting("thresholds.error_rate", checks.optional_number(0), None),
+        Setting("thresholds.peak_rss", checks.optional_size, None),
+        Setting("thresholds.growth", checks.optional_size, None),
+        Setting("thresholds.min_rps", checks.optional_number(0), None),
+        Setting("server.handler", checks.one_of("sync", "async"), "sync"),
+        Setting("server.sleep_ms", checks.whole(0), 150),
+        Setting("server.threads", checks.whole(1), 40),
+        Setting("server.max_body_bytes", checks.whole(1), 8 * 1024 * 1024),
+        Setting("server.pymalloc", checks.boolean, True),
+        Setting("server.host", checks.loopback_host, "127.0.0.1"),
+        Setting("sampler.interval_s", checks.number(0.001), 0.1),
+        Setting("sampler.probe_interval_s", checks.number(0.05), 1.0),
+        Setting("results_dir", checks.text, "results"),
     )
 }
 # Keys that exist in benchmark.yml but are not run settings.
@@ -309,8 +180,11 @@ def _suggest(key: str, options: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _flatten(source: str, data: Mapping[str, Any], allowed_top: tuple[str, ...]) -> dict[str, Any]:
-    """Map a YAML document onto setting names, rejecting unknown keys."""
+def read_settings(
+    source: str, data: Mapping[str, Any], allowed_top: tuple[str, ...]
+) -> dict[str, Any]:
+    """Map a YAML document onto setting names, checking each value and rejecting unknown keys
+    (`allowed_top`: top-level keys that are not settings)."""
     by_path = {s.key: name for name, s in SETTINGS.items()}
     sections = {k.partition(".")[0] for k in by_path if "." in k}
     out: dict[str, Any] = {}
@@ -341,11 +215,12 @@ def validate(source: str, key: str, name: str, value: Any) -> Any:
     """Check one value; raise ConfigError naming source and key."""
     try:
         return SETTINGS[name].check(value)
-    except _Invalid as exc:
+    except checks.Invalid as exc:
         raise ConfigError(f"{source}: {key} has value {value!r}; expected {exc}") from None
 
 
-def _read_yaml(path: Path) -> Mapping[str, Any]:
+def read_yaml(path: Path) -> Mapping[str, Any]:
+    """A YAML file's top-level mapping ({} when empty); errors name the file (and the line)."""
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -386,14 +261,15 @@ def _plans(source: str, raw: Any, root: Path) -> tuple[Plan, ...]:
                 "ones with 'python -m sandbox.load.bodies DIR')"
             )
         try:
-            tags = _tags(item.get("tags", [item["name"]]))
-        except _Invalid as exc:
+            tags = _TAGS(item.get("tags", [item["name"]]))
+        except checks.Invalid as exc:
             raise ConfigError(f"{where}.tags: expected {exc}") from None
         plans.append(Plan(item["name"], body, tags))
     return tuple(plans)
 
 
-def _allocators(source: str, raw: Any) -> dict[str, Allocator]:
+def read_allocators(source: str, raw: Any) -> dict[str, Allocator]:
+    """An `allocators:` mapping (name -> library, env, package) as Allocator definitions."""
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -434,10 +310,10 @@ def load_benchmark(path: Path | None = None) -> Benchmark:
     if path is None:
         return Benchmark(None, {}, _plans("defaults", None, REPO_ROOT), {}, "")
     source = path.name if path.parent.resolve() == Path.cwd().resolve() else str(path)
-    data = _read_yaml(path)
-    values = _flatten(source, data, _OTHER_TOP_KEYS)
+    data = read_yaml(path)
+    values = read_settings(source, data, _OTHER_TOP_KEYS)
     base = data.get("base", "http://127.0.0.1:3000")
-    if not isinstance(base, str) or not _is_loopback_url(base):
+    if not isinstance(base, str) or not checks.is_loopback_url(base):
         raise ConfigError(
             f"{source}: base has value {base!r}; expected a loopback URL such as "
             "http://127.0.0.1:3000 (the sandbox only sends load to this machine)"
@@ -456,13 +332,9 @@ def load_benchmark(path: Path | None = None) -> Benchmark:
         path,
         values,
         plans,
-        _allocators(source, data.get("allocators")),
+        read_allocators(source, data.get("allocators")),
         base,
     )
-
-
-def _is_loopback_url(url: str) -> bool:
-    return _is_loopback(urlsplit(url).hostname or "")
 
 
 def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
@@ -645,6 +517,6 @@ def validate_overrides(source: str, values: Mapping[str, Any]) -> dict[str, Any]
         key = "--" + name.replace("_", "-") if source == "option" else name
         try:
             out[name] = SETTINGS[name].check(value)
-        except _Invalid as exc:
+        except checks.Invalid as exc:
             raise ConfigError(f"{key} has value {value!r}; expected {exc}") from None
     return out

@@ -57,12 +57,12 @@ class PlannedRun:
 def load_experiment(path: Path) -> Experiment:
     """Read and validate an experiment file; errors name the file and key."""
     source = str(path)
-    data = dict(config._read_yaml(path))
+    data = dict(config.read_yaml(path))
     head = {k: data.pop(k) for k in _EXPERIMENT_KEYS if k in data}
     vary_raw = data.pop("vary", None) or {}
-    custom = config._allocators(source, data.pop("custom_allocators", None))
+    custom = config.read_allocators(source, data.pop("custom_allocators", None))
     # The experiment's own keys are gone from `data`; naming them lets a typo suggest them.
-    overrides = config._flatten(source, data, (*_EXPERIMENT_KEYS, "vary", "custom_allocators"))
+    overrides = config.read_settings(source, data, (*_EXPERIMENT_KEYS, "vary", "custom_allocators"))
     name = head.get("name", path.stem)
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"{source}: name has value {name!r}; expected letters, digits, - or _")

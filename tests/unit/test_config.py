@@ -92,19 +92,6 @@ def test_override_errors_name_the_option() -> None:
         config.build_spec(bench, config.validate_overrides("option", {"tags": "tiny,huge"}))
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("2GiB", 2 * 1024**3), ("800MiB", 800 * 1024**2), ("1.5G", 1_500_000_000), (1234, 1234)],
-)
-def test_parse_size(text: str | int, expected: int) -> None:
-    assert config.parse_size(text) == expected
-
-
-def test_parse_size_rejects_nonsense() -> None:
-    with pytest.raises(ValueError):
-        config.parse_size("lots")
-
-
 def test_redefining_a_builtin_keeps_what_is_not_redefined(tmp_path: Path) -> None:
     path = write(tmp_path, "allocators:\n  jemalloc-bg:\n    library: /opt/libjemalloc.so.2\n")
     redefined = config.load_benchmark(path).allocators["jemalloc-bg"]
