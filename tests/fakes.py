@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from sandbox.load.stats import BatchStats
 from sandbox.results import (
     AllocatorInfo,
-    BatchStats,
     Columns,
     LoadInfo,
     Phase,

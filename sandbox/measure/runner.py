@@ -25,7 +25,7 @@ from sandbox import allocators, results, storage
 from sandbox.config import REPO_ROOT, RunSpec
 from sandbox.errors import ConfigError, LoadError, ServerError
 from sandbox.load import driver
-from sandbox.load.stats import read_entries, summarise
+from sandbox.load.stats import BatchStats, read_entries, summarise
 from sandbox.loopback import get_json
 from sandbox.measure import metadata
 from sandbox.measure.launch import ServerProcess, build_environ, launch
@@ -35,7 +35,6 @@ from sandbox.measure.thresholds import check_thresholds
 from sandbox.processes import silent_state, stop_process
 from sandbox.results import (
     AllocatorInfo,
-    BatchStats,
     Columns,
     LoadInfo,
     RunResult,

@@ -16,7 +16,8 @@ import pytest
 
 from sandbox import results
 from sandbox.load.models import LoadModel
-from sandbox.results import BatchStats, RunResult
+from sandbox.load.stats import BatchStats
+from sandbox.results import RunResult
 from tests.integration.conftest import run_sandbox
 from tests.integration.harness import REPO
 

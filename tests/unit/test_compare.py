@@ -15,7 +15,8 @@ import pytest
 from sandbox.analysis import compare, report
 from sandbox.analysis import tdist as _tdist
 from sandbox.errors import ConfigError, SandboxError
-from sandbox.results import BatchStats, RunResult
+from sandbox.load.stats import BatchStats
+from sandbox.results import RunResult
 from tests.fakes import MIB, make_group, make_result, with_summary
 
 T975_DF2 = math.sqrt(2 * 0.95**2 / (1 - 0.95**2))  # exact: t/sqrt(2+t^2) = 0.95 for df=2

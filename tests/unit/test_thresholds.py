@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from sandbox import results
+from sandbox.load.stats import BatchStats
 from sandbox.measure.thresholds import check_thresholds, failed
-from sandbox.results import BatchStats, RunResult
+from sandbox.results import RunResult
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MIB = 2**20
