@@ -1,7 +1,8 @@
 """benchmark.yml and experiment files -> a frozen RunSpec. Errors name the file and the key.
 
 Here: the settings table (every tunable, its YAML key, check and default), the YAML readers, and
-`build_spec` with the checks that span several settings. The value checks are in `checks`.
+`build_spec` with the checks that span several settings. The value checks are in `checks`; the
+RunSpec's shape is in `spec`.
 
 Precedence, lowest first: built-in defaults, benchmark.yml, experiment file, command-line flags.
 """
@@ -11,9 +12,9 @@ from __future__ import annotations
 import difflib
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -21,8 +22,14 @@ from sandbox import checks
 from sandbox.allocators import BUILTIN, Allocator
 from sandbox.errors import ConfigError
 from sandbox.load.models import MODELS, LoadModel
-from sandbox.measure.launch import Target
+from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.server_settings import ServerSettings
+from sandbox.spec import Inspection, Limits, Output, RunSpec, SamplerSpec, ServerSpec, Target
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "benchmark.yml"
@@ -103,65 +110,6 @@ class Plan:
     name: str
     body: Path
     tags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything one run needs, fully resolved and validated."""
-
-    allocator: str
-    server: ServerSettings
-    pymalloc: bool
-    host: str
-    port: int | None
-    tags: tuple[str, ...]
-    spawn_rate: float
-    iterations: int
-    batches: int
-    pause_s: float
-    baseline_s: float
-    idle_s: float
-    batch_timeout_s: float
-    ready_timeout_s: float
-    """How long the server may take to answer /health after it starts."""
-    hang_timeout_s: float
-    """How long the server may answer nothing during the run before it counts as hung."""
-    max_rss_bytes: int | None
-    trim_s: float
-    """After idle: ask the allocator to return free memory, then sample this long (0: skip)."""
-    objects: bool
-    """Record pympler's top object types at end of load and after idle."""
-    interval_s: float
-    probe_interval_s: float
-    results_dir: Path
-    locustfile: Path
-    plans: tuple[Plan, ...]
-    custom_allocators: Mapping[str, Allocator] = field(default_factory=dict)
-    experiment: str | None = None
-    repeat: int = 0
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    compress: bool = False
-    config_path: Path | None = None
-    profile: str | None = None
-    """`memray` to run the server under memray."""
-    model: LoadModel = field(default_factory=LoadModel)
-    """The load model of every batch (users = `users`)."""
-    load_workers: int = 0
-    """Locust worker processes (0: one Locust process)."""
-    target: Target = field(default_factory=Target)
-    """What to serve: the stair-stepper, a user's app or command; server processes."""
-    drill: bool = True
-    """The locustfile is ours and understands --iterations."""
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    """Limits checked after the run (see THRESHOLDS), by name."""
-
-    @property
-    def users(self) -> int:
-        """Concurrent Locust users (the most a paced model may start)."""
-        return self.model.users
-
-    def with_(self, **changes: Any) -> RunSpec:
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -358,6 +306,41 @@ def build_spec(
     """Merge defaults, benchmark.yml and overrides (already validated) into a RunSpec."""
     v = merge(bench.values, overrides or {})
     root = bench.path.resolve().parent if bench.path else REPO_ROOT
+    load = _load(v, bench, root, overrides or {})
+    target = _target(v, port)
+    results_dir = Path(v["results_dir"])
+    return RunSpec(
+        allocator=v["allocator"],
+        target=target,
+        server=ServerSpec(
+            _section(ServerSettings, v), pymalloc=v["pymalloc"], host=v["host"], port=port
+        ),
+        load=load,
+        schedule=_section(Schedule, v),
+        sampler=_section(SamplerSpec, v),
+        limits=_section(Limits, v, max_rss_bytes="max_rss"),
+        inspect=Inspection(trim_s=v["trim_s"], objects=v["objects"], profile=None),
+        output=Output(
+            results_dir=results_dir if results_dir.is_absolute() else root / results_dir,
+            compress=compress,
+        ),
+        thresholds={k: v[k] for k in THRESHOLDS if v[k] is not None},
+        custom_allocators=bench.allocators,
+        experiment=experiment,
+        repeat=repeat,
+        parameters=dict(parameters or {}),
+    )
+
+
+def _section(cls: type[T], v: Mapping[str, Any], **renamed: str) -> T:
+    """`cls` with each field set from the setting of its name (or the one `renamed` names)."""
+    return cls(**{f.name: v[renamed.get(f.name, f.name)] for f in fields(cls)})
+
+
+def _load(
+    v: Mapping[str, Any], bench: Benchmark, root: Path, overrides: Mapping[str, Any]
+) -> LoadSpec:
+    """The load of every batch, checked against the plans, the batch limit and the workers."""
     own_locustfile = _user_locustfile(v["locustfile"])
     tags: tuple[str, ...] = tuple(v["tags"])
     if own_locustfile is None:
@@ -369,9 +352,8 @@ def build_spec(
                 f"available: {', '.join(sorted(available))}"
             )
     else:  # a user's locustfile: only the tags asked for here, not benchmark.yml's plans
-        tags = tuple((overrides or {}).get("tags", ()))
+        tags = tuple(overrides.get("tags", ()))
     model = _model(v)
-    target = _target(v, port)
     if model.name != "iterations" and model.duration_s > v["batch_timeout_s"]:
         raise ConfigError(
             f"run.duration_s ({model.duration_s:g} s) is longer than run.batch_timeout_s "
@@ -388,55 +370,16 @@ def build_spec(
             "--iterations is understood only by plans/locustfile.py; with --locustfile choose a "
             "load model with a duration, e.g. --load soak --duration 60 (or --load rate --rate 20)"
         )
-    results_dir = Path(v["results_dir"])
-    return RunSpec(
-        allocator=v["allocator"],
-        server=ServerSettings(
-            handler=v["handler"],
-            sleep_ms=v["sleep_ms"],
-            threads=v["threads"],
-            max_body_bytes=v["max_body_bytes"],
-        ),
-        pymalloc=v["pymalloc"],
-        host=v["host"],
-        port=port,
+    ours = (root / "plans" / "locustfile.py", REPO_ROOT / "plans" / "locustfile.py")
+    return LoadSpec(
+        locustfile=own_locustfile or next((p for p in ours if p.is_file()), ours[-1]),
         tags=tags,
         spawn_rate=v["concurrency"] / v["rampup"] if v["rampup"] > 0 else float(v["concurrency"]),
         iterations=v["iterations"],
-        batches=v["batches"],
-        pause_s=v["pause_s"],
-        baseline_s=v["baseline_s"],
-        idle_s=v["idle_s"],
-        batch_timeout_s=v["batch_timeout_s"],
-        ready_timeout_s=v["ready_timeout_s"],
-        hang_timeout_s=v["hang_timeout_s"],
-        max_rss_bytes=v["max_rss"],
-        trim_s=v["trim_s"],
-        objects=v["objects"],
-        interval_s=v["interval_s"],
-        probe_interval_s=v["probe_interval_s"],
-        results_dir=results_dir if results_dir.is_absolute() else root / results_dir,
-        locustfile=own_locustfile
-        or next(
-            (
-                p
-                for p in (root / "plans" / "locustfile.py", REPO_ROOT / "plans" / "locustfile.py")
-                if p.is_file()
-            ),
-            REPO_ROOT / "plans" / "locustfile.py",
-        ),
-        plans=bench.plans,
-        custom_allocators=bench.allocators,
-        experiment=experiment,
-        repeat=repeat,
-        parameters=dict(parameters or {}),
-        compress=compress,
-        config_path=bench.path,
         model=model,
-        load_workers=v["load_workers"],
-        target=target,
+        workers=v["load_workers"],
         drill=own_locustfile is None,
-        thresholds={k: v[k] for k in THRESHOLDS if v[k] is not None},
+        timeout_s=v["batch_timeout_s"],
     )
 
 
@@ -462,16 +405,7 @@ MODEL_FLAGS = {
 
 
 def _model(v: Mapping[str, Any]) -> LoadModel:
-    model = LoadModel(
-        name=v["load"],
-        users=v["concurrency"],
-        rate=v["rate"],
-        to_rate=v["to_rate"],
-        duration_s=v["duration_s"],
-        spike_x=v["spike_x"],
-        spike_at_s=v["spike_at_s"],
-        spike_s=v["spike_s"],
-    )
+    model = _section(LoadModel, v, name="load", users="concurrency")
     problems = model.problems()
     if problems:
         key, _, why = problems[0].partition(": ")

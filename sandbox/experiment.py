@@ -19,9 +19,10 @@ from typing import Any
 from sandbox import allocators, config
 from sandbox.allocators import Allocator
 from sandbox.analysis import compare
-from sandbox.config import Benchmark, RunSpec
+from sandbox.config import Benchmark
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import RunResult
+from sandbox.spec import RunSpec
 
 _EXPERIMENT_KEYS = ("name", "description", "allocators", "repeats", "order", "seed", "baseline")
 # Also: custom_allocators (like benchmark.yml's allocators:), vary.
@@ -182,7 +183,7 @@ def run_experiment(
                 + ", ".join(sorted(labels | names))
             )
     first = config.build_spec(bench, exp.overrides)
-    folder = output_folder(results_dir or first.results_dir, exp.name)
+    folder = output_folder(results_dir or first.output.results_dir, exp.name)
     outcome = ExperimentOutcome(folder, [], [])
     manifest: dict[str, Any] = {
         "format": "sandbox-experiment",

@@ -15,9 +15,10 @@ import pytest
 from sandbox.analysis import compare, report
 from sandbox.analysis import tdist as _tdist
 from sandbox.errors import ConfigError, SandboxError
+from sandbox.load.models import LoadModel
 from sandbox.load.stats import BatchStats
 from sandbox.results import RunResult
-from tests.fakes import MIB, make_group, make_result, with_summary
+from tests.fakes import MIB, make_group, make_result, with_load, with_summary
 
 T975_DF2 = math.sqrt(2 * 0.95**2 / (1 - 0.95**2))  # exact: t/sqrt(2+t^2) = 0.95 for df=2
 
@@ -452,7 +453,7 @@ def test_verdict_names_memory_outside_malloc() -> None:
 
 def test_truncated_batches_are_warned_about() -> None:
     runs = [make_result("glibc", repeat=r) for r in range(3)]
-    short = replace(runs[0], load=replace(runs[0].load, iterations=10_000))
+    short = with_load(runs[0], iterations=10_000)
     c = compare.compare([short, *runs[1:]])
     [warning] = [w for w in c.warnings if w.kind == "truncated"]
     assert warning.message.startswith("glibc: 1 run(s) sent fewer requests than planned")
@@ -483,9 +484,9 @@ def test_a_sweep_compares_each_allocator_with_the_baseline_at_the_same_setting()
 
 def test_varying_concurrency_is_not_reported_as_a_settings_mismatch() -> None:
     runs = [
-        replace(
+        with_load(
             make_result("glibc", repeat=r, parameters={"concurrency": users}),
-            load=replace(make_result("glibc").load, users=users),
+            model=LoadModel(users=users),
         )
         for users in (8, 32)
         for r in range(3)
