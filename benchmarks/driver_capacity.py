@@ -33,9 +33,10 @@ import psutil
 from sandbox import allocators
 from sandbox.config import REPO_ROOT
 from sandbox.load.driver import locust_environ
-from sandbox.measure.launch import ServerProcess, Target, build_environ, launch
+from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.processes import free_port, stop_process
 from sandbox.server_settings import ServerSettings
+from sandbox.spec import Target
 
 LOCUSTFILE = REPO_ROOT / "plans" / "locustfile.py"
 BODY = REPO_ROOT / "plans" / "tiny.json"

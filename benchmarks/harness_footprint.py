@@ -187,18 +187,18 @@ def main() -> None:
         requests = sum(b.requests for b in r.load.stats)
         print(
             f"  result: status {r.status}, {len(r.load.stats)} batches, {requests} requests, "
-            f"harness RSS at the end {r.sampler.get('harness_rss_bytes', 0) / MIB:.1f} MiB, "
-            f"ru_maxrss {r.sampler.get('harness_peak_rss_bytes', 0) / MIB:.1f} MiB, "
-            f"{len(r.samples['t_s'])} samples stored (decimation {r.sampler.get('decimation')})"
+            f"harness RSS at the end {(r.sampler.harness_rss_bytes or 0) / MIB:.1f} MiB, "
+            f"ru_maxrss {(r.sampler.harness_peak_rss_bytes or 0) / MIB:.1f} MiB, "
+            f"{len(r.samples['t_s'])} samples stored (decimation {r.sampler.decimation})"
         )
     if not found:
         print("  no result file; the harness's last lines:\n    " + "\n    ".join(log_tail))
     # The harness builds and writes its result after the last 1 s sample: the result's own
     # figures (RSS and ru_maxrss, read while building it) can be the true peak.
     written = [
-        int(r.sampler.get(k) or 0)
+        int(v or 0)
         for r in found
-        for k in ("harness_rss_bytes", "harness_peak_rss_bytes")
+        for v in (r.sampler.harness_rss_bytes, r.sampler.harness_peak_rss_bytes)
     ]
     top = max([*rss, *written])
     below = top < LIMIT_BYTES

@@ -23,6 +23,7 @@ from sandbox import allocators
 from sandbox.config import REPO_ROOT
 from sandbox.load import driver
 from sandbox.load.models import LoadModel
+from sandbox.load.spec import LoadSpec
 from sandbox.measure.launch import build_environ, launch
 from sandbox.measure.sampler import RssSampler, read_vmhwm
 from sandbox.server_settings import ServerSettings
@@ -46,16 +47,15 @@ def measure(rate_hz: float, iterations: int) -> tuple[float, float, float, int]:
         sampler = RssSampler(server.pid, 1.0 / rate_hz, time.monotonic())
         sampler.start()
         started = time.monotonic()
-        load = driver.LoadSpec(
+        load = LoadSpec(
             locustfile=REPO_ROOT / "plans" / "locustfile.py",
-            host_url=server.url,
             tags=("tiny", "small", "medium", "large"),
             spawn_rate=32,
             iterations=iterations,
             timeout_s=600,
             model=LoadModel(users=32),
         )
-        with driver.start(load, Path(tmp)) as locust:
+        with driver.start(load, server.url, Path(tmp)) as locust:
             locust.proc.wait()
         time.sleep(1.0)
         cpu = thread_cpu_s(sampler.native_id)

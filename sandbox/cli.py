@@ -144,11 +144,13 @@ def serve_cmd(
     resolved = allocators.resolve(allocator, bench.allocators)
     if port_in_use(host, port):
         raise SandboxError(f"port {port} on {host} is in use; stop the other server or pass --port")
-    env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=pymalloc == "on")
+    env = build_environ(
+        spec.server.settings.to_environ(), resolved.environ(), pymalloc=pymalloc == "on"
+    )
     target = "" if port == 3000 and host == "127.0.0.1" else f" --host http://{host}:{port}"
     click.echo(
         f"Serving on http://{host}:{port} under {allocator} "
-        f"(handler {spec.server.handler}, SLEEP_MS {spec.server.sleep_ms}); "
+        f"(handler {spec.server.settings.handler}, SLEEP_MS {spec.server.settings.sleep_ms}); "
         f"drive it from the repository root with: locust --tags medium{target}",
         err=True,
     )

@@ -1,163 +1,41 @@
 """benchmark.yml and experiment files -> a frozen RunSpec. Errors name the file and the key.
 
+Here: the settings table (every tunable, its YAML key, check and default), the YAML readers, and
+`build_spec` with the checks that span several settings. The value checks are in `checks`; the
+RunSpec's shape is in `spec`.
+
 Precedence, lowest first: built-in defaults, benchmark.yml, experiment file, command-line flags.
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
-import math
-import re
 import shlex
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from sandbox import checks
 from sandbox.allocators import BUILTIN, Allocator
 from sandbox.errors import ConfigError
 from sandbox.flags import flag_for
 from sandbox.load.models import MODELS, LoadModel
-from sandbox.measure.launch import Target
+from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.server_settings import ServerSettings
+from sandbox.spec import Inspection, Limits, Output, RunSpec, SamplerSpec, ServerSpec, Target
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "benchmark.yml"
 PLAN_NAMES = ("tiny", "small", "medium", "large")
-
-
-class _Invalid(ValueError):
-    """A value failed its check; the message says what was expected."""
-
-
-Check = Callable[[Any], Any]
-
-
-def _int(minimum: int) -> Check:
-    def check(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise _Invalid(f"a whole number >= {minimum}")
-        return v
-
-    return check
-
-
-def _float(minimum: float, strict: bool = False) -> Check:
-    def check(v: Any) -> float:
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or (v <= minimum if strict else v < minimum):
-            raise _Invalid(f"a number {'>' if strict else '>='} {minimum:g}")
-        return float(v)
-
-    return check
-
-
-def _choice(*options: str) -> Check:
-    def check(v: Any) -> str:
-        if v not in options:
-            raise _Invalid(f"one of: {', '.join(options)}")
-        return str(v)
-
-    return check
-
-
-def _bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in ("on", "off", "true", "false", "yes", "no"):
-        return v.lower() in ("on", "true", "yes")
-    raise _Invalid("true or false (on/off)")
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str) or not v:
-        raise _Invalid("a non-empty string")
-    return v
-
-
-_TAG = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-def _tags(v: Any) -> tuple[str, ...]:
-    """Locust tags: the plan names for plans/locustfile.py, any for a user's own locustfile
-    (build_spec checks them against the plans when the locustfile is ours)."""
-    items = v.split(",") if isinstance(v, str) else v
-    if not isinstance(items, list | tuple) or not items:
-        raise _Invalid(f"a list of plan tags such as {', '.join(PLAN_NAMES)}")
-    tags = tuple(dict.fromkeys(str(t).strip() for t in items if str(t).strip()))
-    if not tags or not all(_TAG.match(t) for t in tags):
-        raise _Invalid(f"a list of plan tags such as {', '.join(PLAN_NAMES)}")
-    return tags
-
-
-def _app(v: Any) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str) or not re.match(r"^[\w.]+:[\w.]+$", v):
-        raise _Invalid("an ASGI app as module:attribute, e.g. examples.cache_service.app:app")
-    return v
-
-
-def _optional_str(v: Any) -> str | None:
-    return None if v is None else _str(v)
-
-
-def _ready_url(v: Any) -> str | None:
-    if v is None:
-        return None
-    url = _str(v)
-    probe = urlsplit(url.replace("{host}", "127.0.0.1").replace("{port}", "1"))
-    if probe.scheme != "http" or not _is_loopback(probe.hostname or ""):
-        raise _Invalid("an http:// URL on this machine, e.g. http://127.0.0.1:{port}/health")
-    return url
-
-
-def _threshold(minimum: float) -> Check:
-    number = _float(minimum)
-    return lambda v: None if v is None else number(v)
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
-
-
-def parse_size(v: Any) -> int:
-    """`2GiB`, `1.5G`, `800MiB`, `500000000` -> bytes."""
-    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-        return v
-    m = _SIZE.match(str(v))
-    if not m or float(m.group(1)) <= 0:
-        raise _Invalid("a size such as 2GiB, 800MiB or 1500000000")
-    unit = (m.group(2) or "").upper()
-    base = unit[:1] if unit != "B" else "B"
-    factor = _UNITS[base] if "I" not in unit else 1024 ** "BKMGT".index(base)
-    return int(float(m.group(1)) * factor)
-
-
-def _size(v: Any) -> int | None:
-    return None if v is None else parse_size(v)
-
-
-def _is_loopback(host: str) -> bool:
-    """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _loopback_host(v: Any) -> str:
-    """The harness both binds the server and sends load to this address: loopback only."""
-    host = _str(v)
-    if not _is_loopback(host):
-        raise _Invalid("a loopback address such as 127.0.0.1 (the sandbox loads only this machine)")
-    return "127.0.0.1" if host == "localhost" else host
+_TAGS = checks.tag_list(PLAN_NAMES)
 
 
 @dataclass(frozen=True)
@@ -166,7 +44,7 @@ class Setting:
 
     key: str
     """Dotted YAML path (`server.sleep_ms`); top-level keys are the original drill keys."""
-    check: Check
+    check: checks.Check
     default: Any
 
 
@@ -174,51 +52,51 @@ SETTINGS: dict[str, Setting] = {
     s.key.rpartition(".")[2] if "." in s.key else s.key: s
     for s in (
         # The original stair-stepper's drill keys.
-        Setting("concurrency", _int(1), 16),
-        Setting("iterations", _int(1), 2500),
-        Setting("rampup", _float(0), 1.0),
+        Setting("concurrency", checks.whole(1), 16),
+        Setting("iterations", checks.whole(1), 2500),
+        Setting("rampup", checks.number(0), 1.0),
         # What `sandbox run` does.
-        Setting("run.allocator", _str, "glibc"),
-        Setting("run.tags", _tags, ("medium",)),
-        Setting("run.batches", _int(1), 3),
-        Setting("run.pause_s", _float(0), 5.0),
-        Setting("run.baseline_s", _float(0), 3.0),
-        Setting("run.idle_s", _float(0), 15.0),
-        Setting("run.batch_timeout_s", _float(0, strict=True), 900.0),
-        Setting("run.ready_timeout_s", _float(0, strict=True), 30.0),
-        Setting("run.hang_timeout_s", _float(0, strict=True), 30.0),
-        Setting("run.max_rss", _size, None),
-        Setting("run.trim_s", _float(0), 3.0),
-        Setting("run.objects", _bool, False),
-        Setting("run.load", _choice(*MODELS), "iterations"),
-        Setting("run.rate", _float(0), 0.0),
-        Setting("run.to_rate", _float(0), 0.0),
-        Setting("run.duration_s", _float(0), 60.0),
-        Setting("run.spike_x", _float(1, strict=True), 5.0),
-        Setting("run.spike_at_s", _float(0), 10.0),
-        Setting("run.spike_s", _float(0), 5.0),
-        Setting("run.load_workers", _int(0), 0),
-        Setting("run.locustfile", _optional_str, None),
-        Setting("server.workers", _int(1), 1),
-        Setting("server.app", _app, None),
-        Setting("server.cmd", _optional_str, None),
-        Setting("server.ready_url", _ready_url, None),
+        Setting("run.allocator", checks.text, "glibc"),
+        Setting("run.tags", _TAGS, ("medium",)),
+        Setting("run.batches", checks.whole(1), 3),
+        Setting("run.pause_s", checks.number(0), 5.0),
+        Setting("run.baseline_s", checks.number(0), 3.0),
+        Setting("run.idle_s", checks.number(0), 15.0),
+        Setting("run.batch_timeout_s", checks.number(0, strict=True), 900.0),
+        Setting("run.ready_timeout_s", checks.number(0, strict=True), 30.0),
+        Setting("run.hang_timeout_s", checks.number(0, strict=True), 30.0),
+        Setting("run.max_rss", checks.optional_size, None),
+        Setting("run.trim_s", checks.number(0), 3.0),
+        Setting("run.objects", checks.boolean, False),
+        Setting("run.load", checks.one_of(*MODELS), "iterations"),
+        Setting("run.rate", checks.number(0), 0.0),
+        Setting("run.to_rate", checks.number(0), 0.0),
+        Setting("run.duration_s", checks.number(0), 60.0),
+        Setting("run.spike_x", checks.number(1, strict=True), 5.0),
+        Setting("run.spike_at_s", checks.number(0), 10.0),
+        Setting("run.spike_s", checks.number(0), 5.0),
+        Setting("run.load_workers", checks.whole(0), 0),
+        Setting("run.locustfile", checks.optional_text, None),
+        Setting("server.workers", checks.whole(1), 1),
+        Setting("server.app", checks.asgi_app, None),
+        Setting("server.cmd", checks.optional_text, None),
+        Setting("server.ready_url", checks.ready_url, None),
         # Limits checked after each run (for CI): the run fails, naming the limit, when passed.
-        Setting("thresholds.p95_ms", _threshold(0), None),
-        Setting("thresholds.p99_ms", _threshold(0), None),
-        Setting("thresholds.error_rate", _threshold(0), None),
-        Setting("thresholds.peak_rss", _size, None),
-        Setting("thresholds.growth", _size, None),
-        Setting("thresholds.min_rps", _threshold(0), None),
-        Setting("server.handler", _choice("sync", "async"), "sync"),
-        Setting("server.sleep_ms", _int(0), 150),
-        Setting("server.threads", _int(1), 40),
-        Setting("server.max_body_bytes", _int(1), 8 * 1024 * 1024),
-        Setting("server.pymalloc", _bool, True),
-        Setting("server.host", _loopback_host, "127.0.0.1"),
-        Setting("sampler.interval_s", _float(0.001), 0.1),
-        Setting("sampler.probe_interval_s", _float(0.05), 1.0),
-        Setting("results_dir", _str, "results"),
+        Setting("thresholds.p95_ms", checks.optional_number(0), None),
+        Setting("thresholds.p99_ms", checks.optional_number(0), None),
+        Setting("thresholds.error_rate", checks.optional_number(0), None),
+        Setting("thresholds.peak_rss", checks.optional_size, None),
+        Setting("thresholds.growth", checks.optional_size, None),
+        Setting("thresholds.min_rps", checks.optional_number(0), None),
+        Setting("server.handler", checks.one_of("sync", "async"), "sync"),
+        Setting("server.sleep_ms", checks.whole(0), 150),
+        Setting("server.threads", checks.whole(1), 40),
+        Setting("server.max_body_bytes", checks.whole(1), 8 * 1024 * 1024),
+        Setting("server.pymalloc", checks.boolean, True),
+        Setting("server.host", checks.loopback_host, "127.0.0.1"),
+        Setting("sampler.interval_s", checks.number(0.001), 0.1),
+        Setting("sampler.probe_interval_s", checks.number(0.05), 1.0),
+        Setting("results_dir", checks.text, "results"),
     )
 }
 # Keys that exist in benchmark.yml but are not run settings.
@@ -233,65 +111,6 @@ class Plan:
     name: str
     body: Path
     tags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything one run needs, fully resolved and validated."""
-
-    allocator: str
-    server: ServerSettings
-    pymalloc: bool
-    host: str
-    port: int | None
-    tags: tuple[str, ...]
-    spawn_rate: float
-    iterations: int
-    batches: int
-    pause_s: float
-    baseline_s: float
-    idle_s: float
-    batch_timeout_s: float
-    ready_timeout_s: float
-    """How long the server may take to answer /health after it starts."""
-    hang_timeout_s: float
-    """How long the server may answer nothing during the run before it counts as hung."""
-    max_rss_bytes: int | None
-    trim_s: float
-    """After idle: ask the allocator to return free memory, then sample this long (0: skip)."""
-    objects: bool
-    """Record pympler's top object types at end of load and after idle."""
-    interval_s: float
-    probe_interval_s: float
-    results_dir: Path
-    locustfile: Path
-    plans: tuple[Plan, ...]
-    custom_allocators: Mapping[str, Allocator] = field(default_factory=dict)
-    experiment: str | None = None
-    repeat: int = 0
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    compress: bool = False
-    config_path: Path | None = None
-    profile: str | None = None
-    """`memray` to run the server under memray."""
-    model: LoadModel = field(default_factory=LoadModel)
-    """The load model of every batch (users = `users`)."""
-    load_workers: int = 0
-    """Locust worker processes (0: one Locust process)."""
-    target: Target = field(default_factory=Target)
-    """What to serve: the stair-stepper, a user's app or command; server processes."""
-    drill: bool = True
-    """The locustfile is ours and understands --iterations."""
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    """Limits checked after the run (see THRESHOLDS), by name."""
-
-    @property
-    def users(self) -> int:
-        """Concurrent Locust users (the most a paced model may start)."""
-        return self.model.users
-
-    def with_(self, **changes: Any) -> RunSpec:
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -310,8 +129,11 @@ def _suggest(key: str, options: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _flatten(source: str, data: Mapping[str, Any], allowed_top: tuple[str, ...]) -> dict[str, Any]:
-    """Map a YAML document onto setting names, rejecting unknown keys."""
+def read_settings(
+    source: str, data: Mapping[str, Any], allowed_top: tuple[str, ...]
+) -> dict[str, Any]:
+    """Map a YAML document onto setting names, checking each value and rejecting unknown keys
+    (`allowed_top`: top-level keys that are not settings)."""
     by_path = {s.key: name for name, s in SETTINGS.items()}
     sections = {k.partition(".")[0] for k in by_path if "." in k}
     out: dict[str, Any] = {}
@@ -342,11 +164,12 @@ def validate(source: str, key: str, name: str, value: Any) -> Any:
     """Check one value; raise ConfigError naming source and key."""
     try:
         return SETTINGS[name].check(value)
-    except _Invalid as exc:
+    except checks.Invalid as exc:
         raise ConfigError(f"{source}: {key} has value {value!r}; expected {exc}") from None
 
 
-def _read_yaml(path: Path) -> Mapping[str, Any]:
+def read_yaml(path: Path) -> Mapping[str, Any]:
+    """A YAML file's top-level mapping ({} when empty); errors name the file (and the line)."""
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -387,14 +210,15 @@ def _plans(source: str, raw: Any, root: Path) -> tuple[Plan, ...]:
                 "ones with 'python -m sandbox.load.bodies DIR')"
             )
         try:
-            tags = _tags(item.get("tags", [item["name"]]))
-        except _Invalid as exc:
+            tags = _TAGS(item.get("tags", [item["name"]]))
+        except checks.Invalid as exc:
             raise ConfigError(f"{where}.tags: expected {exc}") from None
         plans.append(Plan(item["name"], body, tags))
     return tuple(plans)
 
 
-def _allocators(source: str, raw: Any) -> dict[str, Allocator]:
+def read_allocators(source: str, raw: Any) -> dict[str, Allocator]:
+    """An `allocators:` mapping (name -> library, env, package) as Allocator definitions."""
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -435,10 +259,10 @@ def load_benchmark(path: Path | None = None) -> Benchmark:
     if path is None:
         return Benchmark(None, {}, _plans("defaults", None, REPO_ROOT), {}, "")
     source = path.name if path.parent.resolve() == Path.cwd().resolve() else str(path)
-    data = _read_yaml(path)
-    values = _flatten(source, data, _OTHER_TOP_KEYS)
+    data = read_yaml(path)
+    values = read_settings(source, data, _OTHER_TOP_KEYS)
     base = data.get("base", "http://127.0.0.1:3000")
-    if not isinstance(base, str) or not _is_loopback_url(base):
+    if not isinstance(base, str) or not checks.is_loopback_url(base):
         raise ConfigError(
             f"{source}: base has value {base!r}; expected a loopback URL such as "
             "http://127.0.0.1:3000 (the sandbox only sends load to this machine)"
@@ -457,13 +281,9 @@ def load_benchmark(path: Path | None = None) -> Benchmark:
         path,
         values,
         plans,
-        _allocators(source, data.get("allocators")),
+        read_allocators(source, data.get("allocators")),
         base,
     )
-
-
-def _is_loopback_url(url: str) -> bool:
-    return _is_loopback(urlsplit(url).hostname or "")
 
 
 def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
@@ -487,6 +307,41 @@ def build_spec(
     """Merge defaults, benchmark.yml and overrides (already validated) into a RunSpec."""
     v = merge(bench.values, overrides or {})
     root = bench.path.resolve().parent if bench.path else REPO_ROOT
+    load = _load(v, bench, root, overrides or {})
+    target = _target(v, port)
+    results_dir = Path(v["results_dir"])
+    return RunSpec(
+        allocator=v["allocator"],
+        target=target,
+        server=ServerSpec(
+            _section(ServerSettings, v), pymalloc=v["pymalloc"], host=v["host"], port=port
+        ),
+        load=load,
+        schedule=_section(Schedule, v),
+        sampler=_section(SamplerSpec, v),
+        limits=_section(Limits, v, max_rss_bytes="max_rss"),
+        inspect=Inspection(trim_s=v["trim_s"], objects=v["objects"], profile=None),
+        output=Output(
+            results_dir=results_dir if results_dir.is_absolute() else root / results_dir,
+            compress=compress,
+        ),
+        thresholds={k: v[k] for k in THRESHOLDS if v[k] is not None},
+        custom_allocators=bench.allocators,
+        experiment=experiment,
+        repeat=repeat,
+        parameters=dict(parameters or {}),
+    )
+
+
+def _section(cls: type[T], v: Mapping[str, Any], **renamed: str) -> T:
+    """`cls` with each field set from the setting of its name (or the one `renamed` names)."""
+    return cls(**{f.name: v[renamed.get(f.name, f.name)] for f in fields(cls)})
+
+
+def _load(
+    v: Mapping[str, Any], bench: Benchmark, root: Path, overrides: Mapping[str, Any]
+) -> LoadSpec:
+    """The load of every batch, checked against the plans, the batch limit and the workers."""
     own_locustfile = _user_locustfile(v["locustfile"])
     tags: tuple[str, ...] = tuple(v["tags"])
     if own_locustfile is None:
@@ -498,9 +353,8 @@ def build_spec(
                 f"available: {', '.join(sorted(available))}"
             )
     else:  # a user's locustfile: only the tags asked for here, not benchmark.yml's plans
-        tags = tuple((overrides or {}).get("tags", ()))
+        tags = tuple(overrides.get("tags", ()))
     model = _model(v)
-    target = _target(v, port)
     if model.name != "iterations" and model.duration_s > v["batch_timeout_s"]:
         raise ConfigError(
             f"run.duration_s ({model.duration_s:g} s) is longer than run.batch_timeout_s "
@@ -517,55 +371,16 @@ def build_spec(
             "--iterations is understood only by plans/locustfile.py; with --locustfile choose a "
             "load model with a duration, e.g. --load soak --duration 60 (or --load rate --rate 20)"
         )
-    results_dir = Path(v["results_dir"])
-    return RunSpec(
-        allocator=v["allocator"],
-        server=ServerSettings(
-            handler=v["handler"],
-            sleep_ms=v["sleep_ms"],
-            threads=v["threads"],
-            max_body_bytes=v["max_body_bytes"],
-        ),
-        pymalloc=v["pymalloc"],
-        host=v["host"],
-        port=port,
+    ours = (root / "plans" / "locustfile.py", REPO_ROOT / "plans" / "locustfile.py")
+    return LoadSpec(
+        locustfile=own_locustfile or next((p for p in ours if p.is_file()), ours[-1]),
         tags=tags,
         spawn_rate=v["concurrency"] / v["rampup"] if v["rampup"] > 0 else float(v["concurrency"]),
         iterations=v["iterations"],
-        batches=v["batches"],
-        pause_s=v["pause_s"],
-        baseline_s=v["baseline_s"],
-        idle_s=v["idle_s"],
-        batch_timeout_s=v["batch_timeout_s"],
-        ready_timeout_s=v["ready_timeout_s"],
-        hang_timeout_s=v["hang_timeout_s"],
-        max_rss_bytes=v["max_rss"],
-        trim_s=v["trim_s"],
-        objects=v["objects"],
-        interval_s=v["interval_s"],
-        probe_interval_s=v["probe_interval_s"],
-        results_dir=results_dir if results_dir.is_absolute() else root / results_dir,
-        locustfile=own_locustfile
-        or next(
-            (
-                p
-                for p in (root / "plans" / "locustfile.py", REPO_ROOT / "plans" / "locustfile.py")
-                if p.is_file()
-            ),
-            REPO_ROOT / "plans" / "locustfile.py",
-        ),
-        plans=bench.plans,
-        custom_allocators=bench.allocators,
-        experiment=experiment,
-        repeat=repeat,
-        parameters=dict(parameters or {}),
-        compress=compress,
-        config_path=bench.path,
         model=model,
-        load_workers=v["load_workers"],
-        target=target,
+        workers=v["load_workers"],
         drill=own_locustfile is None,
-        thresholds={k: v[k] for k in THRESHOLDS if v[k] is not None},
+        timeout_s=v["batch_timeout_s"],
     )
 
 
@@ -579,16 +394,7 @@ def _user_locustfile(value: str | None) -> Path | None:
 
 
 def _model(v: Mapping[str, Any]) -> LoadModel:
-    model = LoadModel(
-        name=v["load"],
-        users=v["concurrency"],
-        rate=v["rate"],
-        to_rate=v["to_rate"],
-        duration_s=v["duration_s"],
-        spike_x=v["spike_x"],
-        spike_at_s=v["spike_at_s"],
-        spike_s=v["spike_s"],
-    )
+    model = _section(LoadModel, v, name="load", users="concurrency")
     problems = model.problems()
     if problems:
         field_name, _, why = problems[0].partition(": ")
@@ -634,7 +440,7 @@ def validate_overrides(source: str, values: Mapping[str, Any]) -> dict[str, Any]
             continue
         try:
             out[name] = SETTINGS[name].check(value)
-        except _Invalid as exc:
+        except checks.Invalid as exc:
             # a setting without a flag is named by its benchmark.yml key
             key = (flag_for(name) or SETTINGS[name].key) if source == "option" else name
             raise ConfigError(f"{key} has value {value!r}; expected {exc}") from None

@@ -21,9 +21,10 @@ from sandbox.allocators import Allocator
 from sandbox.analysis.compare import compare
 from sandbox.analysis.groups import label
 from sandbox.analysis.report import render
-from sandbox.config import Benchmark, RunSpec
+from sandbox.config import Benchmark
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import RunResult
+from sandbox.spec import RunSpec
 
 _EXPERIMENT_KEYS = ("name", "description", "allocators", "repeats", "order", "seed", "baseline")
 # Also: custom_allocators (like benchmark.yml's allocators:), vary.
@@ -59,12 +60,12 @@ class PlannedRun:
 def load_experiment(path: Path) -> Experiment:
     """Read and validate an experiment file; errors name the file and key."""
     source = str(path)
-    data = dict(config._read_yaml(path))
+    data = dict(config.read_yaml(path))
     head = {k: data.pop(k) for k in _EXPERIMENT_KEYS if k in data}
     vary_raw = data.pop("vary", None) or {}
-    custom = config._allocators(source, data.pop("custom_allocators", None))
+    custom = config.read_allocators(source, data.pop("custom_allocators", None))
     # The experiment's own keys are gone from `data`; naming them lets a typo suggest them.
-    overrides = config._flatten(source, data, (*_EXPERIMENT_KEYS, "vary", "custom_allocators"))
+    overrides = config.read_settings(source, data, (*_EXPERIMENT_KEYS, "vary", "custom_allocators"))
     name = head.get("name", path.stem)
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"{source}: name has value {name!r}; expected letters, digits, - or _")
@@ -184,7 +185,7 @@ def run_experiment(
                 + ", ".join(sorted(labels | names))
             )
     first = config.build_spec(bench, exp.overrides)
-    folder = output_folder(results_dir or first.results_dir, exp.name)
+    folder = output_folder(results_dir or first.output.results_dir, exp.name)
     outcome = ExperimentOutcome(folder, [], [])
     manifest: dict[str, Any] = {
         "format": "sandbox-experiment",

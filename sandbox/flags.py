@@ -25,7 +25,7 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]
     name = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from sandbox.config import parse_size  # config names flags through this module
+        from sandbox.checks import parse_size
 
         try:
             return parse_size(value)

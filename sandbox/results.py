@@ -11,12 +11,23 @@ import gzip
 import json
 import os
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from sandbox.errors import ResultFormatError
+from sandbox.load.spec import LoadSpec, Schedule
+from sandbox.load.stats import BatchStats
+from sandbox.result_sections import (
+    HostInfo,
+    ProfileInfo,
+    SamplerInfo,
+    ThresholdCheck,
+    TopObjects,
+    TrimInfo,
+    from_fields,
+)
 
 FORMAT = "sandbox-run"
 # History of FORMAT_VERSION:
@@ -101,70 +112,38 @@ class ServerInfo:
 
 
 @dataclass(frozen=True)
-class BatchStats:
-    """One Locust batch, from Locust's own statistics."""
-
-    index: int
-    """1-based batch number (phase `batch-<index>`)."""
-    start_s: float
-    """Start, seconds since the run's t=0."""
-    end_s: float
-    """End, seconds since the run's t=0."""
-    requests: int
-    """Requests Locust completed."""
-    failures: int
-    """Requests Locust counted as failed (any status but 201)."""
-    rps: float
-    """Requests per second, as Locust computed it."""
-    p50_ms: float
-    """Median response time."""
-    p95_ms: float
-    """95th percentile response time."""
-    p99_ms: float
-    """99th percentile response time."""
-    max_ms: float
-    """Slowest response."""
-    by_plan: dict[str, int] = field(default_factory=dict)
-    """Requests per plan (tag)."""
-    exit_code: int | None = None
-    """Locust's exit code."""
-    timeline_t_s: list[float] = field(default_factory=list)
-    """Start of each second Locust counted requests in, seconds since the run's t=0."""
-    timeline_requests: list[int] = field(default_factory=list)
-    """Requests completed in each of those seconds (Locust's num_reqs_per_sec)."""
-    timeline_failures: list[int] = field(default_factory=list)
-    """Failures in each of those seconds."""
-
-
-@dataclass(frozen=True)
 class LoadInfo:
-    """The workload the harness drove."""
+    """The workload the harness drove: the load as configured, its schedule, and what Locust
+    reported for each batch. On disk one flat mapping (format 3's keys)."""
 
-    locustfile: str
-    """Locust file used, relative to the repository when possible."""
-    tags: list[str]
-    """Plans (tags) selected."""
-    users: int
-    """Concurrent Locust users."""
-    spawn_rate: float
-    """Users started per second."""
-    iterations: int
-    """Per batch: every selected plan is sent this many times."""
-    batches: int
-    """Number of load batches planned."""
-    pause_s: float
-    """Idle pause between batches."""
-    baseline_s: float
-    """Idle period before the first batch."""
-    idle_s: float
-    """Idle period after the last batch."""
+    spec: LoadSpec
+    """The Locust file, plans, users and load model of every batch."""
+    schedule: Schedule
+    """Batches, the pauses between them, baseline and idle."""
     stats: list[BatchStats]
     """One entry per batch that ran."""
-    model: dict[str, Any] = field(default_factory=dict)
-    """The load model of every batch: name (iterations, rate, ramp, spike, soak), users, rate,
-    to_rate, duration_s, spike_x, spike_at_s, spike_s and the per-user pace (requests/s)."""
-    workers: int = 0
-    """Locust worker processes (0: one Locust process)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.spec.to_dict()
+        return {
+            **{k: spec.pop(k) for k in ("locustfile", "tags", "users", "spawn_rate", "iterations")},
+            **self.schedule.to_dict(),
+            "stats": [_to_plain(b) for b in self.stats],
+            **spec,  # model, workers
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadInfo:
+        if not isinstance(data.get("stats"), list):
+            raise ResultFormatError("LoadInfo: 'stats' must be a list of batches")
+        try:
+            return cls(
+                LoadSpec.from_dict(data),
+                Schedule.from_dict(data),
+                [from_fields(BatchStats, b) for b in data["stats"]],
+            )
+        except (KeyError, TypeError) as exc:
+            raise ResultFormatError(f"LoadInfo: missing or bad {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -245,10 +224,10 @@ class RunResult:
     allocator: AllocatorInfo
     server: ServerInfo
     load: LoadInfo
-    host: dict[str, Any]
+    host: HostInfo
     """Python, glibc, kernel, CPU count, package versions, git commit."""
-    sampler: dict[str, Any]
-    """interval_s, source, decimation (how many raw samples each stored one stands for)."""
+    sampler: SamplerInfo
+    """Intervals, source, decimation, and the harness's own memory."""
     phases: list[Phase]
     samples: Columns
     """Sampler columns: t_s, rss_bytes, threads (and more when available)."""
@@ -259,24 +238,47 @@ class RunResult:
     """Repeat index within an experiment."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Experiment parameters that vary between runs (besides the allocator)."""
-    trim: dict[str, Any] = field(default_factory=dict)
-    """The server's answer to POST /debug/trim in the trim phase (empty when not run)."""
-    objects: dict[str, Any] = field(default_factory=dict)
+    trim: TrimInfo | None = None
+    """The server's answer to POST /debug/trim in the trim phase; None (on disk {}): not run."""
+    objects: dict[str, TopObjects] = field(default_factory=dict)
     """Pympler's top object types by size, by moment (end-of-load, after-idle); opt-in."""
-    profile: dict[str, Any] = field(default_factory=dict)
-    """Profiler artefacts (memray capture, flamegraph, stats) and their overhead note."""
-    thresholds: list[dict[str, Any]] = field(default_factory=list)
-    """Each limit checked after the run: name, limit, value, unit, passed, where."""
+    profile: ProfileInfo | None = None
+    """The memray capture and what was rendered from it; None (on disk {}): not profiled."""
+    thresholds: list[ThresholdCheck] = field(default_factory=list)
+    """Each limit checked after the run."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": FORMAT_VERSION, **_to_plain(self)}
+        out: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = {} if value is None and f.name in _EMPTY_WHEN_NONE else _to_plain(value)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
-        return _from_plain(cls, {k: v for k, v in data.items() if k not in ("format", "version")})
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                continue  # format and version; additive fields from newer minor writers
+            try:
+                kwargs[key] = _READERS[key](value) if key in _READERS else value
+            except (AttributeError, KeyError, TypeError) as exc:
+                raise ResultFormatError(f"{key}: missing or bad {exc}") from None
+            except ResultFormatError as exc:
+                raise ResultFormatError(f"{key}: {exc}") from None
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ResultFormatError(f"{cls.__name__}: {exc}") from None
+
+
+_EMPTY_WHEN_NONE = ("trim", "profile")
 
 
 def _to_plain(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
     if hasattr(obj, "__dataclass_fields__"):
         return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, dict):
@@ -286,32 +288,19 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-_NESTED: dict[str, Any] = {
-    "allocator": AllocatorInfo,
-    "server": ServerInfo,
-    "load": LoadInfo,
-    "summary": Summary,
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "allocator": lambda v: from_fields(AllocatorInfo, v),
+    "server": lambda v: from_fields(ServerInfo, v),
+    "load": LoadInfo.from_dict,
+    "host": HostInfo.from_dict,
+    "sampler": SamplerInfo.from_dict,
+    "phases": lambda v: [from_fields(Phase, p) for p in v],
+    "summary": lambda v: from_fields(Summary, v),
+    "trim": lambda v: TrimInfo.from_dict(v) if v else None,
+    "objects": lambda v: {moment: TopObjects.from_dict(top) for moment, top in v.items()},
+    "profile": lambda v: ProfileInfo.from_dict(v) if v else None,
+    "thresholds": lambda v: [ThresholdCheck.from_dict(c) for c in v],
 }
-_LISTS: dict[str, Any] = {"phases": Phase, "stats": BatchStats}
-
-T = TypeVar("T")
-
-
-def _from_plain(cls: type[T], data: Mapping[str, Any]) -> T:
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in known:
-            continue  # tolerate additive fields from newer minor writers
-        if key in _NESTED and isinstance(value, Mapping):
-            value = _from_plain(_NESTED[key], value)
-        elif key in _LISTS and isinstance(value, list):
-            value = [_from_plain(_LISTS[key], v) for v in value]
-        kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ResultFormatError(f"{cls.__name__}: {exc}") from None
 
 
 class NotAResultError(ResultFormatError):

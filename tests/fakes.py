@@ -12,11 +12,15 @@ import random
 import zlib
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from sandbox.load.models import LoadModel
+from sandbox.load.spec import LoadSpec, Schedule
+from sandbox.load.stats import BatchStats
+from sandbox.result_sections import HostInfo, SamplerInfo
 from sandbox.results import (
     AllocatorInfo,
-    BatchStats,
     Columns,
     LoadInfo,
     Phase,
@@ -230,19 +234,18 @@ def make_result(
             exit_code=None if status == "ok" else -9,
         ),
         load=LoadInfo(
-            locustfile="plans/locustfile.py",
-            tags=list(tags),
-            users=users,
-            spawn_rate=users,
-            iterations=10,
-            batches=BATCHES,
-            pause_s=3.0,
-            baseline_s=3.0,
-            idle_s=8.0,
-            stats=stats,
+            LoadSpec(
+                locustfile=Path("plans/locustfile.py"),
+                tags=tuple(tags),
+                spawn_rate=users,
+                iterations=10,
+                model=LoadModel(users=users),
+            ),
+            Schedule(batches=BATCHES, pause_s=3.0, baseline_s=3.0, idle_s=8.0),
+            stats,
         ),
-        host={"python": "3.11.7", "glibc": "2.36", "cpu_count": cpu_count},
-        sampler={"interval_s": interval_s, "source": "psutil rss", "decimation": 1},
+        host=HostInfo(python="3.11.7", glibc="2.36", cpu_count=cpu_count),
+        sampler=SamplerInfo(interval_s=interval_s, source="psutil rss", decimation=1),
         phases=phases,
         samples=samples,
         probes=probes,
@@ -284,6 +287,12 @@ def with_summary(
             vmhwm_bytes=None,
         ),
     )
+
+
+def with_load(result: RunResult, **changes: Any) -> RunResult:
+    """`result` with fields of its load spec replaced (`iterations=...`, `model=...`)."""
+    load = result.load
+    return replace(result, load=replace(load, spec=replace(load.spec, **changes)))
 
 
 def make_group(allocator: str, repeats: int = 3, **kwargs: Any) -> list[RunResult]:

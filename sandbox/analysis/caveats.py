@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sandbox.analysis.groups import group_label
@@ -28,22 +28,18 @@ MATCHING_SETTINGS: tuple[tuple[str, str, Callable[[RunResult], Any]], ...] = (
     ("server.sleep_ms", "sleep_ms", lambda r: r.server.sleep_ms),
     ("server.threads", "threads", lambda r: r.server.threads),
     ("server.pymalloc", "pymalloc", lambda r: r.server.pymalloc),
-    ("load.tags", "tags", lambda r: ",".join(r.load.tags)),
-    ("load.users", "concurrency", lambda r: r.load.users),
-    ("load.iterations", "iterations", lambda r: r.load.iterations),
-    ("load.batches", "batches", lambda r: r.load.batches),
-    ("load.pause_s", "pause_s", lambda r: r.load.pause_s),
-    ("load.idle_s", "idle_s", lambda r: r.load.idle_s),
+    ("load.tags", "tags", lambda r: ",".join(r.load.spec.tags)),
+    ("load.users", "concurrency", lambda r: r.load.spec.users),
+    ("load.iterations", "iterations", lambda r: r.load.spec.iterations),
+    ("load.batches", "batches", lambda r: r.load.schedule.batches),
+    ("load.pause_s", "pause_s", lambda r: r.load.schedule.pause_s),
+    ("load.idle_s", "idle_s", lambda r: r.load.schedule.idle_s),
     ("load.model", "load", lambda r: _model_key(r)),
-    ("load.workers", "load_workers", lambda r: r.load.workers),
+    ("load.workers", "load_workers", lambda r: r.load.spec.workers),
     ("server.workers", "workers", lambda r: r.server.workers),
     ("server.app", "app", lambda r: r.server.app),
-    ("host.cpu_count", "cpu_count", lambda r: r.host.get("cpu_count")),
-    (
-        "host.sandbox_version",
-        "sandbox_version",
-        lambda r: r.host.get("sandbox_version", r.host.get("sandbox")),
-    ),
+    ("host.cpu_count", "cpu_count", lambda r: r.host.cpu_count),
+    ("host.sandbox_version", "sandbox_version", lambda r: r.host.sandbox_version),
 )
 
 
@@ -74,16 +70,18 @@ def skipped_warning(bad: Sequence[RunResult]) -> CompareWarning:
 
 def _model_key(result: RunResult) -> str:
     """The load model with its parameters (format 1-2 results: drill's iterations)."""
-    model = {k: v for k, v in result.load.model.items() if k not in ("users", "pace")}
-    if model.get("name", "iterations") == "iterations":
+    model = result.load.spec.model
+    if model.name == "iterations":
         return "iterations"
-    return ", ".join(f"{k} {v}" for k, v in model.items())
+    described = {f.name: getattr(model, f.name) for f in fields(model) if f.name != "users"}
+    return ", ".join(f"{k} {v}" for k, v in described.items())
 
 
 def _truncated(result: RunResult) -> bool:
-    if result.load.model.get("name", "iterations") != "iterations":
+    load = result.load.spec
+    if load.model.name != "iterations":
         return False  # a model with a duration: the run notes a rate it did not reach
-    planned = result.load.iterations * len(set(result.load.tags))
+    planned = load.iterations * len(set(load.tags))
     return any(b.requests < planned for b in result.load.stats)
 
 

@@ -67,7 +67,7 @@ def workload(results: Sequence[RunResult]) -> str:
     def joined(values: Sequence[Any]) -> str:
         return "/".join(str(v) for v in dict.fromkeys(values))
 
-    tags = joined([",".join(r.load.tags) or "all" for r in results])
-    users = joined([r.load.users for r in results])
+    tags = joined([",".join(r.load.spec.tags) or "all" for r in results])
+    users = joined([r.load.spec.users for r in results])
     sleep = joined([r.server.sleep_ms for r in results])
     return f"tags {tags}; {users} users; sleep {sleep} ms"

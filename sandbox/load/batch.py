@@ -15,10 +15,9 @@ from typing import Protocol
 
 from sandbox.errors import LoadError
 from sandbox.load import driver
-from sandbox.load.driver import LoadSpec
-from sandbox.load.stats import read_entries, summarise
+from sandbox.load.spec import LoadSpec
+from sandbox.load.stats import BatchStats, read_entries, summarise
 from sandbox.processes import describe_exit
-from sandbox.results import BatchStats
 
 POLL_S = 0.2
 OVERRUN_S = 30.0
@@ -46,8 +45,9 @@ class RunningLocust(Protocol):
     def log_tail(self, lines: int = 6) -> str: ...
 
 
-Start = Callable[[LoadSpec, Path], AbstractContextManager[RunningLocust]]
-"""Start Locust for a batch in a folder; leaving the context stops every process of it."""
+Start = Callable[[LoadSpec, str, Path], AbstractContextManager[RunningLocust]]
+"""Start Locust for a batch against a server URL in a folder; leaving the context stops every
+process of it."""
 
 
 class Supervisor:
@@ -74,14 +74,16 @@ class Supervisor:
         self.sleep = sleep
         self.poll_s = poll_s
 
-    def run(self, load: LoadSpec, workdir: Path, index: int) -> BatchStats:
-        """Batch `index` (from 1) in `workdir/batch-<index>`; LoadError when Locust fails."""
+    def run(self, load: LoadSpec, host_url: str, workdir: Path, index: int) -> BatchStats:
+        """Batch `index` (from 1) against `host_url`, in `workdir/batch-<index>`; LoadError when
+        Locust fails."""
         batch_dir = workdir / f"batch-{index}"
         batch_dir.mkdir()
         start_s, epoch = self.now_s(), self.epoch()
         # Locust's --run-time does not bound a load shape: the harness holds the limit itself.
         deadline = self.clock() + load.timeout_s + OVERRUN_S
-        with self.start(load, batch_dir) as locust:  # leaving it stops Locust, on every path
+        # Leaving the context stops Locust, on every path.
+        with self.start(load, host_url, batch_dir) as locust:
             while (code := locust.proc.poll()) is None:
                 self.check()
                 if self.clock() > deadline:

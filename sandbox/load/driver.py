@@ -12,12 +12,13 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from sandbox.load.models import LoadModel
+from sandbox.load.spec import LoadSpec
 from sandbox.processes import free_port, stop_process, tail_of
 
 # Never forwarded to Locust: the allocator under test is the server's, not the load generator's.
@@ -25,35 +26,11 @@ _DROP = ("LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX", "PYTHONMALLOC", "LOCUS
 SHAPES = Path(__file__).resolve().parents[2] / "plans" / "shapes.py"
 
 
-@dataclass(frozen=True)
-class LoadSpec:
-    """One batch of load."""
-
-    locustfile: Path
-    host_url: str
-    tags: Sequence[str]
-    spawn_rate: float
-    iterations: int
-    """iterations model: each selected plan is sent this many times in all; Locust then stops."""
-    timeout_s: float
-    """Locust's --run-time: a safety net if the batch takes too long."""
-    model: LoadModel = field(default_factory=LoadModel)
-    workers: int = 0
-    """0: one Locust process; N: a master and N worker processes (Locust's distributed mode)."""
-    drill: bool = True
-    """The locustfile understands --iterations (ours does; a user's may not)."""
-    shapes: Path = SHAPES
-
-    @property
-    def users(self) -> int:
-        return self.model.users
-
-    def files(self) -> str:
-        return (
-            str(self.locustfile)
-            if self.model.name == "iterations"
-            else f"{self.locustfile},{self.shapes}"
-        )
+def locust_files(spec: LoadSpec) -> str:
+    """`-f`'s value: the Locust file, plus the load shape for every model but iterations."""
+    if spec.model.name == "iterations":
+        return str(spec.locustfile)
+    return f"{spec.locustfile},{SHAPES}"
 
 
 def model_options(model: LoadModel) -> list[str]:
@@ -79,10 +56,12 @@ def model_options(model: LoadModel) -> list[str]:
     ]
 
 
-def locust_command(spec: LoadSpec, json_prefix: Path, master_port: int | None = None) -> list[str]:
-    """The (master's, or only process's) command line."""
-    cmd = [sys.executable, "-m", "locust", "-f", spec.files(), "--headless"]
-    cmd += ["--host", spec.host_url, "--tags", *spec.tags]
+def locust_command(
+    spec: LoadSpec, host_url: str, json_prefix: Path, master_port: int | None = None
+) -> list[str]:
+    """The (master's, or only process's) command line, sending load to `host_url`."""
+    cmd = [sys.executable, "-m", "locust", "-f", locust_files(spec), "--headless"]
+    cmd += ["--host", host_url, "--tags", *spec.tags]
     cmd += ["--users", str(spec.users), "--spawn-rate", f"{spec.spawn_rate:g}"]
     if spec.model.name == "iterations" and spec.drill:
         cmd += ["--iterations", str(spec.iterations)]
@@ -105,7 +84,7 @@ def worker_command(spec: LoadSpec, master_port: int) -> list[str]:
         "-m",
         "locust",
         "-f",
-        spec.files(),
+        locust_files(spec),
         "--worker",
         "--master-host",
         "127.0.0.1",
@@ -140,8 +119,9 @@ class LocustProcess:
 
 
 @contextlib.contextmanager
-def start(spec: LoadSpec, workdir: Path) -> Iterator[LocustProcess]:
-    """Start Locust (and its workers); on any exit path, stop them all (SIGTERM, then SIGKILL)."""
+def start(spec: LoadSpec, host_url: str, workdir: Path) -> Iterator[LocustProcess]:
+    """Start Locust (and its workers) sending load to `host_url`; on any exit path, stop them
+    all (SIGTERM, then SIGKILL)."""
     prefix = workdir / "locust"
     port = free_port() if spec.workers else None
     env = locust_environ()
@@ -164,7 +144,7 @@ def start(spec: LoadSpec, workdir: Path) -> Iterator[LocustProcess]:
             return proc
 
         try:
-            master = spawn(locust_command(spec, prefix, port))
+            master = spawn(locust_command(spec, host_url, prefix, port))
             workers = [spawn(worker_command(spec, port)) for _ in range(spec.workers) if port]
             yield LocustProcess(master, prefix, log, workers)
         finally:

@@ -11,13 +11,49 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sandbox.errors import LoadError
-from sandbox.results import BatchStats
 
 _PLAN_NAME = re.compile(r"\[(?P<plan>[^\]]+)\]\s*$")
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """One Locust batch, from Locust's own statistics."""
+
+    index: int
+    """1-based batch number (phase `batch-<index>`)."""
+    start_s: float
+    """Start, seconds since the run's t=0."""
+    end_s: float
+    """End, seconds since the run's t=0."""
+    requests: int
+    """Requests Locust completed."""
+    failures: int
+    """Requests Locust counted as failed (any status but 201)."""
+    rps: float
+    """Requests per second, as Locust computed it."""
+    p50_ms: float
+    """Median response time."""
+    p95_ms: float
+    """95th percentile response time."""
+    p99_ms: float
+    """99th percentile response time."""
+    max_ms: float
+    """Slowest response."""
+    by_plan: dict[str, int] = field(default_factory=dict)
+    """Requests per plan (tag)."""
+    exit_code: int | None = None
+    """Locust's exit code."""
+    timeline_t_s: list[float] = field(default_factory=list)
+    """Start of each second Locust counted requests in, seconds since the run's t=0."""
+    timeline_requests: list[int] = field(default_factory=list)
+    """Requests completed in each of those seconds (Locust's num_reqs_per_sec)."""
+    timeline_failures: list[int] = field(default_factory=list)
+    """Failures in each of those seconds."""
 
 
 def percentile(histogram: Mapping[int, int], total: int, fraction: float) -> int:

@@ -15,12 +15,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 from sandbox.errors import ServerError
 from sandbox.loopback import OPENER, answers
 from sandbox.processes import free_port, port_in_use, silent_state, stop_process, tail_of
+from sandbox.spec import Target
+
+STAIR_STEPPER = Target()
+"""The default target: our own server."""
 
 # Variables the server may inherit from the harness; everything else is built here.
 # Allocator variables must be set before the interpreter starts, so they are never inherited.
@@ -55,32 +58,6 @@ def build_environ(
     return env
 
 
-@dataclass(frozen=True)
-class Target:
-    """What to serve: the stair-stepper (default), a user's ASGI app, or any server command."""
-
-    workers: int = 1
-    """Server processes (uvicorn --workers) for the stair-stepper or an app."""
-    app: str | None = None
-    """`module:attr` of an ASGI app, served by uvicorn from `cwd`."""
-    cmd: str | None = None
-    """Any server command; `{host}` and `{port}` in it are filled in."""
-    ready_url: str | None = None
-    """Polled until it answers; `{host}` and `{port}` are filled in. Default: /health for the
-    stair-stepper, / for an app; required with cmd."""
-    cwd: Path | None = None
-    """Working directory of an app or a command (default: the current one)."""
-
-    @property
-    def ours(self) -> bool:
-        return self.app is None and self.cmd is None
-
-    def describe(self) -> str:
-        if self.cmd:
-            return f"command `{self.cmd}`"
-        return f"app {self.app}" if self.app else "the stair-stepper"
-
-
 def _fill(template: str, host: str, port: int) -> str:
     return template.replace("{host}", host).replace("{port}", str(port))
 
@@ -95,7 +72,7 @@ class ServerProcess:
     command: list[str]
     env: dict[str, str]
     log: IO[bytes]
-    target: Target = Target()
+    target: Target = STAIR_STEPPER
 
     @property
     def ready_url(self) -> str:
@@ -122,7 +99,7 @@ class ServerProcess:
 
 
 def server_command(
-    host: str, port: int, wrap: Sequence[str] = (), target: Target = Target()
+    host: str, port: int, wrap: Sequence[str] = (), target: Target = STAIR_STEPPER
 ) -> list[str]:
     """`python [wrap...] -m sandbox.server --host H --port P [--workers N] [--app X]`
     (wrap: e.g. `-m memray run`), or the target's own command with host and port filled in."""
@@ -145,7 +122,7 @@ def launch(
     ready_timeout_s: float = 30.0,
     wrap: Sequence[str] = (),
     stop_timeout_s: float = 5.0,
-    target: Target = Target(),
+    target: Target = STAIR_STEPPER,
 ) -> Iterator[ServerProcess]:
     """Start the server, wait until it answers, yield it, and stop it on any exit."""
     if port is None:

@@ -7,9 +7,9 @@ import platform
 import subprocess
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
 
 from sandbox import __version__
+from sandbox.result_sections import HostInfo
 
 _PACKAGES = ("starlette", "uvicorn", "locust", "psutil", "anyio")
 
@@ -38,8 +38,8 @@ def glibc_version() -> str | None:
         return None
 
 
-def collect(root: Path) -> dict[str, Any]:
-    """Python, glibc, kernel, CPU, memory, package versions, git commit."""
+def collect(root: Path) -> HostInfo:
+    """Python, glibc, kernel, CPU, memory, package versions, git commit (of `root`)."""
     libc = glibc_version()
     commit = _git(root, "rev-parse", "HEAD")
     dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
@@ -49,17 +49,17 @@ def collect(root: Path) -> dict[str, Any]:
         mem_total = psutil.virtual_memory().total
     except (ImportError, OSError):
         mem_total = None
-    return {
-        "hostname": platform.node(),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "glibc": libc.split()[-1] if libc else None,
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "memory_total_bytes": mem_total,
-        "sandbox_version": __version__,
-        "packages": {p: _version(p) for p in _PACKAGES},
-        "git_commit": commit,
-        "git_dirty": bool(dirty) if dirty is not None else None,
-    }
+    return HostInfo(
+        hostname=platform.node(),
+        python=platform.python_version(),
+        python_implementation=platform.python_implementation(),
+        glibc=libc.split()[-1] if libc else None,
+        kernel=platform.release(),
+        machine=platform.machine(),
+        cpu_count=os.cpu_count(),
+        memory_total_bytes=mem_total,
+        sandbox_version=__version__,
+        packages={p: _version(p) for p in _PACKAGES},
+        git_commit=commit,
+        git_dirty=bool(dirty) if dirty is not None else None,
+    )

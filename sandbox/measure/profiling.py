@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+
+from sandbox.result_sections import ProfileInfo
 
 OVERHEAD_NOTE = (
     "RSS includes memray's own tracking memory and the run is slower under memray; compare "
@@ -40,43 +41,52 @@ class MemrayProfile:
         args = ["-m", "memray", "run", "--quiet", "--force", "--aggregate", "-o", str(self.capture)]
         return args + (["--native"] if self.native else [])
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self) -> ProfileInfo:
         """Render the flamegraph and stats; returns what the result records under `profile`."""
-        info: dict[str, Any] = {
-            "tool": "memray",
-            "native": self.native,
-            "mode": "aggregate",
-            "overhead": OVERHEAD_NOTE,
-            "capture": str(self.capture),
-        }
+        info = ProfileInfo(
+            tool="memray",
+            native=self.native,
+            mode="aggregate",
+            overhead=OVERHEAD_NOTE,
+            capture=str(self.capture),
+        )
         if not self.capture.exists():
-            info["error"] = "memray wrote no capture (the server may have been killed)"
-            return info
-        info["capture_bytes"] = self.capture.stat().st_size
+            return replace(info, error="memray wrote no capture (the server may have been killed)")
+        capture_bytes = self.capture.stat().st_size
         flamegraph = self.folder / "flamegraph.html"
         stats = self.folder / "stats.txt"
-        for name, argv, out in (
-            ("flamegraph", ["flamegraph", "--force", "-o", str(flamegraph)], None),
-            # `memray stats` needs a full capture (hundreds of MB for this workload); `summary`
-            # gives the allocating locations by memory from an aggregated one.
-            ("stats", ["summary"], stats),
-        ):
-            try:
-                done = subprocess.run(
-                    [sys.executable, "-m", "memray", *argv, str(self.capture)],
-                    env={**os.environ, "COLUMNS": "200"},  # rich tables, not truncated
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                    check=False,
-                )
-            except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
-                info[f"{name}_error"] = f"not rendered ({type(exc).__name__}); run: memray {name}"
-                continue
-            if done.returncode != 0:
-                info[f"{name}_error"] = (done.stderr or done.stdout).strip()[-500:]
-                continue
-            if out is not None:
-                out.write_text(done.stdout)
-            info[name] = str(out or flamegraph)
-        return info
+        flamegraph_at, flamegraph_error = self._render(
+            "flamegraph", ["flamegraph", "--force", "-o", str(flamegraph)], None, flamegraph
+        )
+        # `memray stats` needs a full capture (hundreds of MB for this workload); `summary`
+        # gives the allocating locations by memory from an aggregated one.
+        stats_at, stats_error = self._render("stats", ["summary"], stats, stats)
+        return replace(
+            info,
+            capture_bytes=capture_bytes,
+            flamegraph=flamegraph_at,
+            flamegraph_error=flamegraph_error,
+            stats=stats_at,
+            stats_error=stats_error,
+        )
+
+    def _render(
+        self, name: str, argv: list[str], out: Path | None, product: Path
+    ) -> tuple[str | None, str | None]:
+        """Run `memray ARGV CAPTURE` (its output to `out`); (the product's path, or the error)."""
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "memray", *argv, str(self.capture)],
+                env={**os.environ, "COLUMNS": "200"},  # rich tables, not truncated
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+        except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+            return None, f"not rendered ({type(exc).__name__}); run: memray {name}"
+        if done.returncode != 0:
+            return None, (done.stderr or done.stdout).strip()[-500:]
+        if out is not None:
+            out.write_text(done.stdout)
+        return str(product), None

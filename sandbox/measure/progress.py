@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import click
 
-from sandbox.config import RunSpec
 from sandbox.load.models import LoadModel
 from sandbox.measure import runner
 from sandbox.measure.loop import Progress
 from sandbox.results import RunResult
+from sandbox.spec import RunSpec
 
 MIB = 2**20
 
@@ -70,10 +69,10 @@ class ProgressLine:
             self.stream.flush()
 
 
-def describe_model(model: Mapping[str, Any]) -> str:
-    pace = float(model.get("pace") or 0)
+def describe_model(model: LoadModel) -> str:
+    pace = round(model.pace(), 6)  # as the result file records it
     per_user = f", {pace:.3g} req/s per user" if pace else ""
-    return LoadModel.from_dict(model).describe() + per_user
+    return model.describe() + per_user
 
 
 def print_run_summary(result: RunResult, path: Path) -> None:
@@ -99,29 +98,29 @@ def print_run_summary(result: RunResult, path: Path) -> None:
     elif s.vmhwm_bytes:
         ratio = s.peak_rss_bytes / s.vmhwm_bytes
         click.echo(f"  VmHWM      {_mib(s.vmhwm_bytes)} (sampled peak is {ratio:.1%} of it)")
-    model = result.load.model
-    if model and model.get("name") != "iterations":
-        workers = f", {result.load.workers} Locust workers" if result.load.workers else ""
-        click.echo(f"  load       {describe_model(model)}{workers}")
+    load = result.load.spec
+    if load.model.name != "iterations":
+        workers = f", {load.workers} Locust workers" if load.workers else ""
+        click.echo(f"  load       {describe_model(load.model)}{workers}")
     for b in result.load.stats:
         click.echo(
             f"  batch {b.index}    {b.requests} requests, {b.failures} failed, {b.rps:.1f} req/s, "
             f"p50 {b.p50_ms:.0f} ms, p95 {b.p95_ms:.0f} ms, p99 {b.p99_ms:.0f} ms"
         )
     for c in result.thresholds:
-        verdict = {True: "pass", False: "FAIL", None: "no figure"}[c["passed"]]
-        value = "-" if c["value"] is None else f"{c['value']:.4g}"
+        verdict = {True: "pass", False: "FAIL", None: "no figure"}[c.passed]
+        value = "-" if c.value is None else f"{c.value:.4g}"
         click.echo(
-            f"  threshold  {c['name']} <= {c['limit']:.4g} {c.get('unit', '')}: {value} {verdict}"
-            if c["name"] != "min_rps"
-            else f"  threshold  min_rps >= {c['limit']:.4g}: {value} {verdict}"
+            f"  threshold  {c.name} <= {c.limit:.4g} {c.unit or ''}: {value} {verdict}"
+            if c.name != "min_rps"
+            else f"  threshold  min_rps >= {c.limit:.4g}: {value} {verdict}"
         )
-    harness = result.sampler.get("harness_rss_bytes")
+    harness = result.sampler.harness_rss_bytes
     if harness:
         click.echo(f"  harness    {_mib(harness)} RSS (this process, at the end)")
     if result.status_detail:
         click.echo(f"  note       {result.status_detail}")
-    if result.trim.get("called") and s.after_trim_rss_bytes:
+    if result.trim and result.trim.called and s.after_trim_rss_bytes:
         freed = s.after_idle_rss_bytes - s.after_trim_rss_bytes
         click.echo(
             f"  trim       RSS {_mib(s.after_trim_rss_bytes)} after trim: {_mib(freed)} given back"
@@ -133,13 +132,17 @@ def print_run_summary(result: RunResult, path: Path) -> None:
             f"held but unused {_mib(s.unused_after_idle_bytes)}"
         )
     for moment, top in result.objects.items():
-        names = ", ".join(
-            f"{o.get('type')} {_mib(o.get('total_bytes'))}" for o in top.get("types", [])[:3]
-        )
+        names = ", ".join(f"{o.type} {_mib(o.total_bytes)}" for o in top.types[:3])
         click.echo(f"  objects    {moment}: {names}")
-    if result.profile:
-        for key in ("flamegraph", "stats", "error", "flamegraph_error"):
-            if key in result.profile:
-                click.echo(f"  memray     {key}: {result.profile[key]}")
+    p = result.profile
+    if p:
+        for key, said in (
+            ("flamegraph", p.flamegraph),
+            ("stats", p.stats),
+            ("error", p.error),
+            ("flamegraph_error", p.flamegraph_error),
+        ):
+            if said is not None:
+                click.echo(f"  memray     {key}: {said}")
     click.echo(f"result: {path}")
     click.echo(f"next:   sandbox plot {path}")

@@ -7,48 +7,35 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import resource
 import secrets
 import tempfile
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from sandbox import allocators, results, storage
-from sandbox.config import REPO_ROOT, RunSpec
+from sandbox import allocators, storage
+from sandbox.config import REPO_ROOT
 from sandbox.errors import ConfigError, LoadError, ServerError
-from sandbox.load import batch, driver
-from sandbox.measure import metadata
+from sandbox.load import batch
+from sandbox.load.stats import BatchStats
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.measure.loop import ProgressCallback, RunLoop
 from sandbox.measure.profiling import MemrayProfile
+from sandbox.measure.record import ResultBuilder, Sampled
 from sandbox.measure.sampler import Live, ProbePoller, ProcessTree, RssSampler, read_vmhwm
 from sandbox.measure.server_client import ServerClient
-from sandbox.measure.thresholds import check_thresholds
 from sandbox.measure.watchdog import ServerGroup, Stopped, Watchdog
-from sandbox.results import (
-    AllocatorInfo,
-    BatchStats,
-    Columns,
-    LoadInfo,
-    RunResult,
-    ServerInfo,
-    Status,
-)
+from sandbox.results import Columns, RunResult, Status
 from sandbox.server_settings import OWNER_FILE_ENV
+from sandbox.spec import RunSpec
 
 
 def make_run_id(allocator: str, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{allocator}-{secrets.token_hex(2)}"
-
-
-def _utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Run:
@@ -63,9 +50,9 @@ class _Run:
         tree = spec.target.workers > 1 or spec.target.cmd is not None
         self.sampler = RssSampler(
             server.pid,
-            spec.interval_s,
+            spec.sampler.interval_s,
             t0,
-            max_rss_bytes=spec.max_rss_bytes,
+            max_rss_bytes=spec.limits.max_rss_bytes,
             on_cap=lambda _rss: group.kill(),
             live=live,
             tree=tree,
@@ -73,17 +60,17 @@ class _Run:
         self.probe = ProbePoller(
             server.pid,
             server.url,
-            spec.probe_interval_s,
+            spec.sampler.probe_interval_s,
             t0,
             live,
             tree=ProcessTree(server.pid) if tree else None,
             # With several workers, any one of them answers: their counters would be mixed.
             ask_server=spec.target.workers == 1,
         )
-        watchdog = Watchdog(self.sampler, self.probe, group, limits=spec)
-        self.loop = RunLoop(self.sampler, watchdog, live, spec.batches, on_progress, t0=t0)
+        watchdog = Watchdog(self.sampler, self.probe, group, limits=spec.limits)
+        self.loop = RunLoop(self.sampler, watchdog, live, spec.schedule.batches, on_progress, t0=t0)
         self.client = ServerClient(server.url, on_answer=self._answered)
-        self.load = _load_spec(spec, server.url)
+        self.host_url = server.url
         self.supervisor = batch.Supervisor(self.loop.check, self.loop.now)
         self.stats: list[BatchStats] = []
         self.notes: list[str] = []
@@ -112,36 +99,37 @@ class _Run:
 
     def drive(self) -> None:
         """baseline, the batches (with their pauses), idle, trim."""
-        self.loop.hold("baseline", self.spec.baseline_s)
+        schedule = self.spec.schedule
+        self.loop.hold("baseline", schedule.baseline_s)
         self.run_batches()
         self.record_objects("end-of-load")
-        self.loop.hold("idle", self.spec.idle_s)
+        self.loop.hold("idle", schedule.idle_s)
         self.record_objects("after-idle")
-        if self.spec.trim_s > 0:
+        if self.spec.inspect.trim_s > 0:
             self.trim_memory()
 
     def run_batches(self) -> None:
-        spec = self.spec
+        load, schedule = self.spec.load, self.spec.schedule
         with tempfile.TemporaryDirectory(prefix="sandbox-run-") as tmp:
-            for b in range(1, spec.batches + 1):
+            for b in range(1, schedule.batches + 1):
                 self.loop.mark(f"batch-{b}", batch=b)
-                stats = self.supervisor.run(self.load, Path(tmp), b)
+                stats = self.supervisor.run(load, self.host_url, Path(tmp), b)
                 self.stats.append(stats)
-                self.notes.extend(batch.shortfall(self.load, stats))
-                if b < spec.batches and spec.pause_s > 0:
-                    self.loop.hold(f"pause-{b}", spec.pause_s)
+                self.notes.extend(batch.shortfall(load, stats))
+                if b < schedule.batches and schedule.pause_s > 0:
+                    self.loop.hold(f"pause-{b}", schedule.pause_s)
 
     def trim_memory(self) -> None:
         self.loop.mark("trim")
         self.trim = self.client.trim()
         if not self.trim:
             self.notes.append("the server has no POST /debug/trim; nothing was trimmed")
-        self.loop.wait(self.spec.trim_s)
+        self.loop.wait(self.spec.inspect.trim_s)
 
     def record_objects(self, moment: str) -> None:
         """Pympler's top types by size now (opt-in: it walks every object, which takes time and
         allocates, so it runs in a phase of its own that no summary figure reads)."""
-        if not self.spec.objects:
+        if not self.spec.inspect.objects:
             return
         self.loop.mark(f"objects-{moment}")
         self.loop.check()
@@ -152,21 +140,6 @@ class _Run:
             self.objects[moment] = {**answer, "t_s": round(self.loop.now(), 3)}
 
 
-def _load_spec(spec: RunSpec, host_url: str) -> driver.LoadSpec:
-    """What every batch sends, and to whom."""
-    return driver.LoadSpec(
-        locustfile=spec.locustfile,
-        host_url=host_url,
-        tags=spec.tags,
-        spawn_rate=spec.spawn_rate,
-        iterations=spec.iterations,
-        timeout_s=spec.batch_timeout_s,
-        model=spec.model,
-        workers=spec.load_workers,
-        drill=spec.drill,
-    )
-
-
 def run_once(
     spec: RunSpec, *, on_progress: ProgressCallback | None = None, root: Path = REPO_ROOT
 ) -> tuple[RunResult, Path]:
@@ -175,32 +148,37 @@ def run_once(
     Raises AllocatorError (before anything is measured) when the allocator library is missing
     or not really mapped in the server, ServerError when the server does not start.
     """
-    if spec.profile and (spec.target.cmd or spec.target.workers > 1):
+    if spec.inspect.profile and (spec.target.cmd or spec.target.workers > 1):
         raise ConfigError(
             "--profile memray follows one Python process: it cannot profile a --cmd or "
             "--server-workers above 1"
         )
     resolved = allocators.resolve(spec.allocator, spec.custom_allocators)
     run_id = make_run_id(spec.allocator)
-    env = build_environ(spec.server.to_environ(), resolved.environ(), pymalloc=spec.pymalloc)
-    folder = spec.results_dir if spec.experiment else spec.results_dir / "runs"
+    env = build_environ(
+        spec.server.settings.to_environ(), resolved.environ(), pymalloc=spec.server.pymalloc
+    )
+    results_dir = spec.output.results_dir
+    folder = results_dir if spec.experiment else results_dir / "runs"
     storage.check_writable(folder)  # now, not after an hour of measuring
-    profiler = MemrayProfile(folder / f"{run_id}.memray") if spec.profile == "memray" else None
-    started_at = _utc()
+    memray = spec.inspect.profile == "memray"
+    profiler = MemrayProfile(folder / f"{run_id}.memray") if memray else None
+    record = ResultBuilder(spec, run_id, root=root)
     status: Status = "ok"
     detail = ""
     if spec.target.app and profiler is None:
         env[OWNER_FILE_ENV] = str(folder / f".{run_id}.malloc-owner")
     with launch(
         env,
-        host=spec.host,
-        port=spec.port,
-        ready_timeout_s=spec.ready_timeout_s,
+        host=spec.server.host,
+        port=spec.server.port,
+        ready_timeout_s=spec.limits.ready_timeout_s,
         wrap=profiler.wrap() if profiler else (),
         stop_timeout_s=60.0 if profiler else 5.0,
         target=spec.target,
     ) as server:
         mapped, malloc_owner = _verify(spec, resolved, server, env.pop(OWNER_FILE_ENV, None))
+        record.allocator_verified(resolved, mapped, malloc_owner)
         run = _Run(spec, server, on_progress)
         run.start_sampling()
         try:
@@ -213,78 +191,30 @@ def run_once(
             status, detail = "failed", str(exc)
         finally:
             vmhwm, samples, probes = run.stop_sampling(server.pid, ok=status == "ok")
-    # Read after launch() has stopped and reaped the server: a server killed at the memory cap
-    # may not have been reaped yet when the run noticed the cap.
-    exit_code = server.proc.returncode
-    detail = "; ".join([d for d in (detail, *run.notes) if d])
-    profile = profiler.finish() if profiler else {}
-    result = RunResult(
-        run_id=run_id,
+    profile = profiler.finish() if profiler else None
+    result = record.build(
         status=status,
-        status_detail=detail,
-        experiment=spec.experiment,
-        started_at=started_at,
-        ended_at=_utc(),
-        allocator=AllocatorInfo(
-            name=resolved.name,
-            library=resolved.path,
-            env=dict(resolved.allocator.env),
-            verified_loaded=True,
-            mapped_libraries=mapped,
-            package=resolved.allocator.package,
-            package_version=allocators.package_version(resolved.allocator.package),
-            malloc_owner=malloc_owner,
+        detail=detail,
+        notes=run.notes,
+        server=server,
+        env=env,
+        # Read after launch() has stopped and reaped the server: a server killed at the memory
+        # cap may not have been reaped yet when the run noticed the cap.
+        exit_code=server.proc.returncode,
+        stats=run.stats,
+        sampled=Sampled(
+            samples,
+            probes,
+            run.sampler.phases,
+            decimation=run.sampler.store.stride,
+            peak_rss_bytes=run.sampler.peak_rss_bytes,
+            vmhwm_bytes=vmhwm,
         ),
-        server=ServerInfo(
-            handler=spec.server.handler,
-            sleep_ms=spec.server.sleep_ms,
-            threads=spec.server.threads,
-            max_body_bytes=spec.server.max_body_bytes,
-            pymalloc=spec.pymalloc,
-            command=server.command,
-            env=env,
-            pid=server.pid,
-            exit_code=exit_code if status in ("server-died", "server-hung", "memory-cap") else None,
-            workers=spec.target.workers,
-            app=spec.target.app or ("cmd" if spec.target.cmd else None),
-            ready_url=server.ready_url,
-        ),
-        load=LoadInfo(
-            locustfile=_relative(spec.locustfile, root),
-            tags=list(spec.tags),
-            users=spec.users,
-            spawn_rate=spec.spawn_rate,
-            iterations=spec.iterations,
-            batches=spec.batches,
-            pause_s=spec.pause_s,
-            baseline_s=spec.baseline_s,
-            idle_s=spec.idle_s,
-            stats=run.stats,
-            model=spec.model.to_dict(),
-            workers=spec.load_workers,
-        ),
-        host=metadata.collect(root),
-        sampler={
-            "interval_s": spec.interval_s,
-            "probe_interval_s": spec.probe_interval_s,
-            "source": "psutil memory_info().rss; probes: memory_full_info() uss/pss, GET /stats",
-            "decimation": run.sampler.store.stride,
-            "peak_rss_bytes": run.sampler.peak_rss_bytes,
-            "harness_rss_bytes": psutil.Process().memory_info().rss,
-            "harness_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        },
-        phases=run.sampler.phases,
-        samples=samples,
-        probes=probes,
-        summary=results.compute_summary(samples, run.sampler.phases, vmhwm, probes),
-        repeat=spec.repeat,
-        parameters=dict(spec.parameters),
         trim=run.trim,
         objects=run.objects,
         profile=profile,
     )
-    result = replace(result, thresholds=check_thresholds(spec.thresholds, result))
-    suffix = ".json.gz" if spec.compress else ".json"
+    suffix = ".json.gz" if spec.output.compress else ".json"
     return result, storage.save(result, folder / f"{run_id}{suffix}")
 
 
@@ -350,10 +280,3 @@ def _malloc_owner(server: ServerProcess, owner_file: str | None) -> str | None:
         return None
     finally:
         path.unlink(missing_ok=True)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)

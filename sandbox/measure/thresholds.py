@@ -12,12 +12,13 @@ non-zero naming every limit it broke.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sandbox import config
 from sandbox.errors import ConfigError
 from sandbox.flags import THRESHOLD
+from sandbox.result_sections import ThresholdCheck
 from sandbox.results import RunResult
 
 MIB = 2**20
@@ -94,43 +95,32 @@ def _limit(name: str, limit: float) -> float:
     return limit / MIB if name in SIZES else limit
 
 
-def check_thresholds(limits: Mapping[str, float], result: RunResult) -> list[dict[str, Any]]:
-    """One entry per limit: name, limit, value, unit, where, passed (None: no figure)."""
+def check_thresholds(limits: Mapping[str, float], result: RunResult) -> list[ThresholdCheck]:
+    """One check per limit (passed None: the run has no figure for it)."""
     out = []
     for name, raw_limit in limits.items():
         limit = _limit(name, raw_limit)
         got = measured(name, result)
         if got is None:
-            out.append({"name": name, "limit": limit, "value": None, "passed": None})
+            out.append(ThresholdCheck(name, limit, None))
             continue
         value, unit, where = got
         passed = value >= limit if name == "min_rps" else value <= limit
-        out.append(
-            {
-                "name": name,
-                "limit": round(limit, 6),
-                "value": round(value, 6),
-                "unit": unit,
-                "where": where,
-                "passed": passed,
-            }
-        )
+        out.append(ThresholdCheck(name, round(limit, 6), round(value, 6), unit, where, passed))
     return out
 
 
-def failed(checks: list[dict[str, Any]]) -> list[str]:
+def failed(checks: Sequence[ThresholdCheck]) -> list[str]:
     """One line per broken limit, e.g. `p95_ms 812 ms > 800 ms (batch 2)`; a limit with no
     figure to check (no batch ran) counts as broken."""
     lines = []
     for c in checks:
-        if c["passed"] is None:
-            lines.append(f"{c['name']}: nothing to check it against (no batch completed)")
-        elif not c["passed"]:
-            op = "<" if c["name"] == "min_rps" else ">"
-            unit = f" {c['unit']}" if c.get("unit") else ""
-            lines.append(
-                f"{c['name']} {_fmt(c['value'])}{unit} {op} {_fmt(c['limit'])}{unit} ({c['where']})"
-            )
+        if c.passed is None or c.value is None:
+            lines.append(f"{c.name}: nothing to check it against (no batch completed)")
+        elif not c.passed:
+            op = "<" if c.name == "min_rps" else ">"
+            unit = f" {c.unit}" if c.unit else ""
+            lines.append(f"{c.name} {_fmt(c.value)}{unit} {op} {_fmt(c.limit)}{unit} ({c.where})")
     return lines
 
 

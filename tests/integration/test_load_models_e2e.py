@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from sandbox import results
-from sandbox.load.models import LoadModel
-from sandbox.results import BatchStats, RunResult
+from sandbox.load.stats import BatchStats
+from sandbox.results import RunResult
 from tests.integration.conftest import run_sandbox
 from tests.integration.harness import REPO
 
@@ -41,7 +41,7 @@ def per_second(batch: BatchStats) -> list[tuple[float, int]]:
 
 
 def expected(result: RunResult) -> float:
-    model = LoadModel.from_dict(result.load.model)
+    model = result.load.spec.model
     return model.expected_requests(0.0, model.duration_s)
 
 
@@ -61,7 +61,7 @@ def test_paced_model_reaches_its_target(tmp_path: Path, args: list[str]) -> None
     assert batch.failures == 0
     assert batch.requests == pytest.approx(expected(result), rel=0.15)
     seconds = per_second(batch)
-    model = LoadModel.from_dict(result.load.model)
+    model = result.load.spec.model
     if model.name == "rate":
         assert statistics.median(n for _, n in seconds) == pytest.approx(30, rel=0.15)
     else:  # the ramp climbs: the last full seconds send well over the first ones
@@ -85,7 +85,8 @@ def test_spike_bursts_then_returns_to_baseline(tmp_path: Path) -> None:
     assert min(burst) >= 0.7 * 40, seconds
     assert statistics.median(calm) == pytest.approx(10, rel=0.3), seconds
     assert batch.requests == pytest.approx(expected(result), rel=0.15)
-    assert result.load.model["name"] == "spike" and result.load.model["pace"] == 5.0
+    model = result.load.spec.model
+    assert model.name == "spike" and model.to_dict()["pace"] == 5.0
 
 
 def test_soak_runs_for_its_duration_unpaced_and_thresholds_fail_the_run(tmp_path: Path) -> None:
@@ -102,7 +103,7 @@ def test_soak_runs_for_its_duration_unpaced_and_thresholds_fail_the_run(tmp_path
     assert batch.end_s - batch.start_s == pytest.approx(6, abs=3)
     assert batch.requests > 6 * 4  # unpaced: far more than one request a second per user
     assert result.status == "ok"
-    assert {c["name"]: c["passed"] for c in result.thresholds} == {
+    assert {c.name: c.passed for c in result.thresholds} == {
         "peak_rss": False,
         "p95_ms": True,
     }
@@ -119,7 +120,7 @@ def test_load_workers_and_server_workers(tmp_path: Path) -> None:
     batch = result.load.stats[0]
     # 41 of each plan in all, shared out between the two Locust workers (21 + 20)
     assert (batch.requests, batch.by_plan, batch.failures) == (82, {"tiny": 41, "small": 41}, 0)
-    assert result.load.workers == 2 and result.server.workers == 2
+    assert result.load.spec.workers == 2 and result.server.workers == 2
     # Memory of the whole tree: PSS summed, and each worker on its own.
     s = result.summary
     assert s.peak_pss_bytes is not None and s.baseline_pss_bytes is not None

@@ -33,15 +33,16 @@ def test_memray_profile_and_object_summaries(tmp_path: Path) -> None:
     assert result.allocator.malloc_owner is not None
     assert os.path.realpath(result.allocator.malloc_owner) == os.path.realpath(library)
     profile = result.profile
-    assert "overhead" in profile and profile["capture_bytes"] > 0
-    html = Path(profile["flamegraph"]).read_text()
+    assert profile is not None and profile.overhead
+    assert profile.capture_bytes and profile.flamegraph and profile.stats
+    html = Path(profile.flamegraph).read_text()
     assert html.lstrip().lower().startswith("<!doctype html") and "</html>" in html.lower()
-    assert Path(profile["stats"]).read_text().strip()
-    assert Path(profile["flamegraph"]).parent == path.with_suffix(".memray")
+    assert Path(profile.stats).read_text().strip()
+    assert Path(profile.flamegraph).parent == path.with_suffix(".memray")
     # pympler's top types at both moments, in phases of their own
     assert set(result.objects) == {"end-of-load", "after-idle"}
     for moment in result.objects.values():
-        assert moment["types"] and {"type", "count", "total_bytes"} <= set(moment["types"][0])
+        assert moment.types and moment.types[0].total_bytes > 0 and moment.types[0].type
     names = [p.name for p in result.phases]
     assert names == [
         "baseline", "batch-1", "objects-end-of-load", "idle", "objects-after-idle", "trim",

@@ -111,7 +111,7 @@ def test_run_under_each_allocator(name: str, tmp_path: Path) -> None:
     assert "alloc_held_bytes" in result.probes
     assert ("alloc_in_use_bytes" in result.probes) == (name != "mimalloc")
     assert result.summary.held_after_idle_bytes is not None
-    assert result.trim["called"]
+    assert result.trim is not None and result.trim.called
     assert result.summary.after_trim_rss_bytes is not None
     [batch] = result.load.stats
     assert (batch.requests, batch.failures) == (ITERATIONS * len(TAGS), 0)

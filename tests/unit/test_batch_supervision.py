@@ -14,13 +14,13 @@ import pytest
 
 from sandbox.errors import LoadError
 from sandbox.load.batch import OVERRUN_S, Supervisor, shortfall
-from sandbox.load.driver import LoadSpec
 from sandbox.load.models import LoadModel
-from sandbox.results import BatchStats
+from sandbox.load.spec import LoadSpec
+from sandbox.load.stats import BatchStats
 
+HOST_URL = "http://127.0.0.1:8123"
 LOAD = LoadSpec(
     locustfile=Path("/repo/plans/locustfile.py"),
-    host_url="http://127.0.0.1:8123",
     tags=("tiny", "small"),
     spawn_rate=16.0,
     iterations=30,
@@ -85,7 +85,8 @@ class Rig:
             raise KeyboardInterrupt  # stands for the run's own stop reason
 
     @contextlib.contextmanager
-    def start(self, load: LoadSpec, batch_dir: Path) -> Iterator[FakeLocust]:
+    def start(self, load: LoadSpec, host_url: str, batch_dir: Path) -> Iterator[FakeLocust]:
+        assert host_url == HOST_URL
         self.started.append((load, batch_dir))
         stats_json = batch_dir / "locust.json"
         if self.entries is not None:
@@ -112,7 +113,7 @@ class Rig:
         )
 
     def run(self, index: int = 1, load: LoadSpec = LOAD) -> BatchStats:
-        return self.supervisor().run(load, self.tmp, index)
+        return self.supervisor().run(load, HOST_URL, self.tmp, index)
 
     def error(self, index: int = 1, load: LoadSpec = LOAD) -> str:
         with pytest.raises(LoadError) as exc:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from sandbox.analysis import compare
-from tests.fakes import fixed_runs, make_result
+from sandbox.load.models import LoadModel
+from tests.fakes import fixed_runs, make_result, with_load
 
 
 def kinds(c: compare.Comparison) -> list[str]:
@@ -100,7 +99,7 @@ def test_failures_warning() -> None:
 
 def test_truncated_batches_are_warned_about() -> None:
     runs = [make_result("glibc", repeat=r) for r in range(3)]
-    short = replace(runs[0], load=replace(runs[0].load, iterations=10_000))
+    short = with_load(runs[0], iterations=10_000)
     c = compare.compare([short, *runs[1:]])
     [warning] = [w for w in c.warnings if w.kind == "truncated"]
     assert warning.message.startswith("glibc: 1 run(s) sent fewer requests than planned")
@@ -109,9 +108,9 @@ def test_truncated_batches_are_warned_about() -> None:
 
 def test_varying_concurrency_is_not_reported_as_a_settings_mismatch() -> None:
     runs = [
-        replace(
+        with_load(
             make_result("glibc", repeat=r, parameters={"concurrency": users}),
-            load=replace(make_result("glibc").load, users=users),
+            model=LoadModel(users=users),
         )
         for users in (8, 32)
         for r in range(3)

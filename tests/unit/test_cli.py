@@ -18,9 +18,9 @@ from click.testing import CliRunner, Result
 from sandbox import allocators, config, results
 from sandbox.analysis import report
 from sandbox.cli import cli
-from sandbox.config import RunSpec
 from sandbox.errors import AllocatorError
 from sandbox.results import RunResult
+from sandbox.spec import RunSpec
 from tests.fakes import make_group, make_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,18 +90,19 @@ def test_run_passes_every_option_into_the_spec(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     spec = spec_of(run_once)
     assert spec.allocator == "jemalloc"
-    assert spec.tags == ("tiny", "small")
-    assert (spec.users, spec.spawn_rate) == (7, 14.0)
-    assert (spec.iterations, spec.batches, spec.pause_s) == (3, 2, 0.25)
-    assert (spec.baseline_s, spec.idle_s) == (1.0, 2.0)
-    assert (spec.server.sleep_ms, spec.server.handler, spec.server.threads) == (0, "async", 4)
-    assert spec.pymalloc is False
-    assert spec.interval_s == 0.05
-    assert spec.max_rss_bytes == 1073741824
-    assert spec.hang_timeout_s == 2.5
-    assert spec.port == 4321
-    assert spec.results_dir == tmp_path
-    assert spec.compress is True
+    assert spec.load.tags == ("tiny", "small")
+    assert (spec.load.users, spec.load.spawn_rate) == (7, 14.0)
+    assert (spec.load.iterations, spec.schedule.batches, spec.schedule.pause_s) == (3, 2, 0.25)
+    assert (spec.schedule.baseline_s, spec.schedule.idle_s) == (1.0, 2.0)
+    settings = spec.server.settings
+    assert (settings.sleep_ms, settings.handler, settings.threads) == (0, "async", 4)
+    assert spec.server.pymalloc is False
+    assert spec.sampler.interval_s == 0.05
+    assert spec.limits.max_rss_bytes == 1073741824
+    assert spec.limits.hang_timeout_s == 2.5
+    assert spec.server.port == 4321
+    assert spec.output.results_dir == tmp_path
+    assert spec.output.compress is True
     assert spec.experiment is None
 
 
@@ -426,7 +427,7 @@ def fake_runs(interrupt_at: int | None = None) -> MagicMock:
         if len(calls) == interrupt_at:
             raise KeyboardInterrupt
         result = make_result(spec.allocator, repeat=spec.repeat, experiment=spec.experiment)
-        return result, results.dump(result, spec.results_dir / f"{result.run_id}.json")
+        return result, results.dump(result, spec.output.results_dir / f"{result.run_id}.json")
 
     return MagicMock(side_effect=run_once)
 
@@ -442,9 +443,11 @@ def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
     assert [(s.allocator, s.repeat) for s in specs] == [
         ("glibc", 0), ("glibc-arena2", 0), ("glibc", 1), ("glibc-arena2", 1),
     ]  # fmt: skip
-    assert {(s.iterations, s.tags, s.experiment) for s in specs} == {(5, ("tiny",), "cli-test")}
+    assert {(s.load.iterations, s.load.tags, s.experiment) for s in specs} == {
+        (5, ("tiny",), "cli-test")
+    }
     [folder] = (tmp_path / "out").iterdir()
-    assert {s.results_dir for s in specs} == {folder}
+    assert {s.output.results_dir for s in specs} == {folder}
     for name in ("experiment.json", "comparison.md", "comparison.json", "rss.png", "rss.svg"):
         assert (folder / name).is_file(), name
     assert f"comparison: {folder / 'comparison.md'}\n" in done.stdout

@@ -29,10 +29,10 @@ def error_of(path: Path) -> str:
 def test_repository_benchmark_yml_is_valid_and_keeps_the_original_keys() -> None:
     bench = config.load_benchmark(REPO / "benchmark.yml")
     spec = config.build_spec(bench)
-    assert (spec.users, spec.iterations, spec.spawn_rate) == (16, 2500, 16.0)
+    assert (spec.load.users, spec.load.iterations, spec.load.spawn_rate) == (16, 2500, 16.0)
     assert [p.name for p in bench.plans] == ["tiny", "small", "medium", "large"]
-    assert spec.host == "127.0.0.1"
-    assert spec.locustfile == REPO / "plans" / "locustfile.py"
+    assert spec.server.host == "127.0.0.1"
+    assert spec.load.locustfile == REPO / "plans" / "locustfile.py"
 
 
 def test_wrong_type_names_file_and_key(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_custom_allocator_is_read(tmp_path: Path) -> None:
 def test_precedence_cli_over_file_over_default(tmp_path: Path) -> None:
     bench = config.load_benchmark(write(tmp_path, "iterations: 7\nrun:\n  batches: 2\n"))
     spec = config.build_spec(bench, config.validate_overrides("option", {"batches": 5}))
-    assert (spec.iterations, spec.batches, spec.pause_s) == (7, 5, 5.0)
+    assert (spec.load.iterations, spec.schedule.batches, spec.schedule.pause_s) == (7, 5, 5.0)
 
 
 def test_override_errors_name_the_option() -> None:
@@ -90,19 +90,6 @@ def test_override_errors_name_the_option() -> None:
     bench = config.load_benchmark(None)
     with pytest.raises(ConfigError, match=r"^tag 'huge' matches no plan in benchmark.yml"):
         config.build_spec(bench, config.validate_overrides("option", {"tags": "tiny,huge"}))
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("2GiB", 2 * 1024**3), ("800MiB", 800 * 1024**2), ("1.5G", 1_500_000_000), (1234, 1234)],
-)
-def test_parse_size(text: str | int, expected: int) -> None:
-    assert config.parse_size(text) == expected
-
-
-def test_parse_size_rejects_nonsense() -> None:
-    with pytest.raises(ValueError):
-        config.parse_size("lots")
 
 
 def test_redefining_a_builtin_keeps_what_is_not_redefined(tmp_path: Path) -> None:

@@ -10,11 +10,12 @@ import pytest
 from sandbox import config
 from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
+from sandbox.spec import RunSpec
 
 MIB = 2**20
 
 
-def spec_with(**options: Any) -> config.RunSpec:
+def spec_with(**options: Any) -> RunSpec:
     return config.build_spec(
         config.load_benchmark(None), config.validate_overrides("option", options)
     )
@@ -36,13 +37,13 @@ def locustfile(tmp_path: Path) -> Path:
 
 def test_defaults_are_the_iterations_drill_on_the_stair_stepper() -> None:
     spec = spec_with()
-    assert spec.model == LoadModel(
+    assert spec.load.model == LoadModel(
         "iterations", users=16, rate=0.0, duration_s=60.0, spike_at_s=10.0, spike_s=5.0
     )
     assert spec.target.ours
-    assert spec.drill
+    assert spec.load.drill
     assert spec.thresholds == {}
-    assert spec.load_workers == 0
+    assert spec.load.workers == 0
 
 
 def test_app_and_cmd_together() -> None:
@@ -69,7 +70,7 @@ def test_cmd_without_port_placeholder_needs_port() -> None:
         "option", {"cmd": "serve --port 9000", "ready_url": "http://127.0.0.1:9000/health"}
     )
     spec = config.build_spec(bench, overrides, port=9000)
-    assert (spec.port, spec.target.cmd) == (9000, "serve --port 9000")
+    assert (spec.server.port, spec.target.cmd) == (9000, "serve --port 9000")
 
 
 def test_cmd_with_server_workers() -> None:
@@ -119,19 +120,19 @@ def test_users_locustfile_not_found(tmp_path: Path) -> None:
 
 def test_users_locustfile_with_soak(locustfile: Path) -> None:
     spec = spec_with(locustfile=str(locustfile), load="soak", duration_s=30)
-    assert spec.locustfile == locustfile.resolve()
-    assert not spec.drill
-    assert spec.model.name == "soak"
-    assert spec.model.duration_s == 30.0
+    assert spec.load.locustfile == locustfile.resolve()
+    assert not spec.load.drill
+    assert spec.load.model.name == "soak"
+    assert spec.load.model.duration_s == 30.0
 
 
 def test_users_locustfile_has_no_tags_unless_given(locustfile: Path) -> None:
-    assert spec_with(locustfile=str(locustfile), load="soak").tags == ()
+    assert spec_with(locustfile=str(locustfile), load="soak").load.tags == ()
 
 
 def test_users_locustfile_takes_any_tags_given(locustfile: Path) -> None:
     spec = spec_with(locustfile=str(locustfile), load="soak", tags="checkout,browse")
-    assert spec.tags == ("checkout", "browse")
+    assert spec.load.tags == ("checkout", "browse")
 
 
 def test_own_locustfile_rejects_tags_of_no_plan() -> None:
@@ -162,14 +163,14 @@ def test_spike_x_must_be_above_one() -> None:
 
 def test_rate_model_is_built_from_the_options() -> None:
     spec = spec_with(load="rate", rate=20, duration_s=30, concurrency=8)
-    assert spec.model == LoadModel(
+    assert spec.load.model == LoadModel(
         "rate", users=8, rate=20.0, duration_s=30.0, spike_at_s=10.0, spike_s=5.0
     )
-    assert spec.model.pace() == 2.5
+    assert spec.load.model.pace() == 2.5
 
 
 def test_load_workers() -> None:
-    assert spec_with(load="soak", load_workers=3).load_workers == 3
+    assert spec_with(load="soak", load_workers=3).load.workers == 3
 
 
 def test_thresholds_end_up_in_the_spec_in_bytes() -> None:

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.load.driver import SHAPES, LoadSpec, locust_command, locust_environ, worker_command
+from sandbox.load.driver import SHAPES, locust_command, locust_environ, worker_command
 from sandbox.load.models import LoadModel
+from sandbox.load.spec import LoadSpec
 
 LOCUSTFILE = Path("/repo/plans/locustfile.py")
 JSON_PREFIX = Path("/tmp/batch-1/locust")
+HOST = "http://127.0.0.1:8123"
 DRILL = LoadSpec(
     locustfile=LOCUSTFILE,
-    host_url="http://127.0.0.1:8123",
     tags=("tiny", "small"),
     spawn_rate=16.0,
     iterations=2500,
@@ -29,7 +30,7 @@ def option(cmd: list[str], name: str) -> str:
 
 
 def test_iterations_command() -> None:
-    cmd = locust_command(DRILL, JSON_PREFIX)
+    cmd = locust_command(DRILL, HOST, JSON_PREFIX)
     assert cmd[:3] == [sys.executable, "-m", "locust"]
     assert option(cmd, "-f") == str(LOCUSTFILE)
     assert "--headless" in cmd
@@ -47,12 +48,12 @@ def test_iterations_command() -> None:
 
 
 def test_run_time_is_at_least_one_second() -> None:
-    cmd = locust_command(replace(DRILL, timeout_s=0.2), JSON_PREFIX)
+    cmd = locust_command(replace(DRILL, timeout_s=0.2), HOST, JSON_PREFIX)
     assert option(cmd, "--run-time") == "1s"
 
 
 def test_rate_command_adds_the_shape_and_the_model() -> None:
-    cmd = locust_command(RATE, JSON_PREFIX)
+    cmd = locust_command(RATE, HOST, JSON_PREFIX)
     assert option(cmd, "-f") == f"{LOCUSTFILE},{SHAPES}"
     assert SHAPES.name == "shapes.py"
     assert option(cmd, "--load-model") == "rate"
@@ -68,7 +69,7 @@ def test_spike_command_passes_every_model_option() -> None:
     model = LoadModel(
         "spike", users=16, rate=10.0, duration_s=12.0, spike_x=4.0, spike_at_s=4.0, spike_s=4.0
     )
-    cmd = locust_command(replace(DRILL, model=model), JSON_PREFIX)
+    cmd = locust_command(replace(DRILL, model=model), HOST, JSON_PREFIX)
     got = {name: option(cmd, name) for name in ("--load-model", "--spike-x", "--spike-at")}
     assert got == {"--load-model": "spike", "--spike-x": "4", "--spike-at": "4"}
     assert option(cmd, "--spike-for") == "4"
@@ -77,12 +78,12 @@ def test_spike_command_passes_every_model_option() -> None:
 
 def test_pace_keeps_six_significant_digits() -> None:
     spec = replace(DRILL, model=LoadModel("rate", users=3, rate=10.0, duration_s=5.0))
-    assert option(locust_command(spec, JSON_PREFIX), "--pace") == "3.33333"
+    assert option(locust_command(spec, HOST, JSON_PREFIX), "--pace") == "3.33333"
 
 
 def test_master_command_with_workers() -> None:
     spec = replace(RATE, workers=2)
-    cmd = locust_command(spec, JSON_PREFIX, master_port=5599)
+    cmd = locust_command(spec, HOST, JSON_PREFIX, master_port=5599)
     assert "--master" in cmd
     assert option(cmd, "--master-bind-host") == "127.0.0.1"
     assert option(cmd, "--master-bind-port") == "5599"
@@ -92,7 +93,7 @@ def test_master_command_with_workers() -> None:
 
 def test_users_locustfile_gets_no_iterations() -> None:
     spec = replace(DRILL, locustfile=Path("/home/me/mine.py"), drill=False)
-    cmd = locust_command(spec, JSON_PREFIX)
+    cmd = locust_command(spec, HOST, JSON_PREFIX)
     assert "--iterations" not in cmd
     assert option(cmd, "-f") == "/home/me/mine.py"
 

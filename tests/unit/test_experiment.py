@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from sandbox import config, experiment
-from sandbox.config import RunSpec
 from sandbox.errors import AllocatorError, ConfigError, ServerError
 from sandbox.experiment import Experiment, PlannedRun, load_experiment, plan_runs
 from sandbox.results import RunResult, dump
+from sandbox.spec import RunSpec
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,7 +206,7 @@ class FakeRuns:
             status="ok" if what == "ok" else "server-died",
             parameters=dict(spec.parameters),
         )
-        return result, spec.results_dir / f"{result.run_id}.json"
+        return result, spec.output.results_dir / f"{result.run_id}.json"
 
 
 def run(tmp_path: Path, text: str, fake: FakeRuns) -> experiment.ExperimentOutcome:
@@ -225,13 +225,13 @@ def test_run_experiment_builds_each_spec_and_writes_the_manifest(tmp_path: Path)
     outcome = run(tmp_path, text, fake)
 
     assert len(fake.specs) == 8
-    assert {s.results_dir for s in fake.specs} == {outcome.folder}
+    assert {s.output.results_dir for s in fake.specs} == {outcome.folder}
     assert outcome.folder.parent == tmp_path / "out"
     assert outcome.folder.name.startswith("exp-")
-    assert [(s.allocator, s.server.sleep_ms, s.repeat) for s in fake.specs[:4]] == [
+    assert [(s.allocator, s.server.settings.sleep_ms, s.repeat) for s in fake.specs[:4]] == [
         ("glibc", 0, 0), ("glibc-arena2", 0, 0), ("glibc", 50, 0), ("glibc-arena2", 50, 0),
     ]  # fmt: skip
-    assert {s.iterations for s in fake.specs} == {5}
+    assert {s.load.iterations for s in fake.specs} == {5}
     assert [dict(s.parameters) for s in fake.specs[:2]] == [{"sleep_ms": 0}] * 2
     manifest = json.loads((outcome.folder / "experiment.json").read_text())
     assert manifest["format"] == "sandbox-experiment"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from sandbox.analysis import groups
 from sandbox.errors import ConfigError, SandboxError
-from tests.fakes import make_result
+from tests.fakes import make_result, with_load
 
 
 def test_group_label_is_allocator_and_parameters() -> None:
@@ -58,6 +56,6 @@ def test_unknown_baseline_names_the_choices() -> None:
 def test_workload_joins_the_values_that_differ() -> None:
     run = make_result("glibc", users=8, sleep_ms=5)
     more = make_result("jemalloc", users=32, sleep_ms=5)
-    untagged = replace(run, load=replace(run.load, tags=[]))
+    untagged = with_load(run, tags=())
     assert groups.workload([run]) == "tags large; 8 users; sleep 5 ms"
     assert groups.workload([run, more, untagged]) == "tags large/all; 8/32 users; sleep 5 ms"

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from sandbox.errors import LoadError
-from sandbox.load.stats import percentile, read_entries, summarise
-from sandbox.results import BatchStats
+from sandbox.load.stats import BatchStats, percentile, read_entries, summarise
 
 # Two request names as Locust's --json-file lists them (after a JSON round trip every dict key
 # is a string). Wall-clock seconds: the batch started at epoch 999.5, which is run time 5.0 s.

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from sandbox.analysis import metrics
-from sandbox.results import BatchStats
+from sandbox.load.stats import BatchStats
 from tests.fakes import make_result, with_summary
 
 

@@ -90,3 +90,39 @@ def test_golden_file_of_each_version_loads() -> None:
         assert r.summary == results.compute_summary(
             r.samples, r.phases, r.summary.vmhwm_bytes, r.probes
         )
+
+
+def test_a_format_3_file_is_written_back_key_for_key() -> None:
+    raw = json.loads(gzip.decompress((DATA / "result_v3.json.gz").read_bytes()))
+    assert json.dumps(results.RunResult.from_dict(raw).to_dict()) == json.dumps(raw)
+
+
+def test_older_files_read_into_the_typed_sections() -> None:
+    v1 = results.load(DATA / "result_v1.json.gz")
+    assert (v1.trim, v1.profile, v1.objects, v1.thresholds) == (None, None, {}, [])
+    assert v1.load.spec.model.name == "iterations"
+    assert v1.sampler.harness_rss_bytes is None and v1.sampler.decimation == 1
+    assert v1.host.sandbox_version == "0.1.0"
+    v2 = results.load(DATA / "result_v2.json.gz")
+    trim = v2.trim
+    assert trim is not None and trim.called
+    assert trim.released.held_bytes == trim.before["held_bytes"] - trim.after["held_bytes"]
+    v3 = results.load(DATA / "result_v3.json.gz")
+    assert v3.load.spec.model.name == "spike" and v3.load.spec.workers == 2
+    assert [c.passed for c in v3.thresholds] == [False]
+
+
+def test_a_bad_section_names_itself(tmp_path: Path) -> None:
+    data = make_result().to_dict()
+    data["load"]["stats"] = "none"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ResultFormatError) as info:
+        results.load(path)
+    assert str(info.value) == f"{path}: load: LoadInfo: 'stats' must be a list of batches"
+    data = make_result().to_dict()
+    data["trim"] = {"called": "malloc_trim(0)"}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ResultFormatError) as info:
+        results.load(path)
+    assert str(info.value) == f"{path}: trim: TrimInfo: expected a mapping with 'released'"

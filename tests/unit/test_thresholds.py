@@ -7,8 +7,9 @@ import pytest
 
 from sandbox import config, results
 from sandbox.errors import ConfigError
+from sandbox.load.stats import BatchStats
 from sandbox.measure.thresholds import check_thresholds, failed, parse_thresholds
-from sandbox.results import BatchStats, RunResult
+from sandbox.results import RunResult
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MIB = 2**20
@@ -59,7 +60,8 @@ def run(golden: RunResult) -> RunResult:
 
 
 def by_name(limits: dict[str, float], result: RunResult) -> dict[str, dict[str, object]]:
-    return {c["name"]: c for c in check_thresholds(limits, result)}
+    """Each check as the result file records it, by name."""
+    return {c.name: c.to_dict() for c in check_thresholds(limits, result)}
 
 
 def test_p95_and_p99_use_the_worst_batch(run: RunResult) -> None:
@@ -158,7 +160,7 @@ def test_golden_run_memory_is_its_pss(golden: RunResult) -> None:
 
 def test_checks_keep_the_order_of_the_limits(run: RunResult) -> None:
     limits = {"min_rps": 1.0, "p95_ms": 1.0, "growth": 1.0}
-    assert [c["name"] for c in check_thresholds(limits, run)] == list(limits)
+    assert [c.name for c in check_thresholds(limits, run)] == list(limits)
     assert check_thresholds({}, run) == []
 
 
@@ -187,8 +189,8 @@ def test_nothing_failed_means_no_lines(run: RunResult) -> None:
 def test_a_limit_with_no_batch_has_nothing_to_check(run: RunResult) -> None:
     empty = replace(run, load=replace(run.load, stats=[]))
     checks = check_thresholds({"p95_ms": 800.0, "error_rate": 0.01, "min_rps": 5.0}, empty)
-    assert checks[0] == {"name": "p95_ms", "limit": 800.0, "value": None, "passed": None}
-    assert [c["passed"] for c in checks] == [None, None, None]
+    assert checks[0].to_dict() == {"name": "p95_ms", "limit": 800.0, "value": None, "passed": None}
+    assert [c.passed for c in checks] == [None, None, None]
     assert failed(checks) == [
         "p95_ms: nothing to check it against (no batch completed)",
         "error_rate: nothing to check it against (no batch completed)",

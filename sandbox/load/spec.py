@@ -1,0 +1,102 @@
+"""What load a run sends: one batch's load (`LoadSpec`) and the batches' schedule (`Schedule`).
+
+Config builds both, the driver runs a `LoadSpec` against a host URL, and the result records
+both as they are (its `load` section). Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sandbox.load.models import LoadModel
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """One batch of load: which Locust file, which plans, how many users and how long."""
+
+    locustfile: Path
+    """The Locust file; in a result, relative to the repository when it lies inside it."""
+    tags: tuple[str, ...]
+    """Plans (Locust tags) selected; empty: every task of a user's own Locust file."""
+    spawn_rate: float
+    """Users started per second."""
+    iterations: int
+    """iterations model: each selected plan is sent this many times in all; Locust then stops."""
+    model: LoadModel = field(default_factory=LoadModel)
+    """The load model of every batch; its `users` are the concurrent Locust users."""
+    workers: int = 0
+    """0: one Locust process; N: a master and N worker processes (Locust's distributed mode)."""
+    # Only for driving Locust: neither is in a result file (format 3 has no key for them), a
+    # loaded result reads the defaults, and equality ignores them.
+    drill: bool = field(default=True, compare=False)
+    """The Locust file is ours and understands --iterations (a user's may not)."""
+    timeout_s: float = field(default=900.0, compare=False)
+    """The batch's time limit (run.batch_timeout_s; Locust's --run-time is a safety net)."""
+
+    @property
+    def users(self) -> int:
+        """Concurrent Locust users (the most a paced model may start)."""
+        return self.model.users
+
+    def relative_to(self, root: Path) -> LoadSpec:
+        """The same load with the Locust file named relative to `root` when it lies inside it."""
+        try:
+            inside = self.locustfile.resolve().relative_to(root.resolve())
+        except ValueError:
+            return self
+        return replace(self, locustfile=inside)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a result file records (format 3 keys; `users` is the model's)."""
+        return {
+            "locustfile": str(self.locustfile),
+            "tags": list(self.tags),
+            "users": self.users,
+            "spawn_rate": self.spawn_rate,
+            "iterations": self.iterations,
+            "model": self.model.to_dict(),
+            "workers": self.workers,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadSpec:
+        """Read `to_dict`'s keys; format 1-2 files have no model: drill's iterations, `users`."""
+        raw_model = data.get("model")
+        model = (
+            LoadModel.from_dict(raw_model)
+            if raw_model
+            else LoadModel(users=int(data.get("users", LoadModel().users)))
+        )
+        return cls(
+            locustfile=Path(data["locustfile"]),
+            tags=tuple(data["tags"]),
+            spawn_rate=data["spawn_rate"],
+            iterations=data["iterations"],
+            model=model,
+            workers=data.get("workers", 0),
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The run's timeline around the batches: baseline, batches with pauses between, idle."""
+
+    batches: int
+    """Load batches."""
+    pause_s: float
+    """Idle pause between batches."""
+    baseline_s: float
+    """Idle period before the first batch."""
+    idle_s: float
+    """Idle period after the last batch."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Schedule:
+        return cls(data["batches"], data["pause_s"], data["baseline_s"], data["idle_s"])

@@ -1,0 +1,74 @@
+"""The closing summary of `sandbox run`: the lines read from the result's typed sections."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sandbox import result_sections as sections
+from sandbox.load.models import LoadModel
+from sandbox.measure.progress import print_run_summary
+from sandbox.results import RunResult
+from tests.fakes import MIB, make_result, with_load
+
+
+def summary_lines(result: RunResult, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    print_run_summary(result, Path("/r/run.json"))
+    return capsys.readouterr().out.splitlines()
+
+
+def test_load_model_thresholds_and_harness(capsys: pytest.CaptureFixture[str]) -> None:
+    spike = LoadModel(
+        "spike", users=16, rate=20.0, duration_s=14.0, spike_x=4.0, spike_at_s=5.0, spike_s=4.0
+    )
+    result = replace(
+        with_load(make_result("glibc"), model=spike, workers=2),
+        thresholds=[
+            sections.ThresholdCheck("p95_ms", 800.0, 812.0, "ms", "batch 2", False),
+            sections.ThresholdCheck("min_rps", 5.0, 12.5, "req/s", "batch 1", True),
+            sections.ThresholdCheck("p99_ms", 900.0, None),
+        ],
+        sampler=sections.SamplerInfo(interval_s=0.1, harness_rss_bytes=30 * MIB),
+    )
+    lines = summary_lines(result, capsys)
+    assert (
+        "  load       spike 20/s, ×4 for 4 s at 5 s, 14 s, 5 req/s per user, 2 Locust workers"
+        in lines
+    )
+    assert "  threshold  p95_ms <= 800 ms: 812 FAIL" in lines
+    assert "  threshold  min_rps >= 5: 12.5 pass" in lines
+    assert "  threshold  p99_ms <= 900 : - no figure" in lines
+    assert "  harness    30.0 MiB RSS (this process, at the end)" in lines
+    assert lines[-2:] == ["result: /r/run.json", "next:   sandbox plot /r/run.json"]
+
+
+def test_trim_objects_and_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    run = make_result("jemalloc")
+    trim = sections.TrimInfo("malloc_trim(0)", 1, {}, {}, sections.Released(None, None), 1.0)
+    top = sections.TopObjects(
+        3, [sections.ObjectType("str", 10, 2 * MIB), sections.ObjectType("dict", 4, MIB)], 5.0, 1.0
+    )
+    profile = sections.ProfileInfo(
+        capture="/r/memray.bin", flamegraph="/r/f.html", stats_error="boom"
+    )
+    result = replace(run, trim=trim, objects={"after-idle": top}, profile=profile)
+    lines = summary_lines(result, capsys)
+    s = run.summary
+    assert s.after_trim_rss_bytes is not None
+    freed = (s.after_idle_rss_bytes - s.after_trim_rss_bytes) / MIB
+    assert (
+        f"  trim       RSS {s.after_trim_rss_bytes / MIB:.1f} MiB after trim: "
+        f"{freed:.1f} MiB given back"
+    ) in lines
+    assert "  objects    after-idle: str 2.0 MiB, dict 1.0 MiB" in lines
+    assert [line for line in lines if line.startswith("  memray")] == [
+        "  memray     flamegraph: /r/f.html"
+    ]
+
+
+def test_no_trim_answer_no_trim_line(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = summary_lines(make_result("jemalloc"), capsys)
+    assert not [line for line in lines if line.startswith(("  trim", "  memray", "  objects"))]
+    assert not [line for line in lines if line.startswith("  load")]  # the iterations drill
