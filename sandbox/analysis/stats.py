@@ -4,7 +4,8 @@ means (Welch's t-test on the log values), find outliers. Pure numbers, no runs.
 Welch's test on log values is robust for few repeats with unequal variances; the t
 distribution comes from `sandbox.analysis.tdist` (no scipy). Two groups without spread get no
 test: with a zero standard error any difference would give p = 0, and repeats that agree exactly
-are common for whole numbers (Locust's p95 latency comes from its histogram).
+are common for whole numbers (Locust's p95 latency comes from its histogram). Adjusting the
+p-values of many metrics is `sandbox.analysis.multiplicity`'s job.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from sandbox.analysis import tdist as _tdist
 
 CONFIDENCE = 0.95
+ALPHA = 0.05
+"""The significance level, 1 - CONFIDENCE: an adjusted p-value below it is significant."""
 NO_SPREAD_SD_LOG = 1e-9
 """A group whose log values have a sample sd below this has no spread: a relative spread of
 1e-9 is far below anything measured (one 4 KiB page of 100 MiB is 4e-5) and far above float
@@ -70,13 +73,29 @@ class Ratio:
     n_baseline: int
     note: str = ""
     """Why the interval or ratio is missing, if it is."""
+    p_adjusted: float | None = None
+    """Holm-adjusted p-value among the exploratory metrics of its comparison (see
+    `sandbox.analysis.multiplicity`); None when not adjusted or when there is no test."""
+    exploratory: bool = False
+    """True for a metric adjusted together with others: `significant` then follows
+    `p_adjusted`; False for a test that stands alone (the confirmatory metric, a lone
+    `log_ratio`), whose significance follows its interval."""
 
     @property
     def significant(self) -> bool:
-        """True when the confidence interval excludes 1.0."""
+        """Exploratory: the adjusted p-value is below ALPHA; else the interval excludes 1.0.
+        The interval is never adjusted, so an exploratory one may exclude 1.0 and still not
+        be significant."""
+        if self.exploratory:
+            return self.p_adjusted is not None and self.p_adjusted < ALPHA
         if self.ci_low is None or self.ci_high is None:
             return False
         return self.ci_low > 1.0 or self.ci_high < 1.0
+
+    @property
+    def role(self) -> str:
+        """`exploratory` (adjusted with others) or `confirmatory` (a test that stands alone)."""
+        return "exploratory" if self.exploratory else "confirmatory"
 
 
 def describe(values: Sequence[float], metric: str) -> Stats:
