@@ -4,22 +4,33 @@ Reads one folder of many A/A runs (glibc against glibc under a second label), e.
 
     .venv/bin/sandbox experiment benchmarks/aa-many.yml        # 12 repeats each, ~15 minutes
 
-and reports, with the package's own comparison (`sandbox.analysis.compare`: Welch t on log values):
+and reports, with the package's own comparison (`sandbox.analysis.compare`: Welch t on log values;
+after-idle RSS confirmatory and unadjusted, the other metrics Holm-adjusted within the
+comparison, `sandbox.analysis.multiplicity`):
 
 (a) the disjoint 3-vs-3 comparisons (repeats 1-3 of each label, 4-6, ...), each a comparison
-    as an experiment of 3 repeats would give it: the after-idle ratio, its interval and p, and
-    which metrics have p < 0.05; then how many of them claim a difference (p < 0.05) on
-    after-idle RSS and on any metric;
+    as an experiment of 3 repeats would give it: the after-idle ratio, its interval and p, which
+    metrics have a raw p < 0.05 and which are significant after the adjustment; then how many
+    of them claim a difference on after-idle RSS and on any metric, raw and adjusted;
 (b) `--splits` random 3-vs-3 splits drawn from all the runs pooled (labels ignored: 6 distinct
-    runs, 3 on each side), the fraction with p < 0.05 on each metric. The splits share runs, so
-    they are not independent: the fraction estimates the rate, but not with the binomial
-    precision `--splits` trials would suggest.
+    runs, 3 on each side), the fraction with p < 0.05 on each metric, raw and adjusted. The
+    splits share runs, so they are not independent: the fraction estimates the rate, but not
+    with the binomial precision `--splits` trials would suggest.
+
+Without a folder, `--simulate N` runs N synthetic A/A comparisons per `--correlation` instead:
+`--runs` (3) against as many runs of one lognormal population (every metric with a 5 % spread,
+sharing a per-run factor of the given correlation; p95 in whole milliseconds like Locust's),
+built on the golden result file tests/data/result_v3.json.gz and put through the real
+`compare()`.
 
 At a 5 % level, an honest test on runs that do not differ gives p < 0.05 about 5 % of the time
-per metric; (b) should be about 5 % or less for after-idle RSS. Writes nothing.
+per metric; after-idle RSS should be flagged about 5 % or less, and any of the exploratory
+metrics, after Holm, 5 % or less as well. Writes nothing.
 
     .venv/bin/python benchmarks/false_alarms.py results/aa-many-YYYYMMDDTHHMMSSZ/
         [--baseline glibc] [--other glibc-again] [--splits 2000] [--seed 7]
+    .venv/bin/python benchmarks/false_alarms.py --simulate 4000 [--correlation 0 0.5 0.9]
+        [--runs 3] [--seed 7]
 """
 
 from __future__ import annotations
@@ -28,15 +39,93 @@ import argparse
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandbox import results
-from sandbox.analysis import compare, groups, metrics, stats
-from sandbox.results import RunResult
+from sandbox.analysis import compare, groups, metrics, multiplicity, stats
+from sandbox.results import RunResult, Summary
 
-ALPHA = 0.05
-HEADLINE = "after_idle_rss_mib"
+ALPHA = stats.ALPHA
+HEADLINE = metrics.CONFIRMATORY_METRIC
 BLOCK = 3
+TEMPLATE = Path(__file__).resolve().parents[1] / "tests" / "data" / "result_v3.json.gz"
+SPREAD_LOG = 0.05
+"""Sd of the log of every simulated metric: a 5 % run-to-run spread."""
+# Typical levels of the simulated metrics (MiB, req/s, ms); held = in use + unused.
+LEVELS = {
+    "baseline": 60.0,
+    "peak": 200.0,
+    "end_of_load": 190.0,
+    "after_idle": 150.0,
+    "after_trim": 120.0,
+    "in_use": 40.0,
+    "unused": 30.0,
+    "rps": 40.0,
+    "p95_ms": 400.0,
+}
+
+
+@dataclass(frozen=True)
+class Alarms:
+    """What one A/A comparison claims by chance."""
+
+    headline: bool
+    """After-idle RSS significant (its unadjusted test)."""
+    any_raw: bool
+    """Some metric with a raw p < ALPHA: what ten separate 5 % tests would claim."""
+    any_exploratory: bool
+    """Some exploratory metric significant after Holm."""
+    any_adjusted: bool
+    """Headline or an exploratory metric significant: what `sandbox compare` now claims."""
+
+
+def alarms(ratios: Sequence[stats.Ratio]) -> Alarms:
+    """The claims of one comparison's (adjusted) ratios."""
+    head = next((r for r in ratios if r.metric == HEADLINE), None)
+    headline = head is not None and head.significant
+    exploratory = any(r.significant for r in ratios if r.exploratory)
+    return Alarms(
+        headline=headline,
+        any_raw=any(r.p_value is not None and r.p_value < ALPHA for r in ratios),
+        any_exploratory=exploratory,
+        any_adjusted=headline or exploratory,
+    )
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Counts of `Alarms` over many comparisons."""
+
+    comparisons: int
+    headline: int
+    any_raw: int
+    any_exploratory: int
+    any_adjusted: int
+
+    @classmethod
+    def of(cls, found: Sequence[Alarms]) -> Rates:
+        return cls(
+            comparisons=len(found),
+            headline=sum(a.headline for a in found),
+            any_raw=sum(a.any_raw for a in found),
+            any_exploratory=sum(a.any_exploratory for a in found),
+            any_adjusted=sum(a.any_adjusted for a in found),
+        )
+
+    def lines(self, indent: str = "    ") -> list[str]:
+        n = self.comparisons
+
+        def rate(k: int) -> str:
+            return f"{k / n:6.1%} ({k} of {n})" if n else "     - (none)"
+
+        rows = [
+            ("after-idle RSS (confirmatory, unadjusted)", self.headline),
+            (f"any metric, raw p < {ALPHA:g} (before)", self.any_raw),
+            ("any exploratory metric, Holm-adjusted", self.any_exploratory),
+            ("any metric, as reported (after)", self.any_adjusted),
+        ]
+        return [f"{indent}{what:<42} {rate(k)}" for what, k in rows]
 
 
 def ok_runs(runs: Sequence[RunResult], allocator: str) -> list[RunResult]:
@@ -61,23 +150,25 @@ def disjoint(
     """(a): one comparison per block of 3 repeats."""
     blocks = min(len(base), len(other)) // BLOCK
     print(f"(a) disjoint {BLOCK}-vs-{BLOCK} comparisons, {label} vs {baseline}")
-    headline_hits = any_hits = 0
+    found = []
     for k in range(blocks):
         part = slice(k * BLOCK, (k + 1) * BLOCK)
         comparison = compare.compare([*base[part], *other[part]], baseline=baseline)
         group = comparison.group(groups.label(label, {}))
         flagged = [r.metric for r in group.ratios if r.p_value is not None and r.p_value < ALPHA]
-        headline = group.ratio(HEADLINE)
-        headline_hits += HEADLINE in flagged
-        any_hits += bool(flagged)
+        significant = [r.metric for r in group.ratios if r.significant]
+        found.append(alarms(group.ratios))
         print(
-            f"  repeats {k * BLOCK + 1}-{(k + 1) * BLOCK}: after-idle {fmt_ratio(headline)}; "
-            f"p < {ALPHA:g} on: {', '.join(flagged) or 'none'} "
-            f"(of {sum(r.p_value is not None for r in group.ratios)} metrics with a test)"
+            f"  repeats {k * BLOCK + 1}-{(k + 1) * BLOCK}: after-idle "
+            f"{fmt_ratio(group.ratio(HEADLINE))}; p < {ALPHA:g} on: {', '.join(flagged) or 'none'} "
+            f"(of {sum(r.p_value is not None for r in group.ratios)} metrics with a test); "
+            f"significant after adjustment: {', '.join(significant) or 'none'}"
         )
+    rates = Rates.of(found)
     print(
-        f"  claims a difference: after-idle RSS in {headline_hits} of {blocks}; "
-        f"any metric in {any_hits} of {blocks}"
+        f"  claims a difference: after-idle RSS in {rates.headline} of {blocks}; any metric in "
+        f"{rates.any_raw} of {blocks} by raw p, {rates.any_adjusted} of {blocks} as reported "
+        "(after-idle unadjusted, the others Holm-adjusted)"
     )
 
 
@@ -85,52 +176,130 @@ def random_splits(pooled: Sequence[RunResult], splits: int, rng: random.Random) 
     """(b): random 3-vs-3 splits of the pooled runs, per metric."""
     print(
         f"(b) {splits} random {BLOCK}-vs-{BLOCK} splits of the {len(pooled)} pooled runs "
-        f"(labels ignored); fraction with p < {ALPHA:g}"
+        f"(labels ignored); fraction with p < {ALPHA:g}, raw and after adjustment"
     )
     print(
         "    NOTE: the splits reuse the same runs, so they are not independent trials; read the "
         "fractions as estimates without a binomial error bar"
     )
     hits = {m.key: 0 for m in metrics.METRICS}
+    adjusted_hits = {m.key: 0 for m in metrics.METRICS}
     tested = {m.key: 0 for m in metrics.METRICS}
-    any_hits = 0
-    extract = {m.key: m.extract for m in metrics.METRICS}
+    found = []
     for _ in range(splits):
         picked = rng.sample(range(len(pooled)), 2 * BLOCK)
         left = [pooled[i] for i in picked[:BLOCK]]
         right = [pooled[i] for i in picked[BLOCK:]]
-        flagged = False
-        for key, get in extract.items():
-            a = [v for v in map(get, left) if v is not None and math.isfinite(v)]
-            b = [v for v in map(get, right) if v is not None and math.isfinite(v)]
-            r = stats.log_ratio(a, b, key)
+        ratios = []
+        for m in metrics.METRICS:
+            a = [v for v in map(m.extract, left) if v is not None and math.isfinite(v)]
+            b = [v for v in map(m.extract, right) if v is not None and math.isfinite(v)]
+            ratios.append(stats.log_ratio(a, b, m.key))
+        ratios = list(multiplicity.adjust(ratios))
+        for r in ratios:
             if r.p_value is None:
                 continue
-            tested[key] += 1
-            if r.p_value < ALPHA:
-                hits[key] += 1
-                flagged = True
-        any_hits += flagged
+            tested[r.metric] += 1
+            hits[r.metric] += r.p_value < ALPHA
+            adjusted_hits[r.metric] += r.significant
+        found.append(alarms(ratios))
+    print(f"    {'':<24} {'raw':>6}  {'adjusted':>8}")
     for m in metrics.METRICS:
         if tested[m.key]:
-            marker = "  <- headline" if m.key == HEADLINE else ""
+            marker = "  <- headline, not adjusted" if m.key == HEADLINE else ""
             print(
-                f"    {m.label:<24} {hits[m.key] / tested[m.key]:>6.1%} of {tested[m.key]}{marker}"
+                f"    {m.label:<24} {hits[m.key] / tested[m.key]:>6.1%}  "
+                f"{adjusted_hits[m.key] / tested[m.key]:>8.1%} of {tested[m.key]}{marker}"
             )
         else:
-            print(f"    {m.label:<24}      - (no test: no values or no variation)")
-    print(f"    any metric               {any_hits / splits:>6.1%} of {splits}")
+            print(f"    {m.label:<24}      - (no test: no values or no spread)")
+    print("\n".join(Rates.of(found).lines()))
+
+
+def synthetic_run(
+    template: RunResult, label: str, repeat: int, correlation: float, rng: random.Random
+) -> RunResult:
+    """`template` with lognormal figures: every metric LEVELS * exp(SPREAD_LOG * e), where the
+    e of one run share a factor of weight sqrt(correlation)."""
+    shared = rng.gauss(0.0, 1.0)
+
+    def draw(level: float) -> float:
+        e = math.sqrt(correlation) * shared + math.sqrt(1.0 - correlation) * rng.gauss(0.0, 1.0)
+        return level * math.exp(SPREAD_LOG * e)
+
+    v = {key: draw(level) for key, level in LEVELS.items()}
+    mib = metrics.MIB
+    summary = Summary(
+        baseline_rss_bytes=int(v["baseline"] * mib),
+        peak_rss_bytes=int(v["peak"] * mib),
+        end_of_load_rss_bytes=int(v["end_of_load"] * mib),
+        after_idle_rss_bytes=int(v["after_idle"] * mib),
+        vmhwm_bytes=None,
+        in_use_after_idle_bytes=int(v["in_use"] * mib),
+        held_after_idle_bytes=int((v["in_use"] + v["unused"]) * mib),
+        after_trim_rss_bytes=int(v["after_trim"] * mib),
+    )
+    batch = replace(
+        template.load.stats[0], requests=1000, failures=0, rps=v["rps"], p95_ms=round(v["p95_ms"])
+    )
+    return replace(
+        template,
+        run_id=f"sim-{label}-{repeat}",
+        experiment="aa-simulated",
+        allocator=replace(template.allocator, name=label),
+        load=replace(template.load, stats=[batch]),
+        summary=summary,
+        repeat=repeat,
+        parameters={},
+    )
+
+
+def simulate(
+    template: RunResult,
+    comparisons: int,
+    correlation: float,
+    rng: random.Random,
+    runs_per_side: int = BLOCK,
+) -> Rates:
+    """`comparisons` synthetic A/A comparisons (`runs_per_side` runs of glibc against as many
+    of glibc-again, one population) through `compare()`."""
+    found = []
+    for _ in range(comparisons):
+        runs = [
+            synthetic_run(template, label, i, correlation, rng)
+            for label in ("glibc", "glibc-again")
+            for i in range(runs_per_side)
+        ]
+        group = compare.compare(runs, baseline="glibc").group("glibc-again")
+        found.append(alarms(group.ratios))
+    return Rates.of(found)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="a results folder of A/A runs")
+    parser.add_argument("folder", type=Path, nargs="?", help="a results folder of A/A runs")
     parser.add_argument("--baseline", default="glibc")
     parser.add_argument("--other", default="glibc-again")
     parser.add_argument("--splits", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--simulate", type=int, metavar="N", help="N synthetic comparisons")
+    parser.add_argument("--correlation", type=float, nargs="*", default=[0.0, 0.5, 0.9])
+    parser.add_argument("--runs", type=int, default=BLOCK, help="simulated runs a side")
     args = parser.parse_args()
 
+    if args.simulate:
+        template = results.load(TEMPLATE)
+        for rho in args.correlation:
+            rates = simulate(template, args.simulate, rho, random.Random(args.seed), args.runs)
+            print(
+                f"simulated A/A, {args.runs}-vs-{args.runs}, {len(metrics.METRICS) - 1} metrics "
+                f"with a test (no failures; spread {SPREAD_LOG:.0%}, correlation {rho:g}, "
+                f"seed {args.seed}):"
+            )
+            print("\n".join(rates.lines()))
+        return
+    if args.folder is None:
+        parser.error("give a results folder of A/A runs, or --simulate N")
     runs = results.load_all([args.folder])
     base, other = ok_runs(runs, args.baseline), ok_runs(runs, args.other)
     if min(len(base), len(other)) < BLOCK:

@@ -4,8 +4,9 @@ Runs are grouped by a label, the allocator name plus `k=v` for each experiment p
 (`glibc handler=async`, see `groups`). For every group and metric (`metrics`) we report n,
 median, mean, sd, min, max; every group is compared with a baseline group by the ratio of
 geometric means, with a 95 % confidence interval and p-value from Welch's t-test on the log
-values (`stats`). Warnings come from `caveats`, the plain-words verdicts from `verdict`.
-No printing: `sandbox.analysis.report` renders a `Comparison`.
+values (`stats`); after-idle RSS is the confirmatory metric, the others are Holm-adjusted
+within each comparison (`multiplicity`). Warnings come from `caveats`, the plain-words verdicts
+from `verdict`. No printing: `sandbox.analysis.report` renders a `Comparison`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from sandbox.analysis.caveats import (
     skipped_warning,
 )
 from sandbox.analysis.groups import choose_baseline, group_results, label, workload
-from sandbox.analysis.metrics import METRICS, metric_values
+from sandbox.analysis.metrics import CONFIRMATORY_METRIC, METRICS, metric_values
+from sandbox.analysis.multiplicity import adjust
 from sandbox.analysis.stats import CONFIDENCE, Ratio, Stats, describe, log_ratio
 from sandbox.analysis.verdict import verdicts
 from sandbox.errors import SandboxError
@@ -38,7 +40,8 @@ class Group:
     run_ids: tuple[str, ...]
     stats: tuple[Stats, ...]
     ratios: tuple[Ratio, ...]
-    """Against `reference`; empty for the baseline group itself."""
+    """Against `reference`, the exploratory ones Holm-adjusted among themselves (`multiplicity`);
+    empty for the baseline group itself."""
     reference: str = ""
     """The group compared with: the baseline allocator's group with the same parameters when
     there is one (so a sweep shows the allocator effect at each setting), else the baseline."""
@@ -89,6 +92,7 @@ class Comparison:
             "experiments": list(self.experiments),
             "workload": self.workload,
             "verdicts": list(self.verdicts),
+            "confirmatory_metric": CONFIRMATORY_METRIC,
             "metrics": [{"key": m.key, "label": m.label, "unit": m.unit} for m in METRICS],
             "groups": [
                 {
@@ -116,6 +120,8 @@ class Comparison:
                             "ci_low": r.ci_low,
                             "ci_high": r.ci_high,
                             "p_value": r.p_value,
+                            "p_adjusted": r.p_adjusted,
+                            "role": r.role,
                             "significant": r.significant,
                             "n": r.n,
                             "n_baseline": r.n_baseline,
@@ -166,13 +172,15 @@ def compare(results: Sequence[RunResult], baseline: str | None = None) -> Compar
         )
         ratios: tuple[Ratio, ...] = ()
         if lab != base_label:
-            ratios = tuple(
-                log_ratio(
-                    [v for _, v in values[lab][m.key]],
-                    [v for _, v in values[ref][m.key]],
-                    m.key,
-                )
-                for m in METRICS
+            ratios = adjust(
+                [
+                    log_ratio(
+                        [v for _, v in values[lab][m.key]],
+                        [v for _, v in values[ref][m.key]],
+                        m.key,
+                    )
+                    for m in METRICS
+                ]
             )
         groups.append(
             Group(

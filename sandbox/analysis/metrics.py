@@ -72,6 +72,9 @@ METRICS: tuple[Metric, ...] = (
 )
 METRIC_BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
 HEADLINE_METRICS = ("after_idle_rss_mib", "peak_rss_mib")
+CONFIRMATORY_METRIC = "after_idle_rss_mib"
+"""The question the sandbox answers: its test stands alone (unadjusted); every other metric is
+exploratory and Holm-adjusted with the others of its comparison (`multiplicity`)."""
 
 MetricValues = dict[str, list[tuple[RunResult, float]]]
 """Metric key -> (run, value) for every run that has a finite value for it, in run order."""

@@ -8,7 +8,12 @@ import json
 from collections.abc import Sequence
 
 from sandbox.analysis.compare import Comparison, Group
-from sandbox.analysis.metrics import HEADLINE_METRICS, METRIC_BY_KEY, METRICS
+from sandbox.analysis.metrics import (
+    CONFIRMATORY_METRIC,
+    HEADLINE_METRICS,
+    METRIC_BY_KEY,
+    METRICS,
+)
 from sandbox.analysis.stats import Ratio
 from sandbox.errors import ConfigError
 
@@ -31,7 +36,11 @@ CSV_COLUMNS = (
     "ci_high",
     "p_value",
     "significant",
+    "p_adjusted",
+    "role",
 )
+"""`p_adjusted` and `role` come last so that readers of the older columns by position still
+work; `significant` follows `p_adjusted` for an exploratory row."""
 TIMES = "\u00d7"
 """The multiplication sign in `0.62 x glibc`."""
 _HEADLINE_NAMES = {"after_idle_rss_mib": "after-idle", "peak_rss_mib": "peak"}
@@ -61,8 +70,8 @@ def p_text(p: float) -> str:
 
 
 def ratio_text(r: Ratio | None, baseline: str) -> str:
-    """`1.31 [1.22, 1.41] x glibc (p=0.003, n=3/3)` (with a real times sign); notes a missing
-    interval."""
+    """`1.31 [1.22, 1.41] x glibc (p=0.003, n=3/3)` (with a real times sign); an exploratory
+    metric shows its adjusted p as `Holm p=0.027`; notes a missing interval."""
     if r is None:
         return "baseline"
     if r.ratio is None:
@@ -70,7 +79,11 @@ def ratio_text(r: Ratio | None, baseline: str) -> str:
     head = f"{r.ratio:.2f}"
     if r.ci_low is not None and r.ci_high is not None:
         head += f" [{r.ci_low:.2f}, {r.ci_high:.2f}]"
-    details = [p_text(r.p_value)] if r.p_value is not None else []
+    details = []
+    if r.exploratory and r.p_adjusted is not None:
+        details.append(f"Holm {p_text(r.p_adjusted)}")
+    elif not r.exploratory and r.p_value is not None:
+        details.append(p_text(r.p_value))
     details.append(f"n={r.n}/{r.n_baseline}")
     if r.ci_low is None and r.note:
         details.append(r.note)
@@ -84,6 +97,16 @@ def _title(c: Comparison) -> str:
     return (
         f"{runs} runs{what}{skipped}: {c.workload}; baseline {c.baseline}; "
         f"{c.confidence:.0%} confidence intervals"
+    )
+
+
+def adjustment_note(c: Comparison) -> str:
+    """How to read p and the intervals: which metric is confirmatory, which are adjusted."""
+    confirmatory = METRIC_BY_KEY[CONFIRMATORY_METRIC].label
+    return (
+        f"p on {confirmatory} (confirmatory) is unadjusted; Holm p on the other metrics "
+        "(exploratory) is adjusted within each comparison and decides significance; the "
+        f"{c.confidence:.0%} intervals are unadjusted"
     )
 
 
@@ -164,6 +187,8 @@ def render_table(c: Comparison) -> str:
     header = [*_HEADER, f"vs {c.baseline}"]
     table = _align([header, *_rows(c)], right=(2, 3, 4, 5, 6))
     out = [_title(c), "", *headlines(c), "", *(line.rstrip() for line in table)]
+    if len(c.groups) > 1:
+        out += ["", adjustment_note(c)]
     if c.verdicts:
         out += ["", *c.verdicts]
     if c.warnings:
@@ -183,6 +208,8 @@ def render_markdown(c: Comparison) -> str:
     out += ["", "| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["--:"] * 5)]
     out[-1] += "|---|"
     out += ["| " + " | ".join(_md_escape(cell) for cell in row) + " |" for row in _rows(c)]
+    if len(c.groups) > 1:
+        out += ["", f"_{_md_escape(adjustment_note(c))}_"]
     if c.verdicts:
         out += ["", "**What held the memory**", ""]
         out += [f"- {_md_escape(v)}" for v in c.verdicts]
@@ -199,8 +226,10 @@ def _csv_row(c: Comparison, g: Group, key: str) -> list[object] | None:
     r = g.ratio(key)
     params = ";".join(f"{k}={v}" for k, v in sorted(g.parameters.items()))
     ratio_cells: list[object] = ["", "", "", "", ""]
+    adjusted_cells: list[object] = ["", ""]
     if r is not None:
         ratio_cells = [r.ratio, r.ci_low, r.ci_high, r.p_value, r.significant]
+        adjusted_cells = [r.p_adjusted, r.role]
     cells: list[object] = [
         g.label,
         g.allocator,
@@ -215,6 +244,7 @@ def _csv_row(c: Comparison, g: Group, key: str) -> list[object] | None:
         s.max,
         g.reference or c.baseline,
         *ratio_cells,
+        *adjusted_cells,
     ]
     return ["" if v is None else v for v in cells]
 

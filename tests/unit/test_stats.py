@@ -115,6 +115,81 @@ def test_single_run_gives_a_ratio_but_no_interval() -> None:
     assert s is not None and s.sd is None
 
 
+def _table_row(table: str, metric_label: str, group: str) -> str:
+    """The table line of `group` for `metric_label` (the label is on the group's first line)."""
+    lines = table.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(metric_label))
+    return next(
+        line for line in lines[start:] if line.removeprefix(metric_label).split()[0] == group
+    )
+
+
+def test_no_spread_on_both_sides_is_no_test() -> None:
+    # Equal repeats on both sides (a whole-number p95, say): no p = 0, no interval, no claim.
+    c = compare.compare(fixed_runs("glibc", [100, 100, 100]) + fixed_runs("jemalloc", [120] * 3))
+    r = c.group("jemalloc").ratio("after_idle_rss_mib")
+    assert r is not None
+    assert r.ratio == pytest.approx(1.2)
+    assert (r.ci_low, r.ci_high, r.p_value, r.note) == (None, None, None, "no test: no spread")
+    assert not r.significant
+    table = report.render(c, "table")
+    lines = table.splitlines()
+    assert (
+        "jemalloc  after-idle 120.0 ± 0.0 MiB   1.20 × glibc (n=3/3, no test: no spread)" in lines
+    )
+    row = _table_row(table, "after-idle RSS (MiB)", "jemalloc")
+    assert row.endswith("  1.20 × glibc (n=3/3, no test: no spread)")
+    vs = c.to_dict()["groups"][1]["vs_baseline"]["after_idle_rss_mib"]
+    assert (vs["p_value"], vs["ci_low"], vs["significant"]) == (None, None, False)
+
+
+def test_no_spread_with_equal_means_is_no_test_either() -> None:
+    r = stats.log_ratio([60.0] * 3, [60.0] * 3, "baseline_rss_mib")
+    assert (r.ratio, r.ci_low, r.ci_high, r.p_value) == (1.0, None, None, None)
+    assert report.ratio_text(r, "glibc") == "1.00 \u00d7 glibc (n=3/3, no test: no spread)"
+
+
+def test_float_noise_is_no_spread() -> None:
+    # 0.1 + 0.2 != 0.3 in floats: a spread of 1e-16 must not make a t statistic of 1e15.
+    noisy = [0.1 + 0.2, 0.3, 0.3]
+    assert statistics.stdev(noisy) > 0
+    r = stats.log_ratio(noisy, [0.4, 0.4, 0.4], "m")
+    assert (r.ci_low, r.ci_high, r.p_value, r.note) == (None, None, None, "no test: no spread")
+    assert report.ratio_text(r, "glibc") == "0.75 \u00d7 glibc (n=3/3, no test: no spread)"
+
+
+def test_no_spread_on_one_side_takes_df_from_the_other() -> None:
+    # Only the baseline varies: se comes from it alone and df = its n - 1 = 2 (closed form).
+    c = compare.compare(fixed_runs("glibc", [90, 100, 110]) + fixed_runs("jemalloc", [120] * 3))
+    r = c.group("jemalloc").ratio("after_idle_rss_mib")
+    assert r is not None
+    logs = [math.log(v) for v in (90, 100, 110)]
+    delta = math.log(120) - statistics.fmean(logs)
+    se = math.sqrt(statistics.variance(logs) / 3)
+    t = delta / se
+    assert r.ratio == pytest.approx(math.exp(delta))
+    assert r.ci_low == pytest.approx(math.exp(delta - T975_DF2 * se), rel=1e-9)
+    assert r.ci_high == pytest.approx(math.exp(delta + T975_DF2 * se), rel=1e-9)
+    assert r.p_value == pytest.approx(1 - abs(t) / math.sqrt(2 + t * t), rel=1e-9)
+    assert r.note == ""
+    text = f"1.20 [{r.ci_low:.2f}, {r.ci_high:.2f}] \u00d7 glibc (p={r.p_value:.3f}, n=3/3)"
+    assert text == "1.20 [0.94, 1.54] \u00d7 glibc (p=0.085, n=3/3)"
+    table = report.render(c, "table")
+    assert "jemalloc  after-idle 120.0 ±  0.0 MiB   " + text in table.splitlines()
+    assert _table_row(table, "after-idle RSS (MiB)", "jemalloc").endswith("  " + text)
+
+
+def test_float_noise_on_one_side_counts_as_no_spread() -> None:
+    # The same as an exact zero: df from the other side, no division by a vanishing variance.
+    exact = stats.log_ratio([0.3, 0.3, 0.3], [0.25, 0.3, 0.35], "m")
+    noisy = stats.log_ratio([0.1 + 0.2, 0.3, 0.3], [0.25, 0.3, 0.35], "m")
+    assert exact.p_value is not None and noisy.p_value is not None
+    assert noisy.p_value == pytest.approx(exact.p_value, rel=1e-9)
+    assert noisy.ci_low == pytest.approx(exact.ci_low, rel=1e-9)
+    reverse = stats.log_ratio([0.25, 0.3, 0.35], [0.1 + 0.2, 0.3, 0.3], "m")
+    assert reverse.p_value == pytest.approx(exact.p_value, rel=1e-9)
+
+
 def test_zero_values_have_no_log_ratio() -> None:
     r = stats.log_ratio([0.0, 0.0], [0.0, 0.0], "failures")
     assert r.ratio is None and r.note == "baseline is zero"
