@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4)
+APT_PACKAGES=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gdb)
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
