@@ -22,10 +22,16 @@ def _malloc_line(s: Snapshot) -> str:
     return f"malloc: {s.allocator} ({'; '.join(evidence)})"
 
 
+def one_line(command: str, limit: int = 160) -> str:
+    """A command line on one line (a `python -c` program has newlines), cut at `limit`."""
+    text = " ".join(command.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def snapshot_text(s: Snapshot) -> str:
     m = s.memory
     lines = [
-        f"process {s.pid}: {s.command or '(command line unreadable)'}",
+        f"process {s.pid}: {one_line(s.command) or '(command line unreadable)'}",
         _malloc_line(s),
         f"RSS {mib(m.rss_bytes)}: anonymous {mib(m.anonymous_bytes)}, "
         f"file-backed {mib(m.file_bytes)}"

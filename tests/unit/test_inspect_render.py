@@ -98,3 +98,10 @@ def test_watch_lines() -> None:
         "free memory jemalloc keeps grew 0 MiB -> little growth",
         "stopped per look: median 71 ms, max 80 ms (2 looks)",
     ]
+
+
+def test_a_command_line_is_shown_on_one_line() -> None:
+    assert render.one_line("python -c 'import x\nx.run()'") == "python -c 'import x x.run()'"
+    assert render.one_line("a" * 200, limit=10) == "aaaaaaa..."
+    text = render.snapshot_text(snapshot(command="python -c '\nimport time\n'"))
+    assert text.splitlines()[0] == "process 42: python -c ' import time '"
