@@ -495,7 +495,8 @@ def inspect_cmd(
               available_bytes, highwater_arenas}, note},
       trim {called, result, rss_before_bytes, rss_after_bytes, returned_bytes,
             held_before_bytes, held_after_bytes},
-      stopped_ms, attach_ms, problem
+      stopped_ms, attach_ms, phases_ms {attach, thread, owner, counters, python, ...},
+      problem
     A watch ("format": "sandbox-inspect-watch"): pid, duration_s, interval_s, interrupted,
       samples [{t_s, snapshot}], growth {duration_s, rss_bytes, in_use_bytes, held_bytes,
       free_kept_bytes, outside_bytes, pymalloc_bytes}, verdict, stopped_ms {median, max, n}

@@ -3,7 +3,8 @@
 The evidence is /proc/PID/maps (which malloc replacements are mapped) and LD_PRELOAD in
 /proc/PID/environ (the environment the process was started with; readable by its owner and
 root). A replacement can be mapped without interposing malloc, so the gdb session confirms it:
-it resolves the symbol `malloc` as the target's dynamic linker would (see `FAMILY_PATTERNS`).
+it asks the target's dynamic linker, dlsym(RTLD_DEFAULT, "malloc"), and names the family of the
+file that holds the answer (see `FAMILY_PATTERNS`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """One gdb session against a live process: attach, run `in_gdb.py`'s calls, detach, answer.
 
-gdb runs in batch mode with no init files (-nx) and reads no debug information (-readnever):
-the attach then costs only the symbol tables. The settings below keep it quiet, make a faulting
-call harmless (unwindonsignal) and let every signal reach the target without stopping it,
-except the faults a call of ours could cause. gdb runs in its own session, so a Ctrl-C meant
+gdb runs in batch mode with no init files (-nx) and reads no debug information (-readnever).
+It reads the executable and the few symbol files it needs before it attaches and no other
+library's (see `symbols`), so the target is stopped for the attach itself, the calls and the
+detach only. The settings below keep it quiet, make a faulting call harmless (unwindonsignal)
+and let every signal reach the target without stopping it, except the faults a call of ours
+could cause. gdb runs in its own session, so a Ctrl-C meant
 for the sandbox does not interrupt it half-way; on a timeout or a Ctrl-C it is asked (SIGINT)
 to abandon the call, which it unwinds before it detaches.
 """
@@ -22,6 +24,7 @@ from typing import Any
 from sandbox.errors import InspectError
 from sandbox.inspect import access
 from sandbox.inspect.detection import FAMILY_PATTERNS
+from sandbox.inspect.symbols import SymbolFile
 
 SCRIPT = Path(__file__).with_name("in_gdb.py")
 MARKER = "@@sandbox-inspect@@ "
@@ -45,6 +48,7 @@ SETTINGS = (
     "set print thread-events off",
     "set print inferior-events off",
     "set unwindonsignal on",
+    "set auto-solib-add off",
     "handle all nostop noprint pass",
     "handle SIGSEGV SIGBUS SIGFPE SIGILL stop print nopass",
 )
@@ -57,8 +61,8 @@ class Request:
     pid: int
     expected_family: str
     """The family the maps suggest; used when gdb cannot resolve `malloc` itself."""
-    exe: str
-    """The target's executable: `malloc` found there means a statically linked allocator."""
+    symbol_files: tuple[SymbolFile, ...] = ()
+    """Read before the attach (the executable always is)."""
     trim: bool = False
     python: bool = True
 
@@ -66,19 +70,26 @@ class Request:
         return {
             "pid": self.pid,
             "expected": self.expected_family,
-            "exe": self.exe,
             "families": [list(pair) for pair in FAMILY_PATTERNS],
             "trim": self.trim,
             "python": self.python,
         }
 
 
-def command(gdb: str) -> list[str]:
+def command(gdb: str, request: Request) -> list[str]:
     """The gdb command line (the parameters travel in the environment)."""
     cmd = [gdb, "-nx", "-batch", "-readnever", "-q"]
     for setting in SETTINGS:
         cmd += ["-iex", setting]
+    cmd += ["-iex", f"file {_quoted(f'/proc/{request.pid}/exe')}"]
+    for symbols in request.symbol_files:
+        cmd += ["-iex", f"add-symbol-file {_quoted(symbols.path)} -o {symbols.bias:#x}"]
     return [*cmd, "-ix", str(SCRIPT), "-ex", "python sandbox_inspect()"]
+
+
+def _quoted(path: str) -> str:
+    """A file name as gdb's argument parser reads it back, spaces and all."""
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def environment(request: Request) -> dict[str, str]:
@@ -110,7 +121,7 @@ def run(request: Request, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
     if gdb is None:
         raise InspectError(GDB_MISSING)
     proc = subprocess.Popen(
-        command(gdb),
+        command(gdb, request),
         env=environment(request),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

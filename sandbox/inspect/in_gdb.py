@@ -247,12 +247,10 @@ _RELEASERS = {
 
 def _counters(family: str, scratch: Scratch) -> dict[str, Any]:
     out: dict[str, Any] = {"raw": {}}
-    started = time.monotonic()
     try:
         _READERS[family](scratch, out)
     except gdb.error as exc:
         out["error"] = _first_line(exc)
-    out["took_ms"] = (time.monotonic() - started) * 1000
     return out
 
 
@@ -282,7 +280,6 @@ def _python(scratch: Scratch) -> dict[str, Any] | None:
     if not _exists("_Py_GetAllocatedBlocks"):
         out["note"] = "this Python does not export _Py_GetAllocatedBlocks"
         return out
-    started = time.monotonic()
     stream = 0
     try:
         if _exists("_PyObject_DebugMallocStats"):
@@ -295,15 +292,13 @@ def _python(scratch: Scratch) -> dict[str, Any] | None:
                 out["pymalloc_in_use"] = bool(used)
         finally:
             _scheduler_locking(False)
-        if stream:
-            _call("int (*)(void *)", "fflush", f"(void *) {stream}")
+        if stream:  # unbuffered: the text is all there; the mapping was zeros, so it ends in NUL
             out["pymalloc_stats"] = scratch.read_text(_TEXT_OFFSET)
     except gdb.error as exc:
         out["error"] = _first_line(exc)
     finally:
         if stream:
             _call("int (*)(void *)", "fclose", f"(void *) {stream}")
-    out["took_ms"] = (time.monotonic() - started) * 1000
     return out
 
 
@@ -356,16 +351,49 @@ def _outside_allocator() -> bool:
     return True
 
 
-def _malloc_owner(exe: str) -> str | None:
-    """The file whose `malloc` the target calls, as gdb resolves the symbol."""
+def _malloc_owner(scratch: Scratch, pid: int) -> str | None:
+    """The file whose `malloc` the target's own calls reach.
+
+    dlsym(RTLD_DEFAULT, "malloc") asks the dynamic linker, in its own search order; gdb's
+    lookup would answer from the few symbol files it read. The address is then found in
+    /proc/PID/maps. A non-PIE executable that takes malloc's address exports its PLT stub as
+    the canonical `malloc`: then the GOT slot the stub jumps through holds the real one.
+    """
     try:
+        address = _call("void *(*)(void *, char *)", "dlsym", _NULL, scratch.string("malloc"))
+    except gdb.error:
+        address = 0
+    owner = _mapped_file(pid, address) if address else None
+    if owner is not None and owner == os.readlink(f"/proc/{pid}/exe"):
+        try:
+            bound = int(gdb.parse_and_eval("*(unsigned long *) &'malloc@got.plt'"))
+        except gdb.error:
+            bound = 0  # no PLT slot: the executable defines malloc itself
+        owner = (_mapped_file(pid, bound) if bound else None) or owner
+    if owner is not None:
+        return owner
+    try:  # glibc older than 2.34 without libdl mapped: gdb's lookup, in the files it read
         text = gdb.execute("info symbol malloc", to_string=True).strip()
     except gdb.error:
         return None
+    found = re.search(r" in section \S+ of (/.*)$", text)
+    if found:
+        return found.group(1)
     if " in section " not in text:
         return None
-    found = re.search(r" of (/.*)$", text)
-    return found.group(1) if found else exe  # no " of FILE": the main executable
+    return os.readlink(f"/proc/{pid}/exe")  # no " of FILE": the main executable
+
+
+def _mapped_file(pid: int, address: int) -> str | None:
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split(maxsplit=5)
+            start, end = (int(part, 16) for part in fields[0].split("-"))
+            if start <= address < end:
+                path = fields[5].strip() if len(fields) == 6 else ""
+                path = path[: -len(" (deleted)")] if path.endswith(" (deleted)") else path
+                return path if path.startswith("/") else None
+    return None
 
 
 def _family(owner: str | None, patterns: list[list[str]], expected: str) -> str:
@@ -383,34 +411,53 @@ def _rss_bytes(pid: int) -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+class _Phases:
+    """Milliseconds spent in each step of the session, in order (reported as "phases_ms")."""
+
+    def __init__(self, out: dict[str, Any]) -> None:
+        self.times: dict[str, float] = out.setdefault("phases_ms", {})
+        self.last = time.monotonic()
+
+    def done(self, name: str) -> None:
+        now = time.monotonic()
+        self.times[name] = (now - self.last) * 1000
+        self.last = now
+
+
 def _session(params: dict[str, Any], out: dict[str, Any]) -> None:
+    phases = _Phases(out)
     thread = _clean_thread()
+    phases.done("thread")
     if thread is None:
         out["error"] = "busy"
         out["message"] = "every thread is inside the allocator"
         return
     out["thread"] = thread.ptid[1]
-    owner = _malloc_owner(params["exe"])
-    family = _family(owner, params["families"], params["expected"])
-    out["malloc_owner"] = owner
-    out["family"] = family
     scratch = Scratch()
     try:
+        owner = _malloc_owner(scratch, params["pid"])
+        family = _family(owner, params["families"], params["expected"])
+        out["malloc_owner"] = owner
+        out["family"] = family
+        phases.done("owner")
         if family in _READERS:
             out["counters"] = _counters(family, scratch)
+            phases.done("counters")
         if params.get("python", True):
             out["python"] = _python(scratch)
+            phases.done("python")
         if params.get("trim") and family in _RELEASERS:
             before = _rss_bytes(params["pid"])
-            started = time.monotonic()
             release = _RELEASERS[family](scratch)
-            release["took_ms"] = (time.monotonic() - started) * 1000
             release["rss_before_bytes"] = before
             release["rss_after_bytes"] = _rss_bytes(params["pid"])
             out["release"] = release
+            phases.done("trim")
             out["counters_after"] = _counters(family, scratch)
+            phases.done("counters_after")
     finally:
         scratch.close()
+        phases.done("unmap")
 
 
 def _emit(out: dict[str, Any]) -> None:
@@ -431,6 +478,7 @@ def sandbox_inspect() -> None:
         _emit(out)
         return
     out["attach_ms"] = (time.monotonic() - started) * 1000
+    out["phases_ms"] = {"attach": out["attach_ms"]}
     try:
         _session(params, out)
     except gdb.error as exc:
@@ -440,6 +488,7 @@ def sandbox_inspect() -> None:
         out["error"] = "script"
         out["message"] = f"{type(exc).__name__}: {exc}"
     finally:
+        detaching = time.monotonic()
         try:
             gdb.execute("detach", to_string=True)
             out["detached"] = True
@@ -447,4 +496,5 @@ def sandbox_inspect() -> None:
             out["detached"] = False
             out["detach_message"] = _first_line(exc)
         out["stopped_ms"] = (time.monotonic() - started) * 1000
+        out.setdefault("phases_ms", {})["detach"] = (time.monotonic() - detaching) * 1000
         _emit(out)

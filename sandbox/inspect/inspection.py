@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sandbox.errors import InspectError
-from sandbox.inspect import access, gdb_session, pymalloc, smaps
+from sandbox.inspect import access, gdb_session, pymalloc, smaps, symbols
 from sandbox.inspect.detection import KNOWN_FAMILIES, Detection, detect
 from sandbox.inspect.normalise import NORMALISERS, NOTES
 from sandbox.inspect.smaps import MemoryMap
@@ -54,10 +54,16 @@ def take(
     if not attach:
         return base
     access.check_not_traced(pid)
+    try:
+        files = symbols.symbol_files(pid, detection.ld_preload)
+    except PermissionError:
+        raise access.denied(pid, "read the memory map of") from None
+    except (FileNotFoundError, ProcessLookupError):
+        raise access.exited(pid) from None
     request = gdb_session.Request(
         pid=pid,
         expected_family=detection.family,
-        exe=access.executable(pid),
+        symbol_files=tuple(files),
         trim=trim,
         python=python,
     )
@@ -154,5 +160,6 @@ def from_answer(base: Snapshot, answer: Mapping[str, Any], trim: bool) -> Snapsh
         trim=trimmed,
         stopped_ms=answer.get("stopped_ms"),
         attach_ms=answer.get("attach_ms"),
+        phases_ms={str(k): float(v) for k, v in dict(answer.get("phases_ms") or {}).items()},
         problem=problem,
     )

@@ -18,7 +18,7 @@ def _malloc_line(s: Snapshot) -> str:
     if d.ld_preload:
         evidence.append(f"LD_PRELOAD={d.ld_preload}")
     if s.owner:
-        evidence.append(f"gdb resolves malloc to {s.owner}")
+        evidence.append(f"malloc resolves to {s.owner}")
     return f"malloc: {s.allocator} ({'; '.join(evidence)})"
 
 

@@ -9,7 +9,8 @@ a key whose value could not be read is null, never a guess:
     allocator            the family that serves malloc: glibc, jemalloc, tcmalloc, mimalloc or
                          the library's file name
     malloc               {family, library, mapped_allocators, ld_preload}: the evidence from
-                         /proc (maps, environ); owner: the file gdb resolved `malloc` to
+                         /proc (maps, environ); owner: the file where the target's dynamic
+                         linker finds `malloc` (dlsym(RTLD_DEFAULT), called through gdb)
     rss                  {rss_bytes, anonymous_bytes, file_bytes, swap_bytes, anon_huge_bytes,
                          regions: [{name, mappings, size_bytes, rss_bytes}]} from smaps
     counters             the allocator's own counters, read inside the target, or null:
@@ -22,6 +23,9 @@ a key whose value could not be read is null, never a guess:
                          returned_bytes, held_before_bytes, held_after_bytes}, else null
     stopped_ms           how long the target was stopped (gdb's attach to its detach)
     attach_ms            of which the attach itself
+    phases_ms            where the stop went, in order: attach, thread (choosing one outside
+                         the allocator), owner (dlsym), counters, python, trim, counters_after,
+                         unmap, detach
     problem              why counters are missing (not attached, allocator not recognised), or null
 """
 
@@ -134,12 +138,13 @@ class Snapshot:
     detection: Detection
     memory: MemoryMap
     owner: str | None = None
-    """The file gdb resolved `malloc` to; None when not attached."""
+    """The file where the target's dynamic linker finds `malloc`; None when not attached."""
     counters: Counters | None = None
     python: PythonCounters | None = None
     trim: Trim | None = None
     stopped_ms: float | None = None
     attach_ms: float | None = None
+    phases_ms: Mapping[str, float] = field(default_factory=dict)
     problem: str | None = None
     """Why the counters are missing; the CLI exits 1 after printing when set."""
 
@@ -158,5 +163,6 @@ class Snapshot:
             "trim": self.trim.to_dict() if self.trim else None,
             "stopped_ms": self.stopped_ms,
             "attach_ms": self.attach_ms,
+            "phases_ms": dict(self.phases_ms),
             "problem": self.problem,
         }

@@ -14,8 +14,15 @@ import pytest
 from sandbox.errors import InspectError, TargetExitedError
 from sandbox.inspect import gdb_session
 from sandbox.inspect.gdb_session import GDB_MISSING, MARKER, Request, answer_of, check, command
+from sandbox.inspect.symbols import SymbolFile
 
-REQUEST = Request(pid=42, expected_family="jemalloc", exe="/usr/bin/python3", trim=True)
+JE = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+REQUEST = Request(
+    pid=42,
+    expected_family="jemalloc",
+    symbol_files=(SymbolFile(f"/proc/42/root{JE}", 0x7F0000000000),),
+    trim=True,
+)
 MISSING_PID = 2**22 + 1
 
 
@@ -36,13 +43,22 @@ def test_the_marker_is_the_scripts() -> None:
     assert "from sandbox" not in script and "import sandbox" not in script
 
 
-def test_command_reads_no_debug_information_and_loads_the_script_before_attaching() -> None:
-    cmd = command("/usr/bin/gdb")
+def test_command_reads_symbols_and_the_script_before_attaching() -> None:
+    cmd = command("/usr/bin/gdb", REQUEST)
     assert cmd[:5] == ["/usr/bin/gdb", "-nx", "-batch", "-readnever", "-q"]
     assert cmd[-4:] == ["-ix", str(gdb_session.SCRIPT), "-ex", "python sandbox_inspect()"]
     assert "-p" not in cmd  # the script attaches, so the stop is timed from just before
     settings = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-iex"]
-    assert "set unwindonsignal on" in settings
+    assert "set unwindonsignal on" in settings and "set auto-solib-add off" in settings
+    assert settings[-2:] == [
+        'file "/proc/42/exe"',
+        f'add-symbol-file "/proc/42/root{JE}" -o 0x7f0000000000',
+    ]
+
+
+def test_file_names_are_quoted_for_gdb() -> None:
+    odd = Request(42, "glibc", (SymbolFile('/opt/my libs/lib"x".so', 0),))
+    assert command("gdb", odd)[-5] == 'add-symbol-file "/opt/my libs/lib\\"x\\".so" -o 0x0'
 
 
 def test_environment_keeps_the_sandboxs_python_settings_away_from_gdbs(
@@ -57,7 +73,6 @@ def test_environment_keeps_the_sandboxs_python_settings_away_from_gdbs(
     assert params == {
         "pid": 42,
         "expected": "jemalloc",
-        "exe": "/usr/bin/python3",
         "families": [
             ["jemalloc", "jemalloc"],
             ["tcmalloc", "tcmalloc"],

@@ -52,7 +52,7 @@ def snapshot(**kw: Any) -> Snapshot:
 def test_snapshot_text() -> None:
     assert render.snapshot_text(snapshot()).splitlines() == [
         "process 42: python -m app",
-        f"malloc: jemalloc ({JE}; LD_PRELOAD={JE}; gdb resolves malloc to {JE})",
+        f"malloc: jemalloc ({JE}; LD_PRELOAD={JE}; malloc resolves to {JE})",
         "RSS 100.0 MiB: anonymous 90.0 MiB, file-backed 10.0 MiB",
         "",
         "  kind of mapping      mappings   size MiB    RSS MiB",
