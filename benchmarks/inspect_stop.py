@@ -6,7 +6,7 @@ time, timing each), and takes `--looks` snapshots through the real gdb session (
 as `sandbox inspect PID` does), `--pause` seconds apart. A snapshot's `stopped_ms` is timed
 inside gdb from just before `attach` to just after `detach`: an upper bound on how long the
 service's threads were held. Prints per allocator the median and maximum of stopped_ms and of
-its attach part, and the client's request latencies (median, p99, max) with no look under way
+its attach part, the median of each step (phases_ms), and the client's request latencies (median, p99, max) with no look under way
 and overlapping a look.
 
     .venv/bin/python benchmarks/inspect_stop.py [--looks 20] [--pause 0.5] [--allocator glibc
@@ -62,6 +62,7 @@ def measure(server: ServerProcess, looks: int, pause_s: float) -> None:
     stopped: list[float] = []
     attach: list[float] = []
     windows: list[tuple[float, float]] = []
+    phases: dict[str, list[float]] = {}
     for _ in range(looks):
         begin = time.monotonic()
         snapshot = inspection.take(server.proc.pid)
@@ -69,6 +70,8 @@ def measure(server: ServerProcess, looks: int, pause_s: float) -> None:
         assert snapshot.stopped_ms is not None and snapshot.attach_ms is not None
         stopped.append(snapshot.stopped_ms)
         attach.append(snapshot.attach_ms)
+        for phase, ms in snapshot.phases_ms.items():
+            phases.setdefault(phase, []).append(ms)
         time.sleep(pause_s)
     client.stop.set()
     client.join()
@@ -82,6 +85,8 @@ def measure(server: ServerProcess, looks: int, pause_s: float) -> None:
         f"(n {len(stopped)}); of which attach: median {statistics.median(attach):.0f}, "
         f"max {max(attach):.0f}"
     )
+    steps = ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in phases.items())
+    print(f"  median ms per step: {steps}")
     for label, values in (("no look under way", clear), ("overlapping a look", overlapping)):
         if values:
             print(
