@@ -6,8 +6,8 @@ time, timing each), and takes `--looks` snapshots through the real gdb session (
 as `sandbox inspect PID` does), `--pause` seconds apart. A snapshot's `stopped_ms` is timed
 inside gdb from just before `attach` to just after `detach`: an upper bound on how long the
 service's threads were held. Prints per allocator the median and maximum of stopped_ms and of
-its attach part, the median of each step (phases_ms), and the client's request latencies (median, p99, max) with no look under way
-and overlapping a look.
+its attach part, the median of each step (phases_ms), and the client's request latencies
+(median, p99, max) with no look under way and overlapping a look.
 
     .venv/bin/python benchmarks/inspect_stop.py [--looks 20] [--pause 0.5] [--allocator glibc
         --allocator jemalloc]
