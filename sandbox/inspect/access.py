@@ -42,19 +42,27 @@ def denied(pid: int, what: str, scope: int | None = None, euid: int | None = Non
     return InspectError(f"cannot {what} process {pid}: permission denied; " + "; ".join(fixes))
 
 
+def gone(pid: int) -> bool:
+    """True when the process no longer exists or has exited (a zombie not yet reaped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    except OSError:
+        return False
+    return any(
+        line.startswith("State:") and line.split()[1] in ("Z", "X") for line in status.splitlines()
+    )
+
+
 def check_exists(pid: int) -> None:
     """Raise TargetExitedError unless /proc/PID exists and is not a zombie."""
     if pid == os.getpid():
         raise InspectError(f"PID {pid} is this sandbox process itself; give another process")
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        raise no_such_process(pid) from None
-    except ProcessLookupError:
-        raise no_such_process(pid) from None
-    for line in status.splitlines():
-        if line.startswith("State:") and line.split()[1] in ("Z", "X"):
-            raise TargetExitedError(f"process {pid} has exited (a zombie waiting for its parent)")
+    if not Path(f"/proc/{pid}").exists():
+        raise no_such_process(pid)
+    if gone(pid):
+        raise TargetExitedError(f"process {pid} has exited (a zombie waiting for its parent)")
 
 
 def tracer(pid: int) -> int:

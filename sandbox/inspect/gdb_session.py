@@ -174,7 +174,8 @@ def check(answer: dict[str, Any], pid: int) -> None:
     """
     error = answer.get("error")
     message = str(answer.get("message", ""))
-    if answer.get("detached") is False and not Path(f"/proc/{pid}").exists():
+    incomplete = error is not None or answer.get("detached") is False
+    if error != "attach" and (answer.get("exited") or (incomplete and access.gone(pid))):
         raise access.exited(pid)
     if error is None or error == "busy":
         return
@@ -184,7 +185,7 @@ def check(answer: dict[str, Any], pid: int) -> None:
         if "Operation not permitted" in message or "Permission denied" in message:
             raise access.denied(pid, "attach to")
         raise InspectError(f"gdb could not attach to process {pid}: {_first_line(message)}")
-    if not Path(f"/proc/{pid}").exists() or "exited" in message or "No such process" in message:
+    if "exited" in message or "No such process" in message:
         raise access.exited(pid)
     raise InspectError(f"a call inside process {pid} failed and was undone: {_first_line(message)}")
 

@@ -489,6 +489,8 @@ def sandbox_inspect() -> None:
         out["message"] = f"{type(exc).__name__}: {exc}"
     finally:
         detaching = time.monotonic()
+        if gdb.selected_inferior().pid == 0:  # the process exited under us
+            out["exited"] = True
         try:
             gdb.execute("detach", to_string=True)
             out["detached"] = True

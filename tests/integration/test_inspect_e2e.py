@@ -321,6 +321,33 @@ def test_an_allocator_it_does_not_know(tmp_path: Path) -> None:
     )
 
 
+def test_the_process_exits_during_a_call(tmp_path: Path) -> None:
+    """A preloaded mallinfo2 that exits the process: it exits while gdb is attached, mid-read."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("needs a C compiler to build the exiting mallinfo2")
+    source = tmp_path / "exit_shim.c"
+    source.write_text(
+        "#include <unistd.h>\n"
+        "struct info { unsigned long fields[10]; };\n"
+        "struct info mallinfo2(void) { _exit(3); }\n"
+    )
+    shim = tmp_path / "libexit_on_mallinfo2.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(source)], check=True)
+    env = {**allocator_env("glibc"), "LD_PRELOAD": str(shim)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        done = run_sandbox("inspect", str(proc.pid), timeout_s=60)
+    finally:
+        proc.communicate(timeout=30)
+    assert proc.returncode == 3  # it was our mallinfo2 that ended it
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"Error: process {proc.pid} exited while it was being inspected\n"
+
+
 def test_the_process_exits_during_a_watch() -> None:
     code = "import time; print('ready', flush=True); time.sleep(1.5)"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
