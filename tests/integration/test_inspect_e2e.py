@@ -64,6 +64,29 @@ sys.stdin.read()
 """
 
 
+# Waits for a line on stdin, then allocates and touches 40,000 chunks of 4000 bytes (160 MB):
+# "live" keeps them all; "kept" frees all but every 40th (and the last, which pins the heap's
+# top), so glibc holds the freed pages. Prints "grown" and waits again.
+GROWER = """
+import ctypes, sys
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+print("ready", flush=True)
+sys.stdin.readline()
+chunks = [libc.malloc(4000) for _ in range(40000)]
+for chunk in chunks:
+    ctypes.memset(chunk, 1, 4000)
+if sys.argv[1] == "kept":
+    for i, chunk in enumerate(chunks[:-1]):
+        if i % 40:
+            libc.free(chunk)
+print("grown", flush=True)
+sys.stdin.read()
+"""
+
+
 def allocator_env(name: str) -> dict[str, str]:
     try:
         resolved = allocators.resolve(name)
@@ -155,6 +178,46 @@ def test_text_output_of_a_glibc_process() -> None:
     assert "glibc's counters, read inside the process (mallinfo2()):" in lines
     assert any(line.startswith("CPython 3.") and "allocated blocks" in line for line in lines)
     assert lines[-1].startswith("the process was stopped ")
+
+
+@pytest.mark.parametrize(
+    ("mode", "verdict"),
+    [
+        ("live", "mostly live allocations: a leak or a cache, not the allocator"),
+        ("kept", "mostly free memory held by the allocator: fragmentation / unreturned pages"),
+    ],
+)
+def test_watch_tells_live_growth_from_free_memory_kept(mode: str, verdict: str) -> None:
+    grower = subprocess.Popen(
+        [sys.executable, "-c", GROWER, mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=allocator_env("glibc"),
+    )
+    assert grower.stdin is not None and grower.stdout is not None
+    try:
+        assert grower.stdout.readline() == b"ready\n"
+        watch = ["--watch", "4", "--interval", "1"]
+        watching = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "inspect", str(grower.pid), *watch],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert watching.stdout is not None
+        first = watching.stdout.readline()  # the first look is taken: now grow
+        grower.stdin.write(b"go\n")
+        grower.stdin.flush()
+        assert grower.stdout.readline() == b"grown\n"
+        rest, errors = watching.communicate(timeout=60)
+    finally:
+        grower.communicate(b"", timeout=30)
+    assert (watching.returncode, errors) == (0, "")
+    assert first.startswith("    0.0 s  RSS ")
+    lines = rest.splitlines()
+    assert lines[-2].startswith(f"pid {grower.pid} (glibc): RSS grew ")
+    assert lines[-2].endswith(f" -> {verdict}")
+    assert lines[-1].startswith("stopped per look: median ")
 
 
 # --- a uvicorn service ------------------------------------------------------------------------
