@@ -29,3 +29,11 @@ class LoadError(SandboxError):
 
 class ResultFormatError(SandboxError):
     """A result file is unreadable, of an unknown version, or inconsistent."""
+
+
+class InspectError(SandboxError):
+    """`sandbox inspect` cannot read a process: not permitted, no gdb, a call that failed."""
+
+
+class TargetExitedError(InspectError):
+    """The process to inspect does not exist, or exited while it was being read."""
