@@ -14,9 +14,12 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sandbox.errors import ResultFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMAT = "sandbox-run"
 # History of FORMAT_VERSION:
@@ -487,3 +490,13 @@ def load_all(paths: Iterable[Path | str]) -> list[RunResult]:
     if not results and named_other:
         raise named_other[0]
     return results
+
+
+def to_dataframe(
+    results: RunResult | Path | str | Iterable[RunResult | Path | str], table: str = "runs"
+) -> pd.DataFrame:
+    """Tidy pandas table of runs, samples or probes: see `sandbox.frames` (pandas is imported
+    only when this is called; it is in the `notebook` extra)."""
+    from sandbox.frames import to_dataframe as frame
+
+    return frame(results, table)
