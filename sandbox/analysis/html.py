@@ -216,7 +216,7 @@ table{border-collapse:collapse;margin:6px 0;font-size:.9em}
 th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;vertical-align:top}
 th{background:var(--soft)}td.num{text-align:right;white-space:nowrap}
 td.better{color:var(--good);font-weight:600}td.worse{color:var(--bad);font-weight:600}
-figure{margin:14px 0}svg.figure{display:block;width:100%;height:auto}
+#reproduce pre{white-space:pre-wrap}figure{margin:14px 0}svg.figure{display:block;width:100%;height:auto}
 .warnings li{margin:4px 0}details summary{cursor:pointer}
 """
 
@@ -236,7 +236,7 @@ def _subtitle(c: Comparison) -> str:
     runs = sum(g.n for g in c.groups)
     skipped = f" ({len(c.skipped)} more skipped)" if c.skipped else ""
     return (
-        f"{runs} runs{skipped}; {c.workload}; baseline {c.baseline}; "
+        f"{runs} run{'' if runs == 1 else 's'}{skipped}; {c.workload}; baseline {c.baseline}; "
         f"{c.confidence:.0%} confidence intervals"
     )
 
