@@ -26,4 +26,4 @@ notebook:
 		{ echo "notebook: installing JupyterLab and pandas into .venv"; \
 		  .venv/bin/python -m pip install -q -e ".[notebook]"; }
 	.venv/bin/jupyter lab --ip 127.0.0.1 --port $(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
-		$(JUPYTER_ARGS) notebooks/compare.ipynb
+		--LabApp.default_url=/lab/tree/notebooks/compare.ipynb $(JUPYTER_ARGS)
