@@ -216,8 +216,8 @@ table{border-collapse:collapse;margin:6px 0;font-size:.9em}
 th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;vertical-align:top}
 th{background:var(--soft)}td.num{text-align:right;white-space:nowrap}
 td.better{color:var(--good);font-weight:600}td.worse{color:var(--bad);font-weight:600}
-#reproduce pre{white-space:pre-wrap}figure{margin:14px 0}svg.figure{display:block;width:100%;height:auto}
-.warnings li{margin:4px 0}details summary{cursor:pointer}
+figure{margin:14px 0}svg.figure{display:block;width:100%;height:auto}
+#reproduce pre{white-space:pre-wrap}.warnings li{margin:4px 0}details summary{cursor:pointer}
 """
 
 
