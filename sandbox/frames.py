@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sandbox.analysis.groups import group_label
 from sandbox.analysis.metrics import METRIC_BY_KEY
+from sandbox.analysis.sections import sampler_interval_s, sandbox_version
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import Phase, RunResult, Summary, load_all
 
@@ -30,22 +31,6 @@ TABLES: tuple[Table, ...] = ("runs", "samples", "probes")
 Source = RunResult | Path | str
 ID_COLUMNS = ("run_id", "allocator", "group", "repeat")
 """First in every table: the run, and the group `compare` puts it in."""
-
-
-# --- Accessors for result sections that are plain dicts today -------------------------------
-
-
-def _sampler_interval_s(result: RunResult) -> float | None:
-    value = result.sampler.get("interval_s")
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _sandbox_version(result: RunResult) -> str | None:
-    value = result.host.get("sandbox_version", result.host.get("sandbox"))
-    return None if value is None else str(value)
-
-
-# --- Tables ----------------------------------------------------------------------------------
 
 
 def to_dataframe(results: Source | Iterable[Source], table: Table | str = "runs") -> pd.DataFrame:
@@ -114,8 +99,8 @@ def run_row(result: RunResult) -> dict[str, Any]:
         "idle_s": load.idle_s,
         "load_model": load.model.get("name", "iterations"),
         "load_workers": load.workers,
-        "interval_s": _sampler_interval_s(result),
-        "sandbox_version": _sandbox_version(result),
+        "interval_s": sampler_interval_s(result),
+        "sandbox_version": sandbox_version(result),
     }
     summary = result.summary
     row.update({f.name: getattr(summary, f.name) for f in fields(Summary)})

@@ -10,8 +10,6 @@ Every text taken from a result file (allocator names, parameters, tags, notes) i
 
 from __future__ import annotations
 
-import json
-import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +24,15 @@ from sandbox.analysis.compare import Comparison, compare
 from sandbox.analysis.groups import group_label
 from sandbox.analysis.metrics import METRICS, MIB
 from sandbox.analysis.report import TIMES, headlines, num, ratio_text
+from sandbox.analysis.reproduce import reproduce_commands
+from sandbox.analysis.sections import (
+    git_commit,
+    host_facts,
+    package_versions,
+    sampler_interval_s,
+    sandbox_version,
+    threshold_outcomes,
+)
 from sandbox.errors import SandboxError
 from sandbox.results import RunResult, load_all
 
@@ -54,31 +61,6 @@ class Plot:
     svg: str
     """A bare `<svg>` element (from `svg.figure_svg`); trusted, inserted as it is."""
     caption: str
-
-
-# --- Accessors: the result sections read here. Plain dicts today; when they become dataclasses,
-# only these functions change.
-
-
-def host_facts(result: RunResult) -> Mapping[str, Any]:
-    """The host section: python, glibc, kernel, cpu_count, packages, git_commit, ..."""
-    return result.host
-
-
-def package_versions(result: RunResult) -> Mapping[str, Any]:
-    """Python package versions the run recorded (starlette, uvicorn, locust, ...)."""
-    packages = host_facts(result).get("packages")
-    return packages if isinstance(packages, Mapping) else {}
-
-
-def sampler_interval_s(result: RunResult) -> Any:
-    """The sampler's interval in seconds."""
-    return result.sampler.get("interval_s")
-
-
-def threshold_outcomes(result: RunResult) -> list[tuple[str, bool | None]]:
-    """(limit name, passed) for each threshold checked; passed is None without a figure."""
-    return [(str(t.get("name")), t.get("passed")) for t in result.thresholds]
 
 
 # --- The page ---------------------------------------------------------------------------------
@@ -446,7 +428,7 @@ def _memory_total(result: RunResult) -> str | None:
 
 def _versions(results: Sequence[RunResult]) -> str:
     rows = [
-        ("allocator-sandbox", _values(results, _sandbox_version)),
+        ("allocator-sandbox", _values(results, sandbox_version)),
         ("git commit", _values(results, _commit)),
     ]
     names = dict.fromkeys(k for r in results for k in package_versions(r))
@@ -454,17 +436,9 @@ def _versions(results: Sequence[RunResult]) -> str:
     return _facts("versions", "Versions", rows)
 
 
-def _sandbox_version(result: RunResult) -> Any:
-    facts = host_facts(result)
-    return facts.get("sandbox_version", facts.get("sandbox"))
-
-
 def _commit(result: RunResult) -> str | None:
-    facts = host_facts(result)
-    commit = facts.get("git_commit")
-    if not commit:
-        return None
-    return f"{commit} (with uncommitted changes)" if facts.get("git_dirty") else str(commit)
+    commit, dirty = git_commit(result)
+    return f"{commit} (with uncommitted changes)" if commit and dirty else commit
 
 
 def _runs(results: Sequence[RunResult]) -> str:
@@ -507,80 +481,3 @@ def _commands(commands: Sequence[str]) -> str:
             "</section>",
         ]
     )
-
-
-# --- The commands that reproduce the runs ----------------------------------------------------
-
-
-def reproduce_commands(results: Sequence[RunResult], folder: Path | None) -> list[str]:
-    """git checkout of the commit the runs used, the experiment (from experiment.json) or one
-    `sandbox run` per group, then the comparison and this report."""
-    out: list[str] = []
-    commits = {
-        str(host_facts(r).get("git_commit")) for r in results if host_facts(r).get("git_commit")
-    }
-    if len(commits) == 1:
-        out.append(f"git checkout {shlex.quote(commits.pop())}")
-    manifest = _manifest(folder)
-    file = manifest.get("file") if manifest else None
-    if isinstance(file, str) and file:
-        repeats = manifest.get("repeats") if manifest else None
-        extra = f" --repeats {int(repeats)}" if isinstance(repeats, int) else ""
-        out.append(f"sandbox experiment {shlex.quote(file)}{extra}")
-    else:
-        seen: dict[str, None] = {}
-        for r in results:
-            seen.setdefault(run_command(r), None)
-        out.extend(seen)
-    if folder is not None:
-        where = shlex.quote(str(folder))
-        out += [f"sandbox compare {where}", f"sandbox report {where}"]
-    return out
-
-
-def _manifest(folder: Path | None) -> Mapping[str, Any] | None:
-    """The experiment's experiment.json, when the folder has one."""
-    if folder is None:
-        return None
-    try:
-        data = json.loads((folder / "experiment.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == "sandbox-experiment" else None
-
-
-_MODEL_FLAGS = (
-    ("rate", "--rate"),
-    ("to_rate", "--to-rate"),
-    ("duration_s", "--duration"),
-    ("spike_x", "--spike-x"),
-    ("spike_at_s", "--spike-at"),
-    ("spike_s", "--spike-for"),
-)
-
-
-def run_command(r: RunResult) -> str:
-    """A `sandbox run` with the run's allocator, load and server settings."""
-    s, load = r.server, r.load
-    args = ["sandbox", "run", "--allocator", r.allocator.name]
-    if load.tags:
-        args += ["--tags", ",".join(load.tags)]
-    args += ["--users", str(load.users), "--iterations", str(load.iterations)]
-    args += ["--batches", str(load.batches), "--pause", f"{load.pause_s:g}"]
-    args += ["--baseline", f"{load.baseline_s:g}", "--idle", f"{load.idle_s:g}"]
-    model = load.model.get("name", "iterations")
-    if model != "iterations":
-        args += ["--load", str(model)]
-        for key, flag in _MODEL_FLAGS:
-            if load.model.get(key) is not None:
-                args += [flag, f"{load.model[key]:g}"]
-    if load.workers:
-        args += ["--load-workers", str(load.workers)]
-    args += ["--sleep-ms", str(s.sleep_ms), "--handler", s.handler, "--threads", str(s.threads)]
-    if not s.pymalloc:
-        args += ["--pymalloc", "off"]
-    if s.workers > 1:
-        args += ["--server-workers", str(s.workers)]
-    if s.app and s.app != "cmd":
-        args += ["--app", s.app]
-    return " ".join(shlex.quote(a) for a in args)

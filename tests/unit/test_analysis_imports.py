@@ -45,6 +45,8 @@ def test_every_analysis_module_is_checked() -> None:
         "metrics",
         "plot",
         "report",
+        "reproduce",
+        "sections",
         "stats",
         "svg",
         "tdist",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.analysis import html
+from sandbox.analysis import html, reproduce
 from sandbox.errors import SandboxError
 from sandbox.results import RunResult, dump
 from tests.fakes import make_group, make_result
@@ -132,7 +132,7 @@ def test_reproduce_with_the_experiment_file(runs: list[RunResult], tmp_path: Pat
     commit = "0123456789abcdef"
     pinned = [replace(r, host={**r.host, "git_commit": commit}) for r in runs]
 
-    assert html.reproduce_commands(pinned, tmp_path) == [
+    assert reproduce.reproduce_commands(pinned, tmp_path) == [
         f"git checkout {commit}",
         "sandbox experiment experiments/quick.yml --repeats 4",
         f"sandbox compare {tmp_path}",
@@ -141,7 +141,7 @@ def test_reproduce_with_the_experiment_file(runs: list[RunResult], tmp_path: Pat
 
 
 def test_reproduce_single_runs_one_command_per_setting(runs: list[RunResult]) -> None:
-    assert html.reproduce_commands(runs[:1] + runs[4:5], None) == [
+    assert reproduce.reproduce_commands(runs[:1] + runs[4:5], None) == [
         "sandbox run --allocator glibc --tags large --users 16 --iterations 10 --batches 3 "
         "--pause 3 --baseline 3 --idle 8 --sleep-ms 5 --handler sync --threads 40",
         "sandbox run --allocator jemalloc --tags large --users 16 --iterations 10 --batches 3 "
@@ -156,7 +156,7 @@ def test_run_command_quotes_and_adds_what_differs_from_the_defaults() -> None:
         server=replace(run.server, pymalloc=False, workers=2, app="examples.app:app"),
         load=replace(run.load, model={"name": "rate", "rate": 40.0, "duration_s": 30}, workers=2),
     )
-    assert html.run_command(run) == (
+    assert reproduce.run_command(run) == (
         "sandbox run --allocator glibc --tags 'tiny,a b' --users 16 --iterations 10 --batches 3 "
         "--pause 3 --baseline 3 --idle 8 --load rate --rate 40 --duration 30 --load-workers 2 "
         "--sleep-ms 5 --handler sync --threads 40 --pymalloc off --server-workers 2 "
