@@ -197,6 +197,7 @@ def experiment_cmd(
     click.echo("\n" + table)
     click.echo(f"\nresults:    {outcome.folder}/")
     click.echo(f"comparison: {outcome.folder / 'comparison.md'}")
+    click.echo(f"report:     {outcome.folder / 'report.html'}")
     for p in plots:
         click.echo(f"plot:       {p}")
     for failure in outcome.failures:
@@ -371,6 +372,23 @@ def inspect_cmd(
         problem = next((s.snapshot.problem for s in result.samples if s.snapshot.problem), None)
     if problem:
         raise InspectError(problem)
+
+
+@cli.command("report")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", help="Group to compare against (default: glibc, else the first).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the page (default: report.html in the folder, or beside the file).",
+)
+def report_cmd(paths: tuple[Path, ...], baseline: str | None, out: Path | None) -> None:
+    """Write report.html: the answer, the comparison, the plots, the warnings and how to
+    reproduce them, in one file that opens offline (inline SVG, no script)."""
+    from sandbox.analysis import html
+
+    written = html.write_report(list(paths), out, baseline=baseline)
+    click.echo(str(written))
 
 
 def main() -> None:
