@@ -1,0 +1,291 @@
+"""The agent's private channel: a Unix socket per process, served by one daemon thread.
+
+`start(folder)` binds FOLDER/agent-PID.sock (mode 0600; the harness made FOLDER 0700) and
+serves it from a daemon thread, one request per connection, one at a time. The thread uses no
+signals and blocks in accept/recv (which release the GIL); the allocator's readers are ctypes
+calls, which release it too. After os.fork() the child starts its own agent on its own socket;
+at exit the socket file is removed. No error reaches the host program: each is one line on
+stderr (fd 2), and the agent goes on serving.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import os
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import protocol
+
+_THREAD_NAME = "sandbox-agent"
+_MAX_ACCEPT_FAILURES = 20
+
+
+class SetupError(Exception):
+    """The agent cannot serve in this folder; the message says why and what to do."""
+
+
+def log(message: str) -> None:
+    """One line on stderr, written to fd 2 directly (no Python-level locks, safe after fork)."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"sandbox agent (pid {os.getpid()}): {message}\n".encode(errors="replace"))
+
+
+def check_folder(folder: str) -> None:
+    """SetupError unless `folder` is a directory of ours that nobody else can enter."""
+    try:
+        info = os.stat(folder)
+    except OSError as exc:
+        raise SetupError(f"cannot use {folder}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise SetupError(f"{folder} is not a directory")
+    if info.st_uid != os.geteuid():
+        raise SetupError(f"{folder} belongs to uid {info.st_uid}, not to this process's uid")
+    if info.st_mode & 0o077:
+        raise SetupError(
+            f"{folder} has mode {stat.S_IMODE(info.st_mode):04o}; "
+            "the harness must create it with mode 0700"
+        )
+
+
+class Agent:
+    """One process's socket and the thread that serves it."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.pid = os.getpid()
+        self.path = os.path.join(folder, protocol.socket_name(self.pid))
+        self._listener: socket.socket | None = None
+        self._closed = False
+        self._logged: set[str] = set()
+
+    def start(self) -> None:
+        """Bind the socket and start serving; SetupError (or OSError) if it cannot."""
+        check_folder(self.folder)
+        if len(os.fsencode(self.path)) > protocol.MAX_SOCKET_PATH_BYTES:
+            raise SetupError(f"socket path {self.path} is over 107 bytes; use a shorter folder")
+        self._listener = self._bind()
+        thread = threading.Thread(target=self._serve, name=_THREAD_NAME, daemon=True)
+        thread.start()
+
+    def _bind(self) -> socket.socket:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            # Left by an earlier process with this pid (one that exited without atexit).
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            listener.bind(self.path)
+            os.chmod(self.path, 0o600)
+            listener.listen(16)
+        except BaseException:
+            listener.close()
+            raise
+        return listener
+
+    def close(self) -> None:
+        """Stop serving and remove the socket file (only the process that made it does)."""
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        if os.getpid() == self.pid:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's inherited socket, leave its file alone."""
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+
+    def _log_once(self, key: str, message: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            log(message)
+
+    def _serve(self) -> None:
+        failures = 0
+        while not self._closed:
+            listener = self._listener
+            if listener is None:
+                return
+            try:
+                conn, _ = listener.accept()
+            except OSError as exc:
+                if self._closed:
+                    return
+                failures += 1
+                self._log_once(f"accept {exc.errno}", f"accept failed: {exc}")
+                if exc.errno in (errno.EBADF, errno.ENOTSOCK, errno.EINVAL):
+                    # Someone closed our descriptor (e.g. a daemon closing every fd): rebind.
+                    self._rebind()
+                if failures >= _MAX_ACCEPT_FAILURES:
+                    log(f"accept failed {failures} times in a row; the agent stops serving")
+                    return
+                time.sleep(0.05 * failures)
+                continue
+            failures = 0
+            if not self._still_ours(listener):
+                conn.close()
+                continue
+            try:
+                self._handle(conn)
+            except Exception as exc:  # never let the thread die on one request
+                self._log_once(f"handle {type(exc).__name__}", f"request failed: {exc!r}")
+            finally:
+                conn.close()
+
+    def _still_ours(self, listener: socket.socket) -> bool:
+        """False (after rebinding) if our descriptor now holds someone else's socket."""
+        try:
+            if listener.getsockname() == self.path:
+                return True
+        except OSError:
+            pass
+        self._log_once("stolen", "the host closed the agent's socket and reused it; rebinding")
+        self._rebind()
+        return False
+
+    def _rebind(self) -> None:
+        old, self._listener = self._listener, None
+        if old is not None:
+            old.detach()  # the descriptor is no longer ours: never close it
+        try:
+            self._listener = self._bind()
+        except Exception as exc:
+            self._log_once("rebind", f"cannot bind {self.path} again: {exc}")
+
+    def _handle(self, conn: socket.socket) -> None:
+        import json  # here, not at start: most processes are never asked
+
+        conn.settimeout(protocol.READ_TIMEOUT_S)
+        try:
+            line = _read_line(conn)
+        except _BadLine as exc:
+            reply: dict[str, Any] = {"ok": False, "error": str(exc)}
+        except OSError:
+            return  # the client went away or stayed silent: nobody to answer
+        else:
+            reply = _answer(line, self._log_once)
+        data = json.dumps(reply, separators=(",", ":")).encode("ascii") + b"\n"
+        with contextlib.suppress(OSError):  # the client gave up waiting
+            conn.sendall(data)
+
+
+class _BadLine(Exception):
+    pass
+
+
+def _read_line(conn: socket.socket) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = conn.recv(4096)
+        if not chunk:
+            if not chunks:
+                raise _BadLine("empty request; send one JSON object and a newline")
+            return b"".join(chunks)
+        end = chunk.find(b"\n")
+        if end >= 0:
+            chunks.append(chunk[:end])
+            size += end
+        else:
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > protocol.MAX_REQUEST_BYTES:
+            raise _BadLine(f"request over {protocol.MAX_REQUEST_BYTES} bytes; send one short line")
+        if end >= 0:
+            return b"".join(chunks)
+
+
+def _answer(line: bytes, log_once: Callable[[str, str], None]) -> dict[str, Any]:
+    import json
+
+    from . import ops
+
+    try:
+        request = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return {"ok": False, "error": f"request is not JSON: {exc}"[:300]}
+    try:
+        return ops.answer(request)
+    except ops.BadRequest as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception as exc:  # a reader failed: say so, keep serving
+        op = request.get("op") if isinstance(request, dict) else None
+        log_once(f"op {op} {type(exc).__name__}", f"{op} failed: {exc!r}")
+        return {"ok": False, "error": f"{op} failed: {type(exc).__name__}: {exc}"}
+
+
+_current: Agent | None = None
+_folder: str | None = None
+_hooks = False
+
+
+def current() -> Agent | None:
+    """This process's agent, if it started."""
+    return _current if _current is not None and _current.pid == os.getpid() else None
+
+
+def start(folder: str) -> Agent | None:
+    """Start this process's agent in `folder` (and in every child forked later).
+
+    Returns None, after one line on stderr, if it cannot start; never raises.
+    """
+    global _folder, _hooks
+    _folder = folder
+    if not _hooks:
+        _hooks = True
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        atexit.register(_at_exit)
+    if current() is not None:
+        return _current
+    return _start_here()
+
+
+def stop() -> None:
+    """Stop this process's agent and forget the folder (children forked later start none)."""
+    global _current, _folder
+    agent, _current, _folder = current(), None, None
+    if agent is not None:
+        agent.close()
+
+
+def _start_here() -> Agent | None:
+    global _current
+    if _folder is None:
+        return None
+    agent = Agent(_folder)
+    try:
+        agent.start()
+    except Exception as exc:
+        log(f"not started: {exc}")
+        return None
+    _current = agent
+    return agent
+
+
+def _after_fork_in_child() -> None:
+    global _current
+    try:
+        inherited, _current = _current, None
+        if inherited is not None:
+            inherited.forget()
+        _start_here()
+    except Exception as exc:
+        log(f"not started after fork: {exc!r}")
+
+
+def _at_exit() -> None:
+    agent = current()
+    if agent is not None:
+        agent.close()
