@@ -61,6 +61,7 @@ class Agent:
         self.folder = folder
         self.pid = os.getpid()
         self.path = os.path.join(folder, protocol.socket_name(self.pid))
+        self._hidden = os.path.join(folder, f".{protocol.socket_name(self.pid)}.new")
         self._listener: socket.socket | None = None
         self._closed = False
         self._logged: set[str] = set()
@@ -68,23 +69,28 @@ class Agent:
     def start(self) -> None:
         """Bind the socket and start serving; SetupError (or OSError) if it cannot."""
         check_folder(self.folder)
-        if len(os.fsencode(self.path)) > protocol.MAX_SOCKET_PATH_BYTES:
+        if len(os.fsencode(self._hidden)) > protocol.MAX_SOCKET_PATH_BYTES:
             raise SetupError(f"socket path {self.path} is over 107 bytes; use a shorter folder")
         self._listener = self._bind()
         thread = threading.Thread(target=self._serve, name=_THREAD_NAME, daemon=True)
         thread.start()
 
     def _bind(self) -> socket.socket:
+        """Listen on a hidden name, then rename it into place: a client that sees the socket
+        can connect (a bound socket refuses connections until it listens)."""
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            # Left by an earlier process with this pid (one that exited without atexit).
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            listener.bind(self.path)
-            os.chmod(self.path, 0o600)
+            with contextlib.suppress(FileNotFoundError):  # left by a crash with this pid
+                os.unlink(self._hidden)
+            listener.bind(self._hidden)
+            os.chmod(self._hidden, 0o600)
             listener.listen(16)
+            # Replaces one left by an earlier process with this pid that exited without atexit.
+            os.replace(self._hidden, self.path)
         except BaseException:
             listener.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._hidden)
             raise
         return listener
 
@@ -147,7 +153,7 @@ class Agent:
     def _still_ours(self, listener: socket.socket) -> bool:
         """False (after rebinding) if our descriptor now holds someone else's socket."""
         try:
-            if listener.getsockname() == self.path:
+            if listener.getsockname() == self._hidden:  # the name it was bound to
                 return True
         except OSError:
             pass

@@ -29,8 +29,9 @@ OPS = ("hello", "memory", "ping", "trim")
 
 _SOCKET_NAME = re.compile(r"agent-([1-9][0-9]*)\.sock")
 
-LONGEST_SOCKET_NAME = "agent-4194304.sock"
-"""The name for the largest pid Linux hands out (pid_max is at most 2**22)."""
+LONGEST_SOCKET_NAME = ".agent-4194304.sock.new"
+"""The longest name an agent binds: the hidden name it listens on before renaming it to
+agent-PID.sock, for the largest pid Linux hands out (pid_max is at most 2**22)."""
 
 
 def socket_name(pid: int) -> str:

@@ -276,6 +276,8 @@ class AgentClient:
             ) from None
         except OSError as exc:
             raise AgentError(f"cannot talk to the agent of pid {pid}: {exc}") from None
+        if not line:
+            raise AgentError(f"the agent of pid {pid} closed the connection without answering {op}")
         try:
             reply = json.loads(line)
         except ValueError as exc:
