@@ -46,10 +46,12 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 from . import maps
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing into the host
+if TYPE_CHECKING:
+    from typing import Any
 
 # jemalloc 5: MALLCTL_ARENAS_ALL, the pseudo-arena index meaning "every arena".
 _JEMALLOC_ARENAS_ALL = 4096
@@ -105,22 +107,37 @@ class _DlInfo(ctypes.Structure):
     ]
 
 
-@dataclass(frozen=True)
 class Snapshot:
-    """The allocator's own counters at one moment, normalised (see the module docstring)."""
+    """The allocator's own counters at one moment, normalised (see the module docstring).
 
-    allocator: str
-    """glibc, jemalloc, tcmalloc, mimalloc, or the library's file name when unknown."""
-    library: str | None
-    """Path of the library that provides malloc; None for glibc's own."""
-    in_use_bytes: int | None
-    """Allocated by the application and not freed; None when the allocator does not count it."""
-    held_bytes: int | None
-    """Taken from the OS and not returned; None when unavailable."""
-    raw: dict[str, int] = field(default_factory=dict)
-    """The native counters, by their native names."""
-    note: str | None = None
-    """What limits these numbers, or why they are missing."""
+    A plain class, not a dataclass: `dataclasses` imports `inspect`, about 1 MiB in a host
+    process that has not loaded it. Treat it as frozen.
+    """
+
+    __slots__ = ("allocator", "held_bytes", "in_use_bytes", "library", "note", "raw")
+
+    def __init__(
+        self,
+        allocator: str,
+        library: str | None,
+        in_use_bytes: int | None,
+        held_bytes: int | None,
+        raw: dict[str, int] | None = None,
+        note: str | None = None,
+    ) -> None:
+        self.allocator = allocator
+        """glibc, jemalloc, tcmalloc, mimalloc, or the library's file name when unknown."""
+        self.library = library
+        """Path of the library that provides malloc; None for glibc's own."""
+        self.in_use_bytes = in_use_bytes
+        """Allocated by the application and not freed; None when the allocator does not count
+        it."""
+        self.held_bytes = held_bytes
+        """Taken from the OS and not returned; None when unavailable."""
+        self.raw: dict[str, int] = {} if raw is None else raw
+        """The native counters, by their native names."""
+        self.note = note
+        """What limits these numbers, or why they are missing."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,13 +149,35 @@ class Snapshot:
             "note": self.note,
         }
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Snapshot) and self.to_dict() == other.to_dict()
 
-@dataclass(frozen=True)
+    __hash__ = None  # type: ignore[assignment]  # mutable dict inside, like the dataclass
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{key}={value!r}" for key, value in self.to_dict().items())
+        return f"Snapshot({fields})"
+
+
 class Release:
     """What `release_free_memory` called and what it returned (None for void functions)."""
 
-    called: str
-    result: int | None
+    __slots__ = ("called", "result")
+
+    def __init__(self, called: str, result: int | None) -> None:
+        self.called = called
+        self.result = result
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Release) and (self.called, self.result) == (
+            other.called,
+            other.result,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Release(called={self.called!r}, result={self.result!r})"
 
 
 class Backend:

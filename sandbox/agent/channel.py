@@ -11,17 +11,19 @@ stderr (fd 2), and the agent goes on serving.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import errno
 import os
 import socket
 import stat
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 from . import protocol
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing into the host
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 _THREAD_NAME = "sandbox-agent"
 _MAX_ACCEPT_FAILURES = 20
@@ -33,8 +35,10 @@ class SetupError(Exception):
 
 def log(message: str) -> None:
     """One line on stderr, written to fd 2 directly (no Python-level locks, safe after fork)."""
-    with contextlib.suppress(OSError):
+    try:
         os.write(2, f"sandbox agent (pid {os.getpid()}): {message}\n".encode(errors="replace"))
+    except OSError:
+        pass
 
 
 def check_folder(folder: str) -> None:
@@ -80,8 +84,10 @@ class Agent:
         can connect (a bound socket refuses connections until it listens)."""
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with contextlib.suppress(FileNotFoundError):  # left by a crash with this pid
+            try:  # left by a crash with this pid
                 os.unlink(self._hidden)
+            except FileNotFoundError:
+                pass
             listener.bind(self._hidden)
             os.chmod(self._hidden, 0o600)
             listener.listen(16)
@@ -89,8 +95,10 @@ class Agent:
             os.replace(self._hidden, self.path)
         except BaseException:
             listener.close()
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(self._hidden)
+            except OSError:
+                pass
             raise
         return listener
 
@@ -99,12 +107,16 @@ class Agent:
         self._closed = True
         listener, self._listener = self._listener, None
         if listener is not None:
-            with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
+            try:  # wakes the thread blocked in accept()
                 listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             listener.close()
         if os.getpid() == self.pid:
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(self.path)
+            except OSError:
+                pass
 
     def forget(self) -> None:
         """In a forked child: drop the parent's inherited socket, leave its file alone."""
@@ -183,8 +195,10 @@ class Agent:
         else:
             reply = _answer(line, self._log_once)
         data = json.dumps(reply, separators=(",", ":")).encode("ascii") + b"\n"
-        with contextlib.suppress(OSError):  # the client gave up waiting
+        try:  # the client gave up waiting
             conn.sendall(data)
+        except OSError:
+            pass
 
 
 class _BadLine(Exception):

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing into the host
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # lib*malloc*.so* : libjemalloc.so.2, libmimalloc.so.2, libtcmalloc_minimal.so.4, ...
 _ALLOCATOR_NAME = re.compile(r"lib[^/]*malloc[^/]*\.so(\.[0-9.]+)?")

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
 
 from . import allocator, process, protocol
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing into the host
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 _EXTRA: dict[str, Callable[[], Any]] = {}
 

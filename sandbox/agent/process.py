@@ -5,12 +5,15 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import Any
 
 try:  # the C module: `tracemalloc` itself would import pickle and more into the host process
     import _tracemalloc as _tracing
 except ImportError:  # pragma: no cover - other interpreters
     import tracemalloc as _tracing  # type: ignore[no-redef]
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing into the host
+if TYPE_CHECKING:
+    from typing import Any
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -7,8 +7,6 @@ One request per connection: the agent answers and closes.
 
 from __future__ import annotations
 
-import re
-
 PROTOCOL_VERSION = 1
 """Raised when a reply changes incompatibly; `hello` reports it."""
 
@@ -27,8 +25,6 @@ MAX_SOCKET_PATH_BYTES = 107
 OPS = ("hello", "memory", "ping", "trim")
 """What a request's `op` may be; `ping` is `hello` under another name."""
 
-_SOCKET_NAME = re.compile(r"agent-([1-9][0-9]*)\.sock")
-
 LONGEST_SOCKET_NAME = ".agent-4194304.sock.new"
 """The longest name an agent binds: the hidden name it listens on before renaming it to
 agent-PID.sock, for the largest pid Linux hands out (pid_max is at most 2**22)."""
@@ -41,5 +37,9 @@ def socket_name(pid: int) -> str:
 
 def socket_pid(name: str) -> int | None:
     """The pid in a socket file name, or None if `name` is not an agent's socket."""
-    match = _SOCKET_NAME.fullmatch(name)
-    return int(match.group(1)) if match else None
+    digits = name[len("agent-") : -len(".sock")]
+    if not (name.startswith("agent-") and name.endswith(".sock")):
+        return None
+    if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
+        return None
+    return int(digits)
