@@ -4,8 +4,10 @@
 serves it from a daemon thread, one request per connection, one at a time. The thread uses no
 signals and blocks in accept/recv (which release the GIL); the allocator's readers are ctypes
 calls, which release it too. After os.fork() the child starts its own agent on its own socket;
-at exit the socket file is removed. No error reaches the host program: each is one line on
-stderr (fd 2), and the agent goes on serving.
+at exit the socket file is removed. A process that dies of a signal (uvicorn's workers re-raise
+SIGTERM once they have shut down) or leaves by os._exit (a forked multiprocessing child) runs
+no atexit: its socket stays, and connecting to it is refused. No error reaches the host
+program: each is one line on stderr (fd 2), and the agent goes on serving.
 """
 
 from __future__ import annotations
@@ -142,10 +144,10 @@ class Agent:
                 if self._closed:
                     return
                 failures += 1
-                self._log_once(f"accept {exc.errno}", f"accept failed: {exc}")
                 if exc.errno in (errno.EBADF, errno.ENOTSOCK, errno.EINVAL):
-                    # Someone closed our descriptor (e.g. a daemon closing every fd): rebind.
-                    self._rebind()
+                    self._lost()  # e.g. a daemon closing every descriptor
+                else:
+                    self._log_once(f"accept {exc.errno}", f"accept failed: {exc}")
                 if failures >= _MAX_ACCEPT_FAILURES:
                     log(f"accept failed {failures} times in a row; the agent stops serving")
                     return
@@ -163,17 +165,19 @@ class Agent:
                 conn.close()
 
     def _still_ours(self, listener: socket.socket) -> bool:
-        """False (after rebinding) if our descriptor now holds someone else's socket."""
+        """False (after rebinding) if the host closed our descriptor, which an accept() that
+        was already waiting does not notice, and may have reused its number."""
         try:
             if listener.getsockname() == self._hidden:  # the name it was bound to
                 return True
         except OSError:
             pass
-        self._log_once("stolen", "the host closed the agent's socket and reused it; rebinding")
-        self._rebind()
+        self._lost()
         return False
 
-    def _rebind(self) -> None:
+    def _lost(self) -> None:
+        """The host closed our descriptor: bind a new socket (the number may be someone else's)."""
+        self._log_once("lost", "the host closed the agent's socket; binding a new one")
         old, self._listener = self._listener, None
         if old is not None:
             old.detach()  # the descriptor is no longer ours: never close it

@@ -19,7 +19,7 @@ import pytest
 
 from sandbox.errors import ConfigError
 from sandbox.measure import inject
-from sandbox.measure.agent_client import AgentClient, Hello
+from sandbox.measure.agent_client import AgentClient, AgentError, Hello
 
 # A child that prints its pid, reads lines from stdin and answers each with `eval`: the test
 # drives it while its agent serves.
@@ -242,4 +242,53 @@ def test_a_folder_it_cannot_use_is_one_line_and_the_program_runs(tmp_path: Path)
         0,
         f"sandbox agent (pid {child.pid}): not started: "
         f"{folder} has mode 0755; the harness must create it with mode 0700\n",
+    )
+
+
+def test_the_agent_serves_through_the_hosts_own_signal_handlers(folder: Path) -> None:
+    child = Child(folder, child_env(folder))
+    child.eval("globals().update(caught=[], signal=__import__('signal'))")
+    child.eval("signal.signal(signal.SIGUSR1, lambda *a: caught.append(1)) and None")
+    for _ in range(50):
+        os.kill(child.pid, signal.SIGUSR1)
+        assert child.client.snapshot(child.pid) is not None
+    assert int(child.eval("len(caught)")) > 0  # the host's handler ran, ours never existed
+    assert child.finish() == (0, "")
+
+
+def test_it_chains_to_the_system_pythons_own_sitecustomize(folder: Path) -> None:
+    """Debian's /usr/bin/python3 ships one (apport's hook): it must still be the one in use."""
+    python = "/usr/bin/python3"
+    show = "import sitecustomize; print(sitecustomize.__file__)"
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"no {python} on this machine")
+    plain = subprocess.run([python, "-c", show], capture_output=True, text=True, env={})
+    if plain.returncode != 0:
+        pytest.skip(f"{python} has no sitecustomize of its own")
+    env = child_env(folder)
+    injected = subprocess.run([python, "-c", show], capture_output=True, text=True, env=env)
+    assert (injected.returncode, injected.stdout, injected.stderr) == (0, plain.stdout, "")
+    child = Child(folder, env, python=python)
+    assert child.client.hello(child.pid) is not None
+    assert child.finish() == (0, "")
+
+
+def test_the_agent_rebinds_when_the_host_closes_its_descriptor(folder: Path) -> None:
+    """As a daemonising server that closes every descriptor would; the number is reused."""
+    child = Child(folder, child_env(folder))
+    assert child.client.hello(child.pid) is not None
+    fd = child.eval("sys.modules['_sandbox_agent.channel'].current()._listener.fileno()")
+    child.eval(f"os.close({fd}) or globals().update(pipe=os.pipe())")
+    assert child.eval("pipe[0]") == fd  # the agent's number now names someone else's pipe
+    deadline = time.monotonic() + 10
+    answered = None
+    while answered is None and time.monotonic() < deadline:
+        with contextlib.suppress(AgentError):  # the connection it accepted on the old one
+            answered = child.client.hello(child.pid)
+        time.sleep(0.05)
+    assert answered is not None and answered.pid == child.pid
+    assert child.eval("os.fstat(pipe[0]).st_mode & 0o170000 == 0o010000") == "True"  # a FIFO
+    assert child.finish() == (
+        0,
+        f"sandbox agent (pid {child.pid}): the host closed the agent's socket; binding a new one\n",
     )
