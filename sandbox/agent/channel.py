@@ -3,8 +3,10 @@
 `start(folder)` binds FOLDER/agent-PID.sock (mode 0600; the harness made FOLDER 0700) and
 serves it from a daemon thread, one request per connection, one at a time. The thread uses no
 signals and blocks in accept/recv (which release the GIL); the allocator's readers are ctypes
-calls, which release it too. After os.fork() the child starts its own agent on its own socket;
-at exit the socket file is removed. A process that dies of a signal (uvicorn's workers re-raise
+calls, which release it too. A fork waits for the request being answered, if any (at most
+FORK_WAIT_S), so that no lock the agent took (an import's, the allocator's) is copied held
+into the child; the child then starts its own agent on its own socket. At exit the socket
+file is removed. A process that dies of a signal (uvicorn's workers re-raise
 SIGTERM once they have shut down) or leaves by os._exit (a forked multiprocessing child) runs
 no atexit: its socket stays, and connecting to it is refused. No error reaches the host
 program: each is one line on stderr (fd 2), and the agent goes on serving.
@@ -28,7 +30,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 _THREAD_NAME = "sandbox-agent"
-_MAX_ACCEPT_FAILURES = 20
+_MAX_BACKOFF_S = 1.0
+FORK_WAIT_S = 1.0
+"""How long os.fork() waits for the request in progress before it goes ahead anyway."""
+
+_busy = threading.Lock()
+"""Held while a request is answered, and by os.fork() from before to after the fork."""
+_fork_held = False
 
 
 class SetupError(Exception):
@@ -146,19 +154,17 @@ class Agent:
                 failures += 1
                 if exc.errno in (errno.EBADF, errno.ENOTSOCK, errno.EINVAL):
                     self._lost()  # e.g. a daemon closing every descriptor
-                else:
+                else:  # e.g. EMFILE in a server out of descriptors: wait, try again
                     self._log_once(f"accept {exc.errno}", f"accept failed: {exc}")
-                if failures >= _MAX_ACCEPT_FAILURES:
-                    log(f"accept failed {failures} times in a row; the agent stops serving")
-                    return
-                time.sleep(0.05 * failures)
+                time.sleep(min(0.05 * failures, _MAX_BACKOFF_S))
                 continue
             failures = 0
             if not self._still_ours(listener):
                 conn.close()
                 continue
             try:
-                self._handle(conn)
+                with _busy:
+                    self._handle(conn)
             except Exception as exc:  # never let the thread die on one request
                 self._log_once(f"handle {type(exc).__name__}", f"request failed: {exc!r}")
             finally:
@@ -269,7 +275,11 @@ def start(folder: str) -> Agent | None:
     _folder = folder
     if not _hooks:
         _hooks = True
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_in_parent,
+            after_in_child=_after_fork_in_child,
+        )
         atexit.register(_at_exit)
     if current() is not None:
         return _current
@@ -298,8 +308,22 @@ def _start_here() -> Agent | None:
     return agent
 
 
+def _before_fork() -> None:
+    global _fork_held
+    # Waits with the GIL released; never forever: a fork must not hang on the agent.
+    _fork_held = _busy.acquire(timeout=FORK_WAIT_S)
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_held
+    if _fork_held:
+        _fork_held = False
+        _busy.release()
+
+
 def _after_fork_in_child() -> None:
-    global _current
+    global _current, _busy, _fork_held
+    _busy, _fork_held = threading.Lock(), False  # the copy is held, by a thread now gone
     try:
         inherited, _current = _current, None
         if inherited is not None:

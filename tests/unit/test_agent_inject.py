@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from sandbox.errors import ConfigError
 from sandbox.measure import inject
-from sandbox.measure.agent_client import AgentClient, AgentError, Hello
+from sandbox.measure.agent_client import AgentClient, AgentError, Hello, MemorySnapshot
 
 # A child that prints its pid, reads lines from stdin and answers each with `eval`: the test
 # drives it while its agent serves.
@@ -292,3 +293,28 @@ def test_the_agent_rebinds_when_the_host_closes_its_descriptor(folder: Path) -> 
         0,
         f"sandbox agent (pid {child.pid}): the host closed the agent's socket; binding a new one\n",
     )
+
+
+def test_a_fork_waits_for_the_request_in_progress(folder: Path) -> None:
+    """So that no lock the agent holds mid-request is copied, held, into the child."""
+    child = Child(folder, child_env(folder))
+    assert child.client.hello(child.pid) is not None  # the agent loads its ops on first use
+    child.eval(
+        "sys.modules['_sandbox_agent.ops'].register_extra("
+        "'slow', lambda: __import__('time').sleep(0.6) or 1)"
+    )
+    replies: list[object] = []
+    asking = threading.Thread(target=lambda: replies.append(child.client.snapshot(child.pid)))
+    asking.start()
+    time.sleep(0.2)  # the agent is now inside the slow counter
+    took_s = float(
+        child.eval(
+            "(lambda t: (os.fork() or os._exit(0)) and __import__('time').monotonic() - t)"
+            "(__import__('time').monotonic())"
+        )
+    )
+    asking.join(10)
+    assert 0.2 < took_s < 1.0  # waited for the rest of the request, not for FORK_WAIT_S
+    (snap,) = replies
+    assert isinstance(snap, MemorySnapshot) and snap.extra == {"slow": 1}
+    assert child.finish() == (0, "")
