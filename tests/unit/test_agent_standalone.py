@@ -135,8 +135,8 @@ def find_python(minor: int) -> str | None:
     return None
 
 
-# Starts with the agent injected from a bare copy, asks its own agent for `memory` and
-# `hello`, forks once, and prints what it saw as JSON.
+# Starts with the agent injected from a bare copy, asks its own agent for `memory`, `hello`,
+# `trim` and an op it does not know, forks once, and prints what it saw as JSON.
 PROBE = textwrap.dedent(
     """
     import json, os, socket, sys
@@ -147,8 +147,9 @@ PROBE = textwrap.dedent(
         with socket.socket(socket.AF_UNIX) as conn:
             conn.connect(path)
             conn.sendall(json.dumps({"op": op}).encode() + b"\\n")
-            return json.loads(conn.makefile().readline())["result"]
-    seen = {"memory": ask(os.getpid(), "memory"), "hello": ask(os.getpid(), "hello")}
+            reply = json.loads(conn.makefile().readline())
+            return reply["result"] if reply["ok"] else reply["error"]
+    seen = {op: ask(os.getpid(), op) for op in ("memory", "hello", "trim", "nope")}
     seen["chained"] = getattr(sys.modules["sitecustomize"], "MARK", None)
     seen["imported"] = sorted(m for m in sys.modules if m.split(".")[0] in ("sandbox", "agent"))
     r, w = os.pipe()
@@ -205,8 +206,12 @@ def test_a_bare_copy_runs_under_python_3(tmp_path: Path, minor: int) -> None:
     assert isinstance(memory, dict) and isinstance(hello, dict) and isinstance(forked, dict)
     assert hello["python"].startswith(f"3.{minor}.")
     assert memory["pid"] == hello["pid"] and forked["ppid"] == hello["pid"]
+    trim = seen["trim"]
+    assert isinstance(trim, dict) and trim["after"]["rss_bytes"] > 0
     if not os.environ.get("LD_PRELOAD"):
         assert memory["allocator"] == "glibc" and memory["in_use_bytes"] > 0
+        assert trim["called"] == "malloc_trim(0)"
+    assert seen["nope"] == "unknown op 'nope'; the agent knows hello, memory, ping, trim"
     assert seen["chained"] == "theirs"
     assert seen["imported"] == []  # neither `sandbox` nor the copy's folder name
 
@@ -219,7 +224,7 @@ def test_an_older_python_skips_the_agent_in_one_line_and_still_chains(
     if python is None:
         pytest.skip(f"no Python 3.{minor} on this machine (looked in ~/.pyenv and /usr/bin)")
     seen, stderr = run_bare(tmp_path, python)
-    assert (seen["memory"], seen["hello"], seen["forked"]) == (None, None, None)
+    assert (seen["memory"], seen["hello"], seen["trim"], seen["forked"]) == (None,) * 4
     assert seen["chained"] == "theirs"
     assert stderr.endswith(f"not started: Python 3.{minor} is older than 3.8\n")
     assert stderr.count("\n") == 1
