@@ -4,6 +4,10 @@
 interpreter's counters) plus the pid and `extra`, where more counters can be registered;
 `trim` asks the allocator for memory back and reports before, after and how long it took, as
 /debug/trim does; `hello` (alias `ping`) says which process this is.
+
+More counters (pymalloc's, say) go into `extra`: a module of this package registers a cheap,
+JSON-ready reader with `register_extra(name, read)`; a reader that raises shows as
+{"error": "..."} under its name, and the rest of the reply is unaffected.
 """
 
 from __future__ import annotations

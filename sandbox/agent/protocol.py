@@ -8,7 +8,7 @@ One request per connection: the agent answers and closes.
 from __future__ import annotations
 
 PROTOCOL_VERSION = 1
-"""Raised when a reply changes incompatibly; `hello` reports it."""
+"""Bumped when a request or a reply changes incompatibly; `hello` reports it."""
 
 DIR_ENV = "SANDBOX_AGENT_DIR"
 """The run's private folder (mode 0700) where each agent puts its socket; unset: no agent."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import sandbox.agent
+from sandbox.agent import protocol
 
 AGENT = Path(sandbox.agent.__file__).resolve().parent
 SOURCES = sorted(AGENT.rglob("*.py"))
@@ -80,6 +81,11 @@ def newer_than_38(tree: ast.AST) -> list[str]:
 def test_the_agent_has_sources() -> None:
     names = {p.relative_to(AGENT).as_posix() for p in SOURCES}
     assert {"__init__.py", "allocator.py", "channel.py", "inject/sitecustomize.py"} <= names
+
+
+def test_sitecustomize_reads_the_variable_the_harness_sets() -> None:
+    """It names the variable itself: the agent package is not loaded when it reads it."""
+    assert f'os.environ.get("{protocol.DIR_ENV}")' in SITECUSTOMIZE.read_text()
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.relative_to(AGENT).as_posix())
