@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -36,6 +37,14 @@ class SandboxGroup(click.Group):
         name = ctx.invoked_subcommand
         command = self.get_command(ctx, name) if name else None
         return click.Context(command, info_name=name, parent=ctx) if command else ctx
+
+
+def _settle(paths: Iterable[Path]) -> None:
+    """Mark the checkpoints under `paths` whose harness died (`harness-died`), and say so."""
+    from sandbox import checkpoints
+
+    for done in checkpoints.settle(paths):
+        click.echo(f"note: {done.describe()}", err=True)
 
 
 def _sigterm_as_interrupt() -> None:
@@ -82,6 +91,7 @@ def run_cmd(
         overrides = config.validate_overrides("option", settings)
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
         spec = spec.with_(profile=profile)
+        _settle([spec.output.results_dir / "runs"])
         _sigterm_as_interrupt()
         result, path = run_showing_progress(spec)
     except KeyboardInterrupt:
@@ -227,6 +237,7 @@ def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None
     from sandbox import results
     from sandbox.analysis import compare, report
 
+    _settle(paths)
     loaded = results.load_all(paths)
     if not loaded:
         raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
@@ -271,6 +282,7 @@ def plot_cmd(
     from sandbox import results
     from sandbox.analysis import plot
 
+    _settle(paths)
     files = results.find_result_files(paths)
     loaded = results.load_all(paths)
     if not loaded:

@@ -164,6 +164,8 @@ def reap(groups: set[int], token: str) -> tuple[list[int], list[int]]:
             time.sleep(0.2)  # a child forked just before the harness died has exec'd by now
         for pid in tagged(token):
             with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(pid) in killed_groups:
+                    continue  # killed with its group, not yet gone
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
     return killed_groups, sorted(set(killed))

@@ -18,6 +18,11 @@ from sandbox.results import RunResult
 class ResultWriteError(SandboxError):
     """The result could not be written where it belongs; the message says where it went."""
 
+    def __init__(self, message: str, written_to: Path | None = None) -> None:
+        super().__init__(message)
+        self.written_to = written_to
+        """The fallback copy, or None when the run's data is lost."""
+
 
 def fallback_dir() -> Path:
     """`$TMPDIR/sandbox-results` (or the system's temporary folder)."""
@@ -61,5 +66,6 @@ def save(result: RunResult, path: Path, fallback: Path | None = None) -> Path:
             "the run's data is lost"
         ) from None
     raise ResultWriteError(
-        f"could not write the result to {path} ({why}); it was written to {spare} instead"
+        f"could not write the result to {path} ({why}); it was written to {spare} instead",
+        written_to=spare,
     )
