@@ -1,4 +1,5 @@
-"""Where a run's result goes: its results folder or, when that write fails, a fallback folder.
+"""Where a run's result goes: its results folder or, when that write fails, a fallback folder;
+and the atomic write other files use (the experiment manifest).
 
 A run can take an hour; a full disk at the end must not lose it. The fallback is gzipped (a
 nearly full disk is the usual cause) and lives in the system's temporary folder.
@@ -40,6 +41,20 @@ def check_writable(folder: Path) -> None:
         raise SandboxError(
             f"cannot write results to {folder} ({exc.strerror}); choose another --results-dir"
         ) from None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file renamed over it: `path` holds the old
+    contents or the new ones, never a part (a full disk, a kill mid-write)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _reason(exc: OSError) -> str:
