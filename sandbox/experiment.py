@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sandbox import allocators, config, liveness, manifest
+from sandbox import allocators, config, liveness, manifest, storage
 from sandbox.allocators import Allocator
 from sandbox.analysis.compare import compare
 from sandbox.analysis.groups import label
@@ -291,12 +291,17 @@ def execute(
                 repeat=entry.repeat,
                 parameters=entry.parameters,
             ).with_(results_dir=folder)
+            full: storage.ResultWriteError | None = None
             try:
                 result, path = run(spec, entry.index, total)
             except KeyboardInterrupt:
                 interrupted = True
                 entry = replace(entry, status="interrupted")
-            except SandboxError as exc:  # this run could not start or be written; go on
+            except storage.ResultWriteError as exc:  # a full disk: the next runs would fail too
+                full = exc
+                spare = str(exc.written_to) if exc.written_to else None
+                entry = replace(entry, status="failed", error=str(exc), fallback=spare)
+            except SandboxError as exc:  # this run could not start; go on
                 entry = replace(entry, status="failed", error=str(exc))
             else:
                 fresh[result.run_id] = result
@@ -304,6 +309,11 @@ def execute(
                 interrupted = result.status == "interrupted"
             m = m.with_entry(entry)
             manifest.save(_stamped(m), folder)
+            if full is not None:
+                raise SandboxError(
+                    f"{full}; the experiment stops: make room in {folder}, then continue with: "
+                    f"sandbox experiment --resume {folder}"
+                )
             if interrupted:
                 break
     return _outcome(m, exp, folder, fresh, interrupted)

@@ -81,6 +81,9 @@ class Entry:
     """The result file's name in the experiment's folder."""
     error: str | None = None
     """Why a run that could not start or be written has no file."""
+    fallback: str | None = None
+    """Where its result went when the folder could not take it (a full disk): a resume takes it
+    back."""
     superseded: tuple[Attempt, ...] = ()
 
     @property
@@ -101,7 +104,13 @@ class Entry:
         if self.status != "pending":
             earlier = (*earlier, self.attempt())
         return replace(
-            self, status="running", run_id=None, file=None, error=None, superseded=earlier
+            self,
+            status="running",
+            run_id=None,
+            file=None,
+            error=None,
+            fallback=None,
+            superseded=earlier,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,7 +121,8 @@ class Entry:
             "parameters": plain(self.parameters),
             "status": self.status,
         }
-        out |= {k: v for k in ("run_id", "file", "error") if (v := getattr(self, k)) is not None}
+        keys = ("run_id", "file", "error", "fallback")
+        out |= {k: v for k in keys if (v := getattr(self, k)) is not None}
         if self.superseded:
             out["superseded"] = [a.to_dict() for a in self.superseded]
         return out
@@ -128,6 +138,7 @@ class Entry:
             run_id=data.get("run_id"),
             file=data.get("file"),
             error=data.get("error"),
+            fallback=data.get("fallback"),
             superseded=tuple(Attempt(**a) for a in data.get("superseded", ())),
         )
 

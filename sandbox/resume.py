@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sandbox import allocators, checkpoints, manifest, results
+from sandbox import allocators, checkpoints, manifest, results, storage
 from sandbox.config import Benchmark
 from sandbox.errors import ConfigError, ResultFormatError
 from sandbox.experiment import Experiment, load_experiment, plan_runs
@@ -155,6 +155,12 @@ def reconcile(m: Manifest, folder: Path) -> tuple[Manifest, list[str]]:
                 f"{entry.file}, the result of run {entry.index + 1}, is gone; it runs again"
             )
             entry = replace(entry, status="failed", error=f"its result {entry.file} is gone")
+        if not entry.done and entry.fallback:
+            entry, said = _take_back(entry, folder)
+            notes += said
+            if entry.done:
+                m = m.with_entry(entry)
+                continue
         finals = [f for f in files if f.final]
         if finals:
             taken = finals[-1]
@@ -168,6 +174,26 @@ def reconcile(m: Manifest, folder: Path) -> tuple[Manifest, list[str]]:
                 entry = _current(entry, f)  # the newest becomes the run's last attempt
         m = m.with_entry(entry)
     return m, notes
+
+
+def _take_back(entry: Entry, folder: Path) -> tuple[Entry, list[str]]:
+    """The result a full disk sent to the fallback folder, moved back into the experiment's."""
+    spare = Path(entry.fallback or "")
+    try:
+        result = results.load(spare)
+        storage.write_atomic(folder / spare.name, spare.read_bytes())
+    except (ResultFormatError, OSError) as exc:
+        return replace(entry, fallback=None), [f"run {entry.index + 1}: {spare} not taken ({exc})"]
+    spare.unlink(missing_ok=True)
+    entry = replace(
+        entry,
+        status=result.status,
+        run_id=result.run_id,
+        file=spare.name,
+        error=None,
+        fallback=None,
+    )
+    return entry, [f"run {entry.index + 1}: took its result back from {spare} into {spare.name}"]
 
 
 def _current(entry: Entry, found: Found) -> Entry:

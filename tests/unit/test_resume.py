@@ -57,17 +57,24 @@ class FakeRuns:
             raise KeyboardInterrupt
         if what == "error":
             raise SandboxError("the server did not start")
-        n = len(list(folder.glob("*.json"))) + 1
+        n = len(list(folder.glob("*.json*"))) + 1
         result = replace(
             make_result(
                 spec.allocator,
                 repeat=spec.repeat,
                 experiment=spec.experiment,
-                status=what,  # type: ignore[arg-type]
+                status="ok" if what == "full" else what,  # type: ignore[arg-type]
             ),
             run_id=f"20260101T1000{n:02d}Z-{spec.allocator}-{index:04x}",
             started_at=f"2026-01-01T10:00:{n:02d}Z",
         )
+        if what == "full":  # as storage.save does when the folder's disk is full
+            spare = results.dump(result, folder.parents[1] / "spare" / f"{result.run_id}.json.gz")
+            raise storage.ResultWriteError(
+                f"could not write the result (No space left on device); it was written to "
+                f"{spare} instead",
+                written_to=spare,
+            )
         return result, results.dump(result, folder / f"{result.run_id}.json")
 
 
@@ -156,6 +163,30 @@ def test_a_full_disk_stops_the_experiment_naming_the_fix(
     )
     assert fake.ran == [0]  # start, run 1 started, run 1 done, run 2 started: refused
     assert statuses(folder)[:2] == ["ok", "pending"]
+
+
+def test_a_result_sent_to_the_fallback_stops_the_experiment_and_is_taken_back(
+    exp_file: Path,
+) -> None:
+    with pytest.raises(SandboxError) as info:
+        start(exp_file, FakeRuns({1: "full"}))
+
+    [folder] = (exp_file.parent / "out").iterdir()
+    assert str(info.value).endswith(
+        f"; the experiment stops: make room in {folder}, then continue with: "
+        f"sandbox experiment --resume {folder}"
+    )
+    entry = manifest.load(folder).runs[1]
+    assert entry.status == "failed" and entry.fallback is not None
+    spare = Path(entry.fallback)
+    fake = FakeRuns()
+
+    _, said = resume(folder, fake)
+
+    assert fake.ran == [2, 3, 4, 5]  # run 2 is not measured again
+    assert said[0] == f"note: run 2: took its result back from {spare} into {spare.name}"
+    assert manifest.load(folder).runs[1].file == spare.name
+    assert results.load(folder / spare.name).status == "ok" and not spare.exists()
 
 
 # --- resuming -------------------------------------------------------------------------------------
