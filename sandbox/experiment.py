@@ -230,7 +230,8 @@ def run_experiment(
     planned = _check_allocators_and_baseline(exp, bench)
     first = config.build_spec(bench, exp.overrides)
     folder = output_folder(results_dir or first.output.results_dir, exp.name)
-    return execute(new_manifest(exp, bench, planned), exp, bench, folder, run, on_note)
+    with manifest.lock(folder):
+        return execute(new_manifest(exp, bench, planned), exp, bench, folder, run, on_note)
 
 
 def resume_experiment(
@@ -240,19 +241,21 @@ def resume_experiment(
     planned order; ConfigError when its experiment file or benchmark.yml changed what it runs."""
     from sandbox import resume
 
-    m, exp, notes = resume.prepare(folder, bench)
-    bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
-    _check_allocators_and_baseline(exp, bench)
-    note = on_note or (lambda _: None)
-    for line in notes:
-        note(f"note: {line}")
-    done = sum(e.done for e in m.runs)
-    again = sum(not e.done and e.status != "pending" for e in m.runs)
-    note(
-        f"resuming {folder}: {done} of {len(m.runs)} runs done, {again} to run again, "
-        f"{len(m.runs) - done - again} not yet run"
-    )
-    return execute(m, exp, bench, folder, run, on_note)
+    manifest.load(folder)  # a folder that is no experiment's is refused before it is locked
+    with manifest.lock(folder):
+        m, exp, notes = resume.prepare(folder, bench)
+        bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
+        _check_allocators_and_baseline(exp, bench)
+        note = on_note or (lambda _: None)
+        for line in notes:
+            note(f"note: {line}")
+        done = sum(e.done for e in m.runs)
+        again = sum(not e.done and e.status != "pending" for e in m.runs)
+        note(
+            f"resuming {folder}: {done} of {len(m.runs)} runs done, {again} to run again, "
+            f"{len(m.runs) - done - again} not yet run"
+        )
+        return execute(m, exp, bench, folder, run, on_note)
 
 
 def execute(
@@ -263,59 +266,58 @@ def execute(
     run: RunFn,
     on_note: NoteFn | None = None,
 ) -> ExperimentOutcome:
-    """Run the manifest's runs that are not done, in order, saving it around each."""
+    """Run the manifest's runs that are not done, in order, saving it around each (the caller
+    holds the folder's lock)."""
     note = on_note or (lambda _: None)
     total = len(m.runs)
     interrupted = False
     fresh: dict[str, RunResult] = {}
-    holder = f"pid {m.harness.pid}" if m.harness else "another process"
-    with manifest.lock(folder, holder):
-        m = replace(m, harness=liveness.this_process())
+    m = replace(m, harness=liveness.this_process())
+    manifest.save(_stamped(m), folder)
+    for entry in m.runs:
+        name = f"[{entry.index + 1}/{total}] {label(entry.allocator, entry.parameters)}"
+        name += f" (repeat {entry.repeat + 1})"
+        if entry.done:
+            note(f"skip  {name}: {entry.status} in {entry.file}")
+            continue
+        if entry.status != "pending":
+            was = f" ({entry.file})" if entry.file else ""
+            note(f"rerun {name}: it was {entry.status}{was}")
+        entry = entry.started()
+        m = m.with_entry(entry)
         manifest.save(_stamped(m), folder)
-        for entry in m.runs:
-            name = f"[{entry.index + 1}/{total}] {label(entry.allocator, entry.parameters)}"
-            name += f" (repeat {entry.repeat + 1})"
-            if entry.done:
-                note(f"skip  {name}: {entry.status} in {entry.file}")
-                continue
-            if entry.status != "pending":
-                was = f" ({entry.file})" if entry.file else ""
-                note(f"rerun {name}: it was {entry.status}{was}")
-            entry = entry.started()
-            m = m.with_entry(entry)
-            manifest.save(_stamped(m), folder)
-            spec = config.build_spec(
-                bench,
-                {**exp.overrides, **entry.parameters, "allocator": entry.allocator},
-                experiment=exp.name,
-                repeat=entry.repeat,
-                parameters=entry.parameters,
-            ).with_(results_dir=folder)
-            full: storage.ResultWriteError | None = None
-            try:
-                result, path = run(spec, entry.index, total)
-            except KeyboardInterrupt:
-                interrupted = True
-                entry = replace(entry, status="interrupted")
-            except storage.ResultWriteError as exc:  # a full disk: the next runs would fail too
-                full = exc
-                spare = str(exc.written_to) if exc.written_to else None
-                entry = replace(entry, status="failed", error=str(exc), fallback=spare)
-            except SandboxError as exc:  # this run could not start; go on
-                entry = replace(entry, status="failed", error=str(exc))
-            else:
-                fresh[result.run_id] = result
-                entry = replace(entry, status=result.status, run_id=result.run_id, file=path.name)
-                interrupted = result.status == "interrupted"
-            m = m.with_entry(entry)
-            manifest.save(_stamped(m), folder)
-            if full is not None:
-                raise SandboxError(
-                    f"{full}; the experiment stops: make room in {folder}, then continue with: "
-                    f"sandbox experiment --resume {folder}"
-                )
-            if interrupted:
-                break
+        spec = config.build_spec(
+            bench,
+            {**exp.overrides, **entry.parameters, "allocator": entry.allocator},
+            experiment=exp.name,
+            repeat=entry.repeat,
+            parameters=entry.parameters,
+        ).with_(results_dir=folder)
+        full: storage.ResultWriteError | None = None
+        try:
+            result, path = run(spec, entry.index, total)
+        except KeyboardInterrupt:
+            interrupted = True
+            entry = replace(entry, status="interrupted")
+        except storage.ResultWriteError as exc:  # a full disk: the next runs would fail too
+            full = exc
+            spare = str(exc.written_to) if exc.written_to else None
+            entry = replace(entry, status="failed", error=str(exc), fallback=spare)
+        except SandboxError as exc:  # this run could not start; go on
+            entry = replace(entry, status="failed", error=str(exc))
+        else:
+            fresh[result.run_id] = result
+            entry = replace(entry, status=result.status, run_id=result.run_id, file=path.name)
+            interrupted = result.status == "interrupted"
+        m = m.with_entry(entry)
+        manifest.save(_stamped(m), folder)
+        if full is not None:
+            raise SandboxError(
+                f"{full}; the experiment stops: make room in {folder}, then continue with: "
+                f"sandbox experiment --resume {folder}"
+            )
+        if interrupted:
+            break
     return _outcome(m, exp, folder, fresh, interrupted)
 
 

@@ -264,19 +264,28 @@ def load(folder: Path) -> Manifest:
         raise ResultFormatError(f"{path}: missing or bad {exc}") from None
 
 
+def _holder(folder: Path) -> str:
+    """Who runs `folder` now, as its manifest says."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        pid = json.loads((folder / NAME).read_text())["harness"]["pid"]
+        return f"pid {int(pid)}"
+    return "another process"
+
+
 @contextlib.contextmanager
-def lock(folder: Path, holder: str) -> Iterator[None]:
-    """Hold the experiment's lock while it runs: a second harness on the same folder is refused
-    (`holder` names the one that has it, for that message). The kernel drops it when we die."""
+def lock(folder: Path) -> Iterator[None]:
+    """Hold the experiment's lock while it runs or is resumed: a second harness on the same
+    folder is refused. The lock is the folder's own (no lock file); the kernel drops it when
+    the harness dies."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # the folder itself: no lock file
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SandboxError(
-                f"{folder} is being run by another sandbox ({holder}); wait for it to finish, "
-                "or stop it, then resume"
+                f"{folder} is being run by another sandbox ({_holder(folder)}); wait for it to "
+                "finish, or stop it, then resume"
             ) from None
         yield
     finally:

@@ -172,6 +172,10 @@ def reconcile(m: Manifest, folder: Path) -> tuple[Manifest, list[str]]:
         else:
             for f in (f for f in files if f.path.name not in named):
                 entry = _current(entry, f)  # the newest becomes the run's last attempt
+        if entry.status == "running":  # no harness runs it (resume holds the folder's lock)
+            entry = replace(
+                entry, status="harness-died", error="the harness died before a checkpoint"
+            )
         m = m.with_entry(entry)
     return m, notes
 

@@ -249,6 +249,21 @@ def test_a_run_whose_harness_died_is_rerun_and_its_checkpoint_kept(exp_file: Pat
     assert len(outcome.results) == 6  # the checkpoint is not among them
 
 
+def test_a_run_killed_before_its_first_checkpoint_is_rerun(exp_file: Path) -> None:
+    first = start(exp_file, FakeRuns({1: "interrupt"}))
+    m = manifest.load(first.folder)
+    manifest.save(m.with_entry(replace(m.runs[1], status="running")), first.folder)
+    fake = FakeRuns()
+
+    _, said = resume(first.folder, fake)
+
+    assert fake.ran == [1, 2, 3, 4, 5]
+    assert said[2].endswith(": it was harness-died")
+    assert manifest.load(first.folder).runs[1].superseded == (
+        manifest.Attempt("harness-died", error="the harness died before a checkpoint"),
+    )
+
+
 def test_a_result_the_manifest_missed_counts_as_done(exp_file: Path) -> None:
     first = start(exp_file, FakeRuns())
     folder = first.folder
@@ -332,7 +347,7 @@ def test_comments_only_or_a_missing_file_resume_from_the_copy(exp_file: Path) ->
 
 def test_a_folder_in_use_is_refused(exp_file: Path) -> None:
     first = start(exp_file, FakeRuns({2: "interrupt"}))
-    with manifest.lock(first.folder, "me"), pytest.raises(SandboxError) as info:
+    with manifest.lock(first.folder), pytest.raises(SandboxError) as info:
         resume(first.folder, FakeRuns())
     assert str(info.value) == (
         f"{first.folder} is being run by another sandbox (pid {os.getpid()}); wait for it to "
