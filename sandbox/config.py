@@ -168,10 +168,11 @@ def validate(source: str, key: str, name: str, value: Any) -> Any:
         raise ConfigError(f"{source}: {key} has value {value!r}; expected {exc}") from None
 
 
-def read_yaml(path: Path) -> Mapping[str, Any]:
-    """A YAML file's top-level mapping ({} when empty); errors name the file (and the line)."""
+def read_yaml(path: Path, text: str | None = None) -> Mapping[str, Any]:
+    """A YAML file's top-level mapping ({} when empty); errors name the file (and the line).
+    `text`: the file's contents as read earlier (an experiment resumed from its manifest)."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text() if text is None else text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
