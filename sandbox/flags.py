@@ -25,12 +25,12 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]
     name = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from sandbox.checks import parse_size
+        from sandbox.checks import Invalid, parse_size
 
         try:
             return parse_size(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a size such as 2GiB or 800MiB", param, ctx)
+        except Invalid as exc:
+            self.fail(f"{value!r} is not {exc}", param, ctx)
 
 
 @dataclass(frozen=True)
