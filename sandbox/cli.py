@@ -15,21 +15,24 @@ from typing import Any
 import click
 
 from sandbox import __version__, flags
-from sandbox.errors import SandboxError
+from sandbox.errors import ConfigError, SandboxError
 
 
 class SandboxGroup(click.Group):
     """The `sandbox` group: the one place a SandboxError becomes `Error: <message>` and its exit
-    code. A usage error (exit code 2) comes with the command's usage line, as click shows its own.
-    Any other exception is a bug and keeps its traceback."""
+    code. A usage error (ConfigError) comes with the command's usage line, as click shows its
+    own; a bad result file (ResultFormatError) also exits 2, without it. Any other exception is
+    a bug and keeps its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc), self._command_context(ctx)) from exc
         except SandboxError as exc:
-            if exc.exit_code == click.UsageError.exit_code:
-                raise click.UsageError(str(exc), self._command_context(ctx)) from exc
-            raise click.ClickException(str(exc)) from exc
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from exc
 
     def _command_context(self, ctx: click.Context) -> click.Context:
         """A context of the command that failed (its own is closed by now), for its usage line."""

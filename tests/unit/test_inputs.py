@@ -137,10 +137,10 @@ def test_a_folder_named_like_a_result_is_one_line(tmp_path: Path) -> None:
     assert load_error(folder) == f"{folder}: a folder, not a result file"
 
 
-def test_compare_of_a_bad_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_compare_of_a_bad_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     path = write_changed(tmp_path, lambda d: d.update(samples=[1, 2]))
     done = CliRunner().invoke(cli.cli, ["compare", str(path)])
-    assert done.exit_code == 1
+    assert done.exit_code == 2
     assert done.output == f"Error: {path}: samples has value [1, 2]; expected a mapping\n"
 
 
