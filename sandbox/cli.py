@@ -30,15 +30,20 @@ class SandboxGroup(click.Group):
         except ConfigError as exc:
             raise click.UsageError(str(exc), self._command_context(ctx)) from exc
         except SandboxError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code
-            raise error from exc
+            error = _BadInput if exc.exit_code == _BadInput.exit_code else click.ClickException
+            raise error(str(exc)) from exc
 
     def _command_context(self, ctx: click.Context) -> click.Context:
         """A context of the command that failed (its own is closed by now), for its usage line."""
         name = ctx.invoked_subcommand
         command = self.get_command(ctx, name) if name else None
         return click.Context(command, info_name=name, parent=ctx) if command else ctx
+
+
+class _BadInput(click.ClickException):
+    """`Error: ...` with exit code 2, without a usage line (a bad result file)."""
+
+    exit_code = 2
 
 
 def _sigterm_as_interrupt() -> None:

@@ -98,13 +98,15 @@ def check(value: Any, hint: Any, key: str) -> None:
         raise Mismatch(key, value, describe(hint))
 
 
-_NUMBER_HINTS = {float: {int, float}, int: {int}}
+_NUMBER_HINTS: dict[Any, set[type]] = {float: {int, float}, int: {int}}
 
 
 def _all_numbers(values: list[Any] | tuple[Any, ...], hint: Any) -> bool:
     """A fast yes for a long column of numbers of type `hint` (a no is checked item by item)."""
     options = typing.get_args(hint) if typing.get_origin(hint) is types.UnionType else (hint,)
-    allowed = set().union(*(_NUMBER_HINTS.get(o, set()) for o in options))
+    allowed: set[type] = set()
+    for option in options:
+        allowed |= _NUMBER_HINTS.get(option, set())
     kinds = set(map(type, values))
     if not values or not allowed or not kinds <= allowed:
         return False
