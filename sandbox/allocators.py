@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import subprocess
 from collections.abc import Mapping
@@ -144,8 +145,10 @@ def resolve(name: str, custom: Mapping[str, Allocator] | None = None) -> Resolve
     """Find the library for `name`, or raise AllocatorError naming the package to install."""
     known = registry(custom)
     if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
         raise AllocatorError(
-            f"unknown allocator '{name}'; choose one of: {', '.join(sorted(known))} "
+            f"unknown allocator '{name}'; {hint}choose one of: {', '.join(sorted(known))} "
             "(or define it under allocators: in benchmark.yml)"
         )
     allocator = known[name]

@@ -205,6 +205,7 @@ def experiment_cmd(
     click.echo("\n" + table)
     click.echo(f"\nresults:    {outcome.folder}/")
     click.echo(f"comparison: {outcome.folder / 'comparison.md'}")
+    click.echo(f"report:     {outcome.folder / 'report.html'}")
     for p in plots:
         click.echo(f"plot:       {p}")
     for failure in outcome.failures:
@@ -291,6 +292,111 @@ def plot_cmd(
         fig = plot.plot_rss(loaded, x="requests" if x_axis == "requests" else "time")
     for p in plot.save(fig, out, formats=formats or ("png", "svg")):
         click.echo(str(p))
+
+
+@cli.command("inspect")
+@click.argument("pid", type=click.IntRange(min=1))
+@click.option("--trim", is_flag=True, help="Ask the allocator for free memory back; show RSS.")
+@click.option(
+    "--watch",
+    "watch_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Look again every --interval for this many seconds, then give a verdict.",
+)
+@click.option(
+    "--interval",
+    "interval_s",
+    type=click.FloatRange(min=0.2),
+    help="Seconds between looks with --watch (default 5).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout (keys below).")
+@click.option(
+    "--no-attach", is_flag=True, help="Read /proc only: no gdb, the process is never stopped."
+)
+def inspect_cmd(
+    pid: int,
+    trim: bool,
+    watch_s: float | None,
+    interval_s: float | None,
+    as_json: bool,
+    no_attach: bool,
+) -> None:
+    """Where the memory of a running process PID is, and whose it is.
+
+    Reads /proc/PID/smaps (anonymous and file-backed RSS; the heap, glibc's arena heaps,
+    thread stacks and other mappings: how many, how resident) and which allocator serves
+    malloc. Then gdb attaches for a moment and reads, inside the process, the allocator's own
+    counters (glibc mallinfo2, jemalloc mallctl stats, tcmalloc MallocExtension, mimalloc
+    mi_process_info; in use and held as `sandbox run` counts them) and CPython's (allocated
+    blocks, pymalloc arenas). The process is stopped for the attach; the time is shown.
+
+    --trim asks the allocator for free memory back (malloc_trim(0), jemalloc
+    arena.4096.purge, tcmalloc ReleaseFreeMemory, mimalloc mi_collect) and reports RSS just
+    before and after. --watch SECONDS looks every --interval and ends with a verdict in the
+    words of `sandbox compare`: live allocations (a leak or a cache), free memory the
+    allocator keeps (fragmentation), or memory outside malloc.
+
+    \b
+    --json prints one object. A single look ("format": "sandbox-inspect", "version": 1):
+      pid, command, taken_at, allocator,
+      malloc {family, library, mapped_allocators, ld_preload, owner},
+      rss {rss_bytes, anonymous_bytes, file_bytes, swap_bytes, anon_huge_bytes,
+           regions [{name, mappings, size_bytes, rss_bytes}]},
+      counters {allocator, in_use_bytes, held_bytes, free_kept_bytes, raw, source, note},
+      python {version, allocated_blocks, pymalloc {arenas, arena_bytes, allocated_bytes,
+              available_bytes, highwater_arenas}, note},
+      trim {called, result, rss_before_bytes, rss_after_bytes, returned_bytes,
+            held_before_bytes, held_after_bytes},
+      stopped_ms, attach_ms, phases_ms {attach, thread, owner, counters, python, ...},
+      problem
+    A watch ("format": "sandbox-inspect-watch"): pid, duration_s, interval_s, interrupted,
+      samples [{t_s, snapshot}], growth {duration_s, rss_bytes, in_use_bytes, held_bytes,
+      free_kept_bytes, outside_bytes, pymalloc_bytes}, verdict, stopped_ms {median, max, n}
+    What could not be read is null. Exit 1 when the process is gone, may not be traced, gdb
+    is missing or the allocator is not recognised (the RSS split is still printed).
+    """
+    import json
+
+    from sandbox.errors import InspectError
+    from sandbox.inspect import inspection, render
+    from sandbox.inspect import watch as watching
+
+    if interval_s is not None and watch_s is None:
+        raise click.UsageError("--interval goes with --watch")
+    if trim and watch_s is not None:
+        raise click.UsageError("--trim and --watch do not go together; trim after the watch")
+    if no_attach and trim:
+        raise click.UsageError("--trim needs to attach; drop --no-attach")
+    if watch_s is None:
+        snapshot = inspection.take(pid, attach=not no_attach, trim=trim)
+        click.echo(json.dumps(snapshot.to_dict()) if as_json else render.snapshot_text(snapshot))
+        problem = snapshot.problem
+    else:
+        shown = None if as_json else (lambda s: click.echo(render.sample_line(s)))
+        result = watching.watch(
+            pid, watch_s, interval_s or 5.0, attach=not no_attach, on_sample=shown
+        )
+        click.echo(json.dumps(result.to_dict()) if as_json else render.watch_end(result))
+        problem = next((s.snapshot.problem for s in result.samples if s.snapshot.problem), None)
+    if problem:
+        raise InspectError(problem)
+
+
+@cli.command("report")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", help="Group to compare against (default: glibc, else the first).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the page (default: report.html in the folder, or beside the file).",
+)
+def report_cmd(paths: tuple[Path, ...], baseline: str | None, out: Path | None) -> None:
+    """Write report.html: the answer, the comparison, the plots, the warnings and how to
+    reproduce them, in one file that opens offline (inline SVG, no script)."""
+    from sandbox.analysis import html
+
+    written = html.write_report(list(paths), out, baseline=baseline)
+    click.echo(str(written))
 
 
 def main() -> None:

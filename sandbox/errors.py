@@ -32,3 +32,11 @@ class ResultFormatError(SandboxError):
     like a usage error)."""
 
     exit_code = 2
+
+
+class InspectError(SandboxError):
+    """`sandbox inspect` cannot read a process: not permitted, no gdb, a call that failed."""
+
+
+class TargetExitedError(InspectError):
+    """The process to inspect does not exist, or exited while it was being read."""

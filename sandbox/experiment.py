@@ -137,15 +137,17 @@ def plan_runs(exp: Experiment) -> list[PlannedRun]:
 
 
 def report(outcome: ExperimentOutcome, baseline: str | None) -> tuple[str, list[Path]]:
-    """Compare the experiment's runs, write comparison.md/.json and the plots beside them;
-    returns the terminal table and the plot paths."""
+    """Compare the experiment's runs, write comparison.md/.json, the plots and report.html
+    beside them; returns the terminal table and the plot paths."""
     from sandbox import results
+    from sandbox.analysis.html import write_report
     from sandbox.analysis.plot import write_plots
 
     comparison = compare(outcome.results, baseline=baseline)
     (outcome.folder / "comparison.md").write_text(render(comparison, "markdown"))
     (outcome.folder / "comparison.json").write_text(render(comparison, "json"))
     plots = write_plots(results.load_all([outcome.folder]), outcome.folder / "rss")
+    write_report([outcome.folder], baseline=baseline)
     return render(comparison, "table"), plots
 
 

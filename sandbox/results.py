@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sandbox.errors import ResultFormatError
 from sandbox.json_shapes import Mismatch, check, check_fields, field_types
@@ -31,6 +31,9 @@ from sandbox.result_sections import (
     TrimInfo,
     from_fields,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMAT = "sandbox-run"
 # History of FORMAT_VERSION:
@@ -472,7 +475,12 @@ def load(path: Path | str) -> RunResult:
     except (OSError, ValueError, EOFError, zlib.error) as exc:
         raise ResultFormatError(f"{path}: not a readable result file ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise NotAResultError(f"{path}: not a sandbox result file (no 'format: {FORMAT}')")
+        kind = data.get("format") if isinstance(data, dict) else None
+        what = f"a {kind!r} file" if isinstance(kind, str) else f"JSON without 'format: {FORMAT}'"
+        raise NotAResultError(
+            f"{path}: not a sandbox result file ({what}); pass a run's result file "
+            "or the folder that holds the runs"
+        )
     version = data.get("version")
     if version not in READABLE_VERSIONS:
         readable = ", ".join(map(str, READABLE_VERSIONS))
@@ -510,11 +518,28 @@ def find_result_files(paths: Iterable[Path | str]) -> list[Path]:
 
 
 def load_all(paths: Iterable[Path | str]) -> list[RunResult]:
-    """Load every result file under `paths`; files that are not run results are skipped."""
+    """Load every result file under `paths`, skipping JSON files that are not run results
+    (experiment.json, comparison.json); when nothing else was found and such a file was named
+    itself (not found in a folder), raises its NotAResultError instead of returning nothing."""
     results = []
-    for f in find_result_files(paths):
-        try:
-            results.append(load(f))
-        except NotAResultError:
-            continue  # experiment.json, comparison.json: JSON, but not a run
+    named_other: list[NotAResultError] = []
+    for given in map(Path, paths):
+        for f in find_result_files([given]):
+            try:
+                results.append(load(f))
+            except NotAResultError as exc:
+                if not given.is_dir():
+                    named_other.append(exc)
+    if not results and named_other:
+        raise named_other[0]
     return results
+
+
+def to_dataframe(
+    results: RunResult | Path | str | Iterable[RunResult | Path | str], table: str = "runs"
+) -> pd.DataFrame:
+    """Tidy pandas table of runs, samples or probes: see `sandbox.frames` (pandas is imported
+    only when this is called; it is in the `notebook` extra)."""
+    from sandbox.frames import to_dataframe as frame
+
+    return frame(results, table)

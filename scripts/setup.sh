@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian/Ubuntu machine for the sandbox: the allocator libraries (apt-get, when root
-# or sudo is available) and a virtualenv in .venv with the package and its dev tools.
+# Sets up a fresh Debian/Ubuntu machine for the sandbox: the allocator libraries, gdb (for
+# `sandbox inspect`) and chromium (for the report's browser test), with apt-get when root or sudo
+# is available, and a virtualenv in .venv with the package and its dev tools.
 # Idempotent: a second run only checks. Usage: scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4)
+APT_PACKAGES=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 gdb chromium)
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
@@ -16,9 +17,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else SUDO="none"; fi
     if [ "$SUDO" = "none" ]; then
-        echo "setup: allocator libraries missing (${missing[*]}); install them with:" >&2
+        echo "setup: packages missing (${missing[*]}); install them with:" >&2
         echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
-        echo "setup: continuing; runs under those allocators will fail until then (see 'sandbox doctor')." >&2
+        echo "setup: continuing; runs under missing allocators fail until then (see 'sandbox doctor')," >&2
+        echo "setup: 'sandbox inspect' needs gdb, and without chromium the report's browser test is skipped." >&2
     else
         echo "setup: installing ${missing[*]} with apt-get"
         $SUDO apt-get update -qq

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 
 from sandbox.analysis.compare import Comparison, Group
@@ -196,15 +197,41 @@ def render_table(c: Comparison) -> str:
     return "\n".join(out) + "\n"
 
 
+_MD_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "|": "\\|",
+        "`": "\\`",
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "\n": " ",
+        "\r": " ",
+    }
+)
+
+
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Text from result files as literal Markdown: no raw HTML (`<`, `>`, `&` become entities),
+    no code span or table cell it could close, no link or image (`](` is escaped), one line."""
+    return re.sub(r"\](?=[(\[])", r"\\]", text.translate(_MD_ESCAPES))
+
+
+def _md_code(text: str) -> str:
+    """`text` as a Markdown code span (literal, HTML included), fenced with more backticks than
+    it holds in a row."""
+    text = text.replace("\n", " ").replace("\r", " ")
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def render_markdown(c: Comparison) -> str:
     """A Markdown report: title, headline list, table and warnings."""
     out = [f"**{_md_escape(_title(c))}**", ""]
-    out += [f"- `{line}`" for line in headlines(c)]
-    header = [*_HEADER, f"vs {c.baseline}"]
+    out += [f"- {_md_code(line)}" for line in headlines(c)]
+    header = [*_HEADER, f"vs {_md_escape(c.baseline)}"]
     out += ["", "| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["--:"] * 5)]
     out[-1] += "|---|"
     out += ["| " + " | ".join(_md_escape(cell) for cell in row) + " |" for row in _rows(c)]

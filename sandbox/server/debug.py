@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from sandbox.agent import ops
 from sandbox.server import guards, introspect
 from sandbox.server.introspect import MIB
 
@@ -87,12 +88,8 @@ def _ms(started: float) -> float:
 
 
 def memory_state() -> dict[str, Any]:
-    """The allocator's snapshot plus this process's RSS."""
-    return {**introspect.snapshot().to_dict(), "rss_bytes": introspect.rss_bytes()}
-
-
-def _difference(before: int | None, after: int | None) -> int | None:
-    return None if before is None or after is None else before - after
+    """The allocator's snapshot plus this process's RSS (the agent's, so one code path)."""
+    return ops.memory_state()
 
 
 def routes() -> list[Route]:
@@ -111,23 +108,8 @@ def routes() -> list[Route]:
         return JSONResponse(state)
 
     async def trim(request: Request) -> JSONResponse:
-        started = time.perf_counter()
-        before = memory_state()
-        release = introspect.release_free_memory()
-        after = memory_state()
-        return JSONResponse(
-            {
-                "called": release.called if release else None,
-                "result": release.result if release else None,
-                "before": before,
-                "after": after,
-                "released": {
-                    "held_bytes": _difference(before["held_bytes"], after["held_bytes"]),
-                    "rss_bytes": before["rss_bytes"] - after["rss_bytes"],
-                },
-                "took_ms": _ms(started),
-            }
-        )
+        # On the event loop's thread: mimalloc's mi_collect reaches the calling thread's heap.
+        return JSONResponse(ops.trim())
 
     async def hold(request: Request) -> JSONResponse:
         nonlocal pending_mib

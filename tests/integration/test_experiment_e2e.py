@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 from sandbox import allocators, results
+from tests.integration.browser import (
+    LOOK,
+    assert_self_contained,
+    colours,
+    find_chromium,
+    headless_chromium,
+)
 from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +58,7 @@ def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
         "experiment.json",
         "comparison.md",
         "comparison.json",
+        "report.html",
         *(
             f"{stem}.{ext}"
             for stem in ("rss", "rss-requests", "rss-allocator")
@@ -78,3 +86,14 @@ def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert any(line.startswith("jemalloc") and "× glibc" in line for line in lines), done.stdout
     assert f"comparison: {folder / 'comparison.md'}\n" in done.stdout
+    assert f"report:     {folder / 'report.html'}\n" in done.stdout
+
+    # The page of a real experiment, in a real browser with no network.
+    if find_chromium() is None:
+        pytest.skip("chromium is missing: scripts/setup.sh installs it (apt-get install chromium)")
+    with headless_chromium(tmp_path / "chromium") as browser:
+        visit = browser.visit(folder / "report.html", LOOK)
+    assert_self_contained(visit)
+    assert "The answer" in visit.text and "after-idle RSS (MiB)" in visit.text
+    assert visit.values["figures"] == 2  # RSS, and where the memory is
+    assert colours(visit.screenshot_png)[0] > 100

@@ -25,9 +25,30 @@ def test_glibc_preloads_nothing() -> None:
     assert resolved.environ() == {"MALLOC_ARENA_MAX": "2"}
 
 
-def test_unknown_allocator() -> None:
-    with pytest.raises(AllocatorError, match=r"^unknown allocator 'jemaloc'; choose one of: glibc"):
+def test_unknown_allocator_suggests_the_closest_name() -> None:
+    with pytest.raises(AllocatorError) as info:
         allocators.resolve("jemaloc")
+    assert str(info.value) == (
+        "unknown allocator 'jemaloc'; did you mean 'jemalloc'? choose one of: glibc, "
+        "glibc-arena2, jemalloc, jemalloc-bg, mimalloc, tcmalloc (or define it under "
+        "allocators: in benchmark.yml)"
+    )
+
+
+def test_unknown_allocator_without_a_close_name_only_lists_them() -> None:
+    with pytest.raises(AllocatorError) as info:
+        allocators.resolve("hoard")
+    assert str(info.value) == (
+        "unknown allocator 'hoard'; choose one of: glibc, glibc-arena2, jemalloc, jemalloc-bg, "
+        "mimalloc, tcmalloc (or define it under allocators: in benchmark.yml)"
+    )
+
+
+def test_unknown_allocator_suggests_a_name_from_benchmark_yml() -> None:
+    custom = {"hardened": Allocator("hardened", "libhardened_malloc.so", {})}
+    with pytest.raises(AllocatorError) as info:
+        allocators.resolve("hardend", custom)
+    assert str(info.value).startswith("unknown allocator 'hardend'; did you mean 'hardened'? ")
 
 
 def test_missing_soname_names_the_package() -> None:

@@ -293,7 +293,7 @@ def test_a_baseline_that_matches_no_group_fails_before_any_run(tmp_path: Path) -
     assert fake.specs == []
 
 
-def test_report_writes_comparison_and_plots(tmp_path: Path) -> None:
+def test_report_writes_comparison_plots_and_the_page(tmp_path: Path) -> None:
     outcome = run(tmp_path, EXPERIMENT, FakeRuns())
     for result in outcome.results:
         dump(result, outcome.folder / f"{result.run_id}.json")
@@ -304,6 +304,9 @@ def test_report_writes_comparison_and_plots(tmp_path: Path) -> None:
     assert (outcome.folder / "comparison.md").read_text().startswith("**")
     assert json.loads((outcome.folder / "comparison.json").read_text())["baseline"] == "glibc"
     assert {p.name for p in plots} >= {"rss.png", "rss-allocator.png", "rss-requests.png"}
+    page = (outcome.folder / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "glibc-arena2" in page
+    assert f"sandbox experiment {tmp_path / 'exp.yml'}" in page
 
 
 @pytest.mark.parametrize("name", sorted(config.SETTINGS))

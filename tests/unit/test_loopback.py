@@ -17,8 +17,9 @@ from sandbox.loopback import answers, get_json
 from sandbox.measure.server_client import ServerClient
 
 REPO = Path(__file__).resolve().parents[2]
-# Names that would make an HTTP call without the opener (or its settings).
-OTHER_CLIENTS = {"urlopen", "build_opener", "HTTPConnection", "HTTPSConnection", "Request"}
+# Names that would make an HTTP call without the opener (or its settings); a
+# urllib.request.Request is only a request, sent through the opener.
+OTHER_CLIENTS = {"urlopen", "build_opener", "install_opener", "HTTPConnection", "HTTPSConnection"}
 OTHER_MODULES = {"httpx", "requests", "aiohttp", "urllib3", "http.client"}
 
 

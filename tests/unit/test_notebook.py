@@ -44,3 +44,8 @@ def test_notebook_runs_on_fake_results(tmp_path: Path, monkeypatch: pytest.Monke
     assert f"4 runs from {folder}" in text
     markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "\u00d7 glibc" in markdown
+    # the pandas tables: medians per group, and the highest RSS in each load batch
+    tables = [o["data"]["text/plain"] for o in outputs if "text/html" in o.get("data", {})]
+    assert len(tables) == 2
+    assert "after_idle_rss_bytes" in tables[0] and "jemalloc" in tables[0]
+    assert all(f"batch-{k}" in tables[1] for k in (1, 2, 3)) and "glibc" in tables[1]

@@ -83,3 +83,29 @@ def test_render_json(comparison: compare.Comparison) -> None:
 def test_render_unknown_format(comparison: compare.Comparison) -> None:
     with pytest.raises(ConfigError, match="unknown format 'html'; use one of: table, markdown"):
         report.render(comparison, "html")
+
+
+CRAFTED = "evil<img src=x onerror=alert(1)>`<script>alert(2)</script>`|[x](javascript:alert(3))"
+
+
+def test_md_escape_makes_result_text_literal() -> None:
+    assert report._md_escape("a|b <i>&amp; `c` \\ [d](e) [f]\nnext") == (
+        "a\\|b &lt;i&gt;&amp;amp; \\`c\\` \\\\ [d\\](e) [f] next"
+    )
+
+
+def test_markdown_of_a_crafted_allocator_name_renders_no_html() -> None:
+    """A shared result file's allocator name reaches the notebook's display(Markdown(...)):
+    rendered by a CommonMark renderer that passes raw HTML through, it stays text."""
+    from markdown_it import MarkdownIt
+
+    comparison = compare.compare(fixed_runs("glibc", [100, 110, 120]) + fixed_runs(CRAFTED, [50]))
+    text = report.render(comparison, "markdown")
+    page = MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+
+    assert "<img" not in page
+    assert "<script" not in page
+    assert "<a " not in page  # no javascript: link either
+    # the name is still there, as text, in the headline, the table and the warning
+    visible = "evil&lt;img src=x onerror=alert(1)&gt;"
+    assert page.count(visible) >= 3, page

@@ -45,15 +45,37 @@ def test_unknown_version_is_rejected(tmp_path: Path) -> None:
 def test_not_a_result_and_unequal_columns(tmp_path: Path) -> None:
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}')
-    with pytest.raises(ResultFormatError, match="not a sandbox result file"):
+    with pytest.raises(ResultFormatError) as info:
         results.load(other)
+    assert str(info.value) == (
+        f"{other}: not a sandbox result file (JSON without 'format: sandbox-run'); pass a run's "
+        "result file or the folder that holds the runs"
+    )
     data = make_result().to_dict()
     data["samples"]["rss_bytes"].pop()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
     with pytest.raises(ResultFormatError, match="'samples' columns have different lengths"):
         results.load(bad)
-    assert results.load_all([tmp_path / "other.json"]) == []
+
+
+def test_load_all_skips_other_json_in_a_folder_but_not_a_file_named_itself(
+    tmp_path: Path,
+) -> None:
+    run = make_result()
+    results.dump(run, tmp_path / f"{run.run_id}.json")
+    manifest = tmp_path / "experiment.json"
+    manifest.write_text('{"format": "sandbox-experiment", "version": 1}')
+
+    assert [r.run_id for r in results.load_all([tmp_path])] == [run.run_id]
+    # a shell glob (results/x/*.json) names the manifest too: skipped beside real runs
+    assert len(results.load_all(sorted(tmp_path.glob("*.json")))) == 1
+    with pytest.raises(results.NotAResultError) as info:
+        results.load_all([manifest])
+    assert str(info.value) == (
+        f"{manifest}: not a sandbox result file (a 'sandbox-experiment' file); pass a run's "
+        "result file or the folder that holds the runs"
+    )
 
 
 def test_summary_is_recomputable_from_samples() -> None:

@@ -1,0 +1,165 @@
+"""One look at a process the sandbox did not start: /proc first, then (optionally) gdb."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from sandbox.errors import InspectError
+from sandbox.inspect import access, gdb_session, pymalloc, smaps, symbols
+from sandbox.inspect.detection import KNOWN_FAMILIES, Detection, detect
+from sandbox.inspect.normalise import NORMALISERS, NOTES
+from sandbox.inspect.smaps import MemoryMap
+from sandbox.inspect.snapshot import Counters, PythonCounters, Snapshot, Trim
+
+BUSY_RETRIES = 3
+BUSY_PAUSE_S = 0.05
+
+Session = Callable[[gdb_session.Request], dict[str, Any]]
+
+
+def read_proc(pid: int) -> tuple[str, MemoryMap, Detection]:
+    """The command line, the smaps summary and the allocator guess; no attach."""
+    access.check_exists(pid)
+    command = access.command_line(pid)
+    try:
+        memory = smaps.read(pid)
+        detection = detect(pid)
+    except PermissionError:
+        raise access.denied(pid, "read the memory map of") from None
+    except (FileNotFoundError, ProcessLookupError):
+        raise access.exited(pid) from None
+    return command, memory, detection
+
+
+def take(
+    pid: int,
+    *,
+    attach: bool = True,
+    trim: bool = False,
+    python: bool = True,
+    session: Session = gdb_session.run,
+) -> Snapshot:
+    """Inspect `pid`; with `attach`, read the allocator's and CPython's counters through gdb,
+    and with `trim` ask the allocator to return free memory.
+
+    Raises InspectError (TargetExitedError when the process is gone or goes away meanwhile).
+    A process whose allocator is not recognised gives a snapshot with `problem` set.
+    """
+    taken_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    command, memory, detection = read_proc(pid)
+    base = Snapshot(pid, command, taken_at, detection.family, detection, memory)
+    if not attach:
+        return base
+    access.check_not_traced(pid)
+    try:
+        files = symbols.symbol_files(pid, detection.ld_preload)
+    except PermissionError:
+        raise access.denied(pid, "read the memory map of") from None
+    except (FileNotFoundError, ProcessLookupError):
+        raise access.exited(pid) from None
+    request = gdb_session.Request(
+        pid=pid,
+        expected_family=detection.family,
+        symbol_files=tuple(files),
+        trim=trim,
+        python=python,
+    )
+    answer = _answer(request, session)
+    return from_answer(base, answer, trim)
+
+
+def _answer(request: gdb_session.Request, session: Session) -> dict[str, Any]:
+    for attempt in range(BUSY_RETRIES):
+        answer = session(request)
+        gdb_session.check(answer, request.pid)
+        if answer.get("error") != "busy":
+            return answer
+        if attempt + 1 < BUSY_RETRIES:
+            time.sleep(BUSY_PAUSE_S)
+    raise InspectError(
+        f"every thread of process {request.pid} was inside the allocator on "
+        f"{BUSY_RETRIES} attempts; try again (a call then could wait for a lock forever)"
+    )
+
+
+def counters_of(family: str, answer: Mapping[str, Any] | None) -> Counters | None:
+    """Normalised counters from the gdb answer's "counters" part (None when absent)."""
+    if answer is None or family not in NORMALISERS:
+        return None
+    raw = {str(k): int(v) for k, v in dict(answer.get("raw") or {}).items()}
+    in_use, held = NORMALISERS[family](raw)
+    notes = [n for n in (answer.get("error"), answer.get("note"), NOTES.get(family)) if n]
+    return Counters(
+        allocator=family,
+        in_use_bytes=in_use,
+        held_bytes=held,
+        raw=raw,
+        source=answer.get("source"),
+        note="; ".join(notes) or None,
+    )
+
+
+def python_of(answer: Mapping[str, Any] | None) -> PythonCounters | None:
+    if answer is None:
+        return None
+    text = answer.get("pymalloc_stats")
+    stats = pymalloc.parse(text) if text else None
+    notes = [n for n in (answer.get("error"), answer.get("note")) if n]
+    if answer.get("pymalloc_in_use") is False:
+        notes.append("pymalloc is not in use (PYTHONMALLOC=malloc or a debug allocator)")
+    elif text is not None and stats is None:
+        notes.append("pymalloc's statistics were not in the expected form")
+    return PythonCounters(
+        version=str(answer["version"]),
+        allocated_blocks=answer.get("allocated_blocks"),
+        pymalloc=stats,
+        note="; ".join(notes) or None,
+    )
+
+
+def from_answer(base: Snapshot, answer: Mapping[str, Any], trim: bool) -> Snapshot:
+    """The snapshot `base` completed with what the gdb session found."""
+    family = str(answer.get("family") or base.allocator)
+    counters = counters_of(family, answer.get("counters"))
+    release = answer.get("release")
+    trimmed = None
+    if release is not None:
+        after = counters_of(family, answer.get("counters_after"))
+        trimmed = Trim(
+            called=str(release["called"]),
+            result=release.get("result"),
+            rss_before_bytes=int(release["rss_before_bytes"]),
+            rss_after_bytes=int(release["rss_after_bytes"]),
+            held_before_bytes=counters.held_bytes if counters else None,
+            held_after_bytes=after.held_bytes if after else None,
+        )
+    problem = None
+    if family not in KNOWN_FAMILIES:
+        owner = answer.get("malloc_owner") or base.detection.library or family
+        problem = (
+            f"malloc in process {base.pid} comes from {owner}, an allocator inspect cannot "
+            f"read (it reads {', '.join(KNOWN_FAMILIES)}); only the RSS split was measured"
+        )
+    elif counters is not None and counters.held_bytes is None:
+        problem = f"{family}'s counters could not be read in process {base.pid}: {counters.note}"
+    elif trim and trimmed is None:
+        problem = f"nothing was asked of {family} in process {base.pid}"
+    return Snapshot(
+        pid=base.pid,
+        command=base.command,
+        taken_at=base.taken_at,
+        allocator=family,
+        detection=base.detection,
+        memory=base.memory,
+        owner=answer.get("malloc_owner"),
+        counters=counters,
+        python=python_of(answer.get("python")),
+        trim=trimmed,
+        stopped_ms=answer.get("stopped_ms"),
+        attach_ms=answer.get("attach_ms"),
+        phases_ms={str(k): float(v) for k, v in dict(answer.get("phases_ms") or {}).items()},
+        problem=problem,
+    )

@@ -1,0 +1,109 @@
+"""Where a watched process's memory growth went, in plain words.
+
+The words are those of `sandbox compare`'s verdict (sandbox.analysis.compare), so a run and an
+inspected process read the same: RSS growth splits into what the application still has
+allocated (live growth: a leak or a cache), what the allocator holds but nobody uses (free
+memory kept: fragmentation, unreturned pages), and what malloc never sees (RSS growth minus
+the growth of what the allocator holds: CPython's small-object arenas, thread stacks, other
+mappings). The largest share names the verdict; below 16 MiB of RSS growth it is "little
+growth". This module stands alone so the two classifiers can later become one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MIB = 1024 * 1024
+LITTLE_GROWTH_BYTES = 16 * MIB
+"""Below this RSS growth there is nothing to explain; also the least outside growth named."""
+
+LITTLE_GROWTH = "little growth"
+LIVE = "live allocations: a leak or a cache, not the allocator"
+FREE_KEPT = "free memory held by the allocator: fragmentation / unreturned pages"
+OUTSIDE_PYTHON = (
+    "memory outside malloc: CPython's small-object arenas; "
+    "restart it with PYTHONMALLOC=malloc to put it under the allocator"
+)
+OUTSIDE = "memory outside malloc: mappings the allocator does not count (thread stacks, mmap)"
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Changes from the first look at a process to the last."""
+
+    duration_s: float
+    rss_bytes: int
+    in_use_bytes: int | None
+    """None when either look had no in-use count."""
+    held_bytes: int | None
+    pymalloc_bytes: int | None = None
+    """Growth of CPython's arenas, when both looks could read them."""
+
+    @property
+    def free_kept_bytes(self) -> int | None:
+        """Growth of the free memory the allocator keeps (held growth - live growth)."""
+        if self.in_use_bytes is None or self.held_bytes is None:
+            return None
+        return self.held_bytes - self.in_use_bytes
+
+    @property
+    def outside_bytes(self) -> int | None:
+        """Growth malloc did not see: RSS growth - held growth."""
+        return None if self.held_bytes is None else self.rss_bytes - self.held_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "duration_s": self.duration_s,
+            "rss_bytes": self.rss_bytes,
+            "in_use_bytes": self.in_use_bytes,
+            "held_bytes": self.held_bytes,
+            "free_kept_bytes": self.free_kept_bytes,
+            "outside_bytes": self.outside_bytes,
+            "pymalloc_bytes": self.pymalloc_bytes,
+        }
+
+
+def classify(growth: Growth, python: bool = True) -> str:
+    """The largest share of the RSS growth, named; "" when the counters cannot tell."""
+    if growth.rss_bytes < LITTLE_GROWTH_BYTES:
+        return LITTLE_GROWTH
+    live, kept = growth.in_use_bytes, growth.free_kept_bytes
+    if live is None or kept is None:
+        return ""
+    shares = {
+        LIVE: live,
+        FREE_KEPT: kept,
+        (OUTSIDE_PYTHON if python else OUTSIDE): growth.outside_bytes or 0,
+    }
+    what, largest = max(shares.items(), key=lambda kv: kv[1])
+    if largest >= 0.5 * growth.rss_bytes:
+        return f"mostly {what}"
+    return f"mixed; the largest share is {what}"
+
+
+def sentence(label: str, allocator: str, growth: Growth, python: bool = True) -> str:
+    """One line: what grew, then `-> verdict`."""
+    words = [f"{label}: RSS grew {_mib(growth.rss_bytes)} MiB in {growth.duration_s:.0f} s"]
+    if growth.in_use_bytes is not None:
+        words.append(f"live allocations grew {_mib(growth.in_use_bytes)} MiB")
+    kept = growth.free_kept_bytes
+    if kept is not None:
+        words.append(f"free memory {allocator} keeps grew {_mib(kept)} MiB")
+    elif growth.held_bytes is not None:
+        words.append(f"{allocator} gives no in-use count, so live and free cannot be told apart")
+    else:
+        words.append("no allocator counters (not attached, or the allocator is not recognised)")
+    outside = growth.outside_bytes
+    if outside is not None and outside >= LITTLE_GROWTH_BYTES:
+        where = "pymalloc arenas, stacks" if python else "stacks, other mappings"
+        words.append(f"{_mib(outside)} MiB grew outside malloc ({where})")
+    if growth.pymalloc_bytes is not None and abs(growth.pymalloc_bytes) >= LITTLE_GROWTH_BYTES:
+        words.append(f"pymalloc's arenas grew {_mib(growth.pymalloc_bytes)} MiB")
+    verdict = classify(growth, python)
+    return "; ".join(words) + (f" -> {verdict}" if verdict else "")
+
+
+def _mib(value: float) -> str:
+    """Whole MiB, without a `-0` for a small negative change."""
+    return f"{round(value / MIB):d}"

@@ -1,0 +1,1 @@
+"""Small services the end-to-end tests run as real processes."""

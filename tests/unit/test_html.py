@@ -1,0 +1,180 @@
+"""html: the shareable page: its order, its escaping, and that it needs nothing but itself."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from sandbox.analysis import html, reproduce
+from sandbox.errors import SandboxError
+from sandbox.load.models import LoadModel
+from sandbox.results import RunResult, dump
+from tests.fakes import make_group, make_result, with_load
+
+WHEN = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
+SECTIONS = [
+    "answer",
+    "comparison",
+    "plots",
+    "warnings",
+    "settings",
+    "allocators",
+    "host",
+    "versions",
+    "runs",
+    "reproduce",
+]
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, as a browser's tokenizer sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def tags_of(page: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = Tags()
+    parser.feed(page)
+    return parser.tags
+
+
+@pytest.fixture(scope="module")
+def runs() -> list[RunResult]:
+    """The size the brief names: 2 allocators × 4 repeats."""
+    return make_group("glibc", 4) + make_group("jemalloc", 4)
+
+
+@pytest.fixture(scope="module")
+def page(runs: list[RunResult]) -> str:
+    return html.build_page(runs, folder=Path("results/fake"), generated_at=WHEN)
+
+
+def test_sections_come_in_the_reading_order(page: str) -> None:
+    ids = [a["id"] for tag, a in tags_of(page) if tag == "section"]
+    assert ids == SECTIONS
+
+
+def test_the_answer_comes_first_and_says_it_in_words(page: str) -> None:
+    main = page[page.index("<main>") :]
+    first = main[: main.index('<section id="comparison"')]
+    assert "jemalloc keeps " in first and " % less memory after the load than glibc: 0." in first
+    assert "What held the memory" in first and "glibc: RSS grew " in first
+    assert "jemalloc  after-idle" in first  # the headline figures
+
+
+def test_a_ranking_goes_between_the_answer_and_the_table(runs: list[RunResult]) -> None:
+    ranking = html.Ranking(
+        "Remedies, best first", ("remedy", "after-idle"), (("jemalloc <b>", "0.55 ×"),)
+    )
+    page = html.build_page(runs, ranking=ranking, generated_at=WHEN)
+    ids = [a["id"] for tag, a in tags_of(page) if tag == "section"]
+    assert ids[:3] == ["answer", "ranking", "comparison"]
+    assert "<td>jemalloc &lt;b&gt;</td><td>0.55 ×</td>" in page
+
+
+def test_the_page_links_and_runs_nothing(page: str) -> None:
+    tags = tags_of(page)
+    names = {tag for tag, _ in tags}
+    assert names.isdisjoint({"script", "img", "link", "iframe", "object", "embed", "a", "base"})
+    assert names >= {"svg", "path", "text", "table"}
+    for tag, attrs in tags:
+        assert "src" not in attrs, tag
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, name)
+            if name in ("href", "xlink:href"):
+                assert value is not None and value.startswith("#"), (tag, value)
+            if value and "url(" in value:
+                assert "url(#" in value and value.count("url(") == value.count("url(#")
+    assert "@import" not in page and "@font-face" not in page
+    [csp] = [a for tag, a in tags if tag == "meta" and a.get("http-equiv")]
+    assert csp["content"] == "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def test_a_two_by_four_experiment_stays_small(page: str) -> None:
+    assert page.count("<svg ") == 2
+    assert len(page.encode()) < 300 * 1024  # the budget for a page sent by mail
+
+
+def test_text_from_result_files_is_escaped() -> None:
+    evil = "<script>alert(1)</script>"
+    image = "<img src=x onerror=alert(2)>"
+    runs = [
+        make_result(evil, repeat=i, parameters={"note": image}, tags=(evil,), experiment=image)
+        for i in range(2)
+    ]
+    runs += [make_result("glibc", repeat=i, parameters={"note": image}) for i in range(2)]
+    dead = make_result("glibc", repeat=2, status="server-died", parameters={"note": image})
+    runs.append(replace(dead, status_detail=image, host=replace(dead.host, hostname=evil)))
+
+    page = html.build_page(runs, generated_at=WHEN)
+
+    names = {tag for tag, _ in tags_of(page)}
+    assert "script" not in names and "img" not in names
+    assert all(not k.startswith("on") for _, attrs in tags_of(page) for k in attrs)
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 10  # names, tags, hostname
+    assert page.count("&lt;img src=x onerror=alert(2)&gt;") >= 5  # parameter, note, title
+    svg_text = page[page.index("<svg ") : page.rindex("</svg>")]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg_text  # matplotlib escapes its text
+
+
+def test_reproduce_with_the_experiment_file(runs: list[RunResult], tmp_path: Path) -> None:
+    manifest = {"format": "sandbox-experiment", "file": "experiments/quick.yml", "repeats": 4}
+    (tmp_path / "experiment.json").write_text(json.dumps(manifest))
+    commit = "0123456789abcdef"
+    pinned = [replace(r, host=replace(r.host, git_commit=commit)) for r in runs]
+
+    assert reproduce.reproduce_commands(pinned, tmp_path) == [
+        f"git checkout {commit}",
+        "sandbox experiment experiments/quick.yml --repeats 4",
+        f"sandbox compare {tmp_path}",
+        f"sandbox report {tmp_path}",
+    ]
+
+
+def test_reproduce_single_runs_one_command_per_setting(runs: list[RunResult]) -> None:
+    assert reproduce.reproduce_commands(runs[:1] + runs[4:5], None) == [
+        "sandbox run --allocator glibc --tags large --users 16 --iterations 10 --batches 3 "
+        "--pause 3 --baseline 3 --idle 8 --sleep-ms 5 --handler sync --threads 40",
+        "sandbox run --allocator jemalloc --tags large --users 16 --iterations 10 --batches 3 "
+        "--pause 3 --baseline 3 --idle 8 --sleep-ms 5 --handler sync --threads 40",
+    ]
+
+
+def test_run_command_quotes_and_adds_what_differs_from_the_defaults() -> None:
+    run = make_result("glibc", tags=("tiny", "a b"))
+    run = replace(
+        run,
+        server=replace(run.server, pymalloc=False, workers=2, app="examples.app:app"),
+    )
+    run = with_load(run, model=LoadModel(name="rate", rate=40.0, duration_s=30), workers=2)
+    assert reproduce.run_command(run) == (
+        "sandbox run --allocator glibc --tags 'tiny,a b' --users 16 --iterations 10 --batches 3 "
+        "--pause 3 --baseline 3 --idle 8 --load rate --rate 40 --duration 30 --load-workers 2 "
+        "--sleep-ms 5 --handler sync --threads 40 --pymalloc off --server-workers 2 "
+        "--app examples.app:app"
+    )
+
+
+def test_write_report_goes_into_the_folder_or_beside_the_file(
+    runs: list[RunResult], tmp_path: Path
+) -> None:
+    for r in runs[:2]:
+        dump(r, tmp_path / f"{r.run_id}.json")
+    assert html.write_report([tmp_path]) == tmp_path / "report.html"
+    one = tmp_path / f"{runs[0].run_id}.json"
+    out = tmp_path / "elsewhere" / "page.html"
+    assert html.write_report([one], out) == out
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    with pytest.raises(SandboxError) as info:
+        html.write_report([tmp_path / "elsewhere"])
+    assert str(info.value) == f"no result files under {tmp_path / 'elsewhere'}"

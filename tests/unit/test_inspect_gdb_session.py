@@ -1,0 +1,185 @@
+"""The gdb session's command, its answer and its failures, with a fake `gdb` on PATH."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.errors import InspectError, TargetExitedError
+from sandbox.inspect import gdb_session
+from sandbox.inspect.gdb_session import GDB_MISSING, MARKER, Request, answer_of, check, command
+from sandbox.inspect.symbols import SymbolFile
+
+JE = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+REQUEST = Request(
+    pid=42,
+    expected_family="jemalloc",
+    symbol_files=(SymbolFile(f"/proc/42/root{JE}", 0x7F0000000000),),
+    trim=True,
+)
+MISSING_PID = 2**22 + 1
+
+
+def fake_gdb(folder: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `gdb` that runs `body` (sh), alone on PATH."""
+    script = folder / "gdb"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
+    return script
+
+
+def test_the_marker_is_the_scripts() -> None:
+    script = gdb_session.SCRIPT.read_text()  # it imports gdb: only gdb's Python can load it
+    assert f'MARKER = "{MARKER}"' in script
+    assert f'PARAMS_ENV = "{gdb_session.PARAMS_ENV}"' in script
+    assert "def sandbox_inspect() -> None:" in script
+    assert "from sandbox" not in script and "import sandbox" not in script
+
+
+def test_command_reads_symbols_and_the_script_before_attaching() -> None:
+    cmd = command("/usr/bin/gdb", REQUEST)
+    assert cmd[:5] == ["/usr/bin/gdb", "-nx", "-batch", "-readnever", "-q"]
+    assert cmd[-4:] == ["-ix", str(gdb_session.SCRIPT), "-ex", "python sandbox_inspect()"]
+    assert "-p" not in cmd  # the script attaches, so the stop is timed from just before
+    settings = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-iex"]
+    assert "set unwindonsignal on" in settings and "set auto-solib-add off" in settings
+    assert settings[-2:] == [
+        'file "/proc/42/exe"',
+        f'add-symbol-file "/proc/42/root{JE}" -o 0x7f0000000000',
+    ]
+
+
+def test_file_names_are_quoted_for_gdb() -> None:
+    odd = Request(42, "glibc", (SymbolFile('/opt/my libs/lib"x".so', 0),))
+    assert command("gdb", odd)[-5] == 'add-symbol-file "/opt/my libs/lib\\"x\\".so" -o 0x0'
+
+
+def test_environment_keeps_the_sandboxs_python_settings_away_from_gdbs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/somewhere")
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libjemalloc.so.2")
+    env = gdb_session.environment(REQUEST)
+    assert "PYTHONPATH" not in env and "LD_PRELOAD" not in env
+    assert env["PATH"] == os.environ["PATH"]
+    params = json.loads(env[gdb_session.PARAMS_ENV])
+    assert params == {
+        "pid": 42,
+        "expected": "jemalloc",
+        "families": [
+            ["jemalloc", "jemalloc"],
+            ["tcmalloc", "tcmalloc"],
+            ["mimalloc", "mimalloc"],
+            ["libc.so", "glibc"],
+            ["libc-", "glibc"],
+        ],
+        "trim": True,
+        "python": True,
+    }
+
+
+def test_answer_of_takes_the_marker_line() -> None:
+    out = f'0x00007f in clock_nanosleep ()\n{MARKER}{{"version": 1}}\n[Inferior 1 detached]\n'
+    assert answer_of(out) == {"version": 1}
+    assert answer_of("nothing\n") is None
+
+
+def test_run_returns_the_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_gdb(tmp_path, f'echo "{MARKER}{{\\"params\\": $SANDBOX_INSPECT_PARAMS}}"\n', monkeypatch)
+    answer = gdb_session.run(REQUEST)
+    assert answer["params"]["pid"] == 42
+
+
+def test_run_without_gdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(InspectError) as info:
+        gdb_session.run(REQUEST)
+    assert str(info.value) == GDB_MISSING
+    assert "apt-get install gdb" in GDB_MISSING
+
+
+def test_run_with_a_gdb_without_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = 'echo "Python scripting is not supported in this copy of GDB." >&2\nexit 1\n'
+    fake_gdb(tmp_path, body, monkeypatch)
+    with pytest.raises(InspectError, match=r"^this gdb was built without Python; install"):
+        gdb_session.run(REQUEST)
+
+
+def test_run_with_no_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_gdb(tmp_path, 'echo "first" >&2\necho "it broke" >&2\nexit 3\n', monkeypatch)
+    with pytest.raises(InspectError) as info:
+        gdb_session.run(REQUEST)
+    assert str(info.value) == "gdb ended (exit 3) without an answer: it broke"
+
+
+def test_a_hung_gdb_is_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = tmp_path / "sigint"
+    body = f"trap 'touch {seen}; exit 0' INT\nwhile true; do sleep 0.05; done\n"
+    fake_gdb(tmp_path, body, monkeypatch)
+    with pytest.raises(InspectError) as info:
+        gdb_session.run(REQUEST, timeout_s=0.5)
+    assert str(info.value) == (
+        "gdb did not finish within 0.5 s in process 42; "
+        "it was interrupted (the call is unwound before the detach)"
+    )
+    assert seen.exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            {"error": "attach", "message": "ptrace: No such process."},
+            f"no process with PID {MISSING_PID}",
+        ),
+        (
+            {"error": "attach", "message": "warning: x\nptrace: Operation not permitted."},
+            f"cannot attach to process {MISSING_PID}: permission denied; ",
+        ),
+        (
+            {"error": "attach", "message": "Can't attach to a zombie"},
+            f"gdb could not attach to process {MISSING_PID}: Can't attach to a zombie",
+        ),
+        (
+            {"error": "call", "message": "The program being debugged exited while in a function"},
+            f"process {MISSING_PID} exited while it was being inspected",
+        ),
+        (
+            {"detached": False, "detach_message": "The program is not being run."},
+            f"process {MISSING_PID} exited while it was being inspected",
+        ),
+    ],
+)
+def test_check_turns_answers_into_errors(answer: dict[str, Any], message: str) -> None:
+    with pytest.raises(InspectError) as info:
+        check(answer, MISSING_PID)
+    assert str(info.value).startswith(message)
+    gone = "no process" in message or "exited" in message
+    assert isinstance(info.value, TargetExitedError) == gone
+
+
+def test_check_a_failed_call_in_a_live_process() -> None:
+    answer = {"error": "call", "message": "The program being debugged was signaled\nmore"}
+    with pytest.raises(InspectError) as info:
+        check(answer, os.getpid())
+    assert str(info.value) == (
+        f"a call inside process {os.getpid()} failed and was undone: "
+        "The program being debugged was signaled"
+    )
+
+
+def test_check_lets_good_and_busy_answers_through() -> None:
+    check({"version": 1, "detached": True}, os.getpid())
+    check({"error": "busy", "message": "every thread is inside the allocator"}, os.getpid())
+
+
+def test_the_script_stays_within_python_3_7_syntax() -> None:
+    """gdb embeds the distribution's Python, which may be older than the sandbox's."""
+    ast.parse(gdb_session.SCRIPT.read_text(), feature_version=(3, 7))
