@@ -137,6 +137,7 @@ def serve_cmd(
     sleep_ms: int | None,
     handler: str | None,
     pymalloc: str,
+    expose: bool,
     config_path: Path | None,
 ) -> None:
     """Serve the stair-stepper in the foreground under an allocator (for plain `locust` use)."""
@@ -145,7 +146,11 @@ def serve_cmd(
     from sandbox import allocators, config
     from sandbox.measure.launch import build_environ, server_command
     from sandbox.processes import port_in_use
+    from sandbox.server_settings import exposure_error
 
+    refusal = exposure_error(host, expose)
+    if refusal:
+        raise ConfigError(refusal)
     bench = config.load_benchmark(config_path)
     overrides = config.validate_overrides("option", {"sleep_ms": sleep_ms, "handler": handler})
     spec = config.build_spec(bench, overrides, port=port)
@@ -163,7 +168,8 @@ def serve_cmd(
         err=True,
     )
     sys.stdout.flush()
-    os.execve(sys.executable, server_command(host, port), env)
+    command = [*server_command(host, port), *(["--expose"] if expose else [])]
+    os.execve(sys.executable, command, env)
 
 
 def _run_with_progress(spec: Any, index: int, total: int) -> Any:
