@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psutil
 
+from sandbox.loopback import OPENER
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.launch import ServerProcess, build_environ, launch
@@ -111,7 +112,7 @@ def fill(server: ServerProcess, items: int) -> None:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10):
+        with OPENER.open(request, timeout=10):
             pass
 
 

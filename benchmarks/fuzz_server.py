@@ -26,6 +26,7 @@ from benchmarks.fuzzing import ALLOWED, VALID, fuzz, send
 from sandbox import allocators
 from sandbox.loopback import get_json
 from sandbox.measure.launch import build_environ, launch
+from sandbox.measure.server_client import ServerClient
 from sandbox.server_settings import ServerSettings
 
 MIB = 2**20
@@ -60,7 +61,7 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda j: send(server.host, server.port, j[1], j[2], 10), warm))
         time.sleep(1)
-        get_json(f"{server.url}/debug/trim", 30, method="POST")
+        ServerClient(server.url).trim()
         time.sleep(1)
         baseline = proc.memory_info().rss
         heap = [_heap(server.url, "baseline", proc)]
@@ -72,7 +73,7 @@ def main() -> None:
             peak = proc.memory_info().rss
             time.sleep(args.idle)
             after_idle = proc.memory_info().rss
-            get_json(f"{server.url}/debug/trim", 30, method="POST")
+            ServerClient(server.url).trim()
             time.sleep(1)
             rounds.append((report, wall, peak, after_idle, proc.memory_info().rss))
             heap.append(_heap(server.url, f"after round {i + 1}, trimmed", proc))

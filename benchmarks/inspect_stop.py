@@ -19,11 +19,11 @@ import argparse
 import statistics
 import threading
 import time
-import urllib.request
 from collections.abc import Sequence
 
 from sandbox import allocators
 from sandbox.inspect import inspection
+from sandbox.loopback import OPENER
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.server_settings import ServerSettings
 
@@ -42,7 +42,7 @@ class Client(threading.Thread):
         while not self.stop.is_set():
             start = time.monotonic()
             try:
-                with urllib.request.urlopen(self.url, timeout=10) as response:
+                with OPENER.open(self.url, timeout=10) as response:
                     response.read()
             except OSError:
                 self.failures += 1

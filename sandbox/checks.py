@@ -11,6 +11,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,24 +23,43 @@ class Invalid(ValueError):
 Check = Callable[[Any], Any]
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """`repr(value)` for an error message, cut to about `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Upper bounds far past any real setting, so that no value overflows a float or a C type later.
+MAX_WHOLE = 2**31 - 1
+MAX_NUMBER = 1e9
+
+
 def whole(minimum: int) -> Check:
-    """An int (not a bool) >= minimum."""
+    """An int (not a bool) from minimum to MAX_WHOLE."""
 
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise Invalid(f"a whole number >= {minimum}")
+        if v > MAX_WHOLE:
+            raise Invalid(f"a whole number from {minimum} to {MAX_WHOLE}")
         return v
 
     return check
 
 
 def number(minimum: float, strict: bool = False) -> Check:
-    """A finite int or float >= minimum (> minimum when strict), as a float."""
+    """A finite int or float >= minimum (> minimum when strict) and <= MAX_NUMBER, as a float."""
+    expected = f"a number {'>' if strict else '>='} {minimum:g}"
 
     def check(v: Any) -> float:
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or (v <= minimum if strict else v < minimum):
-            raise Invalid(f"a number {'>' if strict else '>='} {minimum:g}")
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise Invalid(expected)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise Invalid(expected)
+        if v <= minimum if strict else v < minimum:  # exact even for an int too big for a float
+            raise Invalid(expected)
+        if v > MAX_NUMBER:
+            raise Invalid(f"{expected} and <= {MAX_NUMBER:g}")
         return float(v)
 
     return check
@@ -100,6 +120,20 @@ def tag_list(examples: Sequence[str]) -> Check:
     return check
 
 
+_ALLOCATOR_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}", re.ASCII)
+
+
+def allocator_name(v: Any) -> str:
+    """An allocator's name, which becomes part of file names (run ids, plots): letters, digits,
+    `.`, `_` and `-`, not starting with a dot, at most 64 characters."""
+    if not isinstance(v, str) or not _ALLOCATOR_NAME.fullmatch(v):
+        raise Invalid(
+            "a name of letters, digits, '.', '_' and '-' (not starting with '.'), "
+            "at most 64 characters, e.g. jemalloc-narenas2"
+        )
+    return v
+
+
 def asgi_app(v: Any) -> str | None:
     """None, or `module:attribute`."""
     if v is None:
@@ -120,21 +154,37 @@ def ready_url(v: Any) -> str | None:
     return url
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([KMGT])(I)?)?B?", re.IGNORECASE | re.ASCII)
+_PREFIXES = "KMGT"
+MAX_SIZE_BYTES = 1024**6
+"""1 EiB: far past any machine's memory, and well inside a signed 64-bit integer."""
+_SIZE_EXAMPLES = "such as 2GiB, 800MiB or 1500000000"
 
 
 def parse_size(v: Any) -> int:
-    """`2GiB`, `1.5G`, `800MiB`, `500000000` -> bytes."""
-    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-        return v
-    m = _SIZE.match(str(v))
-    if not m or float(m.group(1)) <= 0:
-        raise Invalid("a size such as 2GiB, 800MiB or 1500000000")
-    unit = (m.group(2) or "").upper()
-    base = unit[:1] if unit != "B" else "B"
-    factor = _UNITS[base] if "I" not in unit else 1024 ** "BKMGT".index(base)
-    return int(float(m.group(1)) * factor)
+    """`2GiB`, `1.5G`, `800MiB`, `500000000` -> bytes: at least 1 and at most MAX_SIZE_BYTES.
+
+    K, M, G and T are powers of 1000, Ki, Mi, Gi and Ti powers of 1024; the B is optional. A
+    size that rounds down to 0 bytes (`0.1B`) is refused like 0: a size here is a limit, and
+    a limit of 0 would not mean "no limit" (leave the setting out for that).
+    """
+    if isinstance(v, bool):
+        raise Invalid(f"a size {_SIZE_EXAMPLES}")
+    if isinstance(v, int):
+        count = v
+    else:
+        m = _SIZE.fullmatch(str(v).strip())
+        if not m:
+            raise Invalid(f"a size {_SIZE_EXAMPLES}")
+        number, prefix, binary = m.groups()
+        power = _PREFIXES.index(prefix.upper()) + 1 if prefix else 0
+        factor = (1024 if binary else 1000) ** power
+        count = int(Fraction(number) * factor)
+    if count < 1:
+        raise Invalid(f"a size of at least 1 byte, {_SIZE_EXAMPLES} (leave it out for no limit)")
+    if count > MAX_SIZE_BYTES:
+        raise Invalid(f"a size of at most 1 EiB, {_SIZE_EXAMPLES}")
+    return count
 
 
 def optional_size(v: Any) -> int | None:

@@ -16,21 +16,23 @@ from typing import Any
 import click
 
 from sandbox import __version__, flags
-from sandbox.errors import SandboxError
+from sandbox.errors import ConfigError, SandboxError
 
 
 class SandboxGroup(click.Group):
     """The `sandbox` group: the one place a SandboxError becomes `Error: <message>` and its exit
-    code. A usage error (exit code 2) comes with the command's usage line, as click shows its own.
-    Any other exception is a bug and keeps its traceback."""
+    code. A usage error (ConfigError) comes with the command's usage line, as click shows its
+    own; a bad result file (ResultFormatError) also exits 2, without it. Any other exception is
+    a bug and keeps its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc), self._command_context(ctx)) from exc
         except SandboxError as exc:
-            if exc.exit_code == click.UsageError.exit_code:
-                raise click.UsageError(str(exc), self._command_context(ctx)) from exc
-            raise click.ClickException(str(exc)) from exc
+            error = _BadInput if exc.exit_code == _BadInput.exit_code else click.ClickException
+            raise error(str(exc)) from exc
 
     def _command_context(self, ctx: click.Context) -> click.Context:
         """A context of the command that failed (its own is closed by now), for its usage line."""
@@ -45,6 +47,12 @@ def _settle(paths: Iterable[Path]) -> None:
 
     for done in checkpoints.settle(paths):
         click.echo(f"note: {done.describe()}", err=True)
+
+
+class _BadInput(click.ClickException):
+    """`Error: ...` with exit code 2, without a usage line (a bad result file)."""
+
+    exit_code = 2
 
 
 def _sigterm_as_interrupt() -> None:
@@ -139,6 +147,7 @@ def serve_cmd(
     sleep_ms: int | None,
     handler: str | None,
     pymalloc: str,
+    expose: bool,
     config_path: Path | None,
 ) -> None:
     """Serve the stair-stepper in the foreground under an allocator (for plain `locust` use)."""
@@ -147,7 +156,11 @@ def serve_cmd(
     from sandbox import allocators, config
     from sandbox.measure.launch import build_environ, server_command
     from sandbox.processes import port_in_use
+    from sandbox.server_settings import exposure_error
 
+    refusal = exposure_error(host, expose)
+    if refusal:
+        raise ConfigError(refusal)
     bench = config.load_benchmark(config_path)
     overrides = config.validate_overrides("option", {"sleep_ms": sleep_ms, "handler": handler})
     spec = config.build_spec(bench, overrides, port=port)
@@ -165,7 +178,8 @@ def serve_cmd(
         err=True,
     )
     sys.stdout.flush()
-    os.execve(sys.executable, server_command(host, port), env)
+    command = [*server_command(host, port), *(["--expose"] if expose else [])]
+    os.execve(sys.executable, command, env)
 
 
 def _run_with_progress(spec: Any, index: int, total: int) -> Any:

@@ -10,6 +10,7 @@ Precedence, lowest first: built-in defaults, benchmark.yml, experiment file, com
 from __future__ import annotations
 
 import difflib
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -56,7 +57,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("iterations", checks.whole(1), 2500),
         Setting("rampup", checks.number(0), 1.0),
         # What `sandbox run` does.
-        Setting("run.allocator", checks.text, "glibc"),
+        Setting("run.allocator", checks.allocator_name, "glibc"),
         Setting("run.tags", _TAGS, ("medium",)),
         Setting("run.batches", checks.whole(1), 3),
         Setting("run.pause_s", checks.number(0), 5.0),
@@ -165,14 +166,21 @@ def validate(source: str, key: str, name: str, value: Any) -> Any:
     try:
         return SETTINGS[name].check(value)
     except checks.Invalid as exc:
-        raise ConfigError(f"{source}: {key} has value {value!r}; expected {exc}") from None
+        raise ConfigError(
+            f"{source}: {key} has value {checks.shown(value)}; expected {exc}"
+        ) from None
+
+
+# libyaml's parser when present: fast, and it refuses nesting past 1000 levels itself (the
+# pure-Python scanner slows down quadratically on deep nesting).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml(path: Path, text: str | None = None) -> Mapping[str, Any]:
     """A YAML file's top-level mapping ({} when empty); errors name the file (and the line).
     `text`: the file's contents as read earlier (an experiment resumed from its manifest)."""
     try:
-        data = yaml.safe_load(path.read_text() if text is None else text)
+        data = yaml.load(path.read_text() if text is None else text, Loader=_YAML_LOADER)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -181,11 +189,20 @@ def read_yaml(path: Path, text: str | None = None) -> Mapping[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a settings file") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     return data
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name too long
+        return False
 
 
 def _plans(source: str, raw: Any, root: Path) -> tuple[Plan, ...]:
@@ -203,8 +220,11 @@ def _plans(source: str, raw: Any, root: Path) -> tuple[Plan, ...]:
             raise ConfigError(
                 f"{where}: unknown key '{sorted(unknown)[0]}'; known: name, body, tags"
             )
-        body = root / str(item.get("body", f"plans/{item['name']}.json"))
-        if not body.is_file():
+        body_name = item.get("body", f"plans/{item['name']}.json")
+        if not isinstance(body_name, str) or not body_name or "\0" in body_name:
+            raise ConfigError(f"{where}.body must be the path of a JSON body file")
+        body = root / body_name
+        if not _is_file(body):
             raise ConfigError(
                 f"{where}.body: {body} not found; plan bodies are looked up beside {source} "
                 "(copy the repository's plans/ folder there, or regenerate the four built-in "
@@ -218,6 +238,9 @@ def _plans(source: str, raw: Any, root: Path) -> tuple[Plan, ...]:
     return tuple(plans)
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+
+
 def read_allocators(source: str, raw: Any) -> dict[str, Allocator]:
     """An `allocators:` mapping (name -> library, env, package) as Allocator definitions."""
     if raw is None:
@@ -227,6 +250,12 @@ def read_allocators(source: str, raw: Any) -> dict[str, Allocator]:
     out = {}
     for name, spec in raw.items():
         where = f"{source}: allocators.{name}"
+        try:
+            checks.allocator_name(name)
+        except checks.Invalid as exc:
+            raise ConfigError(
+                f"{source}: allocators has the name {checks.shown(name)}; expected {exc}"
+            ) from None
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{where} must be a mapping with library and/or env")
         unknown = set(spec) - {"library", "env", "package", "description"}
@@ -235,11 +264,18 @@ def read_allocators(source: str, raw: Any) -> dict[str, Allocator]:
                 f"{where}: unknown key '{sorted(unknown)[0]}'; known: library, env, package"
             )
         library = spec.get("library")
-        if library is not None and not isinstance(library, str):
+        if library is not None and (not isinstance(library, str) or "\0" in library):
             raise ConfigError(f"{where}.library must be a soname or an absolute path")
+        package = spec.get("package")
+        if package is not None and not isinstance(package, str):
+            raise ConfigError(f"{where}.package must be a Debian package name")
         env = spec.get("env") or {}
-        if not isinstance(env, Mapping) or not all(isinstance(k, str) for k in env):
+        if not isinstance(env, Mapping) or not all(
+            isinstance(k, str) and _ENV_NAME.fullmatch(k) for k in env
+        ):
             raise ConfigError(f"{where}.env must map variable names to values")
+        if not all(isinstance(v, str | int | float) and "\0" not in str(v) for v in env.values()):
+            raise ConfigError(f"{where}.env: each value must be a string or a number")
         # Redefining a built-in (say, its library path) keeps what is not redefined.
         base = BUILTIN.get(str(name))
         out[str(name)] = Allocator(
@@ -265,7 +301,7 @@ def load_benchmark(path: Path | None = None) -> Benchmark:
     base = data.get("base", "http://127.0.0.1:3000")
     if not isinstance(base, str) or not checks.is_loopback_url(base):
         raise ConfigError(
-            f"{source}: base has value {base!r}; expected a loopback URL such as "
+            f"{source}: base has value {checks.shown(base)}; expected a loopback URL such as "
             "http://127.0.0.1:3000 (the sandbox only sends load to this machine)"
         )
     root = path.resolve().parent
@@ -444,5 +480,5 @@ def validate_overrides(source: str, values: Mapping[str, Any]) -> dict[str, Any]
         except checks.Invalid as exc:
             # a setting without a flag is named by its benchmark.yml key
             key = (flag_for(name) or SETTINGS[name].key) if source == "option" else name
-            raise ConfigError(f"{key} has value {value!r}; expected {exc}") from None
+            raise ConfigError(f"{key} has value {checks.shown(value)}; expected {exc}") from None
     return out

@@ -28,7 +28,10 @@ class LoadError(SandboxError):
 
 
 class ResultFormatError(SandboxError):
-    """A result file is unreadable, of an unknown version, or inconsistent."""
+    """A result file is unreadable, of an unknown version, or inconsistent (bad input: exit 2,
+    like a usage error)."""
+
+    exit_code = 2
 
 
 class InspectError(SandboxError):

@@ -8,6 +8,7 @@ An experiment file (experiments/NAME.yml) holds benchmark.yml's keys as override
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ from sandbox.measure.record import utc_now
 from sandbox.results import RunResult
 from sandbox.spec import RunSpec
 
+MAX_RUNS = 10_000
+"""More runs than an experiment could ever finish (each starts a server: about a minute)."""
 _EXPERIMENT_KEYS = ("name", "description", "allocators", "repeats", "order", "seed", "baseline")
 # Also: custom_allocators (like benchmark.yml's allocators:), vary.
 
@@ -74,6 +77,8 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
     allocs = head.get("allocators", ["glibc", "jemalloc"])
     if not isinstance(allocs, list) or not allocs or not all(isinstance(a, str) for a in allocs):
         raise ConfigError(f"{source}: allocators must be a list of allocator names")
+    for a in allocs:
+        config.validate(source, "allocators", "allocator", a)
     repeats = head.get("repeats", 3)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{source}: repeats has value {repeats!r}; expected a whole number >= 1")
@@ -94,6 +99,12 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: vary.{key} must be a non-empty list of values")
         vary[key] = tuple(config.validate(source, f"vary.{key}", key, v) for v in values)
+    runs = len(allocs) * repeats * math.prod(len(v) for v in vary.values())
+    if runs > MAX_RUNS:
+        raise ConfigError(
+            f"{source}: {runs:,} runs planned (allocators x vary x repeats); at most "
+            f"{MAX_RUNS:,}: lower repeats or vary fewer values"
+        )
     baseline = head.get("baseline")
     return Experiment(
         name=name,

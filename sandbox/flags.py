@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from sandbox.load.models import MODELS
+from sandbox.server_settings import EXPOSED_LIMITS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,12 +26,12 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]
     name = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from sandbox.checks import parse_size
+        from sandbox.checks import Invalid, parse_size
 
         try:
             return parse_size(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a size such as 2GiB or 800MiB", param, ctx)
+        except Invalid as exc:
+            self.fail(f"{value!r} is not {exc}", param, ctx)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ SERVE: tuple[Flag, ...] = (
     Flag(
         "--host",
         None,
-        "Bind address (loopback by default).",
+        "Bind address (loopback by default; another needs --expose).",
         default="127.0.0.1",
         show_default=True,
     ),
@@ -192,6 +193,14 @@ SERVE: tuple[Flag, ...] = (
     _RUN["sleep_ms"].but(help="Simulated DB latency (SLEEP_MS)."),
     _RUN["handler"].but(help=None),
     _RUN["pymalloc"].but(help=None, default="on", show_default=True),
+    Flag(
+        "--expose",
+        None,
+        "Allow a --host beyond loopback (a network you trust); then at most "
+        f"{EXPOSED_LIMITS.max_connections} connections at once.",
+        is_flag=True,
+        default=False,
+    ),
     CONFIG,
 )
 """`sandbox serve`: the server's settings, with the defaults of a foreground server."""

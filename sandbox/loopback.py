@@ -8,6 +8,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -34,11 +35,13 @@ def answers(url: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
-def get_json(url: str, timeout_s: float, method: str = "GET") -> dict[str, Any] | None:
-    """GET (or POST) `url` as JSON; None when the server does not answer (busy, gone, no such
-    route, a redirect, or a connection broken mid-answer)."""
+def get_json(
+    url: str, timeout_s: float, method: str = "GET", headers: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """GET (or POST) `url` as JSON, with `headers`; None when the server does not answer (busy,
+    gone, no such route, a refusal, a redirect, or a connection broken mid-answer)."""
     try:
-        request = urllib.request.Request(url, method=method)
+        request = urllib.request.Request(url, method=method, headers=dict(headers or {}))
         with OPENER.open(request, timeout=timeout_s) as r:
             data = json.load(r)
     except (OSError, ValueError, http.client.HTTPException):

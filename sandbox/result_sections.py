@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.errors import ResultFormatError
+from sandbox.json_shapes import Mismatch, check_fields
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -19,9 +20,14 @@ T = TypeVar("T", bound="DataclassInstance")
 
 def from_fields(cls: type[T], data: Mapping[str, Any]) -> T:
     """A flat dataclass from the keys of `data` that name its fields (newer writers may add
-    others); ResultFormatError when `data` is not a mapping or lacks a field."""
+    others); ResultFormatError when `data` is not a mapping, lacks a field or has a value of
+    the wrong type."""
     if not isinstance(data, Mapping):
         raise ResultFormatError(f"{cls.__name__}: expected a mapping, got {data!r:.60}")
+    try:
+        check_fields(cls, data)
+    except Mismatch as exc:
+        raise ResultFormatError(f"{cls.__name__}: {exc}") from None
     names = {f.name for f in fields(cls)}
     try:
         return cls(**{k: v for k, v in data.items() if k in names})

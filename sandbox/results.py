@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import json
 import os
 import statistics
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sandbox.errors import ResultFormatError
+from sandbox.json_shapes import Mismatch, check, check_fields, field_types
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.load.stats import BatchStats
 from sandbox.result_sections import (
@@ -156,6 +159,12 @@ class LoadInfo:
         if not isinstance(data.get("stats"), list):
             raise ResultFormatError("LoadInfo: 'stats' must be a list of batches")
         try:
+            check_fields(LoadSpec, data)
+            check_fields(Schedule, data)
+            check(data.get("users", 1), int, "users")
+        except Mismatch as exc:
+            raise ResultFormatError(f"LoadInfo: {exc}") from None
+        try:
             return cls(
                 LoadSpec.from_dict(data),
                 Schedule.from_dict(data),
@@ -277,14 +286,18 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
-        known = {f.name for f in fields(cls)}
+        known = field_types(cls)
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
                 continue  # format and version; additive fields from newer minor writers
             try:
+                if key not in _READERS:
+                    check(value, known[key], key)
                 kwargs[key] = _READERS[key](value) if key in _READERS else value
-            except (AttributeError, KeyError, TypeError) as exc:
+            except Mismatch as exc:
+                raise ResultFormatError(str(exc)) from None
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 raise ResultFormatError(f"{key}: missing or bad {exc}") from None
             except ResultFormatError as exc:
                 raise ResultFormatError(f"{key}: {exc}") from None
@@ -427,17 +440,58 @@ def dump(result: RunResult, path: Path, *, force: bool = False) -> Path:
     return path
 
 
+MAX_RESULT_BYTES = 256 * 1024 * 1024
+"""The most a result file may hold, decompressed: an hour at 10 Hz is a few MiB, and reading
+this much JSON already takes some GiB of memory (a gzip bomb is cut off here)."""
+MAX_NESTING = 32
+"""The deepest a result file nests (format 3 needs 5: objects, types, entries)."""
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON document in `path` (.json, or gzip by its magic bytes), read within
+    MAX_RESULT_BYTES and MAX_NESTING; NaN and infinities are refused (dump never writes them)."""
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_RESULT_BYTES + 1)
+        if raw[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as unzipped:
+                raw = unzipped.read(MAX_RESULT_BYTES + 1)
+    if len(raw) > MAX_RESULT_BYTES:
+        raise ValueError(f"over {MAX_RESULT_BYTES // 1024**2} MiB of JSON")
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if _depth(data) > MAX_NESTING:
+        raise ValueError(f"nested more than {MAX_NESTING} levels deep")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a result file may hold")
+
+
+def _depth(data: Any) -> int:
+    """How deeply lists and mappings nest in `data` (a scalar: 0), without recursion."""
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        value, level = todo.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            todo.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
 def load(path: Path | str) -> RunResult:
     """Read a result file, rejecting other formats and versions with a clear message."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        data = json.loads(raw)
+        data = _read_json(path)
     except FileNotFoundError:
         raise ResultFormatError(f"{path}: no such result file") from None
-    except (OSError, ValueError, EOFError) as exc:
+    except IsADirectoryError:
+        raise ResultFormatError(f"{path}: a folder, not a result file") from None
+    except (OSError, ValueError, EOFError, zlib.error) as exc:
         raise ResultFormatError(f"{path}: not a readable result file ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         kind = data.get("format") if isinstance(data, dict) else None

@@ -6,6 +6,7 @@ Both sides import this module; it imports nothing of either.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -19,6 +20,54 @@ MIB = 1024 * 1024
 
 # Where our launcher writes the path of the library whose `malloc` the server calls (dladdr).
 OWNER_FILE_ENV = "SANDBOX_MALLOC_OWNER_FILE"
+
+DEBUG_HEADER = "X-Sandbox-Debug"
+"""Every POST to /debug/* must carry this header (value 1). A web page cannot add a custom
+header to a cross-site request without a CORS preflight, which the server never approves, so a
+page in the browser of someone on this machine cannot make the server hold or trim memory."""
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """How long a client may take to send its request, and how many the server takes at once.
+
+    The stair-stepper and `--app` run with these (uvicorn and its h11 protocol, with the request
+    deadlines of `sandbox/server/protocol.py`): the local ones by default, the exposed ones when
+    the server listens beyond loopback (`--expose`).
+    """
+
+    header_timeout_s: float = 10.0
+    """The request line and headers must arrive within this, from the connection's start (or
+    the previous response's end); then the connection is closed."""
+    body_timeout_s: float = 30.0
+    """The whole body must arrive within this, from the end of the headers; then 408 and the
+    connection is closed."""
+    keep_alive_s: int = 5
+    """An idle keep-alive connection is closed after this (uvicorn's timeout_keep_alive)."""
+    max_header_bytes: int = 16 * 1024
+    """The request line and headers may not exceed this (h11_max_incomplete_event_size)."""
+    max_connections: int | None = None
+    """Connections and requests in progress beyond this get 503 (uvicorn's limit_concurrency);
+    None: no limit (the harness alone loads a loopback server)."""
+
+    def describe(self) -> str:
+        """One line for the start-up message and the README."""
+        limit = (
+            f"at most {self.max_connections} connections at once (503 past them), "
+            if self.max_connections is not None
+            else ""
+        )
+        return (
+            f"{limit}request headers within {self.header_timeout_s:g} s and up to "
+            f"{self.max_header_bytes // 1024} KiB, a body within {self.body_timeout_s:g} s, "
+            f"idle keep-alive {self.keep_alive_s} s"
+        )
+
+
+LOCAL_LIMITS = ServeLimits()
+EXPOSED_LIMITS = ServeLimits(max_connections=128)
+"""128: room for the README's `-u 64` remote Locust workers. Past the connections, the worker
+threads (THREADS) bound the requests being processed, and MAX_BODY_BYTES each body."""
 
 
 @dataclass(frozen=True)
@@ -79,3 +128,28 @@ def _whole(environ: Mapping[str, str], name: str, default: int, minimum: int) ->
     if not (digits.isascii() and digits.isdigit()) or int(digits) < minimum:
         raise ConfigError(_expected(name, text, f"a whole number >= {minimum}"))
     return int(digits)
+
+
+def is_loopback_name(name: str) -> bool:
+    """`localhost` or a loopback IP address (127.0.0.0/8, ::1, IPv4-mapped 127.x)."""
+    if name.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def exposure_error(host: str, expose: bool) -> str | None:
+    """Why the server may not bind `host` (None: it may): beyond loopback needs --expose."""
+    if expose or is_loopback_name(host):
+        return None
+    return (
+        f"--host {host} is beyond loopback: anyone who can reach it can make this server "
+        "allocate (some 50 times each request body, in up to THREADS requests at once); add "
+        f"--expose to serve there anyway, on a network you trust (then: "
+        f"{EXPOSED_LIMITS.describe()})"
+    )

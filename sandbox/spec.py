@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.allocators import Allocator
+from sandbox.errors import ConfigError
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.server_settings import ServerSettings
 
@@ -75,7 +76,14 @@ class Limits:
     hang_timeout_s: float
     """How long the server may answer nothing during the run before it counts as hung."""
     max_rss_bytes: int | None
-    """Stop the server past this RSS (None: no cap)."""
+    """Stop the server past this RSS (None: no cap; 0 is refused, not read as "no cap")."""
+
+    def __post_init__(self) -> None:
+        if self.max_rss_bytes is not None and self.max_rss_bytes < 1:
+            raise ConfigError(
+                f"max_rss has value {self.max_rss_bytes!r}; expected a size of at least 1 byte "
+                "(leave it out for no cap)"
+            )
 
 
 @dataclass(frozen=True)

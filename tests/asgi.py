@@ -16,7 +16,11 @@ def http_scope(
     headers: list[tuple[bytes, bytes]] | None = None,
     client: tuple[str, int] | None = ("127.0.0.1", 1234),
 ) -> dict[str, Any]:
-    """An ASGI HTTP scope for one request to a server on 127.0.0.1:3000."""
+    """An ASGI HTTP scope for one request to a server on 127.0.0.1:3000 (with that Host header
+    unless `headers` has one)."""
+    headers = list(headers or [])
+    if not any(name == b"host" for name, _ in headers):
+        headers.append((b"host", b"127.0.0.1:3000"))
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -27,7 +31,7 @@ def http_scope(
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": headers or [],
+        "headers": headers,
         "client": client,
         "server": ("127.0.0.1", 3000),
     }

@@ -1,18 +1,23 @@
 """The harness's calls to the server's loopback-only debug routes (the stair-stepper has them; a
 user's app may not): ask the allocator to trim, and pympler's top object types.
 
-Every call goes through `sandbox.loopback` (one opener: no proxies, no redirects).
+Every call goes through `sandbox.loopback` (one opener: no proxies, no redirects); a POST
+carries the X-Sandbox-Debug header the server requires.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sandbox.loopback import get_json
+from sandbox.server_settings import DEBUG_HEADER
 
-Fetch = Callable[[str, float, str], dict[str, Any] | None]
-"""(url, timeout_s, method) -> the JSON object answered, or None."""
+Fetch = Callable[[str, float, str, Mapping[str, str]], dict[str, Any] | None]
+"""(url, timeout_s, method, headers) -> the JSON object answered, or None."""
+
+DEBUG_HEADERS = {DEBUG_HEADER: "1"}
+"""What every POST to /debug/* must carry (the server refuses it otherwise)."""
 
 
 def _nothing() -> None:
@@ -32,7 +37,8 @@ class ServerClient:
 
     def call(self, method: str, path: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
         """One route's JSON answer; None if the server has no such route or did not answer."""
-        answer = self.fetch(f"{self.base_url}{path}", timeout_s, method)
+        headers = DEBUG_HEADERS if method == "POST" else {}
+        answer = self.fetch(f"{self.base_url}{path}", timeout_s, method, headers)
         if answer is not None:
             self.on_answer()
         return answer

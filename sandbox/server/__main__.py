@@ -1,8 +1,11 @@
-"""`python -m sandbox.server [--host H] [--port P] [--workers N] [--app module:attr]`.
+"""`python -m sandbox.server [--host H] [--port P] [--workers N] [--app module:attr] [--expose]
+[--header-timeout S] [--body-timeout S]`.
 
 Without --app: the stair-stepper, configured by HANDLER, SLEEP_MS, THREADS and MAX_BODY_BYTES
 (see ServerSettings). With --app: any ASGI app, served by uvicorn the same way, so the harness
 can run a user's service under an allocator. --workers N: N uvicorn worker processes.
+Either way with the request deadlines and limits of ServeLimits; a --host beyond loopback needs
+--expose, which adds a limit on connections.
 
 When SANDBOX_MALLOC_OWNER_FILE is set, the process writes there the path of the library whose
 `malloc` it calls (dladdr), so the harness can check the allocator of an app that has no /health.
@@ -11,6 +14,7 @@ When SANDBOX_MALLOC_OWNER_FILE is set, the process writes there the path of the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -21,7 +25,14 @@ import uvicorn
 from sandbox.errors import ConfigError
 from sandbox.processes import port_in_use
 from sandbox.server.app import create_app
-from sandbox.server_settings import OWNER_FILE_ENV, ServerSettings
+from sandbox.server.protocol import uvicorn_options
+from sandbox.server_settings import (
+    EXPOSED_LIMITS,
+    LOCAL_LIMITS,
+    OWNER_FILE_ENV,
+    ServerSettings,
+    exposure_error,
+)
 
 
 def app_from_environ() -> object:
@@ -38,7 +49,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=3000, help="port to bind (default %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     parser.add_argument("--app", help="serve this ASGI app (module:attr) instead")
+    parser.add_argument(
+        "--expose",
+        action="store_true",
+        help="allow a --host beyond loopback; then at most "
+        f"{EXPOSED_LIMITS.max_connections} connections at once",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="S",
+        help=f"seconds for a request's headers (default {LOCAL_LIMITS.header_timeout_s:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="S",
+        help=f"seconds for a request's body (default {LOCAL_LIMITS.body_timeout_s:g})",
+    )
     args = parser.parse_args(argv)
+    refusal = exposure_error(args.host, args.expose)
+    if refusal:
+        print(f"Error: {refusal}", file=sys.stderr)
+        return 2
+    limits = EXPOSED_LIMITS if args.expose else LOCAL_LIMITS
+    for name in ("header_timeout", "body_timeout"):
+        seconds = getattr(args, name)
+        if seconds is not None and not 0 < seconds <= 3600:
+            print(f"Error: --{name.replace('_', '-')} must be from 0 to 3600 s", file=sys.stderr)
+            return 2
+        if seconds is not None:
+            limits = dataclasses.replace(limits, **{f"{name}_s": seconds})
     try:
         settings = ServerSettings.from_environ(os.environ)
     except ConfigError as exc:
@@ -60,7 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     # skips interpreter exit, which loses what runs at exit (memray's capture). This handler
     # turns that last SIGTERM into a normal exit.
     signal.signal(signal.SIGTERM, _exit_normally)
-    options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False}
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "warning",
+        "access_log": False,
+        **uvicorn_options(limits),
+    }
+    if args.expose:
+        print(f"Exposed on {args.host}:{args.port}: {limits.describe()}", file=sys.stderr)
     if args.app:
         sys.path.insert(0, os.getcwd())  # like the uvicorn command: modules under the cwd
         uvicorn.run(args.app, workers=args.workers, **options)

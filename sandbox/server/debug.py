@@ -1,16 +1,20 @@
 """/debug/*: what the allocator and the interpreter say about the server's memory, from inside.
 
-Loopback clients only (anyone else gets 403): these routes allocate, trim and walk the heap. All
-but /debug/objects run on the event loop, never in the worker pool, so they answer while the
-pool is saturated. /debug/objects walks every object with pympler (seconds on a big heap): it
-runs in its own one-thread limiter so it neither waits behind busy workers nor stalls the loop
-(it still competes for the GIL), and concurrent calls queue behind each other.
+Guarded (guards.py; anyone else gets 403): loopback clients only, a Host naming this machine,
+and on POST the X-Sandbox-Debug header. These routes allocate, trim and walk the heap. Most run
+on the event loop, never in the worker pool, so they answer while the pool is saturated. Two
+take long, each in its own one-thread limiter, so they neither wait behind busy workers nor
+stall the loop (they still compete for the GIL), and concurrent calls queue behind each other:
+/debug/objects walks every object with pympler (seconds on a big heap), and /debug/hold
+allocates and touches its blocks (about a second per GiB). /debug/hold holds at most
+HOLD_CAP_PERCENT of MemTotal in all (409 past it); a hold still in progress lands after a
+/debug/release that came before it finished.
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,9 +26,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sandbox.agent import ops
-from sandbox.server import introspect
+from sandbox.server import guards, introspect
+from sandbox.server.introspect import MIB
 
 MAX_HOLD_MIB = 64 * 1024
+HOLD_CAP_PERCENT = 25
+"""/debug/hold holds at most this share of MemTotal in all (the sum of every call)."""
 MAX_OBJECTS_LIMIT = 1000
 DEFAULT_OBJECTS_LIMIT = 20
 
@@ -32,40 +39,33 @@ Endpoint = Callable[[Request], Awaitable[JSONResponse]]
 
 
 class _BadQuery(Exception):
-    pass
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback; False for names and None."""
-    if host is None:
-        return False
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # e.g. Starlette TestClient's "testclient": not an address, so refused
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 def _loopback_only(endpoint: Endpoint) -> Endpoint:
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> JSONResponse:
-        host = request.client.host if request.client else None
-        if not is_loopback(host):
-            return JSONResponse(
-                {
-                    "error": f"/debug answers loopback clients only, not {host or 'unknown'}; "
-                    "send the request from the server's own host (e.g. to 127.0.0.1)"
-                },
-                status_code=403,
-            )
+        refused = guards.refusal(request)
+        if refused:
+            return JSONResponse({"error": refused}, status_code=403)
         try:
             return await endpoint(request)
         except _BadQuery as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
 
     return guarded
+
+
+def memory_total_bytes() -> int:
+    """MemTotal: the machine's memory (sysconf reads the same sysinfo() figure)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def hold_cap_mib() -> int:
+    """The most /debug/hold may hold in all, in MiB."""
+    return memory_total_bytes() * HOLD_CAP_PERCENT // 100 // MIB
 
 
 def _whole(request: Request, name: str, default: int | None, low: int, high: int) -> int:
@@ -96,7 +96,9 @@ def routes() -> list[Route]:
     """The /debug routes, sharing one ballast (what /debug/hold holds)."""
     introspect.backend()  # detect the allocator now, not on the first request
     ballast = introspect.Ballast()
+    pending_mib = 0  # being allocated by a /debug/hold in progress
     objects_limiter: list[anyio.CapacityLimiter] = []  # made on first use, inside the loop
+    hold_limiter: list[anyio.CapacityLimiter] = []
 
     async def memory(request: Request) -> JSONResponse:
         started = time.perf_counter()
@@ -110,9 +112,26 @@ def routes() -> list[Route]:
         return JSONResponse(ops.trim())
 
     async def hold(request: Request) -> JSONResponse:
+        nonlocal pending_mib
         mib = _whole(request, "mib", None, 0, MAX_HOLD_MIB)
+        cap_mib = hold_cap_mib()
+        if ballast.mib + pending_mib + mib > cap_mib:
+            raise _BadQuery(
+                f"holding {mib} MiB more would hold {ballast.mib + pending_mib + mib} MiB, over "
+                f"the cap of {cap_mib} MiB ({HOLD_CAP_PERCENT} % of MemTotal, "
+                f"{memory_total_bytes() // MIB} MiB); POST /debug/release first, or hold less",
+                status_code=409,
+            )
+        if not hold_limiter:
+            hold_limiter.append(anyio.CapacityLimiter(1))
         started = time.perf_counter()
-        total = ballast.hold(mib)
+        part = introspect.Ballast()
+        pending_mib += mib
+        try:  # allocating and touching GiBs takes seconds: in a thread, not on the loop
+            await anyio.to_thread.run_sync(part.hold, mib, limiter=hold_limiter[0])
+        finally:
+            pending_mib -= mib
+        total = ballast.add(part)
         return JSONResponse(
             {"added_mib": mib, "held_mib": total, "took_ms": _ms(started)}, status_code=201
         )

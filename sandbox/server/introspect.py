@@ -114,6 +114,13 @@ class Ballast:
             self._blocks.append(block)
         return self.mib
 
+    def add(self, other: Ballast) -> int:
+        """Take over `other`'s blocks (allocated elsewhere, e.g. in a worker thread); returns
+        the MiB now held."""
+        self._blocks.extend(other._blocks)
+        other._blocks = []
+        return self.mib
+
     def release(self) -> int:
         """Drop every block; returns how many MiB were released to the allocator."""
         dropped = self.mib

@@ -14,7 +14,7 @@ from sandbox import allocators
 from sandbox.errors import AllocatorError
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.server.introspect import MIB
-from sandbox.server_settings import ServerSettings
+from sandbox.server_settings import DEBUG_HEADER, ServerSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,8 @@ RELEASE_CALLS = {
 
 
 def call(server: ServerProcess, method: str, path: str) -> dict[str, Any]:
-    request = urllib.request.Request(f"{server.url}{path}", method=method)
+    headers = {DEBUG_HEADER: "1"} if method == "POST" else {}
+    request = urllib.request.Request(f"{server.url}{path}", method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         data: dict[str, Any] = json.load(response)
         return data

@@ -23,10 +23,65 @@ def test_parse_size(text: str | int, expected: int) -> None:
     assert checks.parse_size(text) == expected
 
 
-def test_parse_size_rejects_nonsense() -> None:
-    with pytest.raises(ValueError):
-        checks.parse_size("lots")
-    assert expectation(checks.parse_size, "0MiB") == "a size such as 2GiB, 800MiB or 1500000000"
+SIZES = "such as 2GiB, 800MiB or 1500000000"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("lots", f"a size {SIZES}"),
+        ("5iB", f"a size {SIZES}"),  # a binary prefix needs its letter
+        ("1 iB", f"a size {SIZES}"),
+        ("\u0661\u0662MB", f"a size {SIZES}"),  # Arabic-Indic digits are not ASCII digits
+        ("1e9", f"a size {SIZES}"),
+        (True, f"a size {SIZES}"),
+        ([1, 2], f"a size {SIZES}"),
+        ("0MiB", f"a size of at least 1 byte, {SIZES} (leave it out for no limit)"),
+        (0, f"a size of at least 1 byte, {SIZES} (leave it out for no limit)"),
+        ("0.1B", f"a size of at least 1 byte, {SIZES} (leave it out for no limit)"),
+        ("1" * 400, f"a size of at most 1 EiB, {SIZES}"),
+        (10**400, f"a size of at most 1 EiB, {SIZES}"),
+        ("1025PiB", f"a size {SIZES}"),
+    ],
+)
+def test_parse_size_refuses_with_the_expectation(value: Any, expected: str) -> None:
+    assert expectation(checks.parse_size, value) == expected
+
+
+def test_parse_size_edges() -> None:
+    assert checks.parse_size("1.5 KiB") == 1536
+    assert checks.parse_size("2gb") == 2_000_000_000
+    assert checks.parse_size("1.9B") == 1  # whole bytes, rounded down
+    assert checks.parse_size(1.5e9) == 1_500_000_000  # YAML reads 1.5e9 as a float
+    assert checks.parse_size("1048576TiB") == checks.MAX_SIZE_BYTES
+
+
+def test_whole_numbers_and_numbers_have_an_upper_bound() -> None:
+    assert expectation(checks.whole(1), 2**31) == "a whole number from 1 to 2147483647"
+    assert expectation(checks.number(0), 10**400) == "a number >= 0 and <= 1e+09"
+    assert expectation(checks.number(0), 1e10) == "a number >= 0 and <= 1e+09"
+    assert expectation(checks.number(0), -(10**400)) == "a number >= 0"
+    assert checks.number(0)(10**9) == 1e9
+
+
+@pytest.mark.parametrize("name", ["glibc", "jemalloc-narenas2", "tc_malloc.v2", "a" * 64, "1"])
+def test_allocator_names_that_can_be_file_names(name: str) -> None:
+    assert checks.allocator_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", ".hidden", "../x", "a/b", "a b", "a" * 65, "\u00fcn\u00ef", "x\0", 5, None]
+)
+def test_allocator_names_that_cannot(name: Any) -> None:
+    assert expectation(checks.allocator_name, name) == (
+        "a name of letters, digits, '.', '_' and '-' (not starting with '.'), at most 64 "
+        "characters, e.g. jemalloc-narenas2"
+    )
+
+
+def test_shown_cuts_long_values() -> None:
+    assert checks.shown("abc") == "'abc'"
+    assert checks.shown([[[[1]]]] * 40) == repr([[[[1]]]] * 40)[:57] + "..."
 
 
 def test_whole_numbers_are_ints_not_bools() -> None:

@@ -345,7 +345,7 @@ def test_compare_without_results_exits_1(tmp_path: Path) -> None:
     assert done.stderr == f"Error: no result files under {empty}\n"
 
     done = invoke("compare", str(tmp_path / "nowhere"))
-    assert done.exit_code == 1
+    assert done.exit_code == 2  # bad input, as for a bad result file
     assert done.stderr == f"Error: {tmp_path / 'nowhere'}: no such file or folder\n"
 
 

@@ -70,7 +70,7 @@ def test_a_json_file_that_is_not_a_result_says_so(tmp_path: Path, command: str) 
 
     done = invoke(command, str(manifest))
 
-    assert done.exit_code == 1
+    assert done.exit_code == 2  # a ResultFormatError: bad input
     assert done.stderr == (
         f"Error: {manifest}: not a sandbox result file (a 'sandbox-experiment' file); pass a "
         "run's result file or the folder that holds the runs\n"

@@ -5,13 +5,14 @@ import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from sandbox.server.app import create_app
-from sandbox.server.debug import is_loopback
+from sandbox.server.guards import is_loopback
 from sandbox.server.introspect import MIB
-from sandbox.server_settings import ServerSettings
+from sandbox.server_settings import DEBUG_HEADER, ServerSettings
 from tests.asgi import http_scope, status_of
 
 with warnings.catch_warnings():
@@ -33,9 +34,18 @@ on_glibc = pytest.mark.skipif(
 )
 
 
+BASE_URL = "http://127.0.0.1:3000"  # TestClient's default Host, testserver, is refused
+DEBUG = {DEBUG_HEADER: "1"}
+
+
+def debug_client(app: Any, client: tuple[str, int] = LOOPBACK) -> TestClient:
+    """A TestClient that calls as the harness does: from and to loopback, with the header."""
+    return TestClient(app, client=client, base_url=BASE_URL, headers=DEBUG)
+
+
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(ServerSettings(sleep_ms=0)), client=LOOPBACK) as c:
+    with debug_client(create_app(ServerSettings(sleep_ms=0))) as c:
         yield c
 
 
@@ -135,7 +145,7 @@ def test_objects_bad_limit_is_400(client: TestClient) -> None:
 @pytest.mark.parametrize("host", ["203.0.113.7", "testclient", "::ffff:10.0.0.1"])
 def test_non_loopback_client_is_403(method: str, path: str, host: str) -> None:
     app = create_app(ServerSettings(sleep_ms=0))
-    with TestClient(app, client=(host, 50000)) as c:
+    with debug_client(app, client=(host, 50000)) as c:
         response = c.request(method, path)
     assert response.status_code == 403
     assert response.json() == {
@@ -146,9 +156,9 @@ def test_non_loopback_client_is_403(method: str, path: str, host: str) -> None:
 
 def test_refused_client_cannot_hold_memory() -> None:
     app = create_app(ServerSettings(sleep_ms=0))
-    with TestClient(app, client=("203.0.113.7", 1)) as outsider:
+    with debug_client(app, client=("203.0.113.7", 1)) as outsider:
         assert outsider.post("/debug/hold?mib=64").status_code == 403
-    with TestClient(app, client=LOOPBACK) as c:
+    with debug_client(app) as c:
         assert c.post("/debug/release").json() == {"released_mib": 0, "held_mib": 0}
 
 
@@ -186,7 +196,7 @@ def test_is_loopback(host: str | None, expected: bool) -> None:
 def test_memory_answers_while_the_threadpool_is_saturated() -> None:
     settings = ServerSettings(handler="sync", sleep_ms=600, threads=1)
     with (
-        TestClient(create_app(settings), client=LOOPBACK) as c,
+        debug_client(create_app(settings)) as c,
         ThreadPoolExecutor(2) as pool,
     ):
         posts = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +20,12 @@ URL = "http://127.0.0.1:8123"
 @dataclass
 class FakeFetch:
     answers: dict[str, dict[str, Any] | None]
-    calls: list[tuple[str, float, str]] = field(default_factory=list)
+    calls: list[tuple[str, float, str, Mapping[str, str]]] = field(default_factory=list)
 
-    def __call__(self, url: str, timeout_s: float, method: str) -> dict[str, Any] | None:
-        self.calls.append((url, timeout_s, method))
+    def __call__(
+        self, url: str, timeout_s: float, method: str, headers: Mapping[str, str]
+    ) -> dict[str, Any] | None:
+        self.calls.append((url, timeout_s, method, headers))
         return self.answers.get(url)
 
 
@@ -43,7 +45,7 @@ def client(answers: dict[str, dict[str, Any] | None]) -> tuple[ServerClient, Fak
 def test_trim_posts_and_counts_the_answer_as_a_sign_of_life() -> None:
     trim, fetch, heard = client({f"{URL}/debug/trim": {"called": True, "freed_bytes": 10}})
     assert trim.trim() == {"called": True, "freed_bytes": 10}
-    assert fetch.calls == [(f"{URL}/debug/trim", 30.0, "POST")]
+    assert fetch.calls == [(f"{URL}/debug/trim", 30.0, "POST", {"X-Sandbox-Debug": "1"})]
     assert heard.n == 1
 
 
@@ -57,7 +59,7 @@ def test_objects_asks_for_the_top_types_with_a_long_timeout() -> None:
     answer = {"types": [{"type": "dict", "total_bytes": 4096}]}
     objects, fetch, heard = client({f"{URL}/debug/objects?limit=15": answer})
     assert objects.objects() == answer
-    assert fetch.calls == [(f"{URL}/debug/objects?limit=15", 120.0, "GET")]
+    assert fetch.calls == [(f"{URL}/debug/objects?limit=15", 120.0, "GET", {})]
     assert heard.n == 1
 
 
