@@ -10,14 +10,14 @@ import errno
 import gzip
 import io
 import json
-import os
 import statistics
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from sandbox.atomic import write_atomic
 from sandbox.errors import ResultFormatError
 from sandbox.json_shapes import Mismatch, check, check_fields, field_types
 from sandbox.load.spec import LoadSpec, Schedule
@@ -66,16 +66,7 @@ Status = Literal[
     "running",
     "harness-died",
 ]
-STATUSES: tuple[Status, ...] = (
-    "ok",
-    "interrupted",
-    "server-died",
-    "server-hung",
-    "memory-cap",
-    "failed",
-    "running",
-    "harness-died",
-)
+STATUSES: tuple[Status, ...] = get_args(Status)
 
 Number = float | int
 Columns = dict[str, list[Number]]
@@ -428,15 +419,7 @@ def dump(result: RunResult, path: Path, *, force: bool = False) -> Path:
     data = text.encode()
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, data)
     return path
 
 

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from sandbox import results
+from sandbox.atomic import write_atomic as write_atomic
 from sandbox.errors import SandboxError
 from sandbox.results import RunResult
 
@@ -41,20 +42,6 @@ def check_writable(folder: Path) -> None:
         raise SandboxError(
             f"cannot write results to {folder} ({exc.strerror}); choose another --results-dir"
         ) from None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file renamed over it: `path` holds the old
-    contents or the new ones, never a part (a full disk, a kill mid-write)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _reason(exc: OSError) -> str:

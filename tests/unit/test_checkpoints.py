@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sandbox import checkpoints, liveness, results
+from sandbox import atomic, checkpoints, liveness, results
 from sandbox.cli import cli
 from sandbox.measure.checkpointer import Checkpointer
 from sandbox.result_sections import HarnessInfo
@@ -105,7 +105,7 @@ def test_a_failed_checkpoint_is_remembered_not_raised(
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(results, "open", full_disk, raising=False)
+    monkeypatch.setattr(atomic, "open", full_disk, raising=False)
     checkpoint = Checkpointer(tmp_path, "run-1", lambda: make_result(status="running"))
 
     checkpoint.maybe()

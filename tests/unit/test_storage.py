@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import pytest
 
-from sandbox import results, storage
+from sandbox import atomic, results, storage
 from sandbox.storage import ResultWriteError
 from tests.fakes import make_result
 
@@ -42,7 +42,7 @@ def fill_disk_under(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
         fh = open(path, mode, *args, **kwargs)  # noqa: SIM115
         return _HalfWriter(fh) if Path(path).is_relative_to(folder) else fh
 
-    monkeypatch.setattr(results, "open", fake_open, raising=False)
+    monkeypatch.setattr(atomic, "open", fake_open, raising=False)
 
 
 def test_a_failed_write_leaves_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
