@@ -6,7 +6,8 @@ on the event loop, never in the worker pool, so they answer while the pool is sa
 take long, each in its own one-thread limiter, so they neither wait behind busy workers nor
 stall the loop (they still compete for the GIL), and concurrent calls queue behind each other:
 /debug/objects walks every object with pympler (seconds on a big heap), and /debug/hold
-allocates and touches its blocks (about a second per GiB). /debug/hold holds at most
+allocates and touches its blocks (about a second per GiB; under mimalloc on the loop, where
+the trim can reach them). /debug/hold holds at most
 HOLD_CAP_PERCENT of MemTotal in all (409 past it); a hold still in progress lands after a
 /debug/release that came before it finished.
 """
@@ -127,8 +128,13 @@ def routes() -> list[Route]:
         started = time.perf_counter()
         part = introspect.Ballast()
         pending_mib += mib
-        try:  # allocating and touching GiBs takes seconds: in a thread, not on the loop
-            await anyio.to_thread.run_sync(part.hold, mib, limiter=hold_limiter[0])
+        try:
+            if introspect.backend().name == "mimalloc":
+                # mimalloc keeps per-thread heaps and mi_collect (POST /debug/trim, on the loop)
+                # reaches only the calling thread's: hold where the trim can give it back.
+                part.hold(mib)
+            else:  # allocating and touching GiBs takes seconds: in a thread, not on the loop
+                await anyio.to_thread.run_sync(part.hold, mib, limiter=hold_limiter[0])
         finally:
             pending_mib -= mib
         total = ballast.add(part)
