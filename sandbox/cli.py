@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -38,6 +39,14 @@ class SandboxGroup(click.Group):
         name = ctx.invoked_subcommand
         command = self.get_command(ctx, name) if name else None
         return click.Context(command, info_name=name, parent=ctx) if command else ctx
+
+
+def _settle(paths: Iterable[Path]) -> None:
+    """Mark the checkpoints under `paths` whose harness died (`harness-died`), and say so."""
+    from sandbox import checkpoints
+
+    for done in checkpoints.settle(paths):
+        click.echo(f"note: {done.describe()}", err=True)
 
 
 class _BadInput(click.ClickException):
@@ -90,6 +99,7 @@ def run_cmd(
         overrides = config.validate_overrides("option", settings)
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
         spec = spec.with_(profile=profile)
+        _settle([spec.output.results_dir / "runs"])
         _sigterm_as_interrupt()
         result, path = run_showing_progress(spec)
     except KeyboardInterrupt:
@@ -180,34 +190,67 @@ def _run_with_progress(spec: Any, index: int, total: int) -> Any:
     click.echo(f"\n[{index + 1}/{total}] {name} (repeat {spec.repeat + 1})", err=True)
     result, path = run_showing_progress(spec)
     click.echo(f"  -> {result.status}: {path}", err=True)
+    if result.status_detail:
+        click.echo(f"     {result.status_detail}", err=True)
     return result, path
 
 
+def _note(line: str) -> None:
+    click.echo(line, err=True)
+
+
 @cli.command("experiment")
-@click.argument("experiment_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("experiment_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @flags.options(flags.EXPERIMENT)
 def experiment_cmd(
-    experiment_file: Path, repeats: int | None, results_dir: Path | None, config_path: Path | None
+    experiment_file: Path | None,
+    repeats: int | None,
+    results_dir: Path | None,
+    resume: Path | None,
+    config_path: Path | None,
 ) -> None:
-    """Run an experiment (allocators × settings × repeats), then compare and plot it."""
+    """Run an experiment (allocators × settings × repeats), then compare and plot it; or, with
+    --resume DIR, run what an interrupted or killed one left undone."""
     from sandbox import config, experiment
     from sandbox.measure.thresholds import failed
 
+    if (experiment_file is None) == (resume is None):
+        raise click.UsageError("give an experiment file, or --resume DIR (one of them)")
+    if resume is not None and (repeats is not None or results_dir is not None):
+        raise click.UsageError(
+            "--resume runs DIR as it was planned: drop --repeats and --results-dir"
+        )
     bench = config.load_benchmark(config_path)
-    exp = experiment.load_experiment(experiment_file)
-    _sigterm_as_interrupt()
-    outcome = experiment.run_experiment(
-        exp,
-        bench,
-        _run_with_progress,
-        repeats=repeats,
-        results_dir=results_dir.resolve() if results_dir else None,
-    )
+    if resume is not None:
+        _sigterm_as_interrupt()
+        outcome = experiment.resume_experiment(
+            resume.resolve(), bench, _run_with_progress, on_note=_note
+        )
+    else:
+        assert experiment_file is not None
+        exp = experiment.load_experiment(experiment_file)
+        _sigterm_as_interrupt()
+        outcome = experiment.run_experiment(
+            exp,
+            bench,
+            _run_with_progress,
+            repeats=repeats,
+            results_dir=results_dir.resolve() if results_dir else None,
+            on_note=_note,
+        )
     ok = [r for r in outcome.results if r.status == "ok"]
     if not ok:
-        click.echo(f"Error: no run of {exp.name} completed; see {outcome.folder}", err=True)
+        click.echo(
+            f"Error: no run of {outcome.name} completed; see {outcome.folder}"
+            + (
+                f"; continue with: sandbox experiment --resume {outcome.folder}"
+                if outcome.interrupted
+                else ""
+            ),
+            err=True,
+        )
         sys.exit(130 if outcome.interrupted else 1)
-    table, plots = experiment.report(outcome, baseline=exp.baseline)
+    table, plots = experiment.report(outcome, baseline=outcome.baseline)
     click.echo("\n" + table)
     click.echo(f"\nresults:    {outcome.folder}/")
     click.echo(f"comparison: {outcome.folder / 'comparison.md'}")
@@ -217,7 +260,11 @@ def experiment_cmd(
     for failure in outcome.failures:
         click.echo(f"warning: run failed: {failure}", err=True)
     if outcome.interrupted:
-        click.echo("Interrupted; the comparison covers the runs that finished.", err=True)
+        click.echo(
+            "Interrupted; the comparison covers the runs that finished. Continue with: "
+            f"sandbox experiment --resume {outcome.folder}",
+            err=True,
+        )
         sys.exit(130)
     broken = [(r, failed(r.thresholds)) for r in ok]
     broken = [(r, lines) for r, lines in broken if lines]
@@ -242,6 +289,7 @@ def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None
     from sandbox import results
     from sandbox.analysis import compare, report
 
+    _settle(paths)
     loaded = results.load_all(paths)
     if not loaded:
         raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
@@ -286,6 +334,7 @@ def plot_cmd(
     from sandbox import results
     from sandbox.analysis import plot
 
+    _settle(paths)
     files = results.find_result_files(paths)
     loaded = results.load_all(paths)
     if not loaded:

@@ -176,10 +176,11 @@ def validate(source: str, key: str, name: str, value: Any) -> Any:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def read_yaml(path: Path) -> Mapping[str, Any]:
-    """A YAML file's top-level mapping ({} when empty); errors name the file (and the line)."""
+def read_yaml(path: Path, text: str | None = None) -> Mapping[str, Any]:
+    """A YAML file's top-level mapping ({} when empty); errors name the file (and the line).
+    `text`: the file's contents as read earlier (an experiment resumed from its manifest)."""
     try:
-        data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
+        data = yaml.load(path.read_text() if text is None else text, Loader=_YAML_LOADER)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:

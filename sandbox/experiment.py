@@ -8,7 +8,6 @@ An experiment file (experiments/NAME.yml) holds benchmark.yml's keys as override
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -17,13 +16,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sandbox import allocators, config
+from sandbox import allocators, config, liveness, manifest, storage
 from sandbox.allocators import Allocator
 from sandbox.analysis.compare import compare
 from sandbox.analysis.groups import label
 from sandbox.analysis.report import render
 from sandbox.config import Benchmark
-from sandbox.errors import ConfigError, SandboxError
+from sandbox.errors import ConfigError, ResultFormatError, SandboxError
+from sandbox.manifest import Entry, Manifest, plain
+from sandbox.measure.record import utc_now
 from sandbox.results import RunResult
 from sandbox.spec import RunSpec
 
@@ -60,10 +61,11 @@ class PlannedRun:
     repeat: int
 
 
-def load_experiment(path: Path) -> Experiment:
-    """Read and validate an experiment file; errors name the file and key."""
+def load_experiment(path: Path, text: str | None = None) -> Experiment:
+    """Read and validate an experiment file (or `text`, its contents as read earlier); errors
+    name the file and key."""
     source = str(path)
-    data = dict(config.read_yaml(path))
+    data = dict(config.read_yaml(path, text))
     head = {k: data.pop(k) for k in _EXPERIMENT_KEYS if k in data}
     vary_raw = data.pop("vary", None) or {}
     custom = config.read_allocators(source, data.pop("custom_allocators", None))
@@ -139,15 +141,20 @@ def plan_runs(exp: Experiment) -> list[PlannedRun]:
 def report(outcome: ExperimentOutcome, baseline: str | None) -> tuple[str, list[Path]]:
     """Compare the experiment's runs, write comparison.md/.json, the plots and report.html
     beside them; returns the terminal table and the plot paths."""
-    from sandbox import results
     from sandbox.analysis.html import write_report
     from sandbox.analysis.plot import write_plots
 
     comparison = compare(outcome.results, baseline=baseline)
-    (outcome.folder / "comparison.md").write_text(render(comparison, "markdown"))
-    (outcome.folder / "comparison.json").write_text(render(comparison, "json"))
-    plots = write_plots(results.load_all([outcome.folder]), outcome.folder / "rss")
-    write_report([outcome.folder], baseline=baseline)
+    try:
+        (outcome.folder / "comparison.md").write_text(render(comparison, "markdown"))
+        (outcome.folder / "comparison.json").write_text(render(comparison, "json"))
+        plots = write_plots(outcome.results, outcome.folder / "rss")
+        write_report([outcome.folder], baseline=baseline)
+    except OSError as exc:
+        raise SandboxError(
+            f"could not write the comparison, the plots or the report to {outcome.folder} "
+            f"({exc.strerror or exc}); make room, then: sandbox compare {outcome.folder}"
+        ) from None
     return render(comparison, "table"), plots
 
 
@@ -162,15 +169,60 @@ def output_folder(results_dir: Path, name: str, now: datetime | None = None) -> 
 
 
 RunFn = Callable[[RunSpec, int, int], tuple[RunResult, Path]]
+NoteFn = Callable[[str], None]
 
 
 @dataclass
 class ExperimentOutcome:
     folder: Path
     results: list[RunResult]
+    """The latest result of every planned run that has one (earlier attempts left out)."""
     paths: list[Path]
     interrupted: bool = False
     failures: list[str] = field(default_factory=list)
+    name: str = ""
+    baseline: str | None = None
+
+
+def _check_allocators_and_baseline(exp: Experiment, bench: Benchmark) -> list[PlannedRun]:
+    """Fail before anything runs, not an hour in: every allocator found, the baseline a group."""
+    for name in exp.allocators:
+        allocators.resolve(name, bench.allocators)
+    planned = plan_runs(exp)
+    if exp.baseline is not None:
+        labels = {label(p.allocator, p.parameters) for p in planned}
+        names = {p.allocator for p in planned}
+        if exp.baseline not in labels and exp.baseline not in names:
+            raise ConfigError(
+                f"{exp.path or exp.name}: baseline has value {exp.baseline!r}; expected one of: "
+                + ", ".join(sorted(labels | names))
+            )
+    return planned
+
+
+def new_manifest(exp: Experiment, bench: Benchmark, planned: list[PlannedRun]) -> Manifest:
+    """The manifest of an experiment about to start: every planned run pending."""
+    text = exp.path.read_text() if exp.path and exp.path.is_file() else None
+    registry = allocators.registry(bench.allocators)
+    return Manifest(
+        name=exp.name,
+        description=exp.description,
+        file=str(exp.path) if exp.path else None,
+        file_text=text,
+        file_sha256=manifest.sha256(text) if text is not None else None,
+        benchmark=str(bench.path) if bench.path else None,
+        allocators=list(exp.allocators),
+        repeats=exp.repeats,
+        order=exp.order,
+        seed=exp.seed,
+        baseline=exp.baseline,
+        vary=plain(dict(exp.vary)),
+        overrides=plain(dict(exp.overrides)),
+        settings=manifest.shared_settings(bench.values, exp.overrides),
+        allocator_definitions=manifest.allocator_definitions(registry, exp.allocators),
+        runs=tuple(Entry(i, p.allocator, p.repeat, p.parameters) for i, p in enumerate(planned)),
+        started_at=utc_now(),
+    )
 
 
 def run_experiment(
@@ -180,74 +232,133 @@ def run_experiment(
     *,
     repeats: int | None = None,
     results_dir: Path | None = None,
+    on_note: NoteFn | None = None,
 ) -> ExperimentOutcome:
     """Run every planned run through `run(spec, index, total)`; a failed run does not stop the
-    others, an interrupt does. Writes experiment.json (the plan and what happened) beside them."""
+    others, an interrupt does. experiment.json (the plan and what happened) is written beside
+    them at the start and around every run."""
     if repeats is not None:
         exp = replace(exp, repeats=repeats)
     bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
-    for name in exp.allocators:  # fail before anything runs, not an hour in
-        allocators.resolve(name, bench.allocators)
-    planned = plan_runs(exp)
-    if exp.baseline is not None:  # a typo here would only show after an hour of runs
-        labels = {label(p.allocator, p.parameters) for p in planned}
-        names = {p.allocator for p in planned}
-        if exp.baseline not in labels and exp.baseline not in names:
-            raise ConfigError(
-                f"{exp.path or exp.name}: baseline has value {exp.baseline!r}; expected one of: "
-                + ", ".join(sorted(labels | names))
-            )
+    planned = _check_allocators_and_baseline(exp, bench)
     first = config.build_spec(bench, exp.overrides)
     folder = output_folder(results_dir or first.output.results_dir, exp.name)
-    outcome = ExperimentOutcome(folder, [], [])
-    manifest: dict[str, Any] = {
-        "format": "sandbox-experiment",
-        "version": 1,
-        "name": exp.name,
-        "description": exp.description,
-        "file": str(exp.path) if exp.path else None,
-        "allocators": list(exp.allocators),
-        "repeats": exp.repeats,
-        "order": exp.order,
-        "seed": exp.seed,
-        "vary": {k: list(v) for k, v in exp.vary.items()},
-        "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in exp.overrides.items()},
-        "runs": [],
-    }
-    for i, item in enumerate(planned):
+    with manifest.lock(folder):
+        return execute(new_manifest(exp, bench, planned), exp, bench, folder, run, on_note)
+
+
+def resume_experiment(
+    folder: Path, bench: Benchmark, run: RunFn, *, on_note: NoteFn | None = None
+) -> ExperimentOutcome:
+    """Run what `folder`'s experiment has not finished (pending and incomplete runs), in its
+    planned order; ConfigError when its experiment file or benchmark.yml changed what it runs."""
+    from sandbox import resume
+
+    manifest.load(folder)  # a folder that is no experiment's is refused before it is locked
+    with manifest.lock(folder):
+        m, exp, notes = resume.prepare(folder, bench)
+        bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
+        _check_allocators_and_baseline(exp, bench)
+        note = on_note or (lambda _: None)
+        for line in notes:
+            note(f"note: {line}")
+        done = sum(e.done for e in m.runs)
+        again = sum(not e.done and e.status != "pending" for e in m.runs)
+        note(
+            f"resuming {folder}: {done} of {len(m.runs)} runs done, {again} to run again, "
+            f"{len(m.runs) - done - again} not yet run"
+        )
+        return execute(m, exp, bench, folder, run, on_note)
+
+
+def execute(
+    m: Manifest,
+    exp: Experiment,
+    bench: Benchmark,
+    folder: Path,
+    run: RunFn,
+    on_note: NoteFn | None = None,
+) -> ExperimentOutcome:
+    """Run the manifest's runs that are not done, in order, saving it around each (the caller
+    holds the folder's lock)."""
+    note = on_note or (lambda _: None)
+    total = len(m.runs)
+    interrupted = False
+    fresh: dict[str, RunResult] = {}
+    m = replace(m, harness=liveness.this_process())
+    manifest.save(_stamped(m), folder)
+    for entry in m.runs:
+        name = f"[{entry.index + 1}/{total}] {label(entry.allocator, entry.parameters)}"
+        name += f" (repeat {entry.repeat + 1})"
+        if entry.done:
+            note(f"skip  {name}: {entry.status} in {entry.file}")
+            continue
+        if entry.status != "pending":
+            was = f" ({entry.file})" if entry.file else ""
+            note(f"rerun {name}: it was {entry.status}{was}")
+        entry = entry.started()
+        m = m.with_entry(entry)
+        manifest.save(_stamped(m), folder)
         spec = config.build_spec(
             bench,
-            {**exp.overrides, **item.parameters, "allocator": item.allocator},
+            {**exp.overrides, **entry.parameters, "allocator": entry.allocator},
             experiment=exp.name,
-            repeat=item.repeat,
-            parameters=item.parameters,
+            repeat=entry.repeat,
+            parameters=entry.parameters,
         ).with_(results_dir=folder)
-        entry: dict[str, Any] = {
-            "allocator": item.allocator,
-            "repeat": item.repeat,
-            "parameters": dict(item.parameters),
-        }
+        full: storage.ResultWriteError | None = None
         try:
-            result, path = run(spec, i, len(planned))
+            result, path = run(spec, entry.index, total)
         except KeyboardInterrupt:
-            outcome.interrupted = True
-            entry["status"] = "interrupted"
-            manifest["runs"].append(entry)
+            interrupted = True
+            entry = replace(entry, status="interrupted")
+        except storage.ResultWriteError as exc:  # a full disk: the next runs would fail too
+            full = exc
+            spare = str(exc.written_to) if exc.written_to else None
+            entry = replace(entry, status="failed", error=str(exc), fallback=spare)
+        except SandboxError as exc:  # this run could not start; go on
+            entry = replace(entry, status="failed", error=str(exc))
+        else:
+            fresh[result.run_id] = result
+            entry = replace(entry, status=result.status, run_id=result.run_id, file=path.name)
+            interrupted = result.status == "interrupted"
+        m = m.with_entry(entry)
+        manifest.save(_stamped(m), folder)
+        if full is not None:
+            raise SandboxError(
+                f"{full}; the experiment stops: make room in {folder}, then continue with: "
+                f"sandbox experiment --resume {folder}"
+            )
+        if interrupted:
             break
-        except SandboxError as exc:  # this run could not start or be written; go on
-            entry.update(status="failed", error=str(exc))
-            manifest["runs"].append(entry)
-            outcome.failures.append(f"{item.allocator} repeat {item.repeat + 1}: {exc}")
+    return _outcome(m, exp, folder, fresh, interrupted)
+
+
+def _stamped(m: Manifest) -> Manifest:
+    return replace(m, updated_at=utc_now())
+
+
+def _outcome(
+    m: Manifest, exp: Experiment, folder: Path, fresh: dict[str, RunResult], interrupted: bool
+) -> ExperimentOutcome:
+    """What the experiment has now: the latest result of each planned run, and its failures."""
+    from sandbox import results
+
+    outcome = ExperimentOutcome(folder, [], [], interrupted, name=exp.name, baseline=exp.baseline)
+    for entry in m.runs:
+        who = f"{entry.allocator} repeat {entry.repeat + 1}"
+        if entry.file is None:
+            if entry.error is not None:
+                outcome.failures.append(f"{who}: {entry.error}")
             continue
-        entry.update(run_id=result.run_id, status=result.status, file=path.name)
-        manifest["runs"].append(entry)
+        path = folder / entry.file
+        try:
+            result = fresh.get(entry.run_id or "") or results.load(path)
+        except ResultFormatError as exc:
+            outcome.failures.append(f"{who}: {exc}")
+            continue
         outcome.results.append(result)
         outcome.paths.append(path)
-        if result.status == "interrupted":
-            outcome.interrupted = True
-            break
-        if result.status != "ok":
+        if result.status not in ("ok", "interrupted"):
             outcome.failures.append(f"{result.run_id}: {result.status_detail}")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "experiment.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return outcome

@@ -208,9 +208,17 @@ SERVE: tuple[Flag, ...] = (
 EXPERIMENT: tuple[Flag, ...] = (
     Flag("--repeats", None, "Override the file's repeats.", click.IntRange(min=1)),
     _RUN["results_dir"].but(help=None, type=click.Path(file_okay=False, path_type=Path)),
+    Flag(
+        "--resume",
+        None,
+        "Continue the experiment in DIR: run only its missing and incomplete runs, as planned.",
+        click.Path(exists=True, file_okay=False, path_type=Path),
+        metavar="DIR",
+    ),
     CONFIG,
 )
-"""`sandbox experiment`: the file holds the settings; these only say where and how often."""
+"""`sandbox experiment`: the file holds the settings; these only say where and how often, or
+which experiment to continue."""
 
 _BY_SETTING = {f.setting: f for f in RUN if f.setting}
 

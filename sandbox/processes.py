@@ -1,5 +1,5 @@
-"""Child-process helpers both sides use: free ports, stopping a process group, log tails, states,
-exit codes in words.
+"""Child-process helpers both sides use: free ports, stopping a process group (and telling the
+lifeline), log tails, states, exit codes in words.
 
 Standard library and psutil only, so that the harness and the server can both import it.
 """
@@ -14,6 +14,8 @@ import subprocess
 from typing import IO, Any
 
 import psutil
+
+from sandbox import lifeline
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -58,6 +60,7 @@ def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 5.0) -> None:
         # Kill whatever is left of the group (uvicorn workers, memray, ...), then reap.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+        lifeline.lifeline().forget(proc.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout_s)
 

@@ -1,5 +1,5 @@
-"""The smaller sections of a result file, typed: host, sampler, trim, objects, profile and
-threshold checks. Each has `to_dict` (what lands on disk, key for key as format 3 writes it) and
+"""The smaller sections of a result file, typed: host, harness, sampler, trim, objects, profile
+and threshold checks. Each has `to_dict` (what lands on disk, key for key as format 3 writes it) and
 `from_dict` (which ignores keys it does not know, so newer files still read).
 """
 
@@ -81,6 +81,19 @@ class HostInfo(_Section):
         if isinstance(data, Mapping) and "sandbox_version" not in data and "sandbox" in data:
             data = {**data, "sandbox_version": data["sandbox"]}  # before format 1 settled
         return from_fields(cls, data)
+
+
+@dataclass(frozen=True)
+class HarnessInfo(_Section):
+    """The harness process that ran the run (format 4): a checkpoint whose harness no longer runs
+    is marked `harness-died`. The start time tells a reused pid from the harness."""
+
+    pid: int
+    start_ticks: int | None = None
+    """When it started, in clock ticks since boot (/proc/PID/stat field 22)."""
+    boot_id: str | None = None
+    """The boot it ran in (/proc/sys/kernel/random/boot_id)."""
+    hostname: str | None = None
 
 
 @dataclass(frozen=True)

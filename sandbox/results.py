@@ -23,6 +23,7 @@ from sandbox.json_shapes import Mismatch, check, check_fields, field_types
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.load.stats import BatchStats
 from sandbox.result_sections import (
+    HarnessInfo,
     HostInfo,
     ProfileInfo,
     SamplerInfo,
@@ -48,10 +49,23 @@ FORMAT = "sandbox-run"
 #     per-second request and failure counts (timeline_*); server gains `workers` (uvicorn
 #     processes), `app` / `ready_url` for a user's own server, and per-worker memory columns in
 #     probes; new `thresholds` (limits checked after the run, with their outcome).
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# 4 - (0.4.0) checkpoints: a run under way is written every few seconds as
+#     `<run_id>.partial.json` with status `running`; one whose harness died is marked
+#     `harness-died` by the next command that finds it. New `harness` (pid, start time, boot id
+#     and host of the harness process, to tell a live checkpoint from a dead one).
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
-Status = Literal["ok", "interrupted", "server-died", "server-hung", "memory-cap", "failed"]
+Status = Literal[
+    "ok",
+    "interrupted",
+    "server-died",
+    "server-hung",
+    "memory-cap",
+    "failed",
+    "running",
+    "harness-died",
+]
 STATUSES: tuple[Status, ...] = (
     "ok",
     "interrupted",
@@ -59,6 +73,8 @@ STATUSES: tuple[Status, ...] = (
     "server-hung",
     "memory-cap",
     "failed",
+    "running",
+    "harness-died",
 )
 
 Number = float | int
@@ -258,6 +274,8 @@ class RunResult:
     """The memray capture and what was rendered from it; None (on disk {}): not profiled."""
     thresholds: list[ThresholdCheck] = field(default_factory=list)
     """Each limit checked after the run."""
+    harness: HarnessInfo | None = None
+    """The harness process; None (on disk {}) in files before format 4."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
@@ -289,7 +307,7 @@ class RunResult:
             raise ResultFormatError(f"{cls.__name__}: {exc}") from None
 
 
-_EMPTY_WHEN_NONE = ("trim", "profile")
+_EMPTY_WHEN_NONE = ("trim", "profile", "harness")
 
 
 def _to_plain(obj: Any) -> Any:
@@ -316,6 +334,7 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "objects": lambda v: {moment: TopObjects.from_dict(top) for moment, top in v.items()},
     "profile": lambda v: ProfileInfo.from_dict(v) if v else None,
     "thresholds": lambda v: [ThresholdCheck.from_dict(c) for c in v],
+    "harness": lambda v: HarnessInfo.from_dict(v) if v else None,
 }
 
 

@@ -1,4 +1,5 @@
-"""Where a run's result goes: its results folder or, when that write fails, a fallback folder.
+"""Where a run's result goes: its results folder or, when that write fails, a fallback folder;
+and the atomic write other files use (the experiment manifest).
 
 A run can take an hour; a full disk at the end must not lose it. The fallback is gzipped (a
 nearly full disk is the usual cause) and lives in the system's temporary folder.
@@ -18,6 +19,11 @@ from sandbox.results import RunResult
 class ResultWriteError(SandboxError):
     """The result could not be written where it belongs; the message says where it went."""
 
+    def __init__(self, message: str, written_to: Path | None = None) -> None:
+        super().__init__(message)
+        self.written_to = written_to
+        """The fallback copy, or None when the run's data is lost."""
+
 
 def fallback_dir() -> Path:
     """`$TMPDIR/sandbox-results` (or the system's temporary folder)."""
@@ -35,6 +41,20 @@ def check_writable(folder: Path) -> None:
         raise SandboxError(
             f"cannot write results to {folder} ({exc.strerror}); choose another --results-dir"
         ) from None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file renamed over it: `path` holds the old
+    contents or the new ones, never a part (a full disk, a kill mid-write)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _reason(exc: OSError) -> str:
@@ -61,5 +81,6 @@ def save(result: RunResult, path: Path, fallback: Path | None = None) -> Path:
             "the run's data is lost"
         ) from None
     raise ResultWriteError(
-        f"could not write the result to {path} ({why}); it was written to {spare} instead"
+        f"could not write the result to {path} ({why}); it was written to {spare} instead",
+        written_to=spare,
     )

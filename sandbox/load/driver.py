@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from sandbox import lifeline
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec
 from sandbox.processes import free_port, stop_process, tail_of
@@ -131,14 +132,9 @@ def start(spec: LoadSpec, host_url: str, workdir: Path) -> Iterator[LocustProces
     with tempfile.TemporaryFile(prefix="sandbox-locust-") as log:
 
         def spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
-            proc = subprocess.Popen(
-                cmd,
-                env=env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
+            # A group of its own, killed by the lifeline's reaper if the harness dies.
+            proc = lifeline.spawn(
+                cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
             procs.append(proc)
             return proc

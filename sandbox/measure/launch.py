@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from sandbox import lifeline
 from sandbox.errors import ServerError
 from sandbox.loopback import OPENER, answers
 from sandbox.processes import free_port, port_in_use, silent_state, stop_process, tail_of
@@ -135,14 +136,9 @@ def launch(
     cmd = server_command(host, port, wrap, target)
     with tempfile.TemporaryFile(prefix="sandbox-server-") as log:
         try:
-            proc = subprocess.Popen(
-                cmd,
-                env=env,
-                cwd=target.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
+            # A group of its own, killed by the lifeline's reaper if the harness dies.
+            proc = lifeline.spawn(
+                cmd, env=env, cwd=target.cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
         except OSError as exc:
             raise ServerError(f"cannot start {target.describe()}: {exc.strerror}") from None

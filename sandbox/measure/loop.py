@@ -82,6 +82,8 @@ class RunLoop:
         self.phase = "start"
         self.batch = 0
         """The batch under way, or the last one (0 before the first)."""
+        self.after_check: Callable[[], None] | None = None
+        """Called after every check that passed (the runner's checkpoint)."""
 
     def now(self) -> float:
         """Seconds since the run started."""
@@ -94,8 +96,11 @@ class RunLoop:
         self.sampler.mark(phase)
 
     def check(self) -> None:
-        """Raise (the watchdog's Stopped) if the run cannot go on; else report progress."""
+        """Raise (the watchdog's Stopped) if the run cannot go on; else checkpoint and report
+        progress."""
         self.watchdog.check(self.phase)
+        if self.after_check is not None:
+            self.after_check()
         report_progress(
             self.on_progress, self.phase, self.batch, self.batches, self.now(), self.live
         )

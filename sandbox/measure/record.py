@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 import psutil
 
-from sandbox import allocators, results
+from sandbox import allocators, liveness, results
 from sandbox.errors import ResultFormatError
 from sandbox.load.stats import BatchStats
 from sandbox.measure import metadata
 from sandbox.measure.thresholds import check_thresholds
-from sandbox.result_sections import ProfileInfo, SamplerInfo, TopObjects, TrimInfo
+from sandbox.result_sections import HostInfo, ProfileInfo, SamplerInfo, TopObjects, TrimInfo
 from sandbox.results import AllocatorInfo, Columns, LoadInfo, Phase, RunResult, ServerInfo, Status
 from sandbox.spec import RunSpec
 
@@ -75,13 +75,24 @@ class ResultBuilder:
         self.root = root
         """Where the Locust file is named from, and whose git commit the host section reads."""
         self.started_at = started_at or utc_now()
-        self._allocator: tuple[allocators.ResolvedAllocator, list[str], str | None] | None = None
+        self._allocator: AllocatorInfo | None = None
+        self._host: HostInfo | None = None
+        self._harness = liveness.this_process()
 
     def allocator_verified(
         self, resolved: allocators.ResolvedAllocator, mapped: list[str], malloc_owner: str | None
     ) -> None:
         """The allocator was found mapped in the server (`mapped`), serving `malloc_owner`."""
-        self._allocator = (resolved, mapped, malloc_owner)
+        self._allocator = AllocatorInfo(
+            name=resolved.name,
+            library=resolved.path,
+            env=dict(resolved.allocator.env),
+            verified_loaded=True,
+            mapped_libraries=mapped,
+            package=resolved.allocator.package,
+            package_version=allocators.package_version(resolved.allocator.package),
+            malloc_owner=malloc_owner,
+        )
 
     def build(
         self,
@@ -99,23 +110,16 @@ class ResultBuilder:
         profile: ProfileInfo | None,
     ) -> RunResult:
         """The result: `detail` and the `notes` joined into its status detail; `trim` and
-        `objects` are the server's answers ({} when not asked or not answered)."""
+        `objects` are the server's answers ({} when not asked or not answered). Called every few
+        seconds for a checkpoint: the machine's facts are gathered once."""
         if self._allocator is None:
             raise RuntimeError("ResultBuilder.build before allocator_verified")
-        resolved, mapped, malloc_owner = self._allocator
+        allocator = self._allocator
+        if self._host is None:
+            self._host = metadata.collect(self.root)
         spec = self.spec
         notes = list(notes)
         ended_at = utc_now()
-        allocator = AllocatorInfo(
-            name=resolved.name,
-            library=resolved.path,
-            env=dict(resolved.allocator.env),
-            verified_loaded=True,
-            mapped_libraries=mapped,
-            package=resolved.allocator.package,
-            package_version=allocators.package_version(resolved.allocator.package),
-            malloc_owner=malloc_owner,
-        )
         settings = spec.server.settings
         result = RunResult(
             run_id=self.run_id,
@@ -140,7 +144,7 @@ class ResultBuilder:
                 ready_url=server.ready_url,
             ),
             load=LoadInfo(spec.load.relative_to(self.root), spec.schedule, list(stats)),
-            host=metadata.collect(self.root),
+            host=self._host,
             sampler=SamplerInfo(
                 interval_s=spec.sampler.interval_s,
                 probe_interval_s=spec.sampler.probe_interval_s,
@@ -161,6 +165,7 @@ class ResultBuilder:
             trim=_trim(trim, notes),
             objects=_objects(objects, notes),
             profile=profile,
+            harness=self._harness,
         )
         return replace(
             result,

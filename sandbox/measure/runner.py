@@ -10,6 +10,7 @@ import ipaddress
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sandbox.config import REPO_ROOT
 from sandbox.errors import ConfigError, LoadError, ServerError
 from sandbox.load import batch
 from sandbox.load.stats import BatchStats
+from sandbox.measure.checkpointer import Checkpointer
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.measure.loop import ProgressCallback, RunLoop
 from sandbox.measure.profiling import MemrayProfile
@@ -67,12 +69,16 @@ class _Run:
             # With several workers, any one of them answers: their counters would be mixed.
             ask_server=spec.target.workers == 1,
         )
-        watchdog = Watchdog(self.sampler, self.probe, group, limits=spec.limits)
-        self.loop = RunLoop(self.sampler, watchdog, live, spec.schedule.batches, on_progress, t0=t0)
+        self.watchdog = Watchdog(self.sampler, self.probe, group, limits=spec.limits)
+        self.loop = RunLoop(
+            self.sampler, self.watchdog, live, spec.schedule.batches, on_progress, t0=t0
+        )
         self.client = ServerClient(server.url, on_answer=self._answered)
         self.host_url = server.url
         self.supervisor = batch.Supervisor(self.loop.check, self.loop.now)
         self.stats: list[BatchStats] = []
+        self.after_batch: Callable[[], None] = lambda: None
+        """Called when a batch's statistics are in (the runner checkpoints them)."""
         self.notes: list[str] = []
         self.trim: dict[str, Any] = {}
         self.objects: dict[str, Any] = {}
@@ -84,12 +90,24 @@ class _Run:
         self.sampler.start()
         self.probe.start()
 
+    def sampled_so_far(self, pid: int) -> Sampled:
+        """What the threads have recorded up to now, for a checkpoint."""
+        return Sampled(
+            self.sampler.store.columns(),
+            self.probe.store.columns() if self.probe.store else {},
+            self.sampler.phases_so_far(),
+            decimation=self.sampler.store.stride,
+            peak_rss_bytes=self.sampler.peak_rss_bytes,
+            vmhwm_bytes=read_vmhwm(pid),
+        )
+
     def stop_sampling(self, pid: int, *, ok: bool) -> tuple[int | None, Columns, Columns]:
-        """The kernel's peak RSS, the samples and the probes; notes server processes that
-        vanished from a run that is otherwise ok."""
+        """The kernel's peak RSS, the samples and the probes; notes what the threads did after
+        the last check, and server processes that vanished from a run that is otherwise ok."""
         vmhwm = read_vmhwm(pid)
         samples = self.sampler.stop()
         probes = self.probe.stop()
+        self.notes.extend(self.watchdog.after_stop())
         if self.probe.tree is not None and self.probe.tree.vanished and ok:
             self.notes.append(
                 "server processes exited during the run (their supervisor may have replaced "
@@ -116,6 +134,7 @@ class _Run:
                 stats = self.supervisor.run(load, self.host_url, Path(tmp), b)
                 self.stats.append(stats)
                 self.notes.extend(batch.shortfall(load, stats))
+                self.after_batch()
                 if b < schedule.batches and schedule.pause_s > 0:
                     self.loop.hold(f"pause-{b}", schedule.pause_s)
 
@@ -180,17 +199,26 @@ def run_once(
         mapped, malloc_owner = _verify(spec, resolved, server, env.pop(OWNER_FILE_ENV, None))
         record.allocator_verified(resolved, mapped, malloc_owner)
         run = _Run(spec, server, on_progress)
+        checkpoint = Checkpointer(folder, run_id, lambda: _partial(record, run, server, env))
+        run.loop.after_check = checkpoint.maybe
+        run.after_batch = checkpoint.soon
         run.start_sampling()
         try:
-            run.drive()  # baseline, batches, idle, trim
-        except KeyboardInterrupt:
-            status, detail = "interrupted", f"interrupted during {run.loop.phase}"
-        except Stopped as stop:
-            status, detail = stop.status, stop.detail
-        except LoadError as exc:
-            status, detail = "failed", str(exc)
-        finally:
-            vmhwm, samples, probes = run.stop_sampling(server.pid, ok=status == "ok")
+            try:
+                run.drive()  # baseline, batches, idle, trim
+            except KeyboardInterrupt:
+                status, detail = "interrupted", f"interrupted during {run.loop.phase}"
+            except Stopped as stop:
+                status, detail = stop.status, stop.detail
+            except LoadError as exc:
+                status, detail = "failed", str(exc)
+            finally:
+                vmhwm, samples, probes = run.stop_sampling(server.pid, ok=status == "ok")
+        except BaseException as exc:  # a second Ctrl-C while stopping, or a bug
+            _abandon(checkpoint, exc)
+            raise
+    if checkpoint.failure:
+        run.notes.append(checkpoint.failure)
     profile = profiler.finish() if profiler else None
     result = record.build(
         status=status,
@@ -215,7 +243,41 @@ def run_once(
         profile=profile,
     )
     suffix = ".json.gz" if spec.output.compress else ".json"
-    return result, storage.save(result, folder / f"{run_id}{suffix}")
+    try:
+        path = storage.save(result, folder / f"{run_id}{suffix}")
+    except storage.ResultWriteError as exc:
+        if exc.written_to is not None:  # the fallback copy holds the whole run
+            checkpoint.finish()
+        raise
+    checkpoint.finish()  # the final result replaces the checkpoint
+    return result, path
+
+
+def _partial(
+    record: ResultBuilder, run: _Run, server: ServerProcess, env: dict[str, str]
+) -> RunResult:
+    """The run so far, as a checkpoint (status `running`)."""
+    return record.build(
+        status="running",
+        detail="",
+        notes=run.notes,
+        server=server,
+        env=env,
+        exit_code=None,
+        stats=run.stats,
+        sampled=run.sampled_so_far(server.pid),
+        trim=run.trim,
+        objects=run.objects,
+        profile=None,
+    )
+
+
+def _abandon(checkpoint: Checkpointer, exc: BaseException) -> None:
+    """The run ends without a result while the harness lives on: say so in the checkpoint."""
+    if isinstance(exc, KeyboardInterrupt):
+        checkpoint.abandon("interrupted", "interrupted while stopping; this is its last checkpoint")
+    else:
+        checkpoint.abandon("failed", f"the harness failed: {exc!r}; this is its last checkpoint")
 
 
 def _verify(

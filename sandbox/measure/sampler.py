@@ -32,6 +32,8 @@ class ColumnStore:
         self._data = {name: array(code) for name, (code, _) in self._spec.items()}
         self._pending: dict[str, float] | None = None
         self._pending_n = 0
+        self._lock = threading.Lock()
+        """The sampling thread appends while a checkpoint reads the columns."""
         self.max_rows = max_rows
         self.stride = 1
         """How many raw rows each stored row stands for."""
@@ -44,6 +46,10 @@ class ColumnStore:
         return len(next(iter(self._data.values())))
 
     def append(self, row: Mapping[str, float]) -> None:
+        with self._lock:
+            self._append(row)
+
+    def _append(self, row: Mapping[str, float]) -> None:
         if self.stride == 1:
             self._store(row)
             return
@@ -79,10 +85,12 @@ class ColumnStore:
         self.stride *= 2
 
     def columns(self) -> Columns:
-        data: Columns = {name: list(col) for name, col in self._data.items()}
-        if self._pending is not None:
-            for name in data:
-                data[name].append(_cast(self._spec[name][0], self._pending[name]))
+        """A copy of the columns, all of one length (safe while another thread appends)."""
+        with self._lock:
+            data: Columns = {name: list(col) for name, col in self._data.items()}
+            if self._pending is not None:
+                for name in data:
+                    data[name].append(_cast(self._spec[name][0], self._pending[name]))
         return data
 
     def last(self, name: str) -> float | None:
@@ -181,6 +189,8 @@ class _PollingThread(threading.Thread):
         self.t0 = t0
         self._stop_event = threading.Event()
         self.error: BaseException | None = None
+        self.stuck_s: float | None = None
+        """Set by `halt` when the thread did not stop within that many seconds."""
 
     def run(self) -> None:
         next_at = time.monotonic()
@@ -200,12 +210,15 @@ class _PollingThread(threading.Thread):
     def tick(self, t: float) -> bool:
         raise NotImplementedError
 
-    def halt(self) -> None:
+    def halt(self, timeout_s: float | None = None) -> None:
+        """Stop the thread and wait for it (5 s, or three intervals); `stuck_s` says when that
+        wait ran out. Its `error` is then whatever it raised."""
         self._stop_event.set()
+        wait_s = max(5.0, self.interval_s * 3) if timeout_s is None else timeout_s
         if self.is_alive():
-            self.join(timeout=max(5.0, self.interval_s * 3))
-        if self.is_alive() and self.error is None:
-            self.error = RuntimeError(f"{self.name} did not stop within its timeout")
+            self.join(timeout=wait_s)
+        if self.is_alive():
+            self.stuck_s = wait_s
 
 
 class RssSampler(_PollingThread):
@@ -291,6 +304,13 @@ class RssSampler(_PollingThread):
         if self._open_phase:
             self.phases.append(Phase(self._open_phase[0], self._open_phase[1], now))
         self._open_phase = (name, now)
+
+    def phases_so_far(self) -> list[Phase]:
+        """The phases, the open one closed now (for a checkpoint)."""
+        phases = list(self.phases)
+        if self._open_phase:
+            phases.append(Phase(*self._open_phase, time.monotonic() - self.t0))
+        return phases
 
     def stop(self) -> Columns:
         """Stop sampling, close the open phase, and return the columns."""

@@ -1,5 +1,6 @@
 """The run's watchdog: it ends a run whose server died, hung or passed the memory cap, or whose
-sampling threads failed (their figures would be silently stale).
+sampling threads failed (their figures would be silently stale); once they are stopped, it says
+what they did after the last check.
 
 It reads the sampler, the probe and the server through the small protocols below, and a clock,
 so the rules can be tested with fakes; `ServerGroup` is the real server.
@@ -40,6 +41,10 @@ class SamplingThread(Protocol):
     @property
     def error(self) -> BaseException | None:
         """What the thread raised, if it did."""
+
+    @property
+    def stuck_s(self) -> float | None:
+        """Set when the thread did not stop within that many seconds of being asked."""
 
 
 class Sampler(SamplingThread, Protocol):
@@ -111,12 +116,15 @@ class Watchdog:
         self.server = server
         self.limits = limits
         self.clock = clock
+        self.reported: set[str] = set()
+        """The threads whose failure ended the run (already in its status detail)."""
 
     def check(self, phase: str) -> None:
         """Raise Stopped if a sampling thread failed, the server passed the memory cap, died,
         or answered nothing for longer than the hang timeout (in that order)."""
         for thread in (self.sampler, self.probe):
             if thread.error is not None:
+                self.reported.add(thread.name)
                 raise Stopped("failed", f"the {thread.name} thread failed: {thread.error!r}")
         # Before the death check: the sampler kills the server at the cap.
         if self.sampler.cap_hit.is_set():
@@ -138,3 +146,20 @@ class Watchdog:
                 f"the server answered nothing for {self.limits.hang_timeout_s:g} s during "
                 f"{phase}{state}; it was killed",
             )
+
+    def after_stop(self) -> list[str]:
+        """Notes for the result once the threads are stopped: a thread that failed after the
+        run's last check (no check saw it), or one that did not stop when asked."""
+        notes = []
+        for thread in (self.sampler, self.probe):
+            if thread.error is not None and thread.name not in self.reported:
+                notes.append(
+                    f"the {thread.name} thread failed after the run's last check: "
+                    f"{thread.error!r}; its last readings are missing"
+                )
+            if thread.stuck_s is not None:
+                notes.append(
+                    f"the {thread.name} thread did not stop within {thread.stuck_s:g} s of the "
+                    "end of the run; its last readings may be missing"
+                )
+        return notes

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sandbox import allocators, results
@@ -16,6 +19,7 @@ from tests.integration.browser import (
     headless_chromium,
 )
 from tests.integration.conftest import run_sandbox
+from tests.integration.harness import REPO, SANDBOX, harness_env
 
 pytestmark = pytest.mark.e2e
 
@@ -97,3 +101,65 @@ def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
     assert "The answer" in visit.text and "after-idle RSS (MiB)" in visit.text
     assert visit.values["figures"] == 2  # RSS, and where the memory is
     assert colours(visit.screenshot_png)[0] > 100
+
+
+RESUMABLE = """\
+name: e2e-resume
+allocators: [glibc]
+repeats: 2
+iterations: 400
+run:
+  tags: [tiny]
+  batches: 1
+  baseline_s: 0.5
+  idle_s: 1
+  trim_s: 0
+"""
+
+
+def test_an_experiment_killed_mid_run_resumes_where_it_stopped(tmp_path: Path) -> None:
+    experiment = tmp_path / "e2e-resume.yml"
+    experiment.write_text(RESUMABLE)
+    out = tmp_path / "results"
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        harness = subprocess.Popen(
+            [*SANDBOX, "experiment", str(experiment), "--results-dir", str(out)],
+            cwd=REPO,
+            env=harness_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while "[2/2]" not in (tmp_path / "stderr.txt").read_text():
+                assert harness.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+            [folder] = out.iterdir()
+            while not list(folder.glob("*.partial.json")):  # run 2 has checkpointed
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            server = [
+                p for p in psutil.Process(harness.pid).children() if "sandbox.server" in p.cmdline()
+            ]
+        finally:
+            harness.kill()
+            harness.wait()
+    manifest = json.loads((folder / "experiment.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["ok", "running"]
+    time.sleep(2.0)
+    assert server and not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in server)
+
+    done = run_sandbox("experiment", "--resume", str(folder), timeout_s=120)
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith(f"note: marked {folder}/") and " harness-died: " in lines[0]
+    assert lines[1] == f"resuming {folder}: 1 of 2 runs done, 1 to run again, 0 not yet run"
+    assert lines[2].startswith("skip  [1/2] glibc (repeat 1): ok in ")
+    assert lines[3].startswith("rerun [2/2] glibc (repeat 2): it was harness-died (")
+    manifest = json.loads((folder / "experiment.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["ok", "ok"]
+    assert [a["status"] for a in manifest["runs"][1]["superseded"]] == ["harness-died"]
+    statuses = sorted(r.status for r in results.load_all([folder]))
+    assert statuses == ["harness-died", "ok", "ok"]  # the checkpoint stays, readable

@@ -11,12 +11,14 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
-from sandbox import results
+from sandbox import checkpoints, results
 from tests.integration.harness import (
     REPO,
     Harness,
@@ -41,6 +43,12 @@ def assert_clean_exit(run: Harness, port: int, code: int) -> None:
     assert len([line for line in run.stderr.splitlines() if not line.startswith("[")]) == 1
     assert run.survivors() == []
     assert processes_of_port(port) == []
+
+
+def running(proc: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    return False
 
 
 def config_with(folder: Path, key: str, value: str) -> Path:
@@ -214,3 +222,44 @@ def test_signal_interrupts_and_leaves_no_process(
     result = results.load(path)
     assert (result.status, result.status_detail) == ("interrupted", "interrupted during batch-1")
     assert result.samples["rss_bytes"]
+
+
+# --- the harness itself killed ------------------------------------------------------------------
+
+
+def test_harness_killed_mid_batch_leaves_no_process_and_a_checkpoint(
+    harness: HarnessFactory,
+) -> None:
+    run = harness([*LONG, "--load-workers", "1"])
+    server, port = run.server_under_load()
+    run.wait_for("a worker", lambda: run.child("--worker"))
+    locust = [run.child("--master"), run.child("--worker")]
+    runs = run.results_dir / "runs"
+
+    def checkpoint_in_batch() -> bool:  # the first is written at once, the next 5 s later
+        found = list(runs.glob("*.partial.json"))
+        return bool(found) and "batch-1" in [p.name for p in results.load(found[0]).phases]
+
+    run.wait_for("a checkpoint during batch-1", checkpoint_in_batch)
+
+    run.proc.kill()
+    run.proc.wait()
+    time.sleep(2.0)
+
+    # Neither the server, nor Locust's master and worker, nor the reaper is still running.
+    for child in [server, *locust]:
+        assert child is not None and not running(child), child
+    assert run.survivors(timeout_s=0.01) == []
+    assert processes_of_port(port) == []
+    [path] = result_files(run.results_dir)
+    assert path.name.endswith(".partial.json")
+    assert results.load(path).status == "running"  # until a command finds it
+    [settled] = checkpoints.settle([run.results_dir])
+    assert settled.path == path
+    result = results.load(path)
+    assert result.status == "harness-died"
+    assert result.status_detail.startswith(
+        f"the harness (pid {run.proc.pid}) died; this is its last checkpoint, written "
+    )
+    assert result.status_detail.endswith(" s into the run during batch-1")
+    assert result.samples["rss_bytes"] and result.phases[0].name == "baseline"

@@ -248,7 +248,7 @@ def test_a_config_error_in_any_command_is_a_usage_error_of_that_command(tmp_path
     done = invoke("experiment", str(missing))
     assert done.exit_code == 2
     assert done.stderr == (
-        "Usage: sandbox experiment [OPTIONS] EXPERIMENT_FILE\n"
+        "Usage: sandbox experiment [OPTIONS] [EXPERIMENT_FILE]\n"
         "Try 'sandbox experiment --help' for help.\n\n"
         f"Error: {missing}: no such file\n"
     )
@@ -461,12 +461,13 @@ def test_experiment_interrupted_keeps_the_finished_runs(tmp_path: Path) -> None:
         done = invoke("experiment", str(file), "--results-dir", str(tmp_path / "out"))
 
     assert done.exit_code == 130
-    assert done.stderr.splitlines()[-1] == (
-        "Interrupted; the comparison covers the runs that finished."
-    )
     [folder] = (tmp_path / "out").iterdir()
+    assert done.stderr.splitlines()[-1] == (
+        "Interrupted; the comparison covers the runs that finished. Continue with: "
+        f"sandbox experiment --resume {folder}"
+    )
     manifest = json.loads((folder / "experiment.json").read_text())
-    assert [r["status"] for r in manifest["runs"]] == ["ok", "ok", "interrupted"]
+    assert [r["status"] for r in manifest["runs"]] == ["ok", "ok", "interrupted", "pending"]
     assert len(results.load_all([folder])) == 2
 
 

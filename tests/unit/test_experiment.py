@@ -258,7 +258,7 @@ def test_an_interrupt_stops_the_experiment(tmp_path: Path) -> None:
     assert len(fake.specs) == 3
     assert len(outcome.results) == 2
     manifest = json.loads((outcome.folder / "experiment.json").read_text())
-    assert [r["status"] for r in manifest["runs"]] == ["ok", "ok", "interrupted"]
+    assert [r["status"] for r in manifest["runs"]] == ["ok", "ok", "interrupted", "pending"]
 
 
 def test_unknown_allocator_fails_before_any_run(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def write_changed(tmp_path: Path, change: Any) -> Path:
         (
             lambda d: d.update(status="weird"),
             "status has value 'weird'; expected one of: ok, interrupted, server-died, "
-            "server-hung, memory-cap, failed",
+            "server-hung, memory-cap, failed, running, harness-died",
         ),
         (
             lambda d: d["load"].update(users="x"),

@@ -38,7 +38,7 @@ def test_unknown_version_is_rejected(tmp_path: Path) -> None:
         results.load(path)
     assert str(info.value) == (
         f"{path}: result format version 99 is not supported by this sandbox "
-        "(it reads versions 1, 2, 3); use the sandbox version that wrote it"
+        "(it reads versions 1, 2, 3, 4); use the sandbox version that wrote it"
     )
 
 
@@ -114,9 +114,32 @@ def test_golden_file_of_each_version_loads() -> None:
         )
 
 
-def test_a_format_3_file_is_written_back_key_for_key() -> None:
-    raw = json.loads(gzip.decompress((DATA / "result_v3.json.gz").read_bytes()))
+def test_a_format_4_file_is_written_back_key_for_key() -> None:
+    raw = json.loads(gzip.decompress((DATA / "result_v4.json.gz").read_bytes()))
     assert json.dumps(results.RunResult.from_dict(raw).to_dict()) == json.dumps(raw)
+
+
+def test_a_format_3_file_is_written_back_as_format_4() -> None:
+    raw = json.loads(gzip.decompress((DATA / "result_v3.json.gz").read_bytes()))
+    assert json.dumps(results.RunResult.from_dict(raw).to_dict()) == json.dumps(
+        {**raw, "version": 4, "harness": {}}
+    )
+
+
+def test_format_4_records_the_harness_and_keeps_a_dead_harness_run_readable() -> None:
+    v4 = results.load(DATA / "result_v4.json.gz")
+    assert v4.harness is not None and v4.harness.start_ticks is not None
+    assert v4.harness.boot_id and v4.harness.hostname
+    died = results.load(DATA / "harness_died_v4.json.gz")  # a real run, SIGKILLed mid-way
+    assert died.status == "harness-died"
+    assert died.status_detail.startswith(
+        f"the harness (pid {died.harness.pid if died.harness else 0}) died; this is its last "
+        "checkpoint, written "
+    )
+    assert died.samples["rss_bytes"] and len(died.load.stats) == 1
+    assert died.summary == results.compute_summary(
+        died.samples, died.phases, died.summary.vmhwm_bytes, died.probes
+    )
 
 
 def test_older_files_read_into_the_typed_sections() -> None:

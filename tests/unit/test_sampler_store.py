@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 
-from sandbox.measure.sampler import ColumnStore, RssSampler, read_vmhwm
+from sandbox import results
+from sandbox.measure.sampler import ColumnStore, RssSampler, _PollingThread, read_vmhwm
 
 
 def store(max_rows: int) -> ColumnStore:
@@ -46,3 +49,43 @@ def test_sampler_samples_a_real_process() -> None:
     assert [p.name for p in sampler.phases] == ["a", "b"]
     vmhwm = read_vmhwm(os.getpid())
     assert vmhwm is not None and vmhwm >= max(cols["rss_bytes"]) * 0.9
+
+
+def test_a_thread_that_does_not_stop_is_marked_stuck() -> None:
+    release = threading.Event()
+
+    class Stuck(_PollingThread):
+        def tick(self, t: float) -> bool:
+            release.wait(5)  # a /proc read or an HTTP call that hangs
+            return True
+
+    thread = Stuck("stuck", 0.01, time.monotonic())
+    thread.start()
+    time.sleep(0.05)
+    thread.halt(timeout_s=0.1)
+    assert thread.stuck_s == 0.1
+    release.set()
+    thread.join()
+
+
+def test_columns_stay_of_one_length_while_a_thread_appends() -> None:
+    store = ColumnStore({"t_s": ("d", "first"), "rss_bytes": ("q", "max")}, max_rows=64)
+    done = threading.Event()
+
+    def append() -> None:
+        i = 0
+        while not done.is_set():
+            store.append({"t_s": i, "rss_bytes": i})
+            i += 1
+
+    writer = threading.Thread(target=append)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    writer.start()
+    try:
+        unequal = sum(not results.column_lengths_ok(store.columns()) for _ in range(3000))
+    finally:
+        done.set()
+        writer.join()
+        sys.setswitchinterval(interval)
+    assert unequal == 0

@@ -25,6 +25,7 @@ class FakeFlag:
 class FakeSampler:
     name: str = "rss-sampler"
     error: BaseException | None = None
+    stuck_s: float | None = None
     cap_hit: FakeFlag = field(default_factory=FakeFlag)
     gone: FakeFlag = field(default_factory=FakeFlag)
 
@@ -33,6 +34,7 @@ class FakeSampler:
 class FakeProbe:
     name: str = "probe-poller"
     error: BaseException | None = None
+    stuck_s: float | None = None
     answered_at: float = 100.0
     alive: bool = True
 
@@ -211,3 +213,30 @@ def test_a_recent_answer_resets_the_silence() -> None:
     rig.clock.t = 108.0  # 8 s since the start, 4 s since the last answer
     watchdog.check("batch-1")
     assert rig.server.events == []
+
+
+# --- after the threads are stopped ----------------------------------------------------------------
+
+
+def test_a_failure_after_the_last_check_and_a_stuck_thread_reach_the_notes() -> None:
+    rig = Rig(probe=FakeProbe(stuck_s=5.0))
+    watchdog = rig.watchdog()
+    watchdog.check("idle")  # the last check: all well
+    rig.sampler.error = RuntimeError("no /proc")
+
+    assert watchdog.after_stop() == [
+        "the rss-sampler thread failed after the run's last check: RuntimeError('no /proc'); "
+        "its last readings are missing",
+        "the probe-poller thread did not stop within 5 s of the end of the run; its last "
+        "readings may be missing",
+    ]
+
+
+def test_a_failure_that_ended_the_run_is_not_told_twice() -> None:
+    rig = Rig(probe=FakeProbe(error=ValueError("bad JSON")))
+    watchdog = rig.watchdog()
+    with pytest.raises(Stopped):
+        watchdog.check("idle")
+
+    assert watchdog.after_stop() == []
+    assert Rig().watchdog().after_stop() == []
