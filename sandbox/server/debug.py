@@ -1,19 +1,21 @@
 """/debug/*: what the allocator and the interpreter say about the server's memory, from inside.
 
 Guarded (guards.py; anyone else gets 403): loopback clients only, a Host naming this machine,
-and on POST the X-Sandbox-Debug header. These routes allocate, trim and walk the heap. Most run
-on the event loop, never in the worker pool, so they answer while the pool is saturated. Two
-take long, each in its own one-thread limiter, so they neither wait behind busy workers nor
-stall the loop (they still compete for the GIL), and concurrent calls queue behind each other:
-/debug/objects walks every object with pympler (seconds on a big heap), and /debug/hold
-allocates and touches its blocks (about a second per GiB; under mimalloc on the loop, where
-the trim can reach them). /debug/hold holds at most
-HOLD_CAP_PERCENT of MemTotal in all (409 past it); a hold still in progress lands after a
-/debug/release that came before it finished.
+and on POST the X-Sandbox-Debug header. These routes allocate, trim and walk the heap. They run
+on the event loop, never in the worker pool, so they answer while the pool is saturated.
+/debug/objects walks every object with pympler (seconds on a big heap): it runs in its own
+one-thread limiter so it neither waits behind busy workers nor stalls the loop (it still
+competes for the GIL), and concurrent calls queue behind each other. /debug/hold allocates and
+touches its blocks (about a second per GiB) HOLD_STEP_MIB at a time, leaving the loop to the
+others between steps: on the loop's own thread, because with mimalloc memory freed by one thread but
+allocated by another waits on the other's heap, out of /debug/trim's reach (mi_collect collects
+the calling thread's heap). It holds at most HOLD_CAP_PERCENT of MemTotal in all (409 past it);
+a hold still in progress lands after a /debug/release that came before it finished.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import time
@@ -33,6 +35,10 @@ from sandbox.server.introspect import MIB
 MAX_HOLD_MIB = 64 * 1024
 HOLD_CAP_PERCENT = 25
 """/debug/hold holds at most this share of MemTotal in all (the sum of every call)."""
+HOLD_STEP_MIB = 16
+"""/debug/hold allocates this much (some 10-20 ms) at a time,"""
+HOLD_PAUSE_S = 0.002
+"""then leaves the loop this long to the other requests (a request takes several turns)."""
 MAX_OBJECTS_LIMIT = 1000
 DEFAULT_OBJECTS_LIMIT = 20
 
@@ -99,7 +105,6 @@ def routes() -> list[Route]:
     ballast = introspect.Ballast()
     pending_mib = 0  # being allocated by a /debug/hold in progress
     objects_limiter: list[anyio.CapacityLimiter] = []  # made on first use, inside the loop
-    hold_limiter: list[anyio.CapacityLimiter] = []
 
     async def memory(request: Request) -> JSONResponse:
         started = time.perf_counter()
@@ -123,18 +128,13 @@ def routes() -> list[Route]:
                 f"{memory_total_bytes() // MIB} MiB); POST /debug/release first, or hold less",
                 status_code=409,
             )
-        if not hold_limiter:
-            hold_limiter.append(anyio.CapacityLimiter(1))
         started = time.perf_counter()
         part = introspect.Ballast()
         pending_mib += mib
-        try:
-            if introspect.backend().name == "mimalloc":
-                # mimalloc keeps per-thread heaps and mi_collect (POST /debug/trim, on the loop)
-                # reaches only the calling thread's: hold where the trim can give it back.
-                part.hold(mib)
-            else:  # allocating and touching GiBs takes seconds: in a thread, not on the loop
-                await anyio.to_thread.run_sync(part.hold, mib, limiter=hold_limiter[0])
+        try:  # a step at a time, letting the loop serve others in between
+            for done in range(0, mib, HOLD_STEP_MIB):
+                part.hold(min(HOLD_STEP_MIB, mib - done))
+                await asyncio.sleep(HOLD_PAUSE_S)
         finally:
             pending_mib -= mib
         total = ballast.add(part)

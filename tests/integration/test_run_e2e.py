@@ -199,7 +199,8 @@ USAGE = ["Usage: sandbox run [OPTIONS]", "Try 'sandbox run --help' for help.", "
         (
             "--max-rss",
             "lots",
-            "Error: Invalid value for '--max-rss': 'lots' is not a size such as 2GiB or 800MiB",
+            "Error: Invalid value for '--max-rss': 'lots' is not a size such as 2GiB, 800MiB or "
+            "1500000000",
         ),
     ],
     ids=["tags", "handler", "max-rss"],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -168,46 +167,49 @@ def test_the_cap_is_a_quarter_of_memtotal() -> None:
     assert debug.hold_cap_mib() == debug.memory_total_bytes() // 4 // MIB
 
 
-def test_a_hold_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A hold of many GiB takes seconds; meanwhile the debug routes still answer."""
-    holding, finish = threading.Event(), threading.Event()
-    real_hold = introspect.Ballast.hold
+S_PER_MIB = 0.004  # the fake hold's pace: 4 ms a MiB (a real one takes about 1 ms)
 
-    def slow_hold(self: introspect.Ballast, mib: int) -> int:
-        holding.set()
-        assert finish.wait(5), "the test never let the hold finish"
-        return real_hold(self, mib)
 
-    monkeypatch.setattr(introspect.Ballast, "hold", slow_hold)
+@pytest.fixture
+def slow_hold(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Ballast.hold, but slow and without the memory; the sizes it was asked for."""
+    asked: list[int] = []
+
+    def hold(self: introspect.Ballast, mib: int) -> int:
+        asked.append(mib)
+        time.sleep(mib * S_PER_MIB)
+        return self.mib
+
+    monkeypatch.setattr(introspect.Ballast, "hold", hold)
+    return asked
+
+
+def test_a_long_hold_leaves_the_loop_free_between_steps(slow_hold: list[int]) -> None:
+    """320 MiB take 1.3 s here, 16 MiB (64 ms) at a time; meanwhile the routes still answer."""
     with app_client(**DEBUG) as c, ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(c.post, "/debug/hold?mib=2")
-        assert holding.wait(5), "the hold never started"
+        pending = pool.submit(c.post, "/debug/hold?mib=320")
+        while not slow_hold:
+            time.sleep(0.005)
         started = time.monotonic()
         assert c.get("/debug/memory").status_code == 200
         assert c.get("/stats").status_code == 200
         answered_s = time.monotonic() - started
-        finish.set()
-        assert pending.result(timeout=5).json()["held_mib"] == 2
-    assert answered_s < 1.0
+        assert not pending.done()  # answered while the hold was still going
+        assert pending.result(timeout=10).status_code == 201
+    assert answered_s < 320 * S_PER_MIB / 3
+    assert slow_hold == [debug.HOLD_STEP_MIB] * (320 // debug.HOLD_STEP_MIB)
 
 
-def test_a_hold_in_progress_counts_against_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(debug, "memory_total_bytes", lambda: 64 * MIB)
-    holding, finish = threading.Event(), threading.Event()
-    real_hold = introspect.Ballast.hold
-
-    def slow_hold(self: introspect.Ballast, mib: int) -> int:
-        holding.set()
-        assert finish.wait(5)
-        return real_hold(self, mib)
-
-    monkeypatch.setattr(introspect.Ballast, "hold", slow_hold)
+def test_a_hold_in_progress_counts_against_the_cap(
+    monkeypatch: pytest.MonkeyPatch, slow_hold: list[int]
+) -> None:
+    monkeypatch.setattr(debug, "memory_total_bytes", lambda: 64 * MIB)  # cap: 16 MiB
     with app_client(**DEBUG) as c, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(c.post, "/debug/hold?mib=12")
-        assert holding.wait(5)
+        while not slow_hold:
+            time.sleep(0.005)
         refused = c.post("/debug/hold?mib=8")
-        finish.set()
-        assert pending.result(timeout=5).status_code == 201
+        assert pending.result(timeout=10).status_code == 201
     assert refused.status_code == 409
     assert "would hold 20 MiB" in refused.json()["error"]
 
