@@ -1,8 +1,9 @@
 """`python -m sandbox.server [--host H] [--port P] [--workers N] [--app module:attr]`.
 
-Without --app: the stair-stepper, configured by HANDLER, SLEEP_MS, THREADS and MAX_BODY_BYTES
-(see ServerSettings). With --app: any ASGI app, served by uvicorn the same way, so the harness
-can run a user's service under an allocator. --workers N: N uvicorn worker processes.
+Without --app: the stair-stepper, configured by HANDLER, SLEEP_MS, THREADS and MAX_BODY_BYTES,
+and its known truths by LEAK_BYTES, LEAK_KIND, CACHE_DOCS and PIN_OBJECTS (see ServerSettings).
+With --app: any ASGI app, served by uvicorn the same way, so the harness can run a user's service
+under an allocator. --workers N: N uvicorn worker processes.
 
 When SANDBOX_MALLOC_OWNER_FILE is set, the process writes there the path of the library whose
 `malloc` it calls (dladdr), so the harness can check the allocator of an app that has no /health.
@@ -32,7 +33,10 @@ def app_from_environ() -> object:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox.server",
-        description="The stair-stepper. Environment: HANDLER, SLEEP_MS, THREADS, MAX_BODY_BYTES.",
+        description=(
+            "The stair-stepper. Environment: HANDLER, SLEEP_MS, THREADS, MAX_BODY_BYTES; "
+            "known truths: LEAK_BYTES, LEAK_KIND, CACHE_DOCS, PIN_OBJECTS."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=3000, help="port to bind (default %(default)s)")
