@@ -191,6 +191,18 @@ def optional_size(v: Any) -> int | None:
     return None if v is None else parse_size(v)
 
 
+def size_or_zero(v: Any) -> int:
+    """0 (off), or a size such as 30KiB, as bytes."""
+    if isinstance(v, bool):
+        raise Invalid("a size such as 30KiB, or 0 (off)")
+    if v == 0 or (isinstance(v, str) and v.strip() == "0"):
+        return 0
+    try:
+        return parse_size(v)
+    except Invalid:
+        raise Invalid("a size such as 30KiB, or 0 (off)") from None
+
+
 def is_loopback(host: str) -> bool:
     """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
     if host == "localhost":

@@ -94,6 +94,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("server.threads", checks.whole(1), 40),
         Setting("server.max_body_bytes", checks.whole(1), 8 * 1024 * 1024),
         Setting("server.pymalloc", checks.boolean, True),
+        # The stair-stepper's known truths (sandbox/server/truths.py); 0 is off.
+        Setting("server.leak_bytes", checks.size_or_zero, 0),
+        Setting("server.leak_kind", checks.one_of("small", "large"), "small"),
+        Setting("server.cache_docs", checks.whole(0), 0),
+        Setting("server.pin_objects", checks.whole(0), 0),
         Setting("server.host", checks.loopback_host, "127.0.0.1"),
         Setting("sampler.interval_s", checks.number(0.001), 0.1),
         Setting("sampler.probe_interval_s", checks.number(0.05), 1.0),
@@ -346,13 +351,12 @@ def build_spec(
     root = bench.path.resolve().parent if bench.path else REPO_ROOT
     load = _load(v, bench, root, overrides or {})
     target = _target(v, port)
+    settings = _server_settings(v, target)
     results_dir = Path(v["results_dir"])
     return RunSpec(
         allocator=v["allocator"],
         target=target,
-        server=ServerSpec(
-            _section(ServerSettings, v), pymalloc=v["pymalloc"], host=v["host"], port=port
-        ),
+        server=ServerSpec(settings, pymalloc=v["pymalloc"], host=v["host"], port=port),
         load=load,
         schedule=_section(Schedule, v),
         sampler=_section(SamplerSpec, v),
@@ -368,6 +372,18 @@ def build_spec(
         repeat=repeat,
         parameters=dict(parameters or {}),
     )
+
+
+def _server_settings(v: Mapping[str, Any], target: Target) -> ServerSettings:
+    """The stair-stepper's settings; ConfigError if a known truth is asked of another server."""
+    settings = _section(ServerSettings, v)
+    if settings.truths and not target.ours:
+        name = next(n for n in ("leak_bytes", "cache_docs", "pin_objects") if v[n])
+        raise ConfigError(
+            f"{SETTINGS[name].key} ({flag_for(name)}) makes the stair-stepper keep memory; "
+            f"it does nothing to {target.describe()}: set it to 0 or serve the stair-stepper"
+        )
+    return settings
 
 
 def _section(cls: type[T], v: Mapping[str, Any], **renamed: str) -> T:

@@ -21,16 +21,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class SizeType(click.ParamType):  # type: ignore[type-arg]
-    """A size such as 2GiB or 800MiB, as bytes."""
+    """A size such as 2GiB or 800MiB, as bytes; with `zero`, also 0 (off)."""
 
     name = "size"
 
+    def __init__(self, zero: bool = False) -> None:
+        self.zero = zero
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from sandbox.checks import Invalid, parse_size
+        from sandbox.checks import Invalid, parse_size, size_or_zero
 
         try:
-            return parse_size(value)
-        except Invalid as exc:
+            return size_or_zero(value) if self.zero else parse_size(value)
+        except (Invalid, ValueError) as exc:
+            if self.zero:
+                self.fail(f"{value!r} is not a size such as 30KiB, or 0 (off)", param, ctx)
             self.fail(f"{value!r} is not {exc}", param, ctx)
 
 
@@ -129,6 +134,30 @@ RUN: tuple[Flag, ...] = (
     Flag("--handler", "handler", "Threadpool or event loop.", click.Choice(["sync", "async"])),
     Flag("--threads", "threads", "Threadpool size (sync handler).", click.IntRange(min=1)),
     Flag("--pymalloc", "pymalloc", "off: PYTHONMALLOC=malloc.", click.Choice(["on", "off"])),
+    Flag(
+        "--leak",
+        "leak_bytes",
+        "Stair-stepper: leak this much per request, e.g. 30KiB (0: off).",
+        SizeType(zero=True),
+    ),
+    Flag(
+        "--leak-kind",
+        "leak_kind",
+        "small: 256-byte objects; large: 16 KiB buffers (malloc's).",
+        click.Choice(["small", "large"]),
+    ),
+    Flag(
+        "--cache-docs",
+        "cache_docs",
+        "Stair-stepper: keep the last N parsed bodies (0: off).",
+        click.IntRange(min=0),
+    ),
+    Flag(
+        "--pin-objects",
+        "pin_objects",
+        "Stair-stepper: keep up to N small objects from among the garbage, 4 a request (0: off).",
+        click.IntRange(min=0),
+    ),
     Flag("--interval", "interval_s", "Sampler s.", click.FloatRange(min=0.001)),
     Flag("--max-rss", "max_rss", "Stop the server past this RSS, e.g. 2GiB.", SizeType()),
     Flag(

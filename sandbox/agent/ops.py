@@ -5,9 +5,10 @@ interpreter's counters) plus the pid and `extra`, where more counters can be reg
 `trim` asks the allocator for memory back and reports before, after and how long it took, as
 /debug/trim does; `hello` (alias `ping`) says which process this is.
 
-More counters (pymalloc's, say) go into `extra`: a module of this package registers a cheap,
-JSON-ready reader with `register_extra(name, read)`; a reader that raises shows as
-{"error": "..."} under its name, and the rest of the reply is unaffected.
+More counters go into `extra`: a module of this package registers a cheap, JSON-ready reader
+with `register_extra(name, read)`; a reader that raises shows as {"error": "..."} under its name,
+and the rest of the reply is unaffected. pymalloc's arenas and blocks are there from the start,
+as extra["pymalloc"] (pymalloc.py: renewed at most once a second, and within 1 % of a CPU).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sys
 import time
 
-from . import allocator, process, protocol
+from . import allocator, process, protocol, pymalloc
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing into the host
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ def register_extra(name: str, read: Callable[[], Any]) -> None:
 
 def unregister_extra(name: str) -> None:
     _EXTRA.pop(name, None)
+
+
+register_extra("pymalloc", pymalloc.reading)
 
 
 def _ms(started: float) -> float:

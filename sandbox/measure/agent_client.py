@@ -65,15 +65,52 @@ class PythonCounters:
 
 
 @dataclass(frozen=True)
+class PymallocCounters:
+    """pymalloc's arenas and blocks (CPython's allocator for objects up to 512 bytes), from the
+    report `sys._debugmallocstats()` prints. arena_bytes = used_bytes + free_bytes +
+    unused_pool_bytes + overhead_bytes. The agent renews it at most every `every_s`."""
+
+    arenas: int
+    """Arenas mapped now."""
+    arena_bytes: int
+    """What they span: mapped by pymalloc itself, outside every allocator counter."""
+    used_bytes: int
+    """In blocks handed out to objects: live Python objects."""
+    free_bytes: int
+    """In free blocks of the pools in use."""
+    unused_pool_bytes: int | None
+    """In pools of the arenas that hold no block."""
+    overhead_bytes: int | None
+    """Pool headers, size-class rounding and arena alignment."""
+    pools: int | None
+    """Pools in use."""
+    highwater_arenas: int | None
+    """The most arenas ever mapped at once."""
+    source: str
+    """How the agent read it: `_PyObject_DebugMallocStats` (ctypes) or `sys._debugmallocstats`."""
+    age_s: float
+    """How old the reading was when the agent answered."""
+    every_s: float
+    """How often the agent renews it (at most)."""
+    cpu_ms: float
+    """The CPU time its last renewal took."""
+
+
+@dataclass(frozen=True)
 class MemorySnapshot(MemoryState):
     """An agent's answer to `memory`."""
 
     pid: int
     python: PythonCounters
     extra: Mapping[str, Any]
-    """Counters registered with the agent beyond the fixed ones (empty unless some are)."""
+    """Counters registered with the agent beyond the fixed ones (pymalloc's, as sent)."""
     took_ms: float
     """How long the agent took to read them."""
+    pymalloc: PymallocCounters | None = None
+    """extra["pymalloc"], typed; None when there are no figures (`pymalloc_note` says why)."""
+    pymalloc_note: str | None = None
+    """Why `pymalloc` is None: pymalloc is off (PYTHONMALLOC=malloc), its reading failed, or
+    the agent sent none."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +219,32 @@ def _state_fields(f: _Fields) -> dict[str, Any]:
     }
 
 
+def parse_pymalloc(data: Any, what: str) -> tuple[PymallocCounters | None, str | None]:
+    """The counters in extra["pymalloc"] (absent: `data` is None), or None and why."""
+    if data is None:
+        return None, "the agent sent no pymalloc figures"
+    f = _Fields(data, what)
+    if "error" in f.data:
+        return None, f"reading pymalloc failed: {f.text('error')}"
+    if "unavailable" in f.data:
+        return None, f.text("unavailable")
+    counters = PymallocCounters(
+        arenas=f.whole("arenas"),
+        arena_bytes=f.whole("arena_bytes"),
+        used_bytes=f.whole("used_bytes"),
+        free_bytes=f.whole("free_bytes"),
+        unused_pool_bytes=f.opt_whole("unused_pool_bytes"),
+        overhead_bytes=f.opt_whole("overhead_bytes"),
+        pools=f.opt_whole("pools"),
+        highwater_arenas=f.opt_whole("highwater_arenas"),
+        source=f.text("source"),
+        age_s=f.number("age_s"),
+        every_s=f.number("every_s"),
+        cpu_ms=f.number("cpu_ms"),
+    )
+    return counters, None
+
+
 def parse_memory(data: Any, what: str = "the memory reply") -> MemorySnapshot:
     """The MemorySnapshot in a decoded `memory` result; AgentError if malformed."""
     f = _Fields(data, what)
@@ -193,12 +256,21 @@ def parse_memory(data: Any, what: str = "the memory reply") -> MemorySnapshot:
         tracemalloc_bytes=p.opt_whole("tracemalloc_bytes"),
         tracemalloc_peak_bytes=p.opt_whole("tracemalloc_peak_bytes"),
     )
+    state, pid, took_ms, extra = (
+        _state_fields(f),
+        f.whole("pid"),
+        f.number("took_ms"),
+        f.sub("extra"),
+    )
+    pymalloc, note = parse_pymalloc(extra.data.get("pymalloc"), f"{what}'s extra['pymalloc']")
     return MemorySnapshot(
-        **_state_fields(f),
-        pid=f.whole("pid"),
+        **state,
+        pid=pid,
         python=python,
-        extra=dict(f.sub("extra").data),
-        took_ms=f.number("took_ms"),
+        extra=dict(extra.data),
+        took_ms=took_ms,
+        pymalloc=pymalloc,
+        pymalloc_note=note,
     )
 
 

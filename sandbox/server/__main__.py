@@ -1,9 +1,10 @@
 """`python -m sandbox.server [--host H] [--port P] [--workers N] [--app module:attr] [--expose]
 [--header-timeout S] [--body-timeout S]`.
 
-Without --app: the stair-stepper, configured by HANDLER, SLEEP_MS, THREADS and MAX_BODY_BYTES
-(see ServerSettings). With --app: any ASGI app, served by uvicorn the same way, so the harness
-can run a user's service under an allocator. --workers N: N uvicorn worker processes.
+Without --app: the stair-stepper, configured by HANDLER, SLEEP_MS, THREADS and MAX_BODY_BYTES,
+and its known truths by LEAK_BYTES, LEAK_KIND, CACHE_DOCS and PIN_OBJECTS (see ServerSettings).
+With --app: any ASGI app, served by uvicorn the same way, so the harness can run a user's service
+under an allocator. --workers N: N uvicorn worker processes.
 Either way with the request deadlines and limits of ServeLimits; a --host beyond loopback needs
 --expose, which adds a limit on connections.
 
@@ -43,7 +44,10 @@ def app_from_environ() -> object:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox.server",
-        description="The stair-stepper. Environment: HANDLER, SLEEP_MS, THREADS, MAX_BODY_BYTES.",
+        description=(
+            "The stair-stepper. Environment: HANDLER, SLEEP_MS, THREADS, MAX_BODY_BYTES; "
+            "known truths: LEAK_BYTES, LEAK_KIND, CACHE_DOCS, PIN_OBJECTS."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=3000, help="port to bind (default %(default)s)")

@@ -4,7 +4,8 @@ POST /widgets parses the JSON body, deep-copies it, re-serialises the copy and h
 for SLEEP_MS (a slow downstream). With the sync handler that happens in a worker thread, like a
 FastAPI `def` endpoint: glibc then spreads the garbage over per-thread arenas, which is what
 fragments the heap. Bad input gets a 4xx, never a 500; a client that disconnects mid-body is
-one line in the log.
+one line in the log. Asked to (LEAK_BYTES, CACHE_DOCS, PIN_OBJECTS), it also keeps a known truth
+from each request (truths.py); /stats says what it keeps.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.routing import Route
 from sandbox import procmaps
 from sandbox.server import debug, introspect, workloads
 from sandbox.server.protocol import CUT_KEY
+from sandbox.server.truths import Keeper
 from sandbox.server_settings import ServerSettings
 
 logger = logging.getLogger("uvicorn.error")
@@ -50,7 +52,7 @@ class _Counters:
     in_flight: int = 0
 
 
-def _work_and_sleep(body: bytes, sleep_s: float) -> int | str:
+def _work_and_sleep(body: bytes, sleep_s: float, keeper: Keeper | None = None) -> int | str:
     """The widget's size, or why the body was refused.
 
     A refusal is returned, not raised: an exception crossing from the worker thread into the
@@ -59,7 +61,7 @@ def _work_and_sleep(body: bytes, sleep_s: float) -> int | str:
     measured, bad 500 KB bodies left 15-20 MiB behind that way.
     """
     try:
-        widget = workloads.process(body)
+        widget = workloads.process(body) if keeper is None else keeper.process(body)
     except workloads.BadRequest as exc:
         return str(exc)
     time.sleep(sleep_s)  # `widget` (and everything it holds) stays alive across the sleep
@@ -98,6 +100,7 @@ def create_app(settings: ServerSettings) -> Starlette:
     counters = _Counters()
     limiter: anyio.CapacityLimiter | None = None
     sleep_s = settings.sleep_ms / 1000
+    keeper = Keeper(settings) if settings.truths else None  # None: nothing kept, as ever
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -108,12 +111,12 @@ def create_app(settings: ServerSettings) -> Starlette:
 
     async def handle(body: bytes) -> int:
         if settings.handler == "async":
-            widget = workloads.process(body)
+            widget = workloads.process(body) if keeper is None else keeper.process(body)
             await asyncio.sleep(sleep_s)
             return widget.size  # `widget` stays alive across the sleep
         if limiter is None:
             raise RuntimeError("the app's lifespan did not run; use `with TestClient(app)`")
-        work = functools.partial(_work_and_sleep, body, sleep_s)
+        work = functools.partial(_work_and_sleep, body, sleep_s, keeper)
         outcome = await anyio.to_thread.run_sync(work, limiter=limiter)
         if isinstance(outcome, str):
             raise workloads.BadRequest(outcome)
@@ -156,13 +159,14 @@ def create_app(settings: ServerSettings) -> Starlette:
         )
 
     async def stats(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {
-                "requests_done": counters.done,
-                "requests_rejected": counters.rejected,
-                "in_flight": counters.in_flight,
-            }
-        )
+        answer: dict[str, object] = {
+            "requests_done": counters.done,
+            "requests_rejected": counters.rejected,
+            "in_flight": counters.in_flight,
+        }
+        if keeper is not None:
+            answer["kept"] = keeper.kept().to_dict()
+        return JSONResponse(answer)
 
     return Starlette(
         routes=[

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.server_settings import ServerSettings
 from tests.integration.harness import REPO, Harness, HarnessFactory, harness_env
 
 READY_TIMEOUT_S = 20.0
-SETTINGS_VARS = ("HANDLER", "SLEEP_MS", "THREADS", "MAX_BODY_BYTES", "LD_PRELOAD")
+SETTINGS_VARS = (*ServerSettings().to_environ(), "LD_PRELOAD")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sandbox.measure.agent_client import (
     AgentClient,
     AgentError,
     MemorySnapshot,
+    PymallocCounters,
     parse_hello,
     parse_memory,
 )
@@ -157,6 +158,25 @@ def test_another_protocol_is_refused(
     )
 
 
+PYMALLOC: dict[str, Any] = {
+    "arenas": 4,
+    "arena_bytes": 4194304,
+    "used_bytes": 2819008,
+    "free_bytes": 304784,
+    "unused_pool_bytes": 1015808,
+    "overhead_bytes": 54704,
+    "pools": 192,
+    "pool_bytes": 16384,
+    "arena_size_bytes": 1048576,
+    "highwater_arenas": 4,
+    "source": "_PyObject_DebugMallocStats",
+    "took_ms": 0.319,
+    "cpu_ms": 0.314,
+    "age_s": 0.2,
+    "every_s": 0.5,
+}
+
+
 def memory_result() -> dict[str, Any]:
     return {
         "allocator": "jemalloc",
@@ -173,7 +193,7 @@ def memory_result() -> dict[str, Any]:
             "tracemalloc_bytes": None,
             "tracemalloc_peak_bytes": None,
         },
-        "extra": {"pymalloc": {"arenas": 2}},
+        "extra": {"pymalloc": dict(PYMALLOC)},
         "pid": 5,
         "took_ms": 0.1,
     }
@@ -189,7 +209,50 @@ def test_parse_memory() -> None:
     )
     assert snap.raw == {"stats.allocated": 10, "stats.resident": 20}
     assert snap.python.gc_counts == (1, 2, 3)
-    assert snap.extra == {"pymalloc": {"arenas": 2}}
+    assert snap.extra == {"pymalloc": PYMALLOC}
+    assert snap.pymalloc == PymallocCounters(
+        arenas=4,
+        arena_bytes=4194304,
+        used_bytes=2819008,
+        free_bytes=304784,
+        unused_pool_bytes=1015808,
+        overhead_bytes=54704,
+        pools=192,
+        highwater_arenas=4,
+        source="_PyObject_DebugMallocStats",
+        age_s=0.2,
+        every_s=0.5,
+        cpu_ms=0.314,
+    )
+    assert snap.pymalloc_note is None
+
+
+@pytest.mark.parametrize(
+    ("reading", "note"),
+    [
+        (
+            {"unavailable": "pymalloc is not in use (PYTHONMALLOC=malloc): ...", "source": None},
+            "pymalloc is not in use (PYTHONMALLOC=malloc): ...",
+        ),
+        ({"error": "ValueError: no totals"}, "reading pymalloc failed: ValueError: no totals"),
+        (None, "the agent sent no pymalloc figures"),
+    ],
+)
+def test_pymalloc_without_figures_is_none_with_the_reason(
+    reading: dict[str, Any] | None, note: str
+) -> None:
+    extra = {} if reading is None else {"pymalloc": reading}
+    snap = parse_memory({**memory_result(), "extra": extra})
+    assert (snap.pymalloc, snap.pymalloc_note) == (None, note)
+
+
+def test_a_malformed_pymalloc_reading_names_the_field() -> None:
+    extra = {"pymalloc": {**PYMALLOC, "used_bytes": "2,819,008"}}
+    with pytest.raises(AgentError) as raised:
+        parse_memory({**memory_result(), "extra": extra})
+    assert str(raised.value) == (
+        "the memory reply's extra['pymalloc'] has a bad 'used_bytes': '2,819,008'"
+    )
 
 
 @pytest.mark.parametrize(

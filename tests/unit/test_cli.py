@@ -106,6 +106,51 @@ def test_run_passes_every_option_into_the_spec(tmp_path: Path) -> None:
     assert spec.experiment is None
 
 
+def test_run_passes_the_truths_into_the_spec(tmp_path: Path) -> None:
+    path = tmp_path / "runs" / "r.json"
+    with patch("sandbox.measure.runner.run_once", fake_run_once(make_result(), path)) as run_once:
+        done = invoke(
+            "run",
+            "--leak", "30KiB",
+            "--leak-kind", "large",
+            "--cache-docs", "300",
+            "--pin-objects", "2000",
+        )  # fmt: skip
+
+    assert done.exit_code == 0, done.output
+    settings = spec_of(run_once).server.settings
+    assert (settings.leak_bytes, settings.leak_kind) == (30 * 1024, "large")
+    assert (settings.cache_docs, settings.pin_objects) == (300, 2000)
+    assert settings.to_environ()["LEAK_BYTES"] == "30720"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--leak", "lots"), "'lots' is not a size such as 30KiB, or 0 (off)"),
+        (("--leak-kind", "huge"), "'huge' is not one of 'small', 'large'."),
+        (("--cache-docs", "-1"), "-1 is not in the range x>=0."),
+    ],
+)
+def test_a_bad_truth_flag_is_a_usage_error(args: tuple[str, str], message: str) -> None:
+    with patch("sandbox.measure.runner.run_once") as run_once:
+        done = invoke("run", *args)
+
+    assert done.exit_code == 2
+    assert done.stderr == usage_error("run", f"Invalid value for '{args[0]}': {message}")
+    run_once.assert_not_called()
+
+
+def test_leak_zero_turns_a_leak_of_benchmark_yml_off(tmp_path: Path) -> None:
+    (tmp_path / "cwd" / "benchmark.yml").write_text("server:\n  leak_bytes: 1MiB\n")
+    path = tmp_path / "runs" / "r.json"
+    with patch("sandbox.measure.runner.run_once", fake_run_once(make_result(), path)) as run_once:
+        done = invoke("run", "--leak", "0")
+
+    assert done.exit_code == 0, done.output
+    assert spec_of(run_once).server.settings.leak_bytes == 0
+
+
 def test_run_without_options_uses_benchmark_yml(tmp_path: Path) -> None:
     with patch(
         "sandbox.measure.runner.run_once", fake_run_once(make_result(), tmp_path / "r.json")

@@ -123,3 +123,55 @@ def test_every_setting_rejects_a_wrong_type_naming_file_and_key(tmp_path: Path, 
     message = error_of(path)
     assert message.startswith(f"{path}: {key} has value ")
     assert "; expected " in message and "\n" not in message
+
+
+def test_the_truths_are_read_from_the_server_section(tmp_path: Path) -> None:
+    text = "server:\n  leak_bytes: 30KiB\n  leak_kind: large\n  cache_docs: 300\n  pin_objects: 0\n"
+    settings = config.build_spec(config.load_benchmark(write(tmp_path, text))).server.settings
+    assert (settings.leak_bytes, settings.leak_kind) == (30 * 1024, "large")
+    assert (settings.cache_docs, settings.pin_objects) == (300, 0)
+    off = config.build_spec(config.load_benchmark(write(tmp_path, "{}\n"))).server.settings
+    assert (off.leak_bytes, off.leak_kind, off.cache_docs, off.pin_objects) == (0, "small", 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "server:\n  leak_bytes: lots\n",
+            "server.leak_bytes has value 'lots'; expected a size such as 30KiB, or 0 (off)",
+        ),
+        (
+            "server:\n  leak_bytes: -5\n",
+            "server.leak_bytes has value -5; expected a size such as 30KiB, or 0 (off)",
+        ),
+        (
+            "server:\n  leak_kind: medium\n",
+            "server.leak_kind has value 'medium'; expected one of: small, large",
+        ),
+        (
+            "server:\n  cache_docs: -1\n",
+            "server.cache_docs has value -1; expected a whole number >= 0",
+        ),
+        (
+            "server:\n  pin_objects: 2.5\n",
+            "server.pin_objects has value 2.5; expected a whole number >= 0",
+        ),
+    ],
+)
+def test_a_bad_truth_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    assert error_of(path) == f"{path}: {message}"
+
+
+def test_a_truth_asked_of_another_server_is_refused(tmp_path: Path) -> None:
+    bench = config.load_benchmark(write(tmp_path, "server:\n  cache_docs: 10\n"))
+    app = config.validate_overrides("option", {"app": "examples.cache_service.app:app"})
+    with pytest.raises(ConfigError) as info:
+        config.build_spec(bench, app)
+    assert str(info.value) == (
+        "server.cache_docs (--cache-docs) makes the stair-stepper keep memory; it does nothing "
+        "to app examples.cache_service.app:app: set it to 0 or serve the stair-stepper"
+    )
+    off = config.validate_overrides("option", {**app, "cache_docs": 0})
+    assert config.build_spec(bench, off).server.settings.truths is False

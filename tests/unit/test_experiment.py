@@ -168,6 +168,10 @@ def error_of(path: Path) -> str:
         ),
         ("server:\n  sleep_ms: -1\n", "server.sleep_ms has value -1; expected a whole number >= 0"),
         (
+            "vary:\n  leak_bytes: [0, 30 KiB, lots]\n",
+            "vary.leak_bytes has value 'lots'; expected a size such as 30KiB, or 0 (off)",
+        ),
+        (
             "custom_allocators:\n  je2: {libary: libjemalloc.so.2}\n",
             "allocators.je2: unknown key 'libary'; known: library, env, package",
         ),
@@ -238,6 +242,19 @@ def test_run_experiment_builds_each_spec_and_writes_the_manifest(tmp_path: Path)
     assert manifest["vary"] == {"sleep_ms": [0, 50]}
     assert [r["status"] for r in manifest["runs"]] == ["ok"] * 8
     assert not outcome.interrupted and outcome.failures == []
+
+
+def test_vary_sets_a_truth_by_its_name(tmp_path: Path) -> None:
+    fake = FakeRuns()
+    text = EXPERIMENT + "server:\n  leak_kind: large\nvary:\n  leak_bytes: [0, 30KiB]\n"
+
+    run(tmp_path, text, fake)
+
+    settings = [s.server.settings for s in fake.specs[:4]]
+    assert [(t.leak_bytes, t.leak_kind) for t in settings] == [
+        (0, "large"), (0, "large"), (30720, "large"), (30720, "large"),
+    ]  # fmt: skip
+    assert [dict(s.parameters) for s in fake.specs[2:4]] == [{"leak_bytes": 30720}] * 2
 
 
 def test_a_failed_run_does_not_stop_the_others(tmp_path: Path) -> None:

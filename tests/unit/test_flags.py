@@ -80,6 +80,10 @@ def test_a_bad_option_value_names_its_flag_or_its_key(name: str) -> None:
         ("workers", 0, "--server-workers has value 0; expected a whole number >= 1"),
         ("pause_s", -1, "--pause has value -1; expected a number >= 0"),
         ("batch_timeout_s", 0, "run.batch_timeout_s has value 0; expected a number > 0"),
+        ("leak_bytes", "1e3", "--leak has value '1e3'; expected a size such as 30KiB, or 0 (off)"),
+        ("leak_kind", "tiny", "--leak-kind has value 'tiny'; expected one of: small, large"),
+        ("cache_docs", -1, "--cache-docs has value -1; expected a whole number >= 0"),
+        ("pin_objects", True, "--pin-objects has value True; expected a whole number >= 0"),
     ],
 )
 def test_option_messages_name_the_real_flag(name: str, value: object, message: str) -> None:
