@@ -1,9 +1,9 @@
-"""Every allocator's native counters reduced to in_use_bytes and held_bytes.
+"""Every allocator's native counters reduced to in_use_bytes and held_bytes, for `sandbox inspect`.
 
-The definitions are those of sandbox.server.introspect (its docstring explains each), so a
-process read from outside by `sandbox inspect` and one reading itself give the same numbers;
-tests/unit/test_inspect_normalise.py holds the two to each other. The harness does not import
-the server package, hence this second home:
+The formulas and the notes are the agent's own (sandbox/agent/allocator.py, whose docstring
+explains each), so a process read from outside by gdb and one reading itself through the agent
+give the same numbers from one piece of code. The agent package is standard library only and
+starts nothing when imported, so the harness may use it:
 
 - glibc:    in_use = uordblks + hblkhd; held = arena + hblkhd
 - jemalloc: in_use = stats.allocated; held = stats.resident
@@ -14,53 +14,22 @@ the server package, hence this second home:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-Normaliser = Callable[[Mapping[str, int]], tuple[int | None, int | None]]
+from sandbox.agent import allocator
 
-
-def _sum(raw: Mapping[str, int], *names: str) -> int | None:
-    if any(name not in raw for name in names):
-        return None
-    return sum(raw[name] for name in names)
-
-
-def glibc(raw: Mapping[str, int]) -> tuple[int | None, int | None]:
-    return _sum(raw, "uordblks", "hblkhd"), _sum(raw, "arena", "hblkhd")
-
-
-def jemalloc(raw: Mapping[str, int]) -> tuple[int | None, int | None]:
-    return raw.get("stats.allocated"), raw.get("stats.resident")
-
-
-def tcmalloc(raw: Mapping[str, int]) -> tuple[int | None, int | None]:
-    heap, unmapped = raw.get("generic.heap_size"), raw.get("tcmalloc.pageheap_unmapped_bytes")
-    held = None if heap is None or unmapped is None else heap - unmapped
-    return raw.get("generic.current_allocated_bytes"), held
-
-
-def mimalloc(raw: Mapping[str, int]) -> tuple[int | None, int | None]:
-    return None, raw.get("current_commit")
-
+Normaliser = Callable[[dict[str, int]], tuple[int | None, int | None]]
 
 NORMALISERS: dict[str, Normaliser] = {
-    "glibc": glibc,
-    "jemalloc": jemalloc,
-    "tcmalloc": tcmalloc,
-    "mimalloc": mimalloc,
+    "glibc": allocator.normalise_glibc,
+    "jemalloc": allocator.normalise_jemalloc,
+    "tcmalloc": allocator.normalise_tcmalloc,
+    "mimalloc": allocator.normalise_mimalloc,
 }
 
 NOTES: dict[str, str] = {
-    "glibc": (
-        "free chunks whose pages malloc_trim returned still count as held; "
-        "per-thread tcache chunks count as in use"
-    ),
-    "tcmalloc": (
-        "held includes the thread caches' free bytes, which ReleaseFreeMemory does not return"
-    ),
-    "mimalloc": (
-        "mimalloc release builds count no in-use bytes; held is committed memory, which is "
-        "not all resident; mi_collect reaches only the calling thread's heap"
-    ),
+    backend.name: backend.note
+    for backend in (allocator.Glibc, allocator.Tcmalloc, allocator.Mimalloc)
+    if backend.note
 }
-"""What limits each allocator's numbers (the same words as the in-process snapshot's note)."""
+"""What limits each allocator's numbers (the in-process snapshot's own note)."""
