@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from sandbox.loopback import answers, get_json
 from sandbox.measure.server_client import ServerClient
+from tests.local_http import serving
 
 REPO = Path(__file__).resolve().parents[2]
 # Names that would make an HTTP call without the opener (or its settings); a
@@ -82,15 +82,8 @@ class _Echo(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def echo_server() -> Iterator[str]:
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_Echo) as url:
+        yield url
 
 
 def test_a_proxy_in_the_environment_is_not_used(

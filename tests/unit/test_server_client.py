@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 from sandbox.loopback import get_json
 from sandbox.measure.server_client import ServerClient
+from tests.local_http import serving
 
 URL = "http://127.0.0.1:8123"
 
@@ -97,15 +97,8 @@ class _Redirecting(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def redirecting_server() -> Iterator[str]:
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Redirecting)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_Redirecting) as url:
+        yield url
 
 
 def test_a_redirect_is_not_followed(redirecting_server: str) -> None:
