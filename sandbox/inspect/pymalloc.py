@@ -13,12 +13,10 @@ none of the allocator's counters.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-_COUNTER = re.compile(r"^# (?P<name>[a-z ]+?)\s+=\s+(?P<value>[\d,]+)$")
-_ARENA_BYTES = re.compile(r"^\d+ arenas \* \d+ bytes/arena\s+=\s+(?P<value>[\d,]+)$")
+from sandbox.agent import pymalloc as report
 
 
 @dataclass(frozen=True)
@@ -46,29 +44,15 @@ class Pymalloc:
 
 
 def parse(text: str) -> Pymalloc | None:
-    """The figures of a `_PyObject_DebugMallocStats` report; None when it lacks them."""
-    counters: dict[str, int] = {}
-    arena_bytes: int | None = None
-    for line in text.splitlines():
-        line = line.strip()
-        counter = _COUNTER.match(line)
-        if counter:
-            counters.setdefault(counter["name"], _number(counter["value"]))
-            continue
-        arenas = _ARENA_BYTES.match(line)
-        if arenas and arena_bytes is None:
-            arena_bytes = _number(arenas["value"])
-    needed = ("arenas allocated current", "bytes in allocated blocks", "bytes in available blocks")
-    if arena_bytes is None or any(name not in counters for name in needed):
+    """The figures of a `_PyObject_DebugMallocStats` report; None when it lacks them. The report
+    is read by the agent's parser (one reader of one format, inside the process or from gdb)."""
+    figures = report.parse(text)
+    if figures is None:
         return None
     return Pymalloc(
-        arenas=counters["arenas allocated current"],
-        arena_bytes=arena_bytes,
-        allocated_bytes=counters["bytes in allocated blocks"],
-        available_bytes=counters["bytes in available blocks"],
-        highwater_arenas=counters.get("arenas highwater mark"),
+        arenas=figures["arenas"],
+        arena_bytes=figures["arena_bytes"],
+        allocated_bytes=figures["used_bytes"],
+        available_bytes=figures["free_bytes"],
+        highwater_arenas=figures["highwater_arenas"],
     )
-
-
-def _number(text: str) -> int:
-    return int(text.replace(",", ""))
