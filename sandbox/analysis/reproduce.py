@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.analysis.sections import git_commit
+from sandbox.flags import flag_for
 from sandbox.results import RunResult
 
 
@@ -48,45 +49,32 @@ def _manifest(folder: Path | None) -> Mapping[str, Any] | None:
     return data if isinstance(data, dict) and data.get("format") == "sandbox-experiment" else None
 
 
-# The settings each load model reads (the others keep their defaults and need no flag).
-_MODEL_KEYS = {
-    "rate": ("rate", "duration_s"),
-    "ramp": ("rate", "to_rate", "duration_s"),
-    "spike": ("rate", "duration_s", "spike_x", "spike_at_s", "spike_s"),
-    "soak": ("duration_s",),
-}
-_MODEL_FLAGS = (
-    ("rate", "--rate"),
-    ("to_rate", "--to-rate"),
-    ("duration_s", "--duration"),
-    ("spike_x", "--spike-x"),
-    ("spike_at_s", "--spike-at"),
-    ("spike_s", "--spike-for"),
-)
-
-
 def run_command(r: RunResult) -> str:
-    """A `sandbox run` with the run's allocator, load and server settings."""
+    """A `sandbox run` with the run's allocator, load and server settings, its flags named by
+    the CLI's own flag table."""
     s, load, schedule = r.server, r.load.spec, r.load.schedule
-    args = ["sandbox", "run", "--allocator", r.allocator.name]
+    settings: list[tuple[str, str]] = [("allocator", r.allocator.name)]
     if load.tags:
-        args += ["--tags", ",".join(load.tags)]
-    args += ["--users", str(load.users), "--iterations", str(load.iterations)]
-    args += ["--batches", str(schedule.batches), "--pause", f"{schedule.pause_s:g}"]
-    args += ["--baseline", f"{schedule.baseline_s:g}", "--idle", f"{schedule.idle_s:g}"]
-    model = load.model.to_dict()
+        settings.append(("tags", ",".join(load.tags)))
+    settings += [("concurrency", str(load.users)), ("iterations", str(load.iterations))]
+    settings += [("batches", str(schedule.batches)), ("pause_s", f"{schedule.pause_s:g}")]
+    settings += [("baseline_s", f"{schedule.baseline_s:g}"), ("idle_s", f"{schedule.idle_s:g}")]
     if load.model.name != "iterations":
-        args += ["--load", load.model.name]
-        for key, flag in _MODEL_FLAGS:
-            if key in _MODEL_KEYS.get(load.model.name, ()) and model.get(key) is not None:
-                args += [flag, f"{model[key]:g}"]
+        settings.append(("load", load.model.name))
+        settings += [(name, f"{value:g}") for name, value in load.model.parameters().items()]
     if load.workers:
-        args += ["--load-workers", str(load.workers)]
-    args += ["--sleep-ms", str(s.sleep_ms), "--handler", s.handler, "--threads", str(s.threads)]
+        settings.append(("load_workers", str(load.workers)))
+    settings += [("sleep_ms", str(s.sleep_ms)), ("handler", s.handler)]
+    settings.append(("threads", str(s.threads)))
     if not s.pymalloc:
-        args += ["--pymalloc", "off"]
+        settings.append(("pymalloc", "off"))
     if s.workers > 1:
-        args += ["--server-workers", str(s.workers)]
+        settings.append(("workers", str(s.workers)))
     if s.app and s.app != "cmd":
-        args += ["--app", s.app]
+        settings.append(("app", s.app))
+    args = ["sandbox", "run"]
+    for setting, value in settings:
+        flag = flag_for(setting)
+        assert flag is not None, setting  # every setting named here has a `sandbox run` flag
+        args += [flag, value]
     return " ".join(shlex.quote(a) for a in args)

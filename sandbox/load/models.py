@@ -20,6 +20,14 @@ from typing import Any, Literal
 
 ModelName = Literal["iterations", "rate", "ramp", "spike", "soak"]
 MODELS: tuple[ModelName, ...] = ("iterations", "rate", "ramp", "spike", "soak")
+PARAMETERS: dict[ModelName, tuple[str, ...]] = {
+    "iterations": (),
+    "rate": ("rate", "duration_s"),
+    "ramp": ("rate", "to_rate", "duration_s"),
+    "spike": ("rate", "duration_s", "spike_x", "spike_at_s", "spike_s"),
+    "soak": ("duration_s",),
+}
+"""The fields (and settings of the same name) each model reads; the others keep their defaults."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,10 @@ class LoadModel:
             total += (self.rate_at(t + dt / 2) or 0.0) * dt
             t += dt
         return total
+
+    def parameters(self) -> dict[str, float]:
+        """The settings this model reads, by name (`rate`, `duration_s`, ...), with their values."""
+        return {name: getattr(self, name) for name in PARAMETERS[self.name]}
 
     def describe(self) -> str:
         if self.name == "iterations":

@@ -15,8 +15,15 @@ FORBIDDEN = ("sandbox.measure", "sandbox.load", "sandbox.server", "sandbox.confi
 # The result file's load section is made of these pure data modules (no Locust, no processes):
 # results imports them, so analysis sees them through results, and only them of sandbox.load.
 RESULT_DATA = ("sandbox.load", "sandbox.load.models", "sandbox.load.spec", "sandbox.load.stats")
-ALLOWED = ("sandbox.analysis", "sandbox.results", "sandbox.errors", "sandbox.__version__")
-"""The package's version string is allowed too: the report names the sandbox that wrote it."""
+ALLOWED = (
+    "sandbox.analysis",
+    "sandbox.results",
+    "sandbox.errors",
+    "sandbox.__version__",
+    "sandbox.flags",
+)
+"""The package's version string is allowed too: the report names the sandbox that wrote it; and
+the flag table, so that the commands it prints to reproduce a run use the CLI's own flags."""
 MODULES = sorted(
     f"sandbox.analysis.{m.name}" for m in pkgutil.iter_modules(sandbox.analysis.__path__)
 )

@@ -204,3 +204,22 @@ def test_describe() -> None:
     assert RAMP.describe() == "ramp 10→50/s over 8 s"
     assert SPIKE.describe() == "spike 10/s, ×4 for 4 s at 4 s, 12 s"
     assert LoadModel("rate", rate=2.5, duration_s=0.5).describe() == "rate 2.5/s for 0.5 s"
+
+
+def test_each_model_reads_named_fields_of_its_own() -> None:
+    from dataclasses import fields
+
+    from sandbox.load.models import MODELS, PARAMETERS
+
+    names = {f.name for f in fields(LoadModel)}
+    assert set(PARAMETERS) == set(MODELS)
+    assert all(set(p) <= names for p in PARAMETERS.values())
+    spike = LoadModel(name="spike", rate=4.0, duration_s=30.0, spike_s=5.0)
+    assert spike.parameters() == {
+        "rate": 4.0,
+        "duration_s": 30.0,
+        "spike_x": 5.0,
+        "spike_at_s": 0.0,
+        "spike_s": 5.0,
+    }
+    assert LoadModel().parameters() == {}
