@@ -21,6 +21,15 @@ this size on."""
 MOSTLY = 0.5
 """A share of at least this fraction of the growth is `mostly` it; else the growth is mixed."""
 
+LITTLE_GROWTH = "little growth"
+LIVE = "live allocations: a leak or a cache, not the allocator"
+FREE_KEPT = "free memory held by the allocator: fragmentation / unreturned pages"
+OUTSIDE_PYMALLOC = (
+    "memory outside malloc: CPython's small-object arenas; "
+    "try --pymalloc off to put it under the allocator"
+)
+"""The names of the shares of growth; `sandbox inspect` says the same words."""
+
 
 def _median_of(runs: Sequence[RunResult], attr: str) -> float | None:
     values = [getattr(r.summary, attr) for r in runs if r.status == "ok"]
@@ -82,15 +91,10 @@ def _classify(
 ) -> str:
     """Name the largest share of the growth, when the counters allow it."""
     if rss_growth < LITTLE_GROWTH_BYTES:
-        return "little growth"
+        return LITTLE_GROWTH
     if live is None or unused is None:
         return ""
-    shares = {
-        "live allocations: a leak or a cache, not the allocator": live,
-        "free memory held by the allocator: fragmentation / unreturned pages": unused,
-        "memory outside malloc: CPython's small-object arenas; "
-        "try --pymalloc off to put it under the allocator": outside or 0.0,
-    }
+    shares = {LIVE: live, FREE_KEPT: unused, OUTSIDE_PYMALLOC: outside or 0.0}
     what, largest = max(shares.items(), key=lambda kv: kv[1])
     return (
         f"mostly {what}"

@@ -14,13 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MIB = 1024 * 1024
-LITTLE_GROWTH_BYTES = 16 * MIB
-"""Below this RSS growth there is nothing to explain; also the least outside growth named."""
+from sandbox.analysis.metrics import MIB
 
-LITTLE_GROWTH = "little growth"
-LIVE = "live allocations: a leak or a cache, not the allocator"
-FREE_KEPT = "free memory held by the allocator: fragmentation / unreturned pages"
+# The thresholds and the words of `sandbox compare`'s verdict, from the verdict itself.
+from sandbox.analysis.verdict import (
+    FREE_KEPT,
+    LITTLE_GROWTH,
+    LITTLE_GROWTH_BYTES,
+    LIVE,
+    MOSTLY,
+)
+
 OUTSIDE_PYTHON = (
     "memory outside malloc: CPython's small-object arenas; "
     "restart it with PYTHONMALLOC=malloc to put it under the allocator"
@@ -77,7 +81,7 @@ def classify(growth: Growth, python: bool = True) -> str:
         (OUTSIDE_PYTHON if python else OUTSIDE): growth.outside_bytes or 0,
     }
     what, largest = max(shares.items(), key=lambda kv: kv[1])
-    if largest >= 0.5 * growth.rss_bytes:
+    if largest >= MOSTLY * growth.rss_bytes:
         return f"mostly {what}"
     return f"mixed; the largest share is {what}"
 

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.analysis.verdict import FREE_KEPT, LIVE
 from sandbox.inspect.verdict import (
-    FREE_KEPT,
-    LIVE,
     OUTSIDE,
     OUTSIDE_PYTHON,
     Growth,
