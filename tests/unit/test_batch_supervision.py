@@ -56,6 +56,10 @@ class FakeLocust:
     workers: list[FakeChild] = field(default_factory=list)
     tail: str = ""
 
+    @property
+    def stats_csv(self) -> Path:
+        return self.stats_json.with_name("locust_stats.csv")
+
     def log_tail(self, lines: int = 6) -> str:
         return self.tail
 

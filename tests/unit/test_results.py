@@ -38,7 +38,7 @@ def test_unknown_version_is_rejected(tmp_path: Path) -> None:
         results.load(path)
     assert str(info.value) == (
         f"{path}: result format version 99 is not supported by this sandbox "
-        "(it reads versions 1, 2, 3); use the sandbox version that wrote it"
+        "(it reads versions 1, 2, 3, 4); use the sandbox version that wrote it"
     )
 
 
@@ -114,9 +114,29 @@ def test_golden_file_of_each_version_loads() -> None:
         )
 
 
-def test_a_format_3_file_is_written_back_key_for_key() -> None:
-    raw = json.loads(gzip.decompress((DATA / "result_v3.json.gz").read_bytes()))
+def test_a_file_of_the_current_format_is_written_back_key_for_key() -> None:
+    raw = json.loads(
+        gzip.decompress((DATA / f"result_v{results.FORMAT_VERSION}.json.gz").read_bytes())
+    )
     assert json.dumps(results.RunResult.from_dict(raw).to_dict()) == json.dumps(raw)
+
+
+def _keys(data: object, path: str = "") -> set[str]:
+    """Every key path in a JSON document (list items share their list's path)."""
+    if isinstance(data, dict):
+        return {f"{path}/{k}" for k in data} | {
+            key for k, v in data.items() for key in _keys(v, f"{path}/{k}")
+        }
+    if isinstance(data, list):
+        return {key for item in data for key in _keys(item, path)}
+    return set()
+
+
+def test_a_format_3_file_keeps_every_key_it_had() -> None:
+    raw = json.loads(gzip.decompress((DATA / "result_v3.json.gz").read_bytes()))
+    written = results.RunResult.from_dict(raw).to_dict()
+    assert _keys(raw) - _keys(written) == set()
+    assert written["trim"] == {} and written["sampler"]["agent_injected"] is None
 
 
 def test_older_files_read_into_the_typed_sections() -> None:
