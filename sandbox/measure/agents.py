@@ -238,8 +238,9 @@ def agent_notes(processes: Sequence[AgentProcess], *, injected: bool) -> list[st
     notes = []
     if without:
         names = ", ".join(_described(p) for p in without)
+        whose = "its" if len(without) == 1 else "their"
         notes.append(
-            f"no agent in {names}: the allocator counters leave out its memory (RSS has it)"
+            f"no agent in {names}: the allocator counters leave out {whose} memory (RSS has it)"
         )
     for p in processes:
         if p.failed:

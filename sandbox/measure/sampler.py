@@ -418,8 +418,9 @@ class ProbePoller(_PollingThread):
                 **PROBE_COLUMNS,
                 **{n: ("q", "max") for n in row if n.startswith(PER_PROCESS_PREFIXES)},
             }
-            asked = "requests_done" if self.ask_server else ""
-            names = [n for n in spec if row.get(n) is not None or n == asked]
+            # A server without /stats (a user's app) has no request column: all zeros would
+            # read as a count; the progress line then shows Locust's.
+            names = [n for n in spec if row.get(n) is not None]
             self.store = ColumnStore({n: spec[n] for n in names}, max_rows=50_000)
         for name in self.store.names:
             if row.get(name) is not None:
