@@ -152,6 +152,22 @@ def test_older_files_read_into_the_typed_sections() -> None:
     v3 = results.load(DATA / "result_v3.json.gz")
     assert v3.load.spec.model.name == "spike" and v3.load.spec.workers == 2
     assert [c.passed for c in v3.thresholds] == [False]
+    assert (trim.processes, v3.sampler.agents, v3.sampler.agent_injected) == ([], [], None)
+
+
+def test_format_4_has_each_process_and_its_agent() -> None:
+    """examples/cache_service under gunicorn -w 2 (an arbiter, two workers), jemalloc."""
+    v4 = results.load(DATA / "result_v4.json.gz")
+    labels = ["main", "w1", "w2"]
+    assert v4.sampler.agent_injected is True
+    assert [(p.label, p.agent) for p in v4.sampler.agents] == [(label, True) for label in labels]
+    for name in ("alloc_in_use_bytes", "alloc_held_bytes"):
+        parts = [v4.probes[f"{name}_{label}"] for label in labels]
+        assert v4.probes[name] == [sum(row) for row in zip(*parts, strict=True)]
+    trim = v4.trim
+    assert trim is not None and trim.done
+    assert [p.label for p in trim.processes] == labels
+    assert trim.released.rss_bytes == sum(p.released.rss_bytes or 0 for p in trim.processes)
 
 
 def test_a_bad_section_names_itself(tmp_path: Path) -> None:
