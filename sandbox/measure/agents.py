@@ -220,8 +220,9 @@ def _described(p: AgentProcess) -> str:
     return f"{p.label} (pid {p.pid}{': ' + p.name if p.name else ''})"
 
 
-def agent_notes(processes: Sequence[AgentProcess], *, injected: bool) -> list[str]:
-    """One line each: no agent anywhere, processes without one, agents that failed probes."""
+def agent_notes(processes: Sequence[AgentProcess], *, injected: bool, ok: bool = True) -> list[str]:
+    """One line each: no agent anywhere, processes without one, agents that missed probes (only
+    for a run that is otherwise ok: a server that died or hung misses them for that reason)."""
     if not injected:
         return [
             f"the agent was left out ({NO_AGENT_ENV}=1): no allocator counters and no trim, "
@@ -242,7 +243,7 @@ def agent_notes(processes: Sequence[AgentProcess], *, injected: bool) -> list[st
         notes.append(
             f"no agent in {names}: the allocator counters leave out {whose} memory (RSS has it)"
         )
-    for p in processes:
+    for p in processes if ok else ():
         if p.failed:
             notes.append(
                 f"the agent of {_described(p)} missed {p.failed} of {p.answered + p.failed} "

@@ -133,7 +133,8 @@ class _Run:
                 "server processes exited during the run (their supervisor may have replaced "
                 f"them; see the server log): {', '.join(self.probe.tree.vanished)}"
             )
-        self.notes.extend(agents.agent_notes(self.agents_seen().processes, injected=self.injected))
+        seen = self.agents_seen().processes
+        self.notes.extend(agents.agent_notes(seen, injected=self.injected, ok=ok))
         return vmhwm, samples, probes
 
     @property

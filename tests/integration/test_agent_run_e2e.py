@@ -49,14 +49,22 @@ def run(serve: list[str], allocator: str, folder: Path) -> tuple[RunResult, str]
     return results.load(path), done.stderr
 
 
+Runs = dict[tuple[str, str], tuple[RunResult, str]]
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], RunResult]:
-    """Each target's run, once for the module (each takes ~10 s)."""
+def runs_and_output(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """Each target's run and its stderr, once for the module (each takes ~10 s)."""
     folder = tmp_path_factory.mktemp("agent-runs")
     return {
-        (target, allocator): run(TARGETS[target], allocator, folder / f"{target}-{allocator}")[0]
+        (target, allocator): run(TARGETS[target], allocator, folder / f"{target}-{allocator}")
         for target, allocator in RUNS
     }
+
+
+@pytest.fixture(scope="module")
+def runs(runs_and_output: Runs) -> dict[tuple[str, str], RunResult]:
+    return {key: result for key, (result, _) in runs_and_output.items()}
 
 
 @pytest.mark.parametrize(("target", "allocator"), RUNS)
@@ -95,6 +103,28 @@ def test_every_process_has_its_counters_and_is_trimmed(
     assert trim.released.rss_bytes == sum(p.released.rss_bytes or 0 for p in trim.processes)
     assert s.after_trim_rss_bytes is not None
     assert "agent" not in result.status_detail  # no process without one, no missed probe
+
+
+def test_the_progress_line_counts_requests_without_the_servers_stats(
+    runs_and_output: Runs,
+) -> None:
+    """With several processes any worker would answer /stats, so it is not asked: the count
+    comes from Locust's statistics: its CSV while the batch ran (the line printed as idle
+    begins), then the batch's final total (the line printed as the trim begins)."""
+    for target in ("uvicorn", "gunicorn"):
+        result, stderr = runs_and_output[(target, "glibc")]
+        assert "requests_done" not in result.probes
+        total = result.load.stats[0].requests
+        assert 0 < requests_shown(stderr, "idle") <= total
+        assert requests_shown(stderr, "trim") == total
+
+
+def requests_shown(stderr: str, phase: str) -> int:
+    """The request count on the progress line printed as `phase` began."""
+    [line] = [line for line in stderr.splitlines() if f"] {phase} " in line]
+    found = re.search(r"requests +(\d+)", line)
+    assert found is not None, line
+    return int(found[1])
 
 
 VERDICT = re.compile(

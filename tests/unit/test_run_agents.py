@@ -167,6 +167,8 @@ def test_notes_for_no_agent_some_without_and_missed_probes() -> None:
         "carried (first: late)",
     ]
     assert agents.agent_notes([proc("main", True)], injected=True) == []
+    # A run that did not end ok: its agents missed probes because the server died or hung.
+    assert agents.agent_notes([proc("main", True, 2)], injected=True, ok=False) == []
 
 
 def state(rss_mib: int, held_mib: int | None) -> MemoryState:
