@@ -6,7 +6,7 @@ start-up, with the agent also after its first `memory` op (which loads ctypes an
 allocator), and the median start-up time of `python -c pass`. Then `--calls` `memory` ops on
 the cache service's agent, after filling its cache: the median and 95th percentile of the
 round trip (client side) and of the agent's own `took_ms`. Not the formal overhead benchmark
-(throughput and p95 under load, with intervals): that one runs the service under Locust.
+(throughput, p95 and CPU under load, with intervals): that is `benchmarks/agent_overhead.py`.
 
     .venv/bin/python benchmarks/agent_cost.py [--repeats 5] [--calls 200]
 """

@@ -1,6 +1,7 @@
-"""The smaller sections of a result file, typed: host, harness, sampler, trim, objects, profile
-and threshold checks. Each has `to_dict` (what lands on disk, key for key as format 3 writes it) and
-`from_dict` (which ignores keys it does not know, so newer files still read).
+"""The smaller sections of a result file, typed: host, harness, sampler (with the server's
+agents), trim, objects, profile and threshold checks. Each has `to_dict` (what lands on disk, key
+for key as the current format writes it) and `from_dict` (which reads every older format, and
+ignores keys it does not know, so newer files still read).
 """
 
 from __future__ import annotations
@@ -114,6 +115,41 @@ class SamplerInfo(_Section):
     """The measuring process's own RSS at the end."""
     harness_peak_rss_bytes: int | None = None
     """The measuring process's peak RSS (ru_maxrss)."""
+    agent_injected: bool | None = None
+    """True when the agent was put into the server's environment (format 4 on); False when
+    it was left out on purpose (SANDBOX_NO_AGENT=1); None in older files (the counters came
+    from the stair-stepper's GET /debug/memory)."""
+    agents: list[AgentProcess] = field(default_factory=list)
+    """Each server process the probe saw, and what its agent answered (format 4 on)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**_plain(self), "agents": [a.to_dict() for a in self.agents]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SamplerInfo:
+        raw = data.get("agents", []) if isinstance(data, Mapping) else []
+        if not isinstance(raw, list):
+            raise ResultFormatError("SamplerInfo: 'agents' must be a list")
+        return from_fields(cls, {**data, "agents": [AgentProcess.from_dict(a) for a in raw]})
+
+
+@dataclass(frozen=True)
+class AgentProcess(_Section):
+    """One server process as the probe saw it: whether it had an agent, how often it answered."""
+
+    label: str
+    """main, w1, w2, ..., tracker: as in the per-process probe columns."""
+    pid: int
+    name: str | None = None
+    """The process's name (psutil), e.g. python3.11 or sh."""
+    agent: bool = False
+    """An agent answered in this process at least once."""
+    answered: int = 0
+    """Probes its agent answered."""
+    failed: int = 0
+    """Probes it did not answer in time, or answered wrongly (its last figures were carried)."""
+    error: str | None = None
+    """The first failure, in words."""
 
 
 @dataclass(frozen=True)
@@ -125,16 +161,19 @@ class Released:
 
 
 @dataclass(frozen=True)
-class TrimInfo:
-    """The server's answer to POST /debug/trim: what it called and what that released."""
+class ProcessTrim:
+    """What asking one server process's allocator for its free memory back did."""
 
+    label: str
+    """main, w1, w2, ...: as in the per-process probe columns."""
+    pid: int
     called: str | None
     """The allocator function called, e.g. `malloc_trim(0)`; None when it has none."""
     result: int | None
     """What that function returned (None for void functions)."""
     before: dict[str, Any]
-    """The server's memory state before: its allocator's snapshot (allocator, library,
-    in_use_bytes, held_bytes, raw counters, note) and rss_bytes, as GET /debug/memory has it."""
+    """The allocator's snapshot (allocator, library, in_use_bytes, held_bytes, raw counters,
+    note) and rss_bytes, before."""
     after: dict[str, Any]
     """The same, after."""
     released: Released
@@ -144,10 +183,96 @@ class TrimInfo:
         return {**_plain(self), "released": _plain(self.released)}
 
     @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProcessTrim:
+        if not isinstance(data, Mapping) or "released" not in data:
+            raise ResultFormatError("ProcessTrim: expected a mapping with 'released'")
+        return from_fields(cls, {**data, "released": from_fields(Released, data["released"])})
+
+
+@dataclass(frozen=True)
+class TrimInfo:
+    """The trim phase: what was called in the server, and what that released.
+
+    From format 4 on, every process with an agent is asked (`processes`), and the top-level
+    figures are over them: `before`/`after` hold the sums of rss_bytes, held_bytes and
+    in_use_bytes (None when a process lacked it) and `released` their differences. Older files
+    hold the single answer of the stair-stepper's POST /debug/trim and no `processes`.
+    """
+
+    called: str | None
+    """The allocator function called, e.g. `malloc_trim(0)` (the calls, comma-separated, if
+    processes differed); None when the allocator has none: nothing was released."""
+    result: int | None
+    """What that function returned, with one process (None for void functions, or several)."""
+    before: dict[str, Any]
+    """The server's memory state before (format 4: sums over `processes`)."""
+    after: dict[str, Any]
+    """The same, after."""
+    released: Released
+    took_ms: float
+    """How long asking took (format 4: every process, one after another)."""
+    processes: list[ProcessTrim] = field(default_factory=list)
+    """Each process asked (format 4 on; empty in older files)."""
+
+    @property
+    def done(self) -> bool:
+        """True when a release function was really called (so the figures after it mean
+        something)."""
+        return self.called is not None
+
+    @classmethod
+    def over(cls, processes: list[ProcessTrim], took_ms: float) -> TrimInfo:
+        """The section for the processes asked (at least one)."""
+        if not processes:
+            raise ValueError("TrimInfo.over needs at least one process")
+        calls = list(dict.fromkeys(p.called for p in processes if p.called is not None))
+
+        def total(state: str, key: str) -> int | None:
+            values = [getattr(p, state).get(key) for p in processes]
+            ints = [v for v in values if isinstance(v, int)]
+            return sum(ints) if len(ints) == len(values) else None
+
+        def state(which: str) -> dict[str, Any]:
+            keys = ("rss_bytes", "held_bytes", "in_use_bytes")
+            return {**{k: total(which, k) for k in keys}, "processes": len(processes)}
+
+        held = [p.released.held_bytes for p in processes]
+        rss = [p.released.rss_bytes for p in processes]
+        return cls(
+            called=", ".join(c for c in calls if c) if calls else None,
+            result=processes[0].result if len(processes) == 1 else None,
+            before=state("before"),
+            after=state("after"),
+            released=Released(
+                sum(h for h in held if h is not None) if None not in held else None,
+                sum(r for r in rss if r is not None) if None not in rss else None,
+            ),
+            took_ms=took_ms,
+            processes=list(processes),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **_plain(self),
+            "released": _plain(self.released),
+            "processes": [p.to_dict() for p in self.processes],
+        }
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrimInfo:
         if not isinstance(data, Mapping) or "released" not in data:
             raise ResultFormatError("TrimInfo: expected a mapping with 'released'")
-        return from_fields(cls, {**data, "released": from_fields(Released, data["released"])})
+        raw = data.get("processes", [])
+        if not isinstance(raw, list):
+            raise ResultFormatError("TrimInfo: 'processes' must be a list")
+        return from_fields(
+            cls,
+            {
+                **data,
+                "released": from_fields(Released, data["released"]),
+                "processes": [ProcessTrim.from_dict(p) for p in raw],
+            },
+        )
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,14 @@ FORMAT = "sandbox-run"
 #     `<run_id>.partial.json` with status `running`; one whose harness died is marked
 #     `harness-died` by the next command that finds it. New `harness` (pid, start time, boot id
 #     and host of the harness process, to tell a live checkpoint from a dead one).
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+# 5 - (0.5.0) the injected agent: the allocator's counters come from an agent in every Python
+#     process of any server (app, command, workers), not from the stair-stepper's /debug/memory;
+#     with several processes, probes gain per-process alloc_in_use_bytes_<label> and
+#     alloc_held_bytes_<label> beside the sums; sampler gains `agent_injected` and `agents` (each
+#     process, whether it had an agent, its answers and failures); trim is asked of every
+#     process: it gains `processes` (each one's figures), its top level holds the sums.
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 Status = Literal[
     "ok",
@@ -251,14 +257,17 @@ class RunResult:
     samples: Columns
     """Sampler columns: t_s, rss_bytes, threads (and more when available)."""
     probes: Columns
-    """~1 Hz columns: t_s, requests_done, uss_bytes, pss_bytes."""
+    """~1 Hz columns: t_s, requests_done, uss_bytes, pss_bytes; the allocator's counters
+    (alloc_in_use_bytes, alloc_held_bytes, py_allocated_blocks: sums over the processes whose
+    agent gave them); with several processes, per-process columns suffixed _main, _w1, ..."""
     summary: Summary
     repeat: int = 0
     """Repeat index within an experiment."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Experiment parameters that vary between runs (besides the allocator)."""
     trim: TrimInfo | None = None
-    """The server's answer to POST /debug/trim in the trim phase; None (on disk {}): not run."""
+    """What the trim phase asked of the server's processes and what came back; None (on disk
+    {}): not run, or no process had an agent to ask."""
     objects: dict[str, TopObjects] = field(default_factory=dict)
     """Pympler's top object types by size, by moment (end-of-load, after-idle); opt-in."""
     profile: ProfileInfo | None = None

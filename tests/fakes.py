@@ -18,7 +18,7 @@ from typing import Any
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.load.stats import BatchStats
-from sandbox.result_sections import HostInfo, SamplerInfo
+from sandbox.result_sections import HostInfo, ProcessTrim, Released, SamplerInfo, TrimInfo
 from sandbox.results import (
     AllocatorInfo,
     Columns,
@@ -46,6 +46,9 @@ LIBRARIES = {
     "tcmalloc": "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
 }
 BATCHES = 3
+
+
+RELEASE_CALLS = {"jemalloc": 'mallctl("arena.4096.purge")', "tcmalloc": "ReleaseFreeMemory()"}
 
 
 def make_phases(
@@ -208,6 +211,12 @@ def make_result(
     }
 
     stamp = f"20260101T{10 + repeat % 10:02d}{seed % 60:02d}00Z"
+    trim = None
+    if any(p.name == "trim" for p in phases):  # the agent of the one process was asked
+        before, after = {"rss_bytes": samples["rss_bytes"][-1]}, {"rss_bytes": 0}
+        call = RELEASE_CALLS.get(allocator, "malloc_trim(0)")
+        asked = ProcessTrim("main", 4242, call, 1, before, after, Released(None, None), 2.0)
+        trim = TrimInfo.over([asked], took_ms=2.5)
     return RunResult(
         run_id=f"{stamp}-{allocator}-{seed % 0xFFFF:04x}",
         status=status,
@@ -252,6 +261,7 @@ def make_result(
         summary=compute_summary(samples, phases, probes=probes),
         repeat=repeat,
         parameters=params,
+        trim=trim,
     )
 
 

@@ -4,6 +4,10 @@ RSS growth (baseline to after idle) splits into what the application still has a
 (live growth), what the allocator holds but nobody uses (free memory kept: fragmentation and
 unreturned pages), and memory malloc never sees (CPython's own small-object arenas, thread
 stacks), which is RSS growth minus the growth of what the allocator holds.
+
+The counters are sums over the server's processes (an agent in each), so a user's app, a
+command and prefork workers read as the stair-stepper does. A figure is only given for what was
+measured: what a trim returned only from runs whose trim section says a release was called.
 """
 
 from __future__ import annotations
@@ -37,6 +41,26 @@ def _median_of(runs: Sequence[RunResult], attr: str) -> float | None:
     return statistics.median(present) if present else None
 
 
+def _trimmed(runs: Sequence[RunResult]) -> float | None:
+    """Median RSS given back by the trim phase, over the runs that really asked (their trim
+    section names the release function called); None when none did."""
+    asked = [r for r in runs if r.trim is not None and r.trim.done]
+    return _diff(
+        _median_of(asked, "after_idle_rss_bytes"), _median_of(asked, "after_trim_rss_bytes")
+    )
+
+
+def _no_counters(runs: Sequence[RunResult]) -> str:
+    """Why a group has no allocator counters, as far as its results say."""
+    words = "these runs have no allocator counters"
+    injected = {r.sampler.agent_injected for r in runs}
+    if injected == {True}:
+        return f"{words} (the server's processes had no agent: not Python?)"
+    if injected == {False}:
+        return f"{words} (the agent was left out)"
+    return words
+
+
 def verdicts(results: Sequence[RunResult]) -> list[str]:
     """Per group, in plain words: where did the RSS growth go? Medians over the group's runs
     that finished ok (see the module docstring for the split)."""
@@ -54,9 +78,7 @@ def verdicts(results: Sequence[RunResult]) -> list[str]:
             _median_of(runs, "held_after_idle_bytes"), _median_of(runs, "held_baseline_bytes")
         )
         unused = _diff(held_growth, live_growth)  # growth of free memory the allocator keeps
-        trimmed = _diff(
-            _median_of(runs, "after_idle_rss_bytes"), _median_of(runs, "after_trim_rss_bytes")
-        )
+        trimmed = _trimmed(runs)
         name = runs[0].allocator.name
         words = [f"{label}: RSS grew {_mib(rss_growth)} MiB from baseline to after idle"]
         if live_growth is not None:
@@ -66,7 +88,7 @@ def verdicts(results: Sequence[RunResult]) -> list[str]:
         elif held_growth is not None:
             words.append(f"{name} gives no in-use count, so live and free cannot be told apart")
         else:
-            words.append("these runs have no allocator counters (the server had no /debug/memory)")
+            words.append(_no_counters(runs))
         outside = None if held_growth is None else rss_growth - held_growth
         if outside is not None and outside >= LITTLE_GROWTH_BYTES:
             words.append(f"{_mib(outside)} MiB grew outside malloc (pymalloc arenas, stacks)")

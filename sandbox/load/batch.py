@@ -15,6 +15,7 @@ from typing import Protocol
 
 from sandbox.errors import LoadError
 from sandbox.load import driver
+from sandbox.load.live_count import LocustCount
 from sandbox.load.spec import LoadSpec
 from sandbox.load.stats import BatchStats, read_entries, summarise
 from sandbox.processes import describe_exit
@@ -42,6 +43,10 @@ class RunningLocust(Protocol):
     @property
     def stats_json(self) -> Path: ...
 
+    @property
+    def stats_csv(self) -> Path:
+        """Locust's running totals, rewritten every second while it runs."""
+
     def log_tail(self, lines: int = 6) -> str: ...
 
 
@@ -63,6 +68,7 @@ class Supervisor:
         epoch: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         poll_s: float = POLL_S,
+        count: LocustCount | None = None,
     ) -> None:
         self.check = check
         self.now_s = now_s
@@ -73,6 +79,8 @@ class Supervisor:
         """Wall-clock seconds, to map Locust's timestamps onto run time."""
         self.sleep = sleep
         self.poll_s = poll_s
+        self.count = count
+        """Told when each batch starts and ends: the run's requests so far, as Locust counts."""
 
     def run(self, load: LoadSpec, host_url: str, workdir: Path, index: int) -> BatchStats:
         """Batch `index` (from 1) against `host_url`, in `workdir/batch-<index>`; LoadError when
@@ -84,6 +92,8 @@ class Supervisor:
         deadline = self.clock() + load.timeout_s + OVERRUN_S
         # Leaving the context stops Locust, on every path.
         with self.start(load, host_url, batch_dir) as locust:
+            if self.count is not None:
+                self.count.follow(locust.stats_csv)
             while (code := locust.proc.poll()) is None:
                 self.check()
                 if self.clock() > deadline:
@@ -106,7 +116,7 @@ class Supervisor:
                     f"Locust {how} during batch-{index}"
                     + (f"; its last output: {tail}" if tail else "")
                 )
-            return summarise(
+            stats = summarise(
                 read_entries(locust.stats_json),
                 index=index,
                 start_s=start_s,
@@ -115,6 +125,9 @@ class Supervisor:
                 exit_code=code,
                 plans=load.drill,
             )
+            if self.count is not None:
+                self.count.finish(stats.requests)
+            return stats
 
 
 def shortfall(load: LoadSpec, stats: BatchStats) -> list[str]:

@@ -2,7 +2,8 @@
 
 Locust is never imported here (it monkey-patches the whole process with gevent). Statistics
 come from Locust's `--json-file`, which it writes once, at exit, from its final totals (in
-distributed mode, after the workers' last reports).
+distributed mode, after the workers' last reports). Its `--csv` files, rewritten every second,
+give the running count for the progress line (`sandbox.load.live_count`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def locust_command(
     cmd += model_options(spec.model)
     cmd += ["--run-time", f"{max(1, int(spec.timeout_s))}s", "--stop-timeout", "10"]
     cmd += ["--json-file", str(json_prefix), "--only-summary", "--loglevel", "WARNING"]
+    cmd += ["--csv", str(json_prefix)]  # running totals, read by live_count while it runs
     cmd += ["--exit-code-on-error", "0"]
     if master_port is not None:
         cmd += ["--master", "--master-bind-host", "127.0.0.1"]
@@ -103,6 +105,16 @@ def locust_environ() -> dict[str, str]:
     return env
 
 
+def stats_csv(prefix: Path) -> Path:
+    """The file Locust started with `--csv prefix` rewrites every second with its running totals."""
+    return Path(f"{prefix}_stats.csv")
+
+
+def prefix_in(workdir: Path) -> Path:
+    """The prefix of Locust's statistics files for a batch run in `workdir`."""
+    return workdir / "locust"
+
+
 @dataclass
 class LocustProcess:
     proc: subprocess.Popen[bytes]
@@ -115,6 +127,10 @@ class LocustProcess:
     def stats_json(self) -> Path:
         return Path(f"{self.json_prefix}.json")
 
+    @property
+    def stats_csv(self) -> Path:
+        return stats_csv(self.json_prefix)
+
     def log_tail(self, lines: int = 6) -> str:
         return tail_of(self.log, lines)
 
@@ -123,7 +139,7 @@ class LocustProcess:
 def start(spec: LoadSpec, host_url: str, workdir: Path) -> Iterator[LocustProcess]:
     """Start Locust (and its workers) sending load to `host_url`; on any exit path, stop them
     all (SIGTERM, then SIGKILL)."""
-    prefix = workdir / "locust"
+    prefix = prefix_in(workdir)
     port = free_port() if spec.workers else None
     env = locust_environ()
     # Ours runs from the repository root (pyproject's [tool.locust]); a user's beside itself.

@@ -39,10 +39,37 @@ def check_folder(folder: Path) -> None:
         )
 
 
+PREFIX = "sandbox-agents-"
+SHORT_PARENTS = (Path("/tmp"), Path("/dev/shm"))
+"""Where the folder goes when the temporary folder's path is too long for a socket's."""
+
+
+def _fits(parent: Path) -> bool:
+    """Whether a folder made by mkdtemp in `parent` (8 random characters) leaves room for the
+    longest socket name."""
+    folder = os.path.join(os.fsencode(parent), f"{PREFIX}xxxxxxxx".encode())
+    longest = os.path.join(folder, protocol.LONGEST_SOCKET_NAME.encode())
+    return len(longest) <= protocol.MAX_SOCKET_PATH_BYTES
+
+
+def short_parent() -> Path:
+    """The temporary folder (TMPDIR, ...), or the first of SHORT_PARENTS that is writable when
+    that path is too long for a Unix socket (a test's or a tool's deep TMPDIR); the temporary
+    folder again if none is, so that `check_folder` names the problem."""
+    default = Path(tempfile.gettempdir())
+    if _fits(default):
+        return default
+    for parent in SHORT_PARENTS:
+        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK) and _fits(parent):
+            return parent
+    return default
+
+
 @contextlib.contextmanager
 def agent_folder(parent: Path | None = None) -> Iterator[Path]:
-    """A new private (0700) folder for the run's agent sockets, removed with what is in it."""
-    folder = Path(tempfile.mkdtemp(prefix="sandbox-agents-", dir=parent))
+    """A new private (0700) folder for the run's agent sockets, removed with what is in it;
+    in `parent`, by default the temporary folder unless its path is too long (`short_parent`)."""
+    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=short_parent() if parent is None else parent))
     try:
         check_folder(folder)
         yield folder

@@ -26,7 +26,7 @@ def run_showing_progress(spec: RunSpec) -> tuple[RunResult, Path]:
     """`runner.run_once` with a progress line on stderr, closed on every exit path."""
     line = ProgressLine(sys.stderr)
     try:
-        return runner.run_once(spec, on_progress=line.update)
+        return runner.run_once(spec, on_progress=line.update, on_notice=line.notice)
     finally:
         line.close()
 
@@ -51,7 +51,7 @@ class ProgressLine:
         phase = p.phase if not p.phase.startswith("batch-") else f"batch {p.batch}/{p.batches}"
         rss = _mib(p.rss_bytes) if p.rss_bytes else "-"
         text = f"[{p.elapsed_s:6.1f} s] {phase:<12} RSS {rss:>11}  "
-        if p.requests_done >= 0:  # -1: the server cannot say (several workers, a user's app)
+        if p.requests_done >= 0:  # -1: nobody counts them (the server has no /stats, no Locust)
             text += f"requests {p.requests_done:>7}  {p.rps:6.1f} req/s"
         if self.tty:
             pad = max(0, self._width - len(text))
@@ -62,6 +62,15 @@ class ProgressLine:
             self.stream.write(text + "\n")
             self.stream.flush()
         self._last_phase = p.phase
+
+    def notice(self, text: str) -> None:
+        """One line of its own (`note: ...`), above the progress line on a terminal."""
+        if self.tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+            self._last_phase = ""  # redraw the progress line at the next update
+        self.stream.write(f"note: {text}\n")
+        self.stream.flush()
 
     def close(self) -> None:
         if self.tty and self._width:
@@ -120,10 +129,13 @@ def print_run_summary(result: RunResult, path: Path) -> None:
         click.echo(f"  harness    {_mib(harness)} RSS (this process, at the end)")
     if result.status_detail:
         click.echo(f"  note       {result.status_detail}")
-    if result.trim and result.trim.called and s.after_trim_rss_bytes:
+    if result.trim and result.trim.done and s.after_trim_rss_bytes:
         freed = s.after_idle_rss_bytes - s.after_trim_rss_bytes
+        asked = len(result.trim.processes)
+        where = f" ({result.trim.called} in {asked} processes)" if asked > 1 else ""
         click.echo(
-            f"  trim       RSS {_mib(s.after_trim_rss_bytes)} after trim: {_mib(freed)} given back"
+            f"  trim       RSS {_mib(s.after_trim_rss_bytes)} after trim: {_mib(freed)} "
+            f"given back{where}"
         )
     if s.held_after_idle_bytes is not None:
         in_use = _mib(s.in_use_after_idle_bytes)

@@ -22,11 +22,21 @@ from sandbox.errors import ResultFormatError
 from sandbox.load.stats import BatchStats
 from sandbox.measure import metadata
 from sandbox.measure.thresholds import check_thresholds
-from sandbox.result_sections import HostInfo, ProfileInfo, SamplerInfo, TopObjects, TrimInfo
+from sandbox.result_sections import (
+    AgentProcess,
+    HostInfo,
+    ProfileInfo,
+    SamplerInfo,
+    TopObjects,
+    TrimInfo,
+)
 from sandbox.results import AllocatorInfo, Columns, LoadInfo, Phase, RunResult, ServerInfo, Status
 from sandbox.spec import RunSpec
 
-SOURCE = "psutil memory_info().rss; probes: memory_full_info() uss/pss, GET /stats"
+SOURCE = (
+    "psutil memory_info().rss; probes: memory_full_info() uss/pss, GET /stats, "
+    "the agent's memory op in each server process"
+)
 # A server that ended on its own, or was stopped for it, has an exit code worth recording.
 _EXIT_RECORDED: tuple[Status, ...] = ("server-died", "server-hung", "memory-cap")
 
@@ -62,6 +72,14 @@ class Sampled:
     """The highest raw sample, stored or not."""
     vmhwm_bytes: int | None
     """The kernel's peak RSS of the server, read before it stopped."""
+
+
+@dataclass(frozen=True)
+class AgentsSeen:
+    """Whether the agent was injected, and each server process the probe saw."""
+
+    injected: bool
+    processes: list[AgentProcess]
 
 
 class ResultBuilder:
@@ -105,13 +123,15 @@ class ResultBuilder:
         exit_code: int | None,
         stats: Sequence[BatchStats],
         sampled: Sampled,
-        trim: Mapping[str, Any],
+        trim: TrimInfo | None,
         objects: Mapping[str, Mapping[str, Any]],
         profile: ProfileInfo | None,
+        agents: AgentsSeen,
     ) -> RunResult:
-        """The result: `detail` and the `notes` joined into its status detail; `trim` and
-        `objects` are the server's answers ({} when not asked or not answered). Called every few
-        seconds for a checkpoint: the machine's facts are gathered once."""
+        """The result: `detail` and the `notes` joined into its status detail; `trim` is what
+        the trim phase did (None: not run); `objects` the server's answers ({} when not asked
+        or not answered). Called every few seconds for a checkpoint: the machine's facts are
+        gathered once."""
         if self._allocator is None:
             raise RuntimeError("ResultBuilder.build before allocator_verified")
         allocator = self._allocator
@@ -153,6 +173,8 @@ class ResultBuilder:
                 peak_rss_bytes=sampled.peak_rss_bytes,
                 harness_rss_bytes=psutil.Process().memory_info().rss,
                 harness_peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                agent_injected=agents.injected,
+                agents=agents.processes,
             ),
             phases=sampled.phases,
             samples=sampled.samples,
@@ -162,7 +184,7 @@ class ResultBuilder:
             ),
             repeat=spec.repeat,
             parameters=dict(spec.parameters),
-            trim=_trim(trim, notes),
+            trim=trim,
             objects=_objects(objects, notes),
             profile=profile,
             harness=self._harness,
@@ -172,16 +194,6 @@ class ResultBuilder:
             status_detail="; ".join(d for d in (detail, *notes) if d),
             thresholds=check_thresholds(spec.thresholds, result),
         )
-
-
-def _trim(answer: Mapping[str, Any], notes: list[str]) -> TrimInfo | None:
-    if not answer:
-        return None
-    try:
-        return TrimInfo.from_dict(answer)
-    except ResultFormatError as exc:
-        notes.append(f"the server's answer to POST /debug/trim is not recorded: {exc}")
-        return None
 
 
 def _objects(answers: Mapping[str, Mapping[str, Any]], notes: list[str]) -> dict[str, TopObjects]:

@@ -21,15 +21,19 @@ from sandbox import allocators, storage
 from sandbox.config import REPO_ROOT
 from sandbox.errors import ConfigError, LoadError, ServerError
 from sandbox.load import batch
+from sandbox.load.live_count import LocustCount
 from sandbox.load.stats import BatchStats
+from sandbox.measure import agents, inject
+from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.checkpointer import Checkpointer
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.measure.loop import ProgressCallback, RunLoop
 from sandbox.measure.profiling import MemrayProfile
-from sandbox.measure.record import ResultBuilder, Sampled
+from sandbox.measure.record import AgentsSeen, ResultBuilder, Sampled
 from sandbox.measure.sampler import Live, ProbePoller, ProcessTree, RssSampler, read_vmhwm
 from sandbox.measure.server_client import ServerClient
 from sandbox.measure.watchdog import ServerGroup, Stopped, Watchdog
+from sandbox.result_sections import TrimInfo
 from sandbox.results import Columns, RunResult, Status
 from sandbox.server_settings import OWNER_FILE_ENV
 from sandbox.spec import RunSpec
@@ -40,10 +44,29 @@ def make_run_id(allocator: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{allocator}-{secrets.token_hex(2)}"
 
 
+AGENT_WAIT_S = 5.0
+"""How long, once the server answers, to wait for an agent in each of its Python processes."""
+TRIM_TIMEOUT_S = 30.0
+"""How long one process's trim may take (malloc_trim walks every arena)."""
+
+
+def probe_timeout_s(probe_interval_s: float) -> float:
+    """One agent's time to answer a probe's snapshot: well under the probe interval, so a slow
+    agent cannot hold up the probe that watches for a hung server."""
+    return min(0.5, max(0.05, probe_interval_s / 4))
+
+
 class _Run:
     """One run under way: its sampling threads, watchdog and loop, and what it has gathered."""
 
-    def __init__(self, spec: RunSpec, server: ServerProcess, on_progress: ProgressCallback | None):
+    def __init__(
+        self,
+        spec: RunSpec,
+        server: ServerProcess,
+        on_progress: ProgressCallback | None,
+        agent_dir: Path | None = None,
+        processes: int = 1,
+    ):
         self.spec = spec
         t0 = time.monotonic()
         live = Live()
@@ -59,15 +82,29 @@ class _Run:
             live=live,
             tree=tree,
         )
+        interval = spec.sampler.probe_interval_s
+        self.agents = None if agent_dir is None else AgentClient(agent_dir, TRIM_TIMEOUT_S)
+        """Every process's agent, for the trim phase; None: the agent was left out."""
+        self.agent_probe = (
+            None
+            if agent_dir is None
+            else agents.AgentProbe(
+                AgentClient(agent_dir, probe_timeout_s(interval)), budget_s=interval / 2
+            )
+        )
+        self.count = LocustCount()
         self.probe = ProbePoller(
             server.pid,
             server.url,
-            spec.sampler.probe_interval_s,
+            interval,
             t0,
             live,
             tree=ProcessTree(server.pid) if tree else None,
-            # With several workers, any one of them answers: their counters would be mixed.
-            ask_server=spec.target.workers == 1,
+            # With several workers (ours, or a command's), any one of them answers /stats:
+            # their counts would be mixed; Locust's count shows instead.
+            ask_server=spec.target.workers == 1 and processes == 1,
+            counters=self.agent_probe,
+            count_requests=self.count.total,
         )
         self.watchdog = Watchdog(self.sampler, self.probe, group, limits=spec.limits)
         self.loop = RunLoop(
@@ -75,12 +112,12 @@ class _Run:
         )
         self.client = ServerClient(server.url, on_answer=self._answered)
         self.host_url = server.url
-        self.supervisor = batch.Supervisor(self.loop.check, self.loop.now)
+        self.supervisor = batch.Supervisor(self.loop.check, self.loop.now, count=self.count)
         self.stats: list[BatchStats] = []
         self.after_batch: Callable[[], None] = lambda: None
         """Called when a batch's statistics are in (the runner checkpoints them)."""
         self.notes: list[str] = []
-        self.trim: dict[str, Any] = {}
+        self.trim: TrimInfo | None = None
         self.objects: dict[str, Any] = {}
 
     def _answered(self) -> None:
@@ -113,7 +150,17 @@ class _Run:
                 "server processes exited during the run (their supervisor may have replaced "
                 f"them; see the server log): {', '.join(self.probe.tree.vanished)}"
             )
+        seen = self.agents_seen().processes
+        self.notes.extend(agents.agent_notes(seen, injected=self.injected, ok=ok))
         return vmhwm, samples, probes
+
+    @property
+    def injected(self) -> bool:
+        return self.agent_probe is not None
+
+    def agents_seen(self) -> AgentsSeen:
+        seen = self.agent_probe.processes() if self.agent_probe else []
+        return AgentsSeen(injected=self.injected, processes=seen)
 
     def drive(self) -> None:
         """baseline, the batches (with their pauses), idle, trim."""
@@ -139,10 +186,16 @@ class _Run:
                     self.loop.hold(f"pause-{b}", schedule.pause_s)
 
     def trim_memory(self) -> None:
+        """Ask every process's agent for its allocator's free memory back, then sample for
+        trim_s. Skipped (no trim phase) when no process has an agent to ask."""
+        targets = self.agent_probe.answering() if self.agent_probe else []
+        if self.agents is None or not targets:
+            self.notes.append("nothing was trimmed: no process of the server had an agent")
+            return
         self.loop.mark("trim")
-        self.trim = self.client.trim()
-        if not self.trim:
-            self.notes.append("the server has no POST /debug/trim; nothing was trimmed")
+        self.trim, failed = agents.trim_each(self.agents, targets)
+        self.notes.extend(failed)
+        self._answered()  # a long trim is not a hang
         self.loop.wait(self.spec.inspect.trim_s)
 
     def record_objects(self, moment: str) -> None:
@@ -160,9 +213,14 @@ class _Run:
 
 
 def run_once(
-    spec: RunSpec, *, on_progress: ProgressCallback | None = None, root: Path = REPO_ROOT
+    spec: RunSpec,
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    root: Path = REPO_ROOT,
 ) -> tuple[RunResult, Path]:
     """Run the whole pipeline and write the result; faults end in a result marked by status.
+    `on_notice` hears, as the run starts, what limits its figures (no agent in the server).
 
     Raises AllocatorError (before anything is measured) when the allocator library is missing
     or not really mapped in the server, ServerError when the server does not start.
@@ -187,18 +245,25 @@ def run_once(
     detail = ""
     if spec.target.app and profiler is None:
         env[OWNER_FILE_ENV] = str(folder / f".{run_id}.malloc-owner")
-    with launch(
-        env,
-        host=spec.server.host,
-        port=spec.server.port,
-        ready_timeout_s=spec.limits.ready_timeout_s,
-        wrap=profiler.wrap() if profiler else (),
-        stop_timeout_s=60.0 if profiler else 5.0,
-        target=spec.target,
-    ) as server:
+    with contextlib.ExitStack() as stack:
+        agent_dir = None if agents.agent_disabled() else stack.enter_context(inject.agent_folder())
+        if agent_dir is not None:
+            env = inject.agent_environ(agent_dir, env)
+        server = stack.enter_context(
+            launch(
+                env,
+                host=spec.server.host,
+                port=spec.server.port,
+                ready_timeout_s=spec.limits.ready_timeout_s,
+                wrap=profiler.wrap() if profiler else (),
+                stop_timeout_s=60.0 if profiler else 5.0,
+                target=spec.target,
+            )
+        )
         mapped, malloc_owner = _verify(spec, resolved, server, env.pop(OWNER_FILE_ENV, None))
         record.allocator_verified(resolved, mapped, malloc_owner)
-        run = _Run(spec, server, on_progress)
+        processes = _await_agents(server, agent_dir, on_notice)
+        run = _Run(spec, server, on_progress, agent_dir, processes)
         checkpoint = Checkpointer(folder, run_id, lambda: _partial(record, run, server, env))
         run.loop.after_check = checkpoint.maybe
         run.after_batch = checkpoint.soon
@@ -241,6 +306,7 @@ def run_once(
         trim=run.trim,
         objects=run.objects,
         profile=profile,
+        agents=run.agents_seen(),
     )
     suffix = ".json.gz" if spec.output.compress else ".json"
     try:
@@ -269,6 +335,7 @@ def _partial(
         trim=run.trim,
         objects=run.objects,
         profile=None,
+        agents=run.agents_seen(),
     )
 
 
@@ -278,6 +345,29 @@ def _abandon(checkpoint: Checkpointer, exc: BaseException) -> None:
         checkpoint.abandon("interrupted", "interrupted while stopping; this is its last checkpoint")
     else:
         checkpoint.abandon("failed", f"the harness failed: {exc!r}; this is its last checkpoint")
+
+
+def _await_agents(
+    server: ServerProcess, agent_dir: Path | None, on_notice: Callable[[str], None] | None
+) -> int:
+    """Wait for the agent in each Python process of the server; say so now if none has one.
+    Returns how many processes the server has."""
+    tree = ProcessTree(server.pid, refresh_s=0.0)
+
+    def processes() -> list[tuple[str, int]]:
+        return [(tree.label(p), p.pid) for p in tree.processes()]
+
+    if agent_dir is None:
+        if on_notice:
+            on_notice(f"agent left out ({agents.NO_AGENT_ENV}=1): RSS only")
+        return len(processes())
+    client = AgentClient(agent_dir, timeout_s=1.0)
+    if not agents.wait_for_agents(client.hello, processes, AGENT_WAIT_S) and on_notice:
+        on_notice(
+            "no process of the server has an agent (not Python, or python -I, -E or -S): "
+            "no allocator counters and no trim, RSS only"
+        )
+    return len(processes())
 
 
 def _verify(

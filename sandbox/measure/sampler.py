@@ -1,4 +1,5 @@
-"""Memory sampling threads: RSS at the sampler rate, slower probes (USS/PSS, server counters).
+"""Memory sampling threads: RSS at the sampler rate, slower probes (USS/PSS, the allocator's
+counters from the server's agents, the server's request count).
 
 Storage is bounded: columns are typed arrays, and when a store reaches `max_rows` it halves
 its resolution (pairs of rows merge, keeping the larger memory value), so a 24-hour run costs
@@ -10,9 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -330,25 +331,26 @@ PROBE_COLUMNS: dict[str, tuple[str, Reduce]] = {
     "alloc_held_bytes": ("q", "max"),
     "py_allocated_blocks": ("q", "max"),
 }
+PER_PROCESS_PREFIXES = ("rss_bytes_", "pss_bytes_", "alloc_in_use_bytes_", "alloc_held_bytes_")
+"""Columns of one process each (`rss_bytes_w1`, `alloc_held_bytes_main`, ...)."""
 
 
-def memory_row(snapshot: Mapping[str, Any] | None) -> dict[str, float | None]:
-    """The probe columns taken from the server's GET /debug/memory answer."""
-    snapshot = snapshot or {}
-    python = snapshot.get("python") or {}
-    return {
-        "alloc_in_use_bytes": snapshot.get("in_use_bytes"),
-        "alloc_held_bytes": snapshot.get("held_bytes"),
-        "py_allocated_blocks": python.get("allocated_blocks"),
-    }
+class AllocatorCounters(Protocol):
+    """The server's allocator counters at one probe (`agents.AgentProbe`)."""
+
+    def read(
+        self, processes: Sequence[tuple[str, int]], *, per_process: bool
+    ) -> dict[str, float | None]: ...
 
 
 class ProbePoller(_PollingThread):
-    """About once a second: USS/PSS (a full smaps read), the server's request counter and, when
-    the server has GET /debug/memory, what its allocator says it holds and has handed out.
+    """About once a second: USS/PSS (a full smaps read), the server's request counter and, from
+    the agent in each server process, what its allocator holds and has handed out.
 
-    The columns are fixed by the first tick: a counter the server cannot give (mimalloc has no
-    in-use count; a foreign server has no debug route) is left out, not filled with zeros.
+    The columns are fixed by the first tick: a counter nobody gives (mimalloc has no in-use
+    count; a server with no agent has none at all) is left out, not filled with zeros. After
+    that, a per-process column of a process that has exited reads 0; a value not answered this
+    tick is carried (see `sandbox.measure.agents` for the allocator counters' rules).
     """
 
     def __init__(
@@ -361,89 +363,111 @@ class ProbePoller(_PollingThread):
         *,
         tree: ProcessTree | None = None,
         ask_server: bool = True,
+        counters: AllocatorCounters | None = None,
+        count_requests: Callable[[], int] | None = None,
     ) -> None:
         super().__init__("probe-poller", interval_s, t0)
+        self.pid = pid
         self.process = psutil.Process(pid)
         self.tree = tree
         """Several processes: USS/PSS are sums, and each process gets its own columns."""
         self.ask_server = ask_server
-        """False when any of several workers would answer: their counters would be mixed."""
+        """Ask the server's GET /stats for its request count (False when any of several
+        workers would answer, or the server has none)."""
+        self.counters = counters
+        """The agents' allocator counters; None: the server has no agent."""
+        self.count_requests = count_requests
+        """Requests done so far as Locust counts them, for the progress line when the server
+        does not count them itself (not stored: the column is the server's own count)."""
         self.base_url = base_url
         self.live = live
         self.store: ColumnStore | None = None
-        self.snapshot: dict[str, Any] | None = None
-        """The latest /debug/memory answer."""
         self.answered_at = time.monotonic()
         """When the server last answered GET /stats (monotonic; start: when polling began)."""
         self._prev: tuple[float, int] | None = None
 
-    def _per_process(self) -> dict[str, float | None]:
-        """USS and PSS summed over the tree, plus RSS and PSS of each process (`_w1`, ...)."""
+    def _per_process(self) -> tuple[dict[str, float | None], list[tuple[str, int]]]:
+        """USS and PSS summed over the tree, plus RSS and PSS of each process (`_w1`, ...);
+        and the processes read, by label."""
         assert self.tree is not None
         row: dict[str, float | None] = {"uss_bytes": 0, "pss_bytes": 0}
+        read: list[tuple[str, int]] = []
         for proc in self.tree.processes():
             try:
                 full = proc.memory_full_info()
             except psutil.Error:
                 continue
             label = self.tree.label(proc)
+            read.append((label, proc.pid))
             row["uss_bytes"] = (row["uss_bytes"] or 0) + full.uss
             row["pss_bytes"] = (row["pss_bytes"] or 0) + full.pss
             row[f"rss_bytes_{label}"] = full.rss
             row[f"pss_bytes_{label}"] = full.pss
-        return row
+        return row, read
 
     def tick(self, t: float) -> bool:
         try:
             if self.tree is None:
                 full = self.process.memory_full_info()
                 mem: dict[str, float | None] = {"uss_bytes": full.uss, "pss_bytes": full.pss}
+                processes = [("main", self.pid)]
             elif self.process.status() == psutil.STATUS_ZOMBIE:
                 return False
             else:  # the root is read with the others, once
-                mem = self._per_process()
+                mem, processes = self._per_process()
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return False
         timeout = max(0.5, self.interval_s)
         stats: dict[str, Any] = {}
         if self.ask_server:
             stats = get_json(f"{self.base_url}/stats", timeout) or {}
-            self.snapshot = get_json(f"{self.base_url}/debug/memory", timeout) or self.snapshot
         # Alive: /stats answered, or (several workers, or a user's app without /stats) any HTTP
-        # answer at all, a 404 included.
+        # answer at all, a 404 included. Not an agent's answer: it runs beside the server's own
+        # threads, and answers while they hang.
         if stats or answers(f"{self.base_url}/stats", timeout):
             self.answered_at = time.monotonic()
         row: dict[str, float | None] = {
             "t_s": t,
             "requests_done": stats.get("requests_done", stats.get("requests")),
             **mem,
-            **memory_row(self.snapshot),
         }
+        if self.counters is not None:
+            row |= self.counters.read(processes, per_process=self.tree is not None)
         if self.store is None:
             spec = {
                 **PROBE_COLUMNS,
-                **{n: ("q", "max") for n in row if n.startswith(("rss_bytes_", "pss_bytes_"))},
+                **{n: ("q", "max") for n in row if n.startswith(PER_PROCESS_PREFIXES)},
             }
-            asked = "requests_done" if self.ask_server else ""
-            names = [n for n in spec if row.get(n) is not None or n == asked]
+            # A server without /stats (a user's app) has no request column: all zeros would
+            # read as a count; the progress line then shows Locust's.
+            names = [n for n in spec if row.get(n) is not None]
             self.store = ColumnStore({n: spec[n] for n in names}, max_rows=50_000)
         for name in self.store.names:
             if row.get(name) is not None:
                 continue
-            if name.startswith(("rss_bytes_", "pss_bytes_")):
-                row[name] = 0  # that process has exited
+            if name.startswith(PER_PROCESS_PREFIXES):
+                row[name] = 0  # that process has exited (or lost its agent)
             else:  # not answered this tick: carry the last value
                 row[name] = self.store.last(name) or 0
         self.store.append({k: v for k, v in row.items() if v is not None})
-        if "requests_done" not in self.store.names:
+        self._count(t, row)
+        return True
+
+    def _count(self, t: float, row: dict[str, float | None]) -> None:
+        """Requests done and their rate, for the progress line: the server's own count, else
+        Locust's, else -1 (nobody counts them)."""
+        assert self.store is not None
+        if "requests_done" in self.store.names:
+            done = int(row["requests_done"] or 0)
+        elif self.count_requests is not None:
+            done = self.count_requests()
+        else:
             self.live.requests_done = -1
-            return True
-        done = int(row["requests_done"] or 0)
+            return
         if self._prev is not None and t > self._prev[0]:
-            self.live.rps = (done - self._prev[1]) / (t - self._prev[0])
+            self.live.rps = max(0.0, (done - self._prev[1]) / (t - self._prev[0]))
         self._prev = (t, done)
         self.live.requests_done = done
-        return True
 
     def stop(self) -> Columns:
         self.halt()

@@ -19,7 +19,11 @@ import pytest
 
 from sandbox import allocators
 from sandbox.errors import AllocatorError
+from sandbox.loopback import answers
+from sandbox.measure.agent_client import AgentClient
+from sandbox.measure.inject import agent_environ, agent_folder
 from sandbox.measure.launch import ServerProcess, build_environ, launch
+from sandbox.processes import free_port, stop_process
 from sandbox.server_settings import ServerSettings
 from tests.integration.conftest import run_sandbox
 
@@ -29,6 +33,7 @@ pytestmark = [
 ]
 
 MIB = 1024 * 1024
+REPO = Path(__file__).resolve().parents[2]
 HOLD_MIB = 64
 MISSING_PID = 2**22 + 1  # above the kernel's pid_max limit
 
@@ -310,6 +315,64 @@ def test_counters_agree_with_the_servers_own(server: ServerProcess) -> None:
         low, high = sorted((first[key], last[key]))
         assert 0.98 * low <= data["counters"][key] <= 1.02 * high, key
     assert set(data["counters"]["raw"]) >= set(first["raw"])
+
+
+@pytest.fixture(params=["glibc", "jemalloc"])
+def own_uvicorn(request: pytest.FixtureRequest) -> Iterator[tuple[int, AgentClient]]:
+    """A plain `python -m uvicorn` serving examples/cache_service, started here with Popen (not
+    by the sandbox's launcher) under the allocator, with the agent injected; its PID and a
+    client for its agent."""
+    env = allocator_env(request.param)
+    port = free_port()
+    with agent_folder() as folder:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "examples.cache_service.app:app",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            env=agent_environ(folder, env),
+            cwd=REPO,
+            start_new_session=True,  # stop_process stops its process group
+        )  # fmt: skip
+        try:
+            client = AgentClient(folder)
+            deadline = time.monotonic() + 30
+            while not answers(f"http://127.0.0.1:{port}/health") or client.hello(proc.pid) is None:
+                assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.1)
+            for i in range(300):  # ~300 items in its cache
+                put = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/items/k{i}",
+                    json.dumps({"name": "x" * 4000, "values": list(range(1000))}).encode(),
+                    {"Content-Type": "application/json"},
+                    method="POST",
+                )
+                with urllib.request.urlopen(put, timeout=10) as response:
+                    assert response.status in (200, 201)
+            yield proc.pid, client
+        finally:
+            stop_process(proc)
+
+
+def test_inspect_agrees_with_the_agent_of_a_uvicorn_started_outside(
+    own_uvicorn: tuple[int, AgentClient],
+) -> None:
+    """The same counters, read two ways: through gdb by `sandbox inspect`, and by the agent
+    inside the process (between two agent readings, within 2 %)."""
+    pid, client = own_uvicorn
+    first = client.snapshot(pid)
+    data = inspect_json(pid)
+    last = client.snapshot(pid)
+    assert first is not None and last is not None
+    assert data["allocator"] == first.allocator
+    for key in ("in_use_bytes", "held_bytes"):
+        a, b = getattr(first, key), getattr(last, key)
+        assert a is not None and b is not None and a > MIB, (key, a)
+        low, high = sorted((a, b))
+        assert 0.98 * low <= data["counters"][key] <= 1.02 * high, (
+            key,
+            data["counters"][key],
+            a,
+            b,
+        )
 
 
 # --- the bad cases ----------------------------------------------------------------------------

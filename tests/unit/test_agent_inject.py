@@ -62,6 +62,20 @@ def test_agent_folder_is_private_and_removed() -> None:
     assert not folder.exists()
 
 
+def test_a_temporary_folder_too_deep_for_a_socket_gives_way_to_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * (90 - len(str(tmp_path))))
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    assert inject.short_parent() == Path("/tmp")
+    with inject.agent_folder() as folder:
+        assert folder.parent == Path("/tmp")
+        inject.agent_environ(folder, {})  # short enough: no error
+    monkeypatch.setattr(inject, "SHORT_PARENTS", (tmp_path / "missing",))
+    assert inject.short_parent() == deep  # nothing shorter: check_folder will say why
+
+
 def test_an_open_folder_is_refused(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     with pytest.raises(ConfigError) as raised:

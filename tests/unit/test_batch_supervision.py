@@ -14,6 +14,7 @@ import pytest
 
 from sandbox.errors import LoadError
 from sandbox.load.batch import OVERRUN_S, Supervisor, shortfall
+from sandbox.load.live_count import LocustCount
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec
 from sandbox.load.stats import BatchStats
@@ -55,6 +56,10 @@ class FakeLocust:
     stats_json: Path
     workers: list[FakeChild] = field(default_factory=list)
     tail: str = ""
+
+    @property
+    def stats_csv(self) -> Path:
+        return self.stats_json.with_name("locust_stats.csv")
 
     def log_tail(self, lines: int = 6) -> str:
         return self.tail
@@ -133,6 +138,22 @@ def test_a_batch_that_ends_well_gives_its_statistics(tmp_path: Path) -> None:
     assert stats.timeline_t_s == [6.0, 8.0]  # epoch 1000 is 1 s after the batch began
     assert rig.checks == 3  # each poll, and once after Locust exited
     assert rig.stopped
+
+
+def test_the_live_count_follows_each_batch_and_takes_its_final_total(tmp_path: Path) -> None:
+    count = LocustCount()
+    seen: list[int] = []
+    running = tmp_path / "batch-1" / "locust_stats.csv"  # where the fake's stats_csv points
+
+    def check() -> None:  # while the batch runs, Locust has counted 25 so far
+        running.write_text("Type,Name,Request Count\n,Aggregated,25\n")
+        seen.append(count.total())
+
+    supervisor = Rig(tmp_path).supervisor()
+    supervisor.check, supervisor.count = check, count
+    stats = supervisor.run(LOAD, HOST_URL, tmp_path, 1)
+    assert set(seen) == {25}
+    assert count.total() == stats.requests == 60  # then the batch's final total
 
 
 def test_a_users_locustfile_is_not_counted_per_plan(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ def test_iterations_command() -> None:
     assert option(cmd, "--iterations") == "2500"
     assert option(cmd, "--run-time") == "900s"
     assert option(cmd, "--json-file") == str(JSON_PREFIX)
+    assert option(cmd, "--csv") == str(JSON_PREFIX)  # the running count, every second
     assert "--only-summary" in cmd
     assert "--load-model" not in cmd
     assert "--master" not in cmd

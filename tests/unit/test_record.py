@@ -11,8 +11,8 @@ import pytest
 from sandbox import allocators, config, results
 from sandbox.allocators import Allocator, ResolvedAllocator
 from sandbox.measure import metadata
-from sandbox.measure.record import ResultBuilder, Sampled
-from sandbox.result_sections import HostInfo
+from sandbox.measure.record import AgentsSeen, ResultBuilder, Sampled
+from sandbox.result_sections import AgentProcess, HostInfo, ProcessTrim, Released, TrimInfo
 from sandbox.results import RunResult, Status
 from sandbox.spec import RunSpec
 from tests.fakes import make_result
@@ -22,14 +22,19 @@ JEMALLOC = ResolvedAllocator(
     Allocator("jemalloc", "libjemalloc.so.2", {"MALLOC_CONF": "narenas:2"}, "libjemalloc2"),
     "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
 )
-TRIM = {
-    "called": 'mallctl("arena.4096.purge")',
-    "result": 0,
-    "before": {"allocator": "jemalloc", "held_bytes": 40, "rss_bytes": 90},
-    "after": {"allocator": "jemalloc", "held_bytes": 25, "rss_bytes": 80},
-    "released": {"held_bytes": 15, "rss_bytes": 10},
-    "took_ms": 2.1,
-}
+PURGE = 'mallctl("arena.4096.purge")'
+TRIM = TrimInfo.over(
+    [
+        ProcessTrim(
+            "main", 4242, PURGE, 0,
+            {"allocator": "jemalloc", "held_bytes": 40, "rss_bytes": 90},
+            {"allocator": "jemalloc", "held_bytes": 25, "rss_bytes": 80},
+            Released(15, 10), 2.1,
+        )
+    ],
+    took_ms=2.5,
+)  # fmt: skip
+AGENTS = AgentsSeen(True, [AgentProcess("main", 4242, "python3", True, answered=9)])
 OBJECTS = {"limit": 15, "types": [{"type": "str", "count": 3, "total_bytes": 300}], "took_ms": 9}
 
 
@@ -68,9 +73,10 @@ def build(spec: RunSpec, status: Status = "ok", **changes: Any) -> RunResult:
         "exit_code": -9,
         "stats": fake.load.stats,
         "sampled": Sampled(fake.samples, fake.probes, fake.phases, 1, 123, None),
-        "trim": {},
+        "trim": None,
         "objects": {},
         "profile": None,
+        "agents": AGENTS,
     }
     return builder.build(**{**parts, **changes})
 
@@ -127,19 +133,18 @@ def test_a_dead_server_keeps_its_exit_code_and_the_notes_join_the_detail() -> No
 
 def test_the_servers_answers_become_typed_sections() -> None:
     result = build(spec_with(), trim=TRIM, objects={"end-of-load": {**OBJECTS, "t_s": 4.5}})
-    assert result.trim is not None and result.trim.called == TRIM["called"]
-    assert result.trim.released.held_bytes == 15
+    assert result.trim == TRIM
+    assert result.sampler.agent_injected is True
+    assert result.sampler.agents == AGENTS.processes
     assert result.objects["end-of-load"].types[0].total_bytes == 300
     assert result.objects["end-of-load"].t_s == 4.5
     assert result.status_detail == ""
 
 
 def test_an_answer_not_understood_is_left_out_with_a_note() -> None:
-    result = build(spec_with(), trim={"called": "x"}, objects={"after-idle": {"limit": 3}})
+    result = build(spec_with(), objects={"after-idle": {"limit": 3}})
     assert (result.trim, result.objects) == (None, {})
     assert result.status_detail == (
-        "the server's answer to POST /debug/trim is not recorded: "
-        "TrimInfo: expected a mapping with 'released'; "
         "the object summary at after-idle is not recorded: TopObjects: 'types' must be a list"
     )
 
@@ -160,5 +165,6 @@ def test_build_needs_the_verified_allocator() -> None:
     with pytest.raises(RuntimeError, match="before allocator_verified"):
         builder.build(
             status="ok", detail="", notes=[], server=SERVER, env={}, exit_code=None, stats=[],
-            sampled=Sampled({}, {}, [], 1, 0, None), trim={}, objects={}, profile=None,
+            sampled=Sampled({}, {}, [], 1, 0, None), trim=None, objects={}, profile=None,
+            agents=AGENTS,
         )  # fmt: skip

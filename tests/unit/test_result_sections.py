@@ -1,4 +1,5 @@
-"""The typed result sections: each writes the keys format 3 writes and reads them back."""
+"""The typed result sections: each writes the keys the current format writes and reads them
+back, and reads what older formats wrote."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import pytest
 
 from sandbox.errors import ResultFormatError
 from sandbox.result_sections import (
+    AgentProcess,
     HostInfo,
     ObjectType,
+    ProcessTrim,
     ProfileInfo,
     Released,
     SamplerInfo,
@@ -54,6 +57,48 @@ def test_trim_and_objects_round_trip() -> None:
         "t_s": 12.5,
     }
     assert TopObjects.from_dict(top.to_dict()) == top
+
+
+def test_a_trim_of_several_processes_round_trips_with_its_sums() -> None:
+    def asked(label: str, pid: int, rss: tuple[int, int]) -> ProcessTrim:
+        before = {"allocator": "jemalloc", "held_bytes": 9, "in_use_bytes": 4, "rss_bytes": rss[0]}
+        after = {**before, "held_bytes": 5, "rss_bytes": rss[1]}
+        return ProcessTrim(label, pid, 'mallctl("arena.4096.purge")', 0, before, after,
+                           Released(4, rss[0] - rss[1]), 1.5)  # fmt: skip
+
+    trim = TrimInfo.over([asked("main", 10, (20, 18)), asked("w1", 11, (50, 40))], took_ms=3.5)
+    assert trim.done and trim.called == 'mallctl("arena.4096.purge")' and trim.result is None
+    assert trim.after == {"rss_bytes": 58, "held_bytes": 10, "in_use_bytes": 8, "processes": 2}
+    assert trim.released == Released(8, 12)
+    assert [p["label"] for p in trim.to_dict()["processes"]] == ["main", "w1"]
+    assert TrimInfo.from_dict(trim.to_dict()) == trim
+    with pytest.raises(ValueError, match="at least one process"):
+        TrimInfo.over([], took_ms=0.0)
+
+
+def test_a_trim_without_a_release_call_is_not_done() -> None:
+    nothing = ProcessTrim("main", 10, None, None, {"rss_bytes": 5}, {"rss_bytes": 5},
+                          Released(None, 0), 0.1)  # fmt: skip
+    trim = TrimInfo.over([nothing], took_ms=0.2)
+    assert (trim.called, trim.done, trim.result) == (None, False, None)
+
+
+def test_a_format_3_trim_reads_without_processes() -> None:
+    old = {"called": "malloc_trim(0)", "result": 1, "before": {}, "after": {},
+           "released": {"held_bytes": None, "rss_bytes": 3}, "took_ms": 1.0}  # fmt: skip
+    assert TrimInfo.from_dict(old).processes == []
+
+
+def test_the_sampler_records_each_process_and_its_agent() -> None:
+    seen = [AgentProcess("main", 10, "python3", True, 9, 1, "late"), AgentProcess("w1", 11)]
+    sampler = SamplerInfo(interval_s=0.2, agent_injected=True, agents=seen)
+    assert sampler.to_dict()["agents"][1] == {
+        "label": "w1", "pid": 11, "name": None, "agent": False, "answered": 0, "failed": 0,
+        "error": None,
+    }  # fmt: skip
+    assert SamplerInfo.from_dict(sampler.to_dict()) == sampler
+    older = SamplerInfo.from_dict({"interval_s": 0.2})
+    assert (older.agent_injected, older.agents) == (None, [])
 
 
 def test_unknown_keys_are_ignored_and_missing_ones_named() -> None:

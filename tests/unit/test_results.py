@@ -38,7 +38,7 @@ def test_unknown_version_is_rejected(tmp_path: Path) -> None:
         results.load(path)
     assert str(info.value) == (
         f"{path}: result format version 99 is not supported by this sandbox "
-        "(it reads versions 1, 2, 3, 4); use the sandbox version that wrote it"
+        "(it reads versions 1, 2, 3, 4, 5); use the sandbox version that wrote it"
     )
 
 
@@ -114,16 +114,31 @@ def test_golden_file_of_each_version_loads() -> None:
         )
 
 
-def test_a_format_4_file_is_written_back_key_for_key() -> None:
-    raw = json.loads(gzip.decompress((DATA / "result_v4.json.gz").read_bytes()))
+def test_a_file_of_the_current_format_is_written_back_key_for_key() -> None:
+    raw = json.loads(
+        gzip.decompress((DATA / f"result_v{results.FORMAT_VERSION}.json.gz").read_bytes())
+    )
     assert json.dumps(results.RunResult.from_dict(raw).to_dict()) == json.dumps(raw)
 
 
-def test_a_format_3_file_is_written_back_as_format_4() -> None:
-    raw = json.loads(gzip.decompress((DATA / "result_v3.json.gz").read_bytes()))
-    assert json.dumps(results.RunResult.from_dict(raw).to_dict()) == json.dumps(
-        {**raw, "version": 4, "harness": {}}
-    )
+def _keys(data: object, path: str = "") -> set[str]:
+    """Every key path in a JSON document (list items share their list's path)."""
+    if isinstance(data, dict):
+        return {f"{path}/{k}" for k in data} | {
+            key for k, v in data.items() for key in _keys(v, f"{path}/{k}")
+        }
+    if isinstance(data, list):
+        return {key for item in data for key in _keys(item, path)}
+    return set()
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_older_file_keeps_every_key_it_had(version: int) -> None:
+    raw = json.loads(gzip.decompress((DATA / f"result_v{version}.json.gz").read_bytes()))
+    written = results.RunResult.from_dict(raw).to_dict()
+    assert _keys(raw) - _keys(written) == set()
+    assert written["version"] == results.FORMAT_VERSION
+    assert written["sampler"]["agent_injected"] is None
 
 
 def test_format_4_records_the_harness_and_keeps_a_dead_harness_run_readable() -> None:
@@ -155,6 +170,22 @@ def test_older_files_read_into_the_typed_sections() -> None:
     v3 = results.load(DATA / "result_v3.json.gz")
     assert v3.load.spec.model.name == "spike" and v3.load.spec.workers == 2
     assert [c.passed for c in v3.thresholds] == [False]
+    assert (trim.processes, v3.sampler.agents, v3.sampler.agent_injected) == ([], [], None)
+
+
+def test_format_5_has_each_process_and_its_agent() -> None:
+    """examples/cache_service under gunicorn -w 2 (an arbiter, two workers), jemalloc."""
+    v5 = results.load(DATA / "result_v5.json.gz")
+    labels = ["main", "w1", "w2"]
+    assert v5.sampler.agent_injected is True
+    assert [(p.label, p.agent) for p in v5.sampler.agents] == [(label, True) for label in labels]
+    for name in ("alloc_in_use_bytes", "alloc_held_bytes"):
+        parts = [v5.probes[f"{name}_{label}"] for label in labels]
+        assert v5.probes[name] == [sum(row) for row in zip(*parts, strict=True)]
+    trim = v5.trim
+    assert trim is not None and trim.done
+    assert [p.label for p in trim.processes] == labels
+    assert trim.released.rss_bytes == sum(p.released.rss_bytes or 0 for p in trim.processes)
 
 
 def test_a_bad_section_names_itself(tmp_path: Path) -> None:

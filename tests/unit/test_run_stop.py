@@ -34,6 +34,7 @@ def test_a_late_thread_error_and_a_join_timeout_become_notes() -> None:
     run.probe = StoppedThread("probe-poller", stuck_s=5.0)  # type: ignore[assignment]
     run.watchdog = Watchdog(run.sampler, run.probe, FakeServer(), FakeLimits())
     run.notes = []
+    run.agent_probe = None  # a run with no agent
 
     _, samples, probes = run.stop_sampling(os.getpid(), ok=True)
 
@@ -43,4 +44,5 @@ def test_a_late_thread_error_and_a_join_timeout_become_notes() -> None:
         "its last readings are missing",
         "the probe-poller thread did not stop within 5 s of the end of the run; its last "
         "readings may be missing",
+        "the agent was left out (SANDBOX_NO_AGENT=1): no allocator counters and no trim, RSS only",
     ]

@@ -68,7 +68,18 @@ def test_trim_objects_and_profile(capsys: pytest.CaptureFixture[str]) -> None:
     ]
 
 
+def test_trim_in_several_processes_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    run = make_result("glibc")
+    asked = [
+        sections.ProcessTrim(label, pid, "malloc_trim(0)", 1, {}, {}, sections.Released(0, 0), 1)
+        for label, pid in (("main", 10), ("w1", 11), ("w2", 12))
+    ]
+    result = replace(run, trim=sections.TrimInfo.over(asked, took_ms=4.0))
+    [line] = [line for line in summary_lines(result, capsys) if line.startswith("  trim")]
+    assert line.endswith(" MiB given back (malloc_trim(0) in 3 processes)")
+
+
 def test_no_trim_answer_no_trim_line(capsys: pytest.CaptureFixture[str]) -> None:
-    lines = summary_lines(make_result("jemalloc"), capsys)
+    lines = summary_lines(replace(make_result("jemalloc"), trim=None), capsys)
     assert not [line for line in lines if line.startswith(("  trim", "  memray", "  objects"))]
     assert not [line for line in lines if line.startswith("  load")]  # the iterations drill

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sandbox.analysis import verdict
+from sandbox.results import RunResult
 from tests.fakes import MIB, make_result, with_summary
 
 
@@ -57,5 +58,35 @@ def test_verdict_without_allocator_counters_says_so_and_skips_runs_not_ok() -> N
     died = make_result("jemalloc", status="server-died")
     assert verdict.verdicts([run, died]) == [
         "glibc: RSS grew 10 MiB from baseline to after idle; these runs have no allocator "
-        "counters (the server had no /debug/memory) -> little growth"
+        "counters -> little growth"
     ]
+
+
+def _agent(run: RunResult, injected: bool) -> RunResult:
+    return replace(run, sampler=replace(run.sampler, agent_injected=injected))
+
+
+def test_without_counters_the_verdict_says_why_the_agent_gave_none() -> None:
+    run = with_summary(make_result("glibc"), baseline_mib=60, after_idle_mib=70)
+    [none] = verdict.verdicts([_agent(run, True)])
+    assert none.endswith(
+        "; these runs have no allocator counters (the server's processes had no agent: "
+        "not Python?) -> little growth"
+    )
+    [off] = verdict.verdicts([_agent(run, False)])
+    assert "no allocator counters (the agent was left out) -> " in off
+    assert "debug" not in none + off
+
+
+def test_what_a_trim_returned_only_when_a_release_was_called() -> None:
+    run = make_result("glibc")
+    s = run.summary
+    assert run.trim is not None and s.after_trim_rss_bytes is not None
+    freed = round((s.after_idle_rss_bytes - s.after_trim_rss_bytes) / MIB)
+    [asked] = verdict.verdicts([run])
+    assert f"; asking for memory back returned {freed} MiB of RSS" in asked
+    # A trim phase whose section says nothing was called (or no section at all): no figure.
+    nothing = replace(run.trim, called=None)
+    for trim in (nothing, None):
+        [line] = verdict.verdicts([replace(run, trim=trim)])
+        assert "asking for memory back" not in line

@@ -1,0 +1,298 @@
+"""The server's agents as a run uses them: which processes have one, their counters at each probe,
+and the trim phase asked of each.
+
+`AgentProbe.read` asks every process of the server for one `memory` snapshot, within a budget
+(a slow or stopped agent must not hold up the probe that watches for a hung server), and returns
+the probe's allocator columns: sums over the processes, and per-process columns by label.
+
+What a missing answer becomes, so that no figure is made up and the sums stay comparable over
+time (the same rule the probe applies to RSS and PSS):
+- an agent that answers late, wrongly or not at all this tick, in a process still there: that
+  process's last figures are carried (counted as a failure, and noted in the result);
+- a process that has gone (its socket refuses): it leaves the sums, its columns read 0;
+- a process that never had an agent (not Python; `python -I`, `-E` or `-S`): it is in no sum and
+  has no column; the result names it;
+- a counter the allocator does not keep (mimalloc's in-use bytes): not summed for that process;
+  a sum no process gave is None, so the column is left out, not filled with zeros.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import psutil
+
+from sandbox.measure.agent_client import AgentError, MemorySnapshot, TrimResult
+from sandbox.result_sections import AgentProcess, ProcessTrim, Released, TrimInfo
+
+SUMS = ("alloc_in_use_bytes", "alloc_held_bytes", "py_allocated_blocks")
+"""The probe's allocator columns, summed over the server's processes."""
+PER_PROCESS = ("alloc_in_use_bytes", "alloc_held_bytes")
+"""Those that also get a column per process (`alloc_held_bytes_w1`, ...)."""
+NO_AGENT_ENV = "SANDBOX_NO_AGENT"
+"""Set to 1 in the harness's environment to start the server without the agent: only for
+measuring what the agent costs (benchmarks/agent_overhead.py); the run then has no allocator
+counters and no trim."""
+
+Labelled = Sequence[tuple[str, int]]
+"""(label, pid) of each server process: main, w1, w2, ..., tracker."""
+
+
+def agent_disabled(environ: dict[str, str] | None = None) -> bool:
+    """True when NO_AGENT_ENV asks for a server without the agent."""
+    return (os.environ if environ is None else environ).get(NO_AGENT_ENV, "") not in ("", "0")
+
+
+class Agents(Protocol):
+    """What the run asks of the agents (`agent_client.AgentClient`)."""
+
+    def snapshot(self, pid: int, *, gc_objects: bool = False) -> MemorySnapshot | None: ...
+
+    def trim(self, pid: int, timeout_s: float = ...) -> TrimResult | None: ...
+
+
+def _counters(snap: MemorySnapshot) -> dict[str, int | None]:
+    return {
+        "alloc_in_use_bytes": snap.in_use_bytes,
+        "alloc_held_bytes": snap.held_bytes,
+        "py_allocated_blocks": snap.python.allocated_blocks,
+    }
+
+
+@dataclass
+class _Seen:
+    """One process, as the probe has seen it so far."""
+
+    label: str
+    pid: int
+    name: str | None
+    last: dict[str, int | None] | None = None
+    """Its latest counters; None while it has no (answering) agent, or once it has gone."""
+    answered: int = 0
+    failed: int = 0
+    error: str | None = None
+
+
+def _process_name(pid: int) -> str | None:
+    try:
+        return psutil.Process(pid).name()
+    except psutil.Error:
+        return None
+
+
+class AgentProbe:
+    """Reads every server process's agent once per probe; remembers who answered."""
+
+    def __init__(
+        self,
+        agents: Agents,
+        budget_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        name_of: Callable[[int], str | None] = _process_name,
+    ) -> None:
+        self.agents = agents
+        self.budget_s = budget_s
+        """The most one probe spends on agents; processes not reached in it are carried."""
+        self.clock = clock
+        self.name_of = name_of
+        self._seen: dict[int, _Seen] = {}
+        self._lock = threading.Lock()
+        """Guards `_seen`: the probe thread adds to it, the run's thread reads it."""
+
+    def _all(self) -> list[_Seen]:
+        with self._lock:
+            return list(self._seen.values())
+
+    def _ask(self, seen: _Seen, in_budget: bool) -> None:
+        if not in_budget:
+            seen.failed += seen.last is not None
+            seen.error = seen.error or "not asked: the probe's time for agents was spent"
+            return
+        try:
+            snap = self.agents.snapshot(seen.pid)
+        except AgentError as exc:
+            seen.failed += 1
+            seen.error = seen.error or str(exc)
+            return  # carried: the process is still there
+        if snap is None:
+            seen.last = None  # no agent, or gone
+        else:
+            seen.answered += 1
+            seen.last = _counters(snap)
+
+    def read(self, processes: Labelled, *, per_process: bool) -> dict[str, float | None]:
+        """The allocator columns now: sums (None when no process gave that counter) and, if
+        asked, `<counter>_<label>` for each process with an agent."""
+        deadline = self.clock() + self.budget_s
+        row: dict[str, float | None] = dict.fromkeys(SUMS)
+        for label, pid in processes:
+            seen = self._seen.get(pid)
+            if seen is None:
+                seen = _Seen(label, pid, self.name_of(pid))
+                with self._lock:
+                    self._seen[pid] = seen
+            self._ask(seen, self.clock() < deadline)
+            if seen.last is None:
+                continue
+            for name in SUMS:
+                value = seen.last[name]
+                if value is not None:
+                    row[name] = (row[name] or 0) + value
+            if per_process:
+                for name in PER_PROCESS:
+                    if seen.last[name] is not None:
+                        row[f"{name}_{label}"] = seen.last[name]
+        listed = {pid for _, pid in processes}
+        for seen in self._all():
+            if seen.pid not in listed:
+                seen.last = None  # gone from the tree: out of the sums from now on
+        return row
+
+    def answering(self) -> list[tuple[str, int]]:
+        """(label, pid) of the processes whose agent gave figures at the latest probe (or
+        before it, if it missed that one), in the order seen."""
+        return [(s.label, s.pid) for s in self._all() if s.last is not None]
+
+    def processes(self) -> list[AgentProcess]:
+        """Every process seen, in the order seen, with what its agent answered."""
+        return [
+            AgentProcess(
+                label=s.label,
+                pid=s.pid,
+                name=s.name,
+                agent=s.answered > 0,
+                answered=s.answered,
+                failed=s.failed,
+                error=s.error,
+            )
+            for s in self._all()
+        ]
+
+
+def looks_like_python(pid: int) -> bool:
+    """True when the process runs a Python interpreter: its executable is named python* or it
+    maps a libpython (an embedding program, a venv's copied binary)."""
+    try:
+        if os.path.basename(os.readlink(f"/proc/{pid}/exe")).startswith("python"):
+            return True
+        with open(f"/proc/{pid}/maps", errors="replace") as maps:
+            return "/libpython" in maps.read()
+    except OSError:
+        return False
+
+
+def wait_for_agents(
+    hello: Callable[[int], object | None],
+    processes: Callable[[], Labelled],
+    timeout_s: float,
+    *,
+    is_python: Callable[[int], bool] = looks_like_python,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> set[int]:
+    """Before sampling starts: wait (at most `timeout_s`) until every Python process of the
+    server has an agent answering `hello`, so that the probe's first row, which fixes its
+    columns, has every process in it. Processes that are not Python are not waited for.
+    Returns the pids whose agent answered."""
+    deadline = clock() + timeout_s
+    ready: set[int] = set()
+    while True:
+        waiting = [pid for _, pid in processes() if pid not in ready and is_python(pid)]
+        for pid in waiting:
+            try:
+                answered = hello(pid) is not None
+            except AgentError:
+                answered = False  # starting, or busy: ask again
+            if answered:
+                ready.add(pid)
+        if all(pid in ready for pid in waiting) or clock() >= deadline:
+            return ready
+        sleep(0.05)
+
+
+def _described(p: AgentProcess) -> str:
+    return f"{p.label} (pid {p.pid}{': ' + p.name if p.name else ''})"
+
+
+def agent_notes(processes: Sequence[AgentProcess], *, injected: bool, ok: bool = True) -> list[str]:
+    """One line each: no agent anywhere, processes without one, agents that missed probes (only
+    for a run that is otherwise ok: a server that died or hung misses them for that reason)."""
+    if not injected:
+        return [
+            f"the agent was left out ({NO_AGENT_ENV}=1): no allocator counters and no trim, "
+            "RSS only"
+        ]
+    if not processes:
+        return []
+    without = [p for p in processes if not p.agent]
+    if len(without) == len(processes):
+        return [
+            "no process of the server had an agent (not Python, or started with python -I, "
+            "-E or -S): no allocator counters and no trim, RSS only"
+        ]
+    notes = []
+    if without:
+        names = ", ".join(_described(p) for p in without)
+        whose = "its" if len(without) == 1 else "their"
+        notes.append(
+            f"no agent in {names}: the allocator counters leave out {whose} memory (RSS has it)"
+        )
+    for p in processes if ok else ():
+        if p.failed:
+            notes.append(
+                f"the agent of {_described(p)} missed {p.failed} of {p.answered + p.failed} "
+                f"probes; its last figures were carried (first: {p.error})"
+            )
+    return notes
+
+
+def trim_each(
+    agents: Agents, processes: Labelled, clock: Callable[[], float] = time.perf_counter
+) -> tuple[TrimInfo | None, list[str]]:
+    """Ask each process's allocator for its free memory back, one after another: the trim
+    section (None when no process had an agent to ask) and a note per agent that failed."""
+    started = clock()
+    done: list[ProcessTrim] = []
+    notes: list[str] = []
+    for label, pid in processes:
+        try:
+            answer = agents.trim(pid)
+        except AgentError as exc:
+            notes.append(f"trim of {label} (pid {pid}) failed: {exc}")
+            continue
+        if answer is None:
+            continue
+        done.append(
+            ProcessTrim(
+                label=label,
+                pid=pid,
+                called=answer.called,
+                result=answer.result,
+                before=_state(answer, "before"),
+                after=_state(answer, "after"),
+                released=Released(answer.released_held_bytes, answer.released_rss_bytes),
+                took_ms=answer.took_ms,
+            )
+        )
+    if not done:
+        return None, notes
+    return TrimInfo.over(done, took_ms=round((clock() - started) * 1000, 3)), notes
+
+
+def _state(answer: TrimResult, which: str) -> dict[str, object]:
+    state = answer.before if which == "before" else answer.after
+    return {
+        "allocator": state.allocator,
+        "library": state.library,
+        "in_use_bytes": state.in_use_bytes,
+        "held_bytes": state.held_bytes,
+        "raw": dict(state.raw),
+        "note": state.note,
+        "rss_bytes": state.rss_bytes,
+    }

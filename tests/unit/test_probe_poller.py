@@ -1,0 +1,70 @@
+"""The probe's columns from the agents' counters, and its request count for the progress line
+(this test process stands for the server; nothing listens at its URL)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from sandbox.measure.sampler import Live, ProbePoller, ProcessTree
+from sandbox.processes import free_port
+
+Row = dict[str, float | None]
+
+
+class ScriptedCounters:
+    """Gives the scripted rows in turn; records the processes it was asked about."""
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+        self.asked: list[list[tuple[str, int]]] = []
+
+    def read(self, processes: Sequence[tuple[str, int]], *, per_process: bool) -> Row:
+        self.asked.append(list(processes))
+        return self.rows.pop(0)
+
+
+def poller(**kwargs: object) -> ProbePoller:
+    url = f"http://127.0.0.1:{free_port()}"  # refuses: no /stats
+    return ProbePoller(os.getpid(), url, 1.0, time.monotonic(), Live(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_first_row_fixes_the_columns_and_later_gaps_are_carried_or_zeroed() -> None:
+    counters = ScriptedCounters(
+        [
+            {"alloc_in_use_bytes": 5, "alloc_held_bytes": 9, "py_allocated_blocks": None,
+             "alloc_held_bytes_main": 9},
+            {"alloc_in_use_bytes": None, "alloc_held_bytes": 7, "py_allocated_blocks": 3},
+        ]
+    )  # fmt: skip
+    probe = poller(tree=ProcessTree(os.getpid()), ask_server=False, counters=counters)
+    assert probe.tick(0.0) and probe.tick(1.0)
+    columns = probe.stop()
+    assert counters.asked[0][0] == ("main", os.getpid())
+    assert "py_allocated_blocks" not in columns  # nobody gave it on the first tick
+    assert columns["alloc_in_use_bytes"] == [5, 5]  # not answered: carried
+    assert columns["alloc_held_bytes"] == [9, 7]
+    assert columns["alloc_held_bytes_main"] == [9, 0]  # that process's column: it has gone
+    assert columns["rss_bytes_main"][0] > 0
+
+
+def test_without_an_agent_there_are_no_allocator_columns() -> None:
+    probe = poller(ask_server=False)
+    assert probe.tick(0.0)
+    assert sorted(probe.stop()) == ["pss_bytes", "t_s", "uss_bytes"]
+
+
+def test_locust_counts_the_requests_when_the_server_does_not() -> None:
+    done = iter([0, 150])
+    probe = poller(ask_server=True, count_requests=lambda: next(done))
+    probe.tick(0.0)
+    probe.tick(2.0)
+    assert (probe.live.requests_done, probe.live.rps) == (150, 75.0)
+    assert "requests_done" not in probe.stop()  # the server gave none: no column of zeros
+
+
+def test_nobody_counting_shows_as_minus_one() -> None:
+    probe = poller(ask_server=False)
+    probe.tick(0.0)
+    assert probe.live.requests_done == -1

@@ -1,0 +1,269 @@
+"""The run's use of the agents: the probe's sums and per-process columns, what a missing answer
+becomes, the notes, the trim asked of each process, and the wait before sampling (fake agents)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from sandbox.measure import agents
+from sandbox.measure.agent_client import (
+    AgentError,
+    MemorySnapshot,
+    MemoryState,
+    PythonCounters,
+    TrimResult,
+)
+from sandbox.result_sections import AgentProcess
+
+MIB = 2**20
+Answer = MemorySnapshot | AgentError | None
+
+
+def snap(pid: int, in_use: int | None, held: int | None, blocks: int = 1000) -> MemorySnapshot:
+    return MemorySnapshot(
+        allocator="glibc",
+        library=None,
+        in_use_bytes=in_use,
+        held_bytes=held,
+        raw={},
+        note=None,
+        rss_bytes=(held or 0) + 10 * MIB,
+        pid=pid,
+        python=PythonCounters(blocks, (0, 0, 0), None, None, None),
+        extra={},
+        took_ms=0.2,
+    )
+
+
+@dataclass
+class FakeAgents:
+    """Answers each pid with the next of its scripted answers (the last one repeats)."""
+
+    script: dict[int, list[Answer]]
+    trims: dict[int, TrimResult | AgentError | None] = field(default_factory=dict)
+    asked: list[int] = field(default_factory=list)
+    on_ask: Callable[[], None] = lambda: None
+
+    def snapshot(self, pid: int, *, gc_objects: bool = False) -> MemorySnapshot | None:
+        self.asked.append(pid)
+        self.on_ask()
+        answers = self.script.get(pid, [None])
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, AgentError):
+            raise answer
+        return answer
+
+    def trim(self, pid: int, timeout_s: float = 30.0) -> TrimResult | None:
+        answer = self.trims.get(pid)
+        if isinstance(answer, AgentError):
+            raise answer
+        return answer
+
+
+WORKERS = [("main", 10), ("w1", 11), ("w2", 12)]
+
+
+def probe(
+    fake: FakeAgents, budget_s: float = 1.0, clock: Callable[[], float] = lambda: 0.0
+) -> agents.AgentProbe:
+    return agents.AgentProbe(fake, budget_s, clock=clock, name_of=lambda pid: "python3")
+
+
+def test_sums_and_per_process_columns() -> None:
+    fake = FakeAgents(
+        {10: [snap(10, 1 * MIB, 2 * MIB)], 11: [snap(11, 5 * MIB, 8 * MIB)], 12: [None]}
+    )
+    row = probe(fake).read(WORKERS, per_process=True)
+    assert row == {
+        "alloc_in_use_bytes": 6 * MIB,
+        "alloc_held_bytes": 10 * MIB,
+        "py_allocated_blocks": 2000,
+        "alloc_in_use_bytes_main": 1 * MIB,
+        "alloc_held_bytes_main": 2 * MIB,
+        "alloc_in_use_bytes_w1": 5 * MIB,
+        "alloc_held_bytes_w1": 8 * MIB,
+    }  # w2 has no agent: no column, not in the sums
+
+
+def test_one_process_gets_sums_only() -> None:
+    row = probe(FakeAgents({10: [snap(10, MIB, 2 * MIB)]})).read([("main", 10)], per_process=False)
+    assert row == {
+        "alloc_in_use_bytes": MIB,
+        "alloc_held_bytes": 2 * MIB,
+        "py_allocated_blocks": 1000,
+    }
+
+
+def test_a_counter_the_allocator_does_not_keep_is_none_not_zero() -> None:
+    fake = FakeAgents({10: [snap(10, None, 4 * MIB)], 11: [snap(11, None, 6 * MIB)]})
+    row = probe(fake).read(WORKERS[:2], per_process=True)
+    assert row["alloc_in_use_bytes"] is None
+    assert "alloc_in_use_bytes_w1" not in row
+    assert row["alloc_held_bytes"] == 10 * MIB
+
+
+def test_no_agent_anywhere_gives_no_figure() -> None:
+    row = probe(FakeAgents({})).read(WORKERS, per_process=True)
+    assert row == dict.fromkeys(agents.SUMS)
+
+
+def test_a_late_answer_carries_the_last_figures_and_counts_as_missed() -> None:
+    late = AgentError("the agent of pid 11 did not answer memory within 0.25 s")
+    fake = FakeAgents({10: [snap(10, MIB, MIB)], 11: [snap(11, 3 * MIB, 4 * MIB), late]})
+    reader = probe(fake)
+    first = reader.read(WORKERS[:2], per_process=True)
+    second = reader.read(WORKERS[:2], per_process=True)
+    assert second == first
+    w1 = reader.processes()[1]
+    assert (w1.label, w1.agent, w1.answered, w1.failed, w1.error) == ("w1", True, 1, 1, str(late))
+
+
+def test_a_process_that_went_leaves_the_sums() -> None:
+    fake = FakeAgents({10: [snap(10, MIB, MIB)], 11: [snap(11, 3 * MIB, 4 * MIB)]})
+    reader = probe(fake)
+    reader.read(WORKERS[:2], per_process=True)
+    gone = reader.read(WORKERS[:1], per_process=True)  # w1 is no longer in the tree
+    assert gone["alloc_held_bytes"] == MIB and "alloc_held_bytes_w1" not in gone
+    assert reader.answering() == [("main", 10)]
+    fake.script[10] = [None]  # main's socket refuses now: it has gone too
+    assert reader.read(WORKERS[:1], per_process=True)["alloc_held_bytes"] is None
+
+
+def test_processes_past_the_budget_are_not_asked_and_are_carried() -> None:
+    now = [0.0]
+    fake = FakeAgents({pid: [snap(pid, MIB, MIB)] for _, pid in WORKERS})
+    reader = probe(fake, budget_s=0.5, clock=lambda: now[0])
+    assert reader.read(WORKERS, per_process=True)["alloc_held_bytes"] == 3 * MIB
+    fake.asked.clear()
+    fake.on_ask = lambda: now.__setitem__(0, now[0] + 0.4)  # each answer takes 0.4 s
+    row = reader.read(WORKERS, per_process=True)
+    assert fake.asked == [10, 11]  # w2 was past the budget
+    assert row["alloc_held_bytes"] == 3 * MIB  # w2's last figures, carried
+    w2 = reader.processes()[2]
+    assert (w2.failed, w2.error) == (1, "not asked: the probe's time for agents was spent")
+
+
+def test_notes_for_no_agent_some_without_and_missed_probes() -> None:
+    def proc(label: str, agent: bool, failed: int = 0, name: str = "python3") -> AgentProcess:
+        return AgentProcess(
+            label, {"main": 10, "w1": 11}[label], name, agent, answered=9 if agent else 0,
+            failed=failed, error="late" if failed else None,
+        )  # fmt: skip
+
+    assert agents.agent_notes([], injected=False) == [
+        "the agent was left out (SANDBOX_NO_AGENT=1): no allocator counters and no trim, RSS only"
+    ]
+    assert agents.agent_notes([proc("main", False, name="sh")], injected=True) == [
+        "no process of the server had an agent (not Python, or started with python -I, -E or "
+        "-S): no allocator counters and no trim, RSS only"
+    ]
+    some = [proc("main", False, name="sh"), proc("w1", True, 2)]
+    assert agents.agent_notes(some, injected=True) == [
+        "no agent in main (pid 10: sh): the allocator counters leave out its memory (RSS has it)",
+        "the agent of w1 (pid 11: python3) missed 2 of 11 probes; its last figures were "
+        "carried (first: late)",
+    ]
+    assert agents.agent_notes([proc("main", True)], injected=True) == []
+    # A run that did not end ok: its agents missed probes because the server died or hung.
+    assert agents.agent_notes([proc("main", True, 2)], injected=True, ok=False) == []
+
+
+def state(rss_mib: int, held_mib: int | None) -> MemoryState:
+    held = None if held_mib is None else held_mib * MIB
+    return MemoryState("glibc", None, MIB, held, {"arena": 1}, None, rss_mib * MIB)
+
+
+def trimmed(pid: int, before: tuple[int, int | None], after: tuple[int, int | None]) -> TrimResult:
+    b, a = state(*before), state(*after)
+    released = None if b.held_bytes is None or a.held_bytes is None else b.held_bytes - a.held_bytes
+    return TrimResult(
+        pid, "malloc_trim(0)", 1, b, a, released, b.rss_bytes - a.rss_bytes, took_ms=3.0
+    )
+
+
+def test_trim_asks_every_process_and_sums_what_came_back() -> None:
+    fake = FakeAgents(
+        {},
+        trims={
+            10: trimmed(10, (50, 30), (45, 30)),
+            11: trimmed(11, (80, 60), (60, 40)),
+            12: AgentError("the agent of pid 12 did not answer trim within 30 s"),
+        },
+    )
+    ticks = iter([1.0, 1.25])
+    trim, notes = agents.trim_each(fake, WORKERS, clock=lambda: next(ticks))
+    assert notes == [
+        "trim of w2 (pid 12) failed: the agent of pid 12 did not answer trim within 30 s"
+    ]
+    assert trim is not None and trim.done
+    assert [(p.label, p.pid) for p in trim.processes] == [("main", 10), ("w1", 11)]
+    assert trim.processes[1].released.rss_bytes == 20 * MIB
+    assert trim.processes[1].before["raw"] == {"arena": 1}
+    assert trim.called == "malloc_trim(0)" and trim.result is None  # two processes
+    assert trim.before == {
+        "rss_bytes": 130 * MIB, "held_bytes": 90 * MIB, "in_use_bytes": 2 * MIB, "processes": 2
+    }  # fmt: skip
+    assert (trim.released.rss_bytes, trim.released.held_bytes) == (25 * MIB, 20 * MIB)
+    assert trim.took_ms == 250.0
+
+
+def test_a_held_figure_missing_in_one_process_leaves_the_sum_unknown() -> None:
+    fake = FakeAgents(
+        {}, trims={10: trimmed(10, (50, None), (45, None)), 11: trimmed(11, (80, 60), (60, 40))}
+    )
+    trim, _ = agents.trim_each(fake, WORKERS[:2])
+    assert trim is not None
+    assert trim.before["held_bytes"] is None and trim.released.held_bytes is None
+    assert trim.released.rss_bytes == 25 * MIB
+
+
+def test_no_agent_to_ask_is_no_trim() -> None:
+    assert agents.trim_each(FakeAgents({}), WORKERS) == (None, [])
+
+
+def test_the_wait_ends_once_every_python_process_answers() -> None:
+    now = [0.0]
+    hellos: dict[int, list[bool]] = {10: [False, True], 11: [False, False, True]}
+
+    def hello(pid: int) -> object | None:
+        answers = hellos[pid]
+        return object() if (answers.pop(0) if len(answers) > 1 else answers[0]) else None
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    ready = agents.wait_for_agents(
+        hello,
+        lambda: [("main", 10), ("w1", 11), ("sh", 12)],
+        5.0,
+        is_python=lambda pid: pid != 12,  # 12 is not Python: not waited for
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert ready == {10, 11}
+    assert now[0] == pytest.approx(0.1)  # two waits of 50 ms
+
+
+def test_the_wait_gives_up_after_its_timeout() -> None:
+    now = [0.0]
+
+    def late(pid: int) -> object | None:
+        raise AgentError("busy")
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    ready = agents.wait_for_agents(
+        late, lambda: [("main", 10)], 1.0, is_python=lambda pid: True, clock=lambda: now[0],
+        sleep=sleep,
+    )  # fmt: skip
+    assert ready == set() and now[0] == pytest.approx(1.0)
+
+
+def test_the_agent_is_left_out_only_when_asked() -> None:
+    assert not agents.agent_disabled({})
+    assert not agents.agent_disabled({"SANDBOX_NO_AGENT": "0"})
+    assert agents.agent_disabled({"SANDBOX_NO_AGENT": "1"})
