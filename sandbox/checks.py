@@ -65,6 +65,12 @@ def number(minimum: float, strict: bool = False) -> Check:
     return check
 
 
+def optional_whole(minimum: int) -> Check:
+    """None, or a whole number >= minimum."""
+    check = whole(minimum)
+    return lambda v: None if v is None else check(v)
+
+
 def optional_number(minimum: float) -> Check:
     """None, or a number >= minimum."""
     check = number(minimum)

@@ -100,6 +100,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("server.cache_docs", checks.whole(0), 0),
         Setting("server.pin_objects", checks.whole(0), 0),
         Setting("server.host", checks.loopback_host, "127.0.0.1"),
+        # The allocator defaults of a host of N cores (sandbox/host_cores.py); None: this one's.
+        Setting("server.host_cores", checks.optional_whole(1), None),
         Setting("sampler.interval_s", checks.number(0.001), 0.1),
         Setting("sampler.probe_interval_s", checks.number(0.05), 1.0),
         Setting("results_dir", checks.text, "results"),
@@ -353,10 +355,19 @@ def build_spec(
     target = _target(v, port)
     settings = _server_settings(v, target)
     results_dir = Path(v["results_dir"])
+    parameters = dict(parameters or {})
+    if v["host_cores"] is not None:  # in the group's label: every table and plot title
+        parameters["host_cores"] = v["host_cores"]
     return RunSpec(
         allocator=v["allocator"],
         target=target,
-        server=ServerSpec(settings, pymalloc=v["pymalloc"], host=v["host"], port=port),
+        server=ServerSpec(
+            settings,
+            pymalloc=v["pymalloc"],
+            host=v["host"],
+            port=port,
+            host_cores=v["host_cores"],
+        ),
         load=load,
         schedule=_section(Schedule, v),
         sampler=_section(SamplerSpec, v),
@@ -370,7 +381,7 @@ def build_spec(
         custom_allocators=bench.allocators,
         experiment=experiment,
         repeat=repeat,
-        parameters=dict(parameters or {}),
+        parameters=parameters,
     )
 
 

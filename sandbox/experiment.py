@@ -127,6 +127,8 @@ def plan_runs(exp: Experiment) -> list[PlannedRun]:
     combos = [
         dict(zip(keys, values, strict=True)) for values in itertools.product(*exp.vary.values())
     ]
+    if exp.overrides.get("host_cores") is not None:  # build_spec puts it in the parameters
+        combos = [{**c, "host_cores": exp.overrides["host_cores"]} for c in combos]
     groups = [(a, c) for c in combos for a in exp.allocators]
     rng = random.Random(exp.seed)
     order: list[PlannedRun] = []

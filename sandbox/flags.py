@@ -135,6 +135,13 @@ RUN: tuple[Flag, ...] = (
     Flag("--threads", "threads", "Threadpool size (sync handler).", click.IntRange(min=1)),
     Flag("--pymalloc", "pymalloc", "off: PYTHONMALLOC=malloc.", click.Choice(["on", "off"])),
     Flag(
+        "--host-cores",
+        "host_cores",
+        "Allocator defaults of an N-core host (glibc arenas 8N, jemalloc narenas 4N).",
+        click.IntRange(min=1),
+        metavar="N",
+    ),
+    Flag(
         "--leak",
         "leak_bytes",
         "Stair-stepper: leak this much per request, e.g. 30KiB (0: off).",

@@ -55,6 +55,8 @@ class ServerSpec:
     """Loopback address the server binds and the load goes to."""
     port: int | None
     """None: a free port."""
+    host_cores: int | None = None
+    """Run with the allocator defaults of a host of this many cores (sandbox/host_cores.py)."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from sandbox import allocators, storage
+from sandbox import allocators, host_cores, storage
 from sandbox.config import REPO_ROOT
 from sandbox.errors import ConfigError, LoadError, ServerError
 from sandbox.load import batch
@@ -232,8 +232,10 @@ def run_once(
         )
     resolved = allocators.resolve(spec.allocator, spec.custom_allocators)
     run_id = make_run_id(spec.allocator)
+    allocator_env = resolved.environ()
+    allocator_env |= host_cores.environ(resolved.path, allocator_env, spec.server.host_cores)
     env = build_environ(
-        spec.server.settings.to_environ(), resolved.environ(), pymalloc=spec.server.pymalloc
+        spec.server.settings.to_environ(), allocator_env, pymalloc=spec.server.pymalloc
     )
     results_dir = spec.output.results_dir
     folder = results_dir if spec.experiment else results_dir / "runs"

@@ -42,6 +42,7 @@ def _start_agent() -> None:
         spec.loader.exec_module(package)
         channel = importlib.import_module(_AGENT_PACKAGE + ".channel")
         channel.start(folder)
+        importlib.import_module(_AGENT_PACKAGE + ".periodic_trim").start_from_environ()
     except Exception as exc:  # the host program must start whatever happens here
         sys.stderr.write(f"sandbox agent (pid {os.getpid()}): not started: {exc!r}\n")
 
