@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from sandbox.advise.budget import BudgetType
 from sandbox.load.models import MODELS
 from sandbox.server_settings import EXPOSED_LIMITS
 
@@ -255,6 +256,62 @@ EXPERIMENT: tuple[Flag, ...] = (
 )
 """`sandbox experiment`: the file holds the settings; these only say where and how often, or
 which experiment to continue."""
+
+ADVISE: tuple[Flag, ...] = (
+    Flag("--list", None, "List the remedy catalogue and exit.", dest="list_arms", is_flag=True),
+    Flag("--arms", None, "Arms to race, comma-separated (default: the whole catalogue)."),
+    Flag(
+        "--budget",
+        None,
+        "Time for the race, e.g. 20m, 90s, 1h; it stops before a round would overrun it.",
+        BudgetType(),
+        default="20m",
+        show_default=True,
+    ),
+    Flag(
+        "--tolerance",
+        None,
+        "Throughput or p95 cost (fraction) past which an arm is not recommended.",
+        click.FloatRange(0, 1),
+        default=0.05,
+        show_default=True,
+    ),
+    Flag(
+        "--min-rounds",
+        None,
+        "Rounds before any arm is dropped.",
+        click.IntRange(min=2),
+        default=2,
+        show_default=True,
+    ),
+    Flag(
+        "--max-rounds",
+        None,
+        "Stop after this many rounds.",
+        click.IntRange(min=2),
+        default=12,
+        show_default=True,
+    ),
+    Flag(
+        "--experiment",
+        None,
+        "Workload settings from this experiment file (default for the stair-stepper: "
+        "experiments/quick.yml).",
+        click.Path(exists=True, dir_okay=False, path_type=Path),
+        dest="experiment_file",
+    ),
+    Flag(
+        "--resume",
+        None,
+        "Continue the race in DIR where it stopped.",
+        click.Path(exists=True, file_okay=False, path_type=Path),
+        metavar="DIR",
+    ),
+    *(f for f in RUN if f.setting and f.setting not in ("allocator",)),
+    CONFIG,
+)
+"""`sandbox advise`: the race's own options, then every setting flag of `run` but
+--allocator (the arms are the allocators)."""
 
 _BY_SETTING = {f.setting: f for f in RUN if f.setting}
 

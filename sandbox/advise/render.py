@@ -1,0 +1,142 @@
+"""The race's note: the ranked table (each figure a ratio with its 95 % interval against the
+baseline), when each arm was dropped, the verdict per arm, and the winner's deploy lines with
+caveats."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sandbox import host_cores
+from sandbox.advise import deploy, rules
+from sandbox.advise.budget import shown
+from sandbox.advise.catalogue import Arm
+from sandbox.advise.race import FIGURES, RaceOutcome, figures_of
+from sandbox.advise.state import RaceState
+from sandbox.analysis.stats import log_ratio
+from sandbox.analysis.verdict import verdicts
+
+HEADERS = ("rank", "arm", "runs", "after-idle MiB", "after-idle", "peak", "throughput", "p95")
+"""The ratio columns are each arm's figure over the baseline's (x glibc)."""
+
+
+def winner(race: RaceState) -> str | None:
+    """The last decided round's best arm."""
+    decided = [r for r in race.rounds if r.decided]
+    return decided[-1].best if decided else None
+
+
+def ranking(race: RaceState, figures: Mapping[str, Mapping[str, Sequence[float]]]) -> list[str]:
+    """The arms with runs, winner first, then by geometric mean after-idle RSS."""
+
+    def score(arm: str) -> float:
+        g = rules.geometric_mean(list(figures.get(arm, {}).get(rules.HEADLINE, ())))
+        return g if g is not None else float("inf")
+
+    best = winner(race)
+    names = [a.name for a in race.settings.arms if a.name in figures]
+    return sorted(names, key=lambda a: (a != best, score(a)))
+
+
+def _status(race: RaceState, arm: str) -> str:
+    dropped = race.dropped_at()
+    marked = next((r.not_recommended for r in reversed(race.rounds) if r.decided), {})
+    words = []
+    if arm == winner(race):
+        words.append("WINNER" if race.stopped and "separated" in race.stopped else "leading")
+    if arm in marked:
+        words.append("not recommended")
+    if arm in dropped:
+        words.append(f"dropped after round {dropped[arm][0]}")
+    if arm == race.settings.baseline:
+        words.append("baseline")
+    return ", ".join(words) or "live"
+
+
+def table(race: RaceState, figures: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
+    """The ranked table, as Markdown."""
+    base = race.settings.baseline
+    rows = []
+    for i, arm in enumerate(ranking(race, figures), 1):
+        own = figures.get(arm, {})
+        cells = [str(i), arm, str(len(own.get(rules.HEADLINE, ())))]
+        values = list(own.get(rules.HEADLINE, ()))
+        median = sorted(values)[len(values) // 2] if values else None
+        cells.append(f"{median:.0f}" if median is not None else "-")
+        for metric in FIGURES:
+            if arm == base:
+                cells.append("1")
+                continue
+            r = log_ratio(list(own.get(metric, ())), list(figures.get(base, {}).get(metric, ())))
+            cells.append(rules.shown_ratio(r))
+        rows.append((*cells, _status(race, arm)))
+    head = (*HEADERS, "status")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _winner_arm(race: RaceState) -> Arm | None:
+    best = winner(race)
+    return next((a for a in race.settings.arms if a.name == best), None)
+
+
+def note(outcome: RaceOutcome) -> str:
+    """The whole note: settings, table, drops, verdicts, the winner's deploy lines, caveats."""
+    race = outcome.state
+    s = race.settings
+    figures = figures_of(outcome.results)
+    cores = s.overrides.get("host_cores")
+    out = [f"# sandbox advise: {s.name}", ""]
+    out.append(f"workload: {s.workload}")
+    if cores is not None:
+        out.append(
+            f"host_cores={cores}: glibc arms {host_cores.describe(None, cores)}, jemalloc arms "
+            f"{host_cores.describe('libjemalloc.so.2', cores)}, where the arm sets none"
+        )
+    out.append(
+        f"rounds: {len(race.rounds)}, {race.elapsed_s / 60:.1f} min of a {shown(s.budget_s)} "
+        f"budget; stopped: {race.stopped or 'interrupted'}"
+    )
+    out += [f"skipped: {line}" for line in s.skipped]
+    out += ["", f"Ratios against {s.baseline} (geometric means, 95 % intervals, unadjusted):", ""]
+    out += [table(race, figures), ""]
+    dropped = race.dropped_at()
+    if dropped:
+        out.append("Dropped:")
+        out += [f"- {arm}: after round {n}: {why}" for arm, (n, why) in dropped.items()]
+        out.append("")
+    marked = next((r.not_recommended for r in reversed(race.rounds) if r.decided), {})
+    if marked:
+        out.append("Not recommended (guardrail):")
+        out += [f"- {arm}: {why}" for arm, why in marked.items()]
+        out.append("")
+    lines = verdicts([r for r in outcome.results if r.status == "ok"])
+    if lines:
+        out.append("Verdict per arm:")
+        out += [f"- {line}" for line in lines]
+        out.append("")
+    arm = _winner_arm(race)
+    if arm is None:
+        out.append("No winner: no arm finished a run.")
+        return "\n".join(out)
+    separated = bool(race.stopped and "separated" in race.stopped)
+    if separated:
+        out.append(f"Winner: {arm.name}: {arm.changes}.")
+    else:
+        rivals = [a for a in race.live() if a not in (arm.name, s.baseline)]
+        out.append(
+            f"Leading (not separated from {', '.join(rivals) or s.baseline} within the budget): "
+            f"{arm.name}: {arm.changes}."
+        )
+    out += ["", "Deploy it:", ""]
+    out += deploy.lines(arm)
+    caveats = list(arm.caveats)
+    if cores is not None:
+        caveats.append(host_cores.CANNOT_EMULATE)
+    caveats.append(
+        "measured on this workload on this machine: race your own service (--app / --cmd) "
+        "before you deploy"
+    )
+    out += ["", "Caveats:"]
+    out += [f"- {c}" for c in caveats]
+    return "\n".join(out)

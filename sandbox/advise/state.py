@@ -1,0 +1,159 @@
+"""race.json: a race's settings, its rounds (which arms ran, what was dropped, the best) and why
+it stopped, written atomically after every round beside the experiment's manifest, so that
+`sandbox advise --resume DIR` goes on where an interrupted race left off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sandbox import storage
+from sandbox.advise.catalogue import Arm
+from sandbox.errors import ResultFormatError, SandboxError
+from sandbox.manifest import plain
+
+FORMAT = "sandbox-race"
+# History of VERSION:
+# 1 - (0.6.0) settings, arms, rounds with drops and guardrails, stop.
+VERSION = 1
+NAME = "race.json"
+
+
+@dataclass(frozen=True)
+class RaceSettings:
+    """What the race runs and how it decides."""
+
+    name: str
+    arms: tuple[Arm, ...]
+    """Every arm that runs (skipped ones left out), baseline first."""
+    skipped: tuple[str, ...]
+    """One line per arm left out, with why."""
+    overrides: Mapping[str, Any]
+    """Settings of every run (the workload, --host-cores, ...)."""
+    budget_s: float
+    tolerance: float
+    min_rounds: int
+    max_rounds: int
+    seed: int
+    baseline: str = "glibc"
+    workload: str = ""
+    """Where the workload's settings came from, in words."""
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round: every live arm once, each a fresh server."""
+
+    index: int
+    arms: tuple[str, ...]
+    """In the order they ran."""
+    runs: tuple[int, ...]
+    """Their entries in the manifest."""
+    elapsed_s: float = 0.0
+    decided: bool = False
+    best: str | None = None
+    dropped: Mapping[str, str] = field(default_factory=dict)
+    not_recommended: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RaceState:
+    settings: RaceSettings
+    rounds: tuple[Round, ...] = ()
+    stopped: str | None = None
+    """Why the race stopped; None while it runs (or when it was interrupted)."""
+
+    @property
+    def elapsed_s(self) -> float:
+        return sum(r.elapsed_s for r in self.rounds)
+
+    def dropped_at(self) -> dict[str, tuple[int, str]]:
+        """Arm -> (round number from 1, why) for every dropped arm."""
+        out: dict[str, tuple[int, str]] = {}
+        for r in self.rounds:
+            for arm, why in r.dropped.items():
+                out.setdefault(arm, (r.index + 1, why))
+        return out
+
+    def live(self) -> list[str]:
+        """The arms that run in the next round: not dropped, and the baseline always."""
+        gone = self.dropped_at()
+        base = self.settings.baseline
+        return [a.name for a in self.settings.arms if a.name not in gone or a.name == base]
+
+    def with_round(self, r: Round) -> RaceState:
+        rounds = [x for x in self.rounds if x.index != r.index]
+        return replace(self, rounds=tuple(sorted([*rounds, r], key=lambda x: x.index)))
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.settings
+        settings = {k: v for k, v in vars(s).items() if k != "arms"}
+        settings["arms"] = [_arm_dict(a) for a in s.arms]
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "settings": plain(settings),
+            "rounds": [plain(vars(r)) for r in self.rounds],
+            "stopped": self.stopped,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RaceState:
+        raw = dict(data["settings"])
+        arms = tuple(_arm_from(a) for a in raw.pop("arms"))
+        raw["skipped"] = tuple(raw.get("skipped", ()))
+        settings = RaceSettings(arms=arms, **raw)
+        rounds = tuple(
+            Round(**{**r, "arms": tuple(r["arms"]), "runs": tuple(r["runs"])})
+            for r in data.get("rounds", ())
+        )
+        return cls(settings, rounds, data.get("stopped"))
+
+
+def _arm_dict(arm: Arm) -> dict[str, Any]:
+    out: dict[str, Any] = plain(vars(arm))
+    return out
+
+
+def _arm_from(data: Mapping[str, Any]) -> Arm:
+    return Arm(**{**data, "caveats": tuple(data.get("caveats", ()))})
+
+
+def save(state: RaceState, folder: Path) -> Path:
+    path = folder / NAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        storage.write_atomic(path, (json.dumps(state.to_dict(), indent=1) + "\n").encode())
+    except OSError as exc:
+        raise SandboxError(
+            f"could not write {path} ({exc.strerror or exc}); make room, then continue with: "
+            f"sandbox advise --resume {folder}"
+        ) from None
+    return path
+
+
+def load(folder: Path) -> RaceState:
+    path = folder / NAME
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultFormatError(
+            f"{folder}: no {NAME}; --resume takes the folder of a race (results/advise-<time>/)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ResultFormatError(f"{path}: not a readable race file ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ResultFormatError(f"{path}: not a sandbox race file")
+    if data.get("version") != VERSION:
+        raise ResultFormatError(
+            f"{path}: race version {data.get('version')!r} cannot be resumed (this sandbox "
+            f"resumes version {VERSION}); run the race anew"
+        )
+    try:
+        return RaceState.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResultFormatError(f"{path}: missing or bad {exc}") from None
