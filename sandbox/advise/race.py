@@ -190,7 +190,7 @@ def _loop(
             r = last
             note(f"\nround {r.index + 1} (resumed): {', '.join(r.arms)}")
         started = clock()
-        outcome = execute(m, exp, bench, folder, run, note)
+        outcome = execute(m, exp, bench, folder, run, _without_skips(note))
         r = replace(r, elapsed_s=r.elapsed_s + clock() - started)
         m = manifest.load(folder)
         if outcome.interrupted:
@@ -236,6 +236,11 @@ def _loop(
         if why_stop is not None:
             note(f"the race stops: {why_stop}")
             return _outcome(folder, race, m, interrupted=False, results=outcome.results)
+
+
+def _without_skips(note: NoteFn) -> NoteFn:
+    """execute's notes without its `skip` line for every run of the rounds before."""
+    return lambda line: None if line.startswith("skip ") else note(line)
 
 
 def _outcome(

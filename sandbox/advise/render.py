@@ -4,6 +4,7 @@ caveats."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 
 from sandbox import host_cores
@@ -60,7 +61,7 @@ def table(race: RaceState, figures: Mapping[str, Mapping[str, Sequence[float]]])
         own = figures.get(arm, {})
         cells = [str(i), arm, str(len(own.get(rules.HEADLINE, ())))]
         values = list(own.get(rules.HEADLINE, ()))
-        median = sorted(values)[len(values) // 2] if values else None
+        median = statistics.median(values) if values else None
         cells.append(f"{median:.0f}" if median is not None else "-")
         for metric in FIGURES:
             if arm == base:
@@ -78,6 +79,34 @@ def table(race: RaceState, figures: Mapping[str, Mapping[str, Sequence[float]]])
 def _winner_arm(race: RaceState) -> Arm | None:
     best = winner(race)
     return next((a for a in race.settings.arms if a.name == best), None)
+
+
+def not_ruled_out(
+    race: RaceState, figures: Mapping[str, Mapping[str, Sequence[float]]], arm: str
+) -> list[str]:
+    """The costs past the tolerance that the winner's intervals still allow (the guardrail
+    marks only a cost its interval shows)."""
+    s = race.settings
+    if arm == s.baseline:
+        return []
+    out = []
+    base = figures.get(s.baseline, {})
+    own = figures.get(arm, {})
+    for metric, words in ((rules.THROUGHPUT, "throughput"), (rules.P95, "p95 latency")):
+        r = log_ratio(list(own.get(metric, ())), list(base.get(metric, ())))
+        if r.ratio is None:
+            continue
+        if metric == rules.THROUGHPUT:
+            costly = (r.ratio if r.ci_low is None else r.ci_low) < 1 - s.tolerance
+        else:
+            costly = (r.ratio if r.ci_high is None else r.ci_high) > 1 + s.tolerance
+        if costly:
+            out.append(
+                f"a {words} cost of more than {s.tolerance:.0%} is not ruled out "
+                f"({rules.shown_ratio(r)} x {s.baseline}): run more rounds (a larger --budget, "
+                "or --arms with fewer arms) before you deploy"
+            )
+    return out
 
 
 def note(outcome: RaceOutcome) -> str:
@@ -130,7 +159,7 @@ def note(outcome: RaceOutcome) -> str:
         )
     out += ["", "Deploy it:", ""]
     out += deploy.lines(arm)
-    caveats = list(arm.caveats)
+    caveats = [*not_ruled_out(race, figures, arm.name), *arm.caveats]
     if cores is not None:
         caveats.append(host_cores.CANNOT_EMULATE)
     caveats.append(

@@ -280,3 +280,18 @@ def test_race_json_round_trips(tmp_path: Path) -> None:
     state.save(st, tmp_path)
 
     assert state.load(tmp_path) == st
+
+
+def test_a_winners_cost_its_interval_still_allows_is_a_caveat() -> None:
+    s = settings(["glibc", "jemalloc"])
+    race_state = state.RaceState(s, (), None)
+    figures = {
+        "glibc": {"throughput_rps": [100.0, 101.0, 99.0], "p95_ms": [200.0, 202.0, 198.0]},
+        "jemalloc": {"throughput_rps": [60.0, 110.0, 90.0], "p95_ms": [200.0, 201.0, 199.0]},
+    }
+
+    lines = render.not_ruled_out(race_state, figures, "jemalloc")
+
+    assert len(lines) == 1
+    assert lines[0].startswith("a throughput cost of more than 5% is not ruled out (0.84 [")
+    assert render.not_ruled_out(race_state, figures, "glibc") == []
