@@ -11,8 +11,9 @@ the best's. An arm marked "not recommended" is dropped too (it cannot win). The 
 the reference of every ratio in the table: it keeps running when the rule drops it, and counts
 as separated.
 Guardrail: an arm is "not recommended" when it costs more than `tolerance` of throughput or of
-p95 latency against the baseline: the ratio lies beyond 1 -/+ tolerance and its interval, when
-it has one, lies wholly on the costly side of 1.
+p95 latency against the baseline: the ratio lies beyond 1 -/+ tolerance and its interval lies
+wholly on the costly side of 1 (without spread on either side, the ratio alone; with one run,
+no mark).
 Stop: when every live arm but the best is dropped (separated), when the next round would
 overrun the budget (its time estimated from the rounds done: seconds per run so far x live
 arms), or after `max_rounds`.
@@ -25,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sandbox.analysis.multiplicity import holm
-from sandbox.analysis.stats import ALPHA, Ratio, log_ratio
+from sandbox.analysis.stats import ALPHA, NO_SPREAD, Ratio, log_ratio
 
 HEADLINE = "after_idle_rss_mib"
 THROUGHPUT = "throughput_rps"
@@ -66,10 +67,12 @@ def shown_ratio(r: Ratio) -> str:
     return f"{r.ratio:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
 
 
-def _costly(bound: float | None, *, below: bool) -> bool:
-    """The interval's bound nearest 1 lies on the costly side (no interval: the point counts)."""
+def _costly(r: Ratio, *, below: bool) -> bool:
+    """The interval's bound nearest 1 lies on the costly side. Without an interval because
+    neither side varies, the point counts; with a single run on a side, nothing is marked."""
+    bound = r.ci_high if below else r.ci_low
     if bound is None:
-        return True
+        return r.note == NO_SPREAD
     return bound < 1 if below else bound > 1
 
 
@@ -79,10 +82,10 @@ def guardrail(figures: Figures, arm: str, baseline: str, tolerance: float) -> st
         return None
     reasons = []
     rps = log_ratio(_values(figures, arm, THROUGHPUT), _values(figures, baseline, THROUGHPUT))
-    if rps.ratio is not None and rps.ratio < 1 - tolerance and _costly(rps.ci_high, below=True):
+    if rps.ratio is not None and rps.ratio < 1 - tolerance and _costly(rps, below=True):
         reasons.append(f"throughput {shown_ratio(rps)} x {baseline}")
     p95 = log_ratio(_values(figures, arm, P95), _values(figures, baseline, P95))
-    if p95.ratio is not None and p95.ratio > 1 + tolerance and _costly(p95.ci_low, below=False):
+    if p95.ratio is not None and p95.ratio > 1 + tolerance and _costly(p95, below=False):
         reasons.append(f"p95 {shown_ratio(p95)} x {baseline}")
     if not reasons:
         return None
