@@ -72,7 +72,7 @@ def _seconds(r: RunResult) -> float:
 
 
 def replay(folder: Path, tolerance: float, min_rounds: int) -> None:
-    runs = [results.load(p) for p in results.find_result_files([folder])]
+    runs = results.load_all([folder])
     runs = [r for r in runs if r.status == "ok"]
     arms = list(dict.fromkeys(r.allocator.name for r in sorted(runs, key=lambda r: r.started_at)))
     repeats = max(r.repeat for r in runs) + 1
