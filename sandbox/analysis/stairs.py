@@ -103,6 +103,18 @@ class Read:
     rise_bytes: float
     """From the end of the baseline to the last batch's end (median over runs)."""
 
+    def short(self) -> str:
+        """A few words for a plot: levels off / climbing, with the figure."""
+        if self.slope is None:
+            return f"{self.quantity}: too few batches to tell"
+        if self.state == "levels":
+            return f"{self.quantity} levels off at ≈ {_mib(self.level_bytes)} MiB"
+        if self.state == "climbing":
+            return f"{self.quantity} still climbing {_mib1(self.slope.per_1000_bytes)} MiB / 1,000 req"
+        if self.state == "falling":
+            return f"{self.quantity} falling"
+        return f"{self.quantity}: cannot tell whether it levels off"
+
     def answer(self) -> str:
         """The plain answer, with the interval behind it."""
         if self.slope is None:
@@ -307,3 +319,76 @@ def _mib(value: float) -> str:
 def _mib1(value: float) -> str:
     text = f"{value / MIB:.2f}"
     return "0.00" if text == "-0.00" else text
+
+
+@dataclass(frozen=True)
+class GroupStairs:
+    """A group's stair read, as compare shows it."""
+
+    label: str
+    lines: tuple[str, ...]
+
+
+def limit_of(runs: Sequence[RunResult], limit_bytes: float | None) -> float | None:
+    """The RSS limit to project to: `limit_bytes` (--limit), else the runs' peak_rss threshold,
+    else their growth threshold on top of the median baseline (thresholds are in MiB)."""
+    if limit_bytes is not None:
+        return limit_bytes
+    checks = [c for r in runs for c in r.thresholds]
+    peak = [c.limit for c in checks if c.name == "peak_rss"]
+    if peak:
+        return min(peak) * MIB
+    growth = [c.limit for c in checks if c.name == "growth"]
+    if growth:
+        base = statistics.median(r.summary.baseline_rss_bytes for r in runs)
+        return base + min(growth) * MIB
+    return None
+
+
+def group_lines(label: str, runs: Sequence[RunResult], limit_bytes: float | None) -> GroupStairs | None:
+    """What each batch added (median over the runs), each quantity's read, and when RSS would
+    reach the limit; None when no run has batch ends."""
+    all_stairs = [s for s in map(stairs, runs) if s is not None]
+    if not all_stairs:
+        return None
+    n = min(len(s.steps) for s in all_stairs)
+    runs_words = f"{len(all_stairs)} runs" if len(all_stairs) > 1 else "1 run"
+    lines = [f"{label}: the stair read over {n} batches ({runs_words}; MiB each batch added, median)"]
+    lines += ["  " + line for line in steps_table(median_stairs(all_stairs, n))]
+    reads = [r for r in (read(all_stairs, q) for q in QUANTITIES) if r is not None]
+    lines += ["  " + r.answer() for r in reads]
+    limit = limit_of(runs, limit_bytes)
+    rss = next((r for r in reads if r.quantity == "RSS"), None)
+    if limit is not None and rss is not None:
+        now = statistics.median(s.steps[-1].rss_bytes for s in all_stairs)
+        rates = [s.rps for s in all_stairs if s.rps]
+        got = reach(rss, now, limit, statistics.median(rates) if rates else None)
+        if got is not None:
+            lines.append("  " + got.words("RSS"))
+        elif now >= limit:
+            lines.append(f"  RSS is already past the limit of {_mib(limit)} MiB")
+        else:
+            lines.append(f"  RSS is not climbing: no time to the limit of {_mib(limit)} MiB")
+    return GroupStairs(label, tuple(lines))
+
+
+def median_stairs(runs: Sequence[Stairs], n: int) -> Stairs:
+    """One Stairs holding, at each of the first n batch ends, the median over the runs."""
+
+    def med(values: Sequence[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if len(present) == len(values) else None
+
+    def at(steps: Sequence[Step], batch: int) -> Step:
+        return Step(
+            batch,
+            int(statistics.median(s.requests for s in steps)),
+            statistics.median(s.rss_bytes for s in steps),
+            med([s.live_bytes for s in steps]),
+            med([s.kept_free_bytes for s in steps]),
+            med([s.pymalloc_free_bytes for s in steps]),
+        )
+
+    start = at([r.start for r in runs], 0)
+    steps = tuple(at([r.steps[i] for r in runs], runs[0].steps[i].batch) for i in range(n))
+    return Stairs(start, steps, None)
