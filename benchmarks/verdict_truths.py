@@ -93,9 +93,7 @@ def right(truth: str, v: Verdict) -> bool:
     if truth == CACHE:
         return v.kind == verdict.CACHE
     return (
-        v.kind == verdict.MIXED
-        and verdict.LEAK in v.parts
-        and any(p in FRAGMENTS for p in v.parts)
+        v.kind == verdict.MIXED and verdict.LEAK in v.parts and any(p in FRAGMENTS for p in v.parts)
     )
 
 
@@ -124,8 +122,10 @@ def table(rows: Sequence[tuple[str, str, Verdict]]) -> str:
             counts = [str(cells[truth, c] or "") for c in columns]
             body.append([truth, *counts, f"{scored[truth, True]}/{n}"])
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-             for r in [head, *body]]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+        for r in [head, *body]
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     total = sum(1 for _, t, v in rows if right(t, v))
     lines.append(f"\nright: {total}/{len(rows)} ({100 * total / max(1, len(rows)):.0f} %)")
@@ -162,13 +162,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_experiment(args.allocators.split(","), args.repeats, args.results_dir)
         folder = args.results_dir
     runs = results.load_all([folder])
-    print(f"{len(runs)} runs read from {folder}, "
-          f"{sum(r.status == 'ok' for r in runs)} ok; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{len(runs)} runs read from {folder}, "
+        f"{sum(r.status == 'ok' for r in runs)} ok; load average {os.getloadavg()[0]:.2f}"
+    )
     for title, pooled in (("each run on its own", False), ("each group, runs pooled", True)):
         rows = judged(runs, pooled)
         print(f"\n## {title}\n\n{table(rows)}\nby allocator: {by_allocator(rows)}")
         if args.lines:
-            for allocator, truth, v in rows:
+            for _, truth, v in rows:
                 mark = "ok " if right(truth, v) else "BAD"
                 print(f"{mark} [{truth}] {v.line}")
     return 0

@@ -106,8 +106,7 @@ def run_cmd(
     except KeyboardInterrupt:
         click.echo("Interrupted before anything was measured; no result written.", err=True)
         sys.exit(130)
-    print_run_summary(result, path)
-    _print_stairs(result, limit_bytes)
+    print_run_summary(result, path, _stair_lines(result, limit_bytes))
     if result.status == "interrupted":
         click.echo(f"Interrupted; partial result written to {path}", err=True)
         sys.exit(130)
@@ -276,13 +275,12 @@ def experiment_cmd(
         sys.exit(1)
 
 
-def _print_stairs(result: Any, limit_bytes: int | None) -> None:
+def _stair_lines(result: Any, limit_bytes: int | None) -> list[str]:
     """The run's stair read (what each batch added, levels off or climbing), when it has one."""
     from sandbox.analysis.stairs import group_lines
 
     read = group_lines(result.allocator.name, [result], limit_bytes)
-    if read is not None and result.status == "ok":
-        click.echo("\n" + "\n".join(read.lines))
+    return [*read.lines] if read is not None and result.status == "ok" else []
 
 
 @cli.command("compare")

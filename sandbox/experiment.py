@@ -75,7 +75,8 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
     cases_raw = data.pop("cases", None)
     custom = config.read_allocators(source, data.pop("custom_allocators", None))
     # The experiment's own keys are gone from `data`; naming them lets a typo suggest them.
-    overrides = config.read_settings(source, data, (*_EXPERIMENT_KEYS, "vary", "cases", "custom_allocators")
+    overrides = config.read_settings(
+        source, data, (*_EXPERIMENT_KEYS, "vary", "cases", "custom_allocators")
     )
     name = head.get("name", path.stem)
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():

@@ -24,8 +24,8 @@ from sandbox.analysis.caveats import (
 from sandbox.analysis.groups import choose_baseline, group_results, label, workload
 from sandbox.analysis.metrics import CONFIRMATORY_METRIC, METRICS, metric_values
 from sandbox.analysis.multiplicity import adjust
-from sandbox.analysis.stats import CONFIDENCE, Ratio, Stats, describe, log_ratio
 from sandbox.analysis.stairs import GroupStairs, group_lines
+from sandbox.analysis.stats import CONFIDENCE, Ratio, Stats, describe, log_ratio
 from sandbox.analysis.verdict import verdicts
 from sandbox.errors import SandboxError
 from sandbox.results import RunResult

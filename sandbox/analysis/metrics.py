@@ -100,9 +100,7 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "unused_after_idle_mib", "held unused after idle", "MiB", _rss("unused_after_idle_bytes")
     ),
-    Metric(
-        "free_at_peak_mib", "free memory held at peak demand", "MiB", _free_at_peak
-    ),
+    Metric("free_at_peak_mib", "free memory held at peak demand", "MiB", _free_at_peak),
     Metric("active_per_allocated", "active / allocated", "ratio", _active_per_allocated),
     Metric("throughput_rps", "throughput", "req/s", _throughput),
     Metric("p95_ms", "p95 latency", "ms", _p95),

@@ -175,7 +175,7 @@ def _annotate_steps(ax: Axes, runs: Sequence[RunResult], x: XAxis, colour: str) 
             continue
         at = end if x == "time" else float(step.requests)
         y = step.rss_bytes / MIB
-        ax.plot([at], [y], "o", color=colour, ms=3.5, mec="white", mew=0.6, zorder=5)
+        ax.scatter([at], [y], s=14, color=colour, edgecolors="white", linewidths=0.6, zorder=5)
         ax.annotate(
             f"{(step.rss_bytes - prev) / MIB:+.0f}",
             (at, y),

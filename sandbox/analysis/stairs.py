@@ -64,9 +64,11 @@ class Step:
     """pymalloc's part of kept-but-free; None when pymalloc is off or unread."""
 
     def value(self, quantity: str) -> float | None:
-        return {"RSS": self.rss_bytes, "live": self.live_bytes, "kept-but-free": self.kept_free_bytes}[
-            quantity
-        ]
+        return {
+            "RSS": self.rss_bytes,
+            "live": self.live_bytes,
+            "kept-but-free": self.kept_free_bytes,
+        }[quantity]
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,9 @@ class Read:
         if self.state == "levels":
             return f"{self.quantity} levels off at ≈ {_mib(self.level_bytes)} MiB"
         if self.state == "climbing":
-            return f"{self.quantity} still climbing {_mib1(self.slope.per_1000_bytes)} MiB / 1,000 req"
+            return (
+                f"{self.quantity} still climbing {_mib1(self.slope.per_1000_bytes)} MiB / 1,000 req"
+            )
         if self.state == "falling":
             return f"{self.quantity} falling"
         return f"{self.quantity}: cannot tell whether it levels off"
@@ -124,9 +128,13 @@ class Read:
                 "cannot tell a leak from a cache)"
             )
         s = self.slope
-        interval = f"{_mib1(s.per_1000_bytes)} [{_mib1(s.low)}, {_mib1(s.high)}] MiB per 1,000 requests"
+        interval = (
+            f"{_mib1(s.per_1000_bytes)} [{_mib1(s.low)}, {_mib1(s.high)}] MiB per 1,000 requests"
+        )
         if self.state == "levels":
-            return f"{self.quantity}: levels off at ≈ {_mib(self.level_bytes)} MiB (slope {interval})"
+            return (
+                f"{self.quantity}: levels off at ≈ {_mib(self.level_bytes)} MiB (slope {interval})"
+            )
         if self.state == "climbing":
             return f"{self.quantity}: still climbing {interval}"
         if self.state == "falling":
@@ -279,7 +287,8 @@ class Reach:
     """At the measured request rate; None when unknown."""
 
     def words(self, what: str) -> str:
-        when = f"in ≈ {self.requests:,.0f} requests (from {self.requests_low:,.0f} at the fastest rate the interval allows)"
+        soonest = f"{self.requests_low:,.0f} at the fastest rate the interval allows"
+        when = f"in ≈ {self.requests:,.0f} requests (from {soonest})"
         if self.seconds is not None:
             when += f", ≈ {_duration(self.seconds)} at the measured rate"
         return f"{what} would reach {_mib(self.limit_bytes)} MiB {when}"
@@ -345,7 +354,9 @@ def limit_of(runs: Sequence[RunResult], limit_bytes: float | None) -> float | No
     return None
 
 
-def group_lines(label: str, runs: Sequence[RunResult], limit_bytes: float | None) -> GroupStairs | None:
+def group_lines(
+    label: str, runs: Sequence[RunResult], limit_bytes: float | None
+) -> GroupStairs | None:
     """What each batch added (median over the runs), each quantity's read, and when RSS would
     reach the limit; None when no run has batch ends."""
     all_stairs = [s for s in map(stairs, runs) if s is not None]
@@ -353,7 +364,9 @@ def group_lines(label: str, runs: Sequence[RunResult], limit_bytes: float | None
         return None
     n = min(len(s.steps) for s in all_stairs)
     runs_words = f"{len(all_stairs)} runs" if len(all_stairs) > 1 else "1 run"
-    lines = [f"{label}: the stair read over {n} batches ({runs_words}; MiB each batch added, median)"]
+    lines = [
+        f"{label}: the stair read over {n} batches ({runs_words}; MiB each batch added, median)"
+    ]
     lines += ["  " + line for line in steps_table(median_stairs(all_stairs, n))]
     reads = [r for r in (read(all_stairs, q) for q in QUANTITIES) if r is not None]
     lines += ["  " + r.answer() for r in reads]

@@ -55,9 +55,7 @@ LIVE = "live allocations: a leak or a cache, not the allocator"
 LEAK = "a leak: live memory grows with requests and does not level off"
 CACHE = "a bounded cache: live memory grew, then levelled off"
 FREE_KEPT = "free memory held by the allocator: fragmentation / unreturned pages"
-PYMALLOC_FRAGMENTATION = (
-    "pymalloc arena fragmentation: its arenas are held with few blocks in use"
-)
+PYMALLOC_FRAGMENTATION = "pymalloc arena fragmentation: its arenas are held with few blocks in use"
 OUTSIDE = "memory outside malloc and pymalloc: thread stacks, the interpreter, other mappings"
 OUTSIDE_PYMALLOC = (
     "memory outside malloc: CPython's small-object arenas; "

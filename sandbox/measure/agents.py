@@ -79,7 +79,9 @@ def _counters(snap: MemorySnapshot) -> dict[str, int | None]:
     return {
         "alloc_in_use_bytes": snap.in_use_bytes,
         "alloc_held_bytes": snap.held_bytes,
-        "alloc_active_bytes": snap.raw.get("stats.active") if snap.allocator == "jemalloc" else None,
+        "alloc_active_bytes": snap.raw.get("stats.active")
+        if snap.allocator == "jemalloc"
+        else None,
         "py_allocated_blocks": snap.python.allocated_blocks,
         "pymalloc_used_bytes": None if py is None else py.used_bytes,
         "pymalloc_free_bytes": None if py is None else py.arena_bytes - py.used_bytes,

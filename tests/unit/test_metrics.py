@@ -8,7 +8,7 @@ import pytest
 
 from sandbox.analysis import metrics
 from sandbox.load.stats import BatchStats
-from sandbox.results import RunResult
+from sandbox.results import Columns, RunResult
 from tests.fakes import MIB, make_result, with_summary
 
 
@@ -57,7 +57,8 @@ def test_metric_values_keep_finite_values_with_their_runs() -> None:
 
 
 def _with_probes(run: RunResult, pymalloc: bool, **columns: list[int]) -> RunResult:
-    return replace(run, probes=columns, server=replace(run.server, pymalloc=pymalloc))
+    probes: Columns = {k: [*v] for k, v in columns.items()}
+    return replace(run, probes=probes, server=replace(run.server, pymalloc=pymalloc))
 
 
 def test_free_at_peak_is_kept_but_free_where_live_memory_peaked() -> None:
