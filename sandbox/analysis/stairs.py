@@ -14,13 +14,14 @@ The rule, for one quantity (`read`):
   else max(4, ceil(n / 2)) - the first batches hold the one-off growth of warm-up;
 - slope = least squares over the window, in bytes per 1,000 requests, with a 95 % Student t
   interval (k - 2 degrees of freedom);
-- rise bound: what the slope's interval would add over the window's requests (R thousand):
-  lo * R and hi * R; a change is material from MATERIAL_BYTES or MATERIAL_SHARE of the window's
-  mean level on, whichever is larger (M);
-- "levels off at ≈ <mean over the window>" when -M < lo * R and hi * R < M (even the fastest
-  rate the interval allows adds less than M);
-- "still climbing" when lo * R >= M (even the slowest rate the interval allows adds M or more);
-- "falling" when hi * R <= -M; else "cannot tell" (the interval is too wide), with it shown;
+- over the window's requests (R thousand) the interval would add lo * R to hi * R;
+- "still climbing" when lo > 0 and lo * R >= MATERIAL_BYTES: the slope is surely above 0, and
+  even the slowest rate the interval allows adds MATERIAL_BYTES over the window;
+- "falling" likewise below 0 (hi < 0 and hi * R <= -MATERIAL_BYTES);
+- else "levels off at ≈ <mean over the window>" when -M < lo * R and hi * R < M, with M the
+  larger of MATERIAL_BYTES and MATERIAL_SHARE of the window's mean level: even the fastest rate
+  the interval allows adds less than M over another window;
+- else "cannot tell" (the interval is too wide), with it shown;
 - with fewer than 3 batches there is no interval: one batch cannot tell a leak from a cache.
 
 A group's read pools its runs' windows (each run's own x), so repeats narrow the interval.
@@ -39,9 +40,10 @@ from sandbox.results import Columns, Number, RunResult
 
 MIB = 1024 * 1024
 MATERIAL_BYTES = 4 * MIB
-"""The least change over the window that counts as growth."""
-MATERIAL_SHARE = 0.05
-"""... or this share of the window's mean level, when that is larger."""
+"""The least change over the window that counts as climbing (or falling)."""
+MATERIAL_SHARE = 0.10
+"""A level holds when the interval's fastest rate adds less than this share of the window's
+mean level (or MATERIAL_BYTES, when that is larger) over another window."""
 MIN_BATCHES = 3
 """Fewer batch ends give no interval for the slope."""
 CONFIDENCE = 0.95
@@ -247,12 +249,12 @@ def read(runs: Sequence[Stairs], quantity: str) -> Read | None:
         return Read(quantity, "few batches", None, level, material, span, rise)
     lo, hi = slope.low * span, slope.high * span
     state: State
-    if -material < lo and hi < material:
-        state = "levels"
-    elif lo >= material:
+    if slope.low > 0 and lo >= MATERIAL_BYTES:
         state = "climbing"
-    elif hi <= -material:
+    elif slope.high < 0 and hi <= -MATERIAL_BYTES:
         state = "falling"
+    elif -material < lo and hi < material:
+        state = "levels"
     else:
         state = "unsure"
     return Read(quantity, state, slope, level, material, span, rise)

@@ -163,3 +163,14 @@ def test_steps_are_read_at_each_batch_end_from_samples_and_probes() -> None:
 def test_a_run_without_batches_or_baseline_has_no_stairs() -> None:
     run = make_result("glibc")
     assert stairs.stairs(replace(run, phases=[Phase("idle", 0.0, 5.0)])) is None
+
+
+def test_a_slow_sure_climb_on_a_high_level_is_climbing_not_level() -> None:
+    # +1.5 MiB a batch on ~500 MiB: under 10 % of the level over the window, but surely above 0
+    # and over 4 MiB across it: a slow leak, not a level.
+    r = stairs.read([series(mib(lambda k: 500.0 + 1.5 * k, 8))], "RSS")
+    assert r is not None and r.state == "climbing"
+    # The default workload after its first batch: flat within noise on a high level: levels.
+    rng = random.Random(5)
+    flat = stairs.read([series(mib(lambda k: 93.0 + rng.uniform(-1.0, 1.0), 10))], "RSS")
+    assert flat is not None and flat.state == "levels"
