@@ -418,7 +418,8 @@ def inspect_cmd(
       problem
     A watch ("format": "sandbox-inspect-watch"): pid, duration_s, interval_s, interrupted,
       samples [{t_s, snapshot}], growth {duration_s, rss_bytes, in_use_bytes, held_bytes,
-      free_kept_bytes, outside_bytes, pymalloc_bytes}, verdict, stopped_ms {median, max, n}
+      free_kept_bytes, outside_bytes, pymalloc_bytes, pymalloc_used_bytes}, verdict,
+      stopped_ms {median, max, n}
     What could not be read is null. Exit 1 when the process is gone, may not be traced, gdb
     is missing or the allocator is not recognised (the RSS split is still printed).
     """
