@@ -50,6 +50,10 @@ CONFIDENCE = 0.95
 
 State = Literal["levels", "climbing", "falling", "unsure", "few batches"]
 QUANTITIES = ("RSS", "live", "kept-but-free")
+FEW_BATCHES = (
+    f"fewer than {MIN_BATCHES} batches: whether memory levels off cannot be told (a leak and a "
+    f"cache look alike); run {MIN_BATCHES} or more (--batches)"
+)
 
 
 @dataclass(frozen=True)
@@ -125,9 +129,7 @@ class Read:
         """The plain answer, with the interval behind it."""
         if self.slope is None:
             return (
-                f"{self.quantity}: {_mib(self.rise_bytes)} MiB over the batches; fewer than "
-                f"{MIN_BATCHES} batches, so whether it levels off cannot be told (one batch "
-                "cannot tell a leak from a cache)"
+                f"{self.quantity}: {_delta(self.rise_bytes, 0.0)} MiB over the batches (no slope)"
             )
         s = self.slope
         interval = (
@@ -366,12 +368,13 @@ def group_lines(
         return None
     n = min(len(s.steps) for s in all_stairs)
     runs_words = f"{len(all_stairs)} runs" if len(all_stairs) > 1 else "1 run"
-    lines = [
-        f"{label}: the stair read over {n} batches ({runs_words}; MiB each batch added, median)"
-    ]
+    batches = f"{n} batches" if n != 1 else "1 batch"
+    lines = [f"{label}: the stair read over {batches} ({runs_words}; MiB each batch added, median)"]
     lines += ["  " + line for line in steps_table(median_stairs(all_stairs, n))]
     reads = [r for r in (read(all_stairs, q) for q in QUANTITIES) if r is not None]
     lines += ["  " + r.answer() for r in reads]
+    if any(r.slope is None for r in reads):
+        lines.append("  " + FEW_BATCHES)
     limit = limit_of(runs, limit_bytes)
     rss = next((r for r in reads if r.quantity == "RSS"), None)
     if limit is not None and rss is not None:

@@ -90,10 +90,11 @@ def test_one_or_two_batches_give_no_interval_and_say_why() -> None:
     for n in (1, 2):
         r = stairs.read([series(mib(lambda k: 10.0 * k, n), start=0.0)], "live")
         assert r is not None and r.slope is None and r.state == "few batches"
-        assert r.answer() == (
-            f"live: {10 * n} MiB over the batches; fewer than 3 batches, so whether it levels "
-            "off cannot be told (one batch cannot tell a leak from a cache)"
-        )
+        assert r.answer() == f"live: +{10 * n}.0 MiB over the batches (no slope)"
+    assert stairs.FEW_BATCHES == (
+        "fewer than 3 batches: whether memory levels off cannot be told (a leak and a cache look "
+        "alike); run 3 or more (--batches)"
+    )
 
 
 def test_an_unmeasured_quantity_has_no_read() -> None:
