@@ -159,8 +159,9 @@ def plot_rss(
 
 
 def _annotate_steps(ax: Axes, runs: Sequence[RunResult], x: XAxis, colour: str) -> None:
-    """Each batch's end marked with what it added to RSS (median over the runs, MiB), and the
-    stair read of RSS in the panel's corner (`sandbox.analysis.stairs`)."""
+    """Each batch's end marked (a dot on the median stairs), with what the batch added to RSS
+    (median over the runs, MiB) written above it, and the stair read of RSS in the panel's
+    corner (`sandbox.analysis.stairs`)."""
     read = [s for s in map(stairs.stairs, runs) if s is not None]
     if not read:
         return
@@ -176,14 +177,16 @@ def _annotate_steps(ax: Axes, runs: Sequence[RunResult], x: XAxis, colour: str) 
         at = end if x == "time" else float(step.requests)
         y = step.rss_bytes / MIB
         ax.scatter([at], [y], s=14, color=colour, edgecolors="white", linewidths=0.6, zorder=5)
-        ax.annotate(
+        ax.text(
+            at,
+            0.925,
             f"{(step.rss_bytes - prev) / MIB:+.0f}",
-            (at, y),
-            textcoords="offset points",
-            xytext=(0, 5),
-            ha="center",
+            transform=ax.get_xaxis_transform(),  # x in data, y in axes fractions: under the
+            ha="right",  # batch numbers, on a white ground over the curve
+            va="top",
             fontsize=6.5,
-            color="0.15",
+            color="0.1",
+            bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.8},
         )
         prev = step.rss_bytes
     rss = stairs.read(read, "RSS")
