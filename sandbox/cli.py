@@ -83,6 +83,7 @@ def run_cmd(
     compress: bool,
     profile: str | None,
     thresholds: tuple[str, ...],
+    limit_bytes: int | None,
     **settings: Any,
 ) -> None:
     """Run the stair-stepper (or your app) under one allocator, drive it with Locust, and
@@ -105,7 +106,7 @@ def run_cmd(
     except KeyboardInterrupt:
         click.echo("Interrupted before anything was measured; no result written.", err=True)
         sys.exit(130)
-    print_run_summary(result, path)
+    print_run_summary(result, path, _stair_lines(result, limit_bytes))
     if result.status == "interrupted":
         click.echo(f"Interrupted; partial result written to {path}", err=True)
         sys.exit(130)
@@ -274,6 +275,14 @@ def experiment_cmd(
         sys.exit(1)
 
 
+def _stair_lines(result: Any, limit_bytes: int | None) -> list[str]:
+    """The run's stair read (what each batch added, levels off or climbing), when it has one."""
+    from sandbox.analysis.stairs import group_lines
+
+    read = group_lines(result.allocator.name, [result], limit_bytes)
+    return [*read.lines] if read is not None and result.status == "ok" else []
+
+
 @cli.command("compare")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--baseline", help="Group to compare against (default: glibc, else the first).")
@@ -284,7 +293,10 @@ def experiment_cmd(
     default="table",
     show_default=True,
 )
-def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None:
+@flags.LIMIT.option
+def compare_cmd(
+    paths: tuple[Path, ...], baseline: str | None, fmt: str, limit_bytes: int | None
+) -> None:
     """Compare runs side by side: per allocator, RSS and latency with ratios and intervals."""
     from sandbox import results
     from sandbox.analysis import compare, report
@@ -293,7 +305,7 @@ def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None
     loaded = results.load_all(paths)
     if not loaded:
         raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
-    comparison = compare.compare(loaded, baseline=baseline)
+    comparison = compare.compare(loaded, baseline=baseline, limit_bytes=limit_bytes)
     click.echo(report.render(comparison, fmt))
 
 
@@ -406,7 +418,8 @@ def inspect_cmd(
       problem
     A watch ("format": "sandbox-inspect-watch"): pid, duration_s, interval_s, interrupted,
       samples [{t_s, snapshot}], growth {duration_s, rss_bytes, in_use_bytes, held_bytes,
-      free_kept_bytes, outside_bytes, pymalloc_bytes}, verdict, stopped_ms {median, max, n}
+      free_kept_bytes, outside_bytes, pymalloc_bytes, pymalloc_used_bytes}, verdict,
+      stopped_ms {median, max, n}
     What could not be read is null. Exit 1 when the process is gone, may not be traced, gdb
     is missing or the allocator is not recognised (the RSS split is still printed).
     """

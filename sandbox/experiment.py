@@ -2,7 +2,9 @@
 
 An experiment file (experiments/NAME.yml) holds benchmark.yml's keys as overrides, plus:
   name, description, allocators (list), repeats, order (interleaved | shuffled), seed,
-  baseline (group to compare against) and vary (setting -> list of values).
+  baseline (group to compare against) and vary (setting -> list of values: every combination
+  is a group) or cases (a list of setting -> value mappings: each one is a group, e.g. one known
+  truth each in experiments/truths.yml).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sandbox.spec import RunSpec
 MAX_RUNS = 10_000
 """More runs than an experiment could ever finish (each starts a server: about a minute)."""
 _EXPERIMENT_KEYS = ("name", "description", "allocators", "repeats", "order", "seed", "baseline")
-# Also: custom_allocators (like benchmark.yml's allocators:), vary.
+# Also: custom_allocators (like benchmark.yml's allocators:), vary, cases.
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Experiment:
     """Setting name -> value, applied on top of benchmark.yml."""
     vary: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     """Setting name -> values; every combination is a group."""
+    cases: tuple[Mapping[str, Any], ...] = ()
+    """Instead of vary: each mapping (setting name -> value) is a group."""
     custom_allocators: Mapping[str, Allocator] = field(default_factory=dict)
     """Allocators defined by the experiment itself (e.g. a second glibc label for A/A)."""
     path: Path | None = None
@@ -68,9 +72,12 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
     data = dict(config.read_yaml(path, text))
     head = {k: data.pop(k) for k in _EXPERIMENT_KEYS if k in data}
     vary_raw = data.pop("vary", None) or {}
+    cases_raw = data.pop("cases", None)
     custom = config.read_allocators(source, data.pop("custom_allocators", None))
     # The experiment's own keys are gone from `data`; naming them lets a typo suggest them.
-    overrides = config.read_settings(source, data, (*_EXPERIMENT_KEYS, "vary", "custom_allocators"))
+    overrides = config.read_settings(
+        source, data, (*_EXPERIMENT_KEYS, "vary", "cases", "custom_allocators")
+    )
     name = head.get("name", path.stem)
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"{source}: name has value {name!r}; expected letters, digits, - or _")
@@ -99,7 +106,11 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: vary.{key} must be a non-empty list of values")
         vary[key] = tuple(config.validate(source, f"vary.{key}", key, v) for v in values)
-    runs = len(allocs) * repeats * math.prod(len(v) for v in vary.values())
+    cases = _cases(source, cases_raw)
+    if cases and vary:
+        raise ConfigError(f"{source}: give vary or cases, not both (cases name each group)")
+    groups = len(cases) if cases else math.prod(len(v) for v in vary.values())
+    runs = len(allocs) * repeats * groups
     if runs > MAX_RUNS:
         raise ConfigError(
             f"{source}: {runs:,} runs planned (allocators x vary x repeats); at most "
@@ -116,15 +127,35 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
         baseline=str(baseline) if baseline is not None else None,
         overrides=overrides,
         vary=vary,
+        cases=cases,
         custom_allocators=custom,
         path=path,
     )
 
 
+def _cases(source: str, raw: Any) -> tuple[dict[str, Any], ...]:
+    """`cases:` validated: a list of mappings of settings to values."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw or not all(isinstance(c, Mapping) for c in raw):
+        raise ConfigError(f"{source}: cases must be a non-empty list of setting: value mappings")
+    cases = []
+    for i, case in enumerate(raw):
+        checked: dict[str, Any] = {}
+        for key, value in case.items():
+            if key not in config.SETTINGS:
+                raise ConfigError(
+                    f"{source}: cases[{i}].{key} is not a setting; use a name such as leak_bytes"
+                )
+            checked[key] = config.validate(source, f"cases[{i}].{key}", key, value)
+        cases.append(checked)
+    return tuple(cases)
+
+
 def plan_runs(exp: Experiment) -> list[PlannedRun]:
     """Every run, in execution order: each repeat round holds every group once (A B A B ...)."""
     keys = list(exp.vary)
-    combos = [
+    combos = [dict(c) for c in exp.cases] or [
         dict(zip(keys, values, strict=True)) for values in itertools.product(*exp.vary.values())
     ]
     groups = [(a, c) for c in combos for a in exp.allocators]

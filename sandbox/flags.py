@@ -115,6 +115,15 @@ THRESHOLD = Flag(
     multiple=True,
 )
 
+LIMIT = Flag(
+    "--limit",
+    None,
+    "Say when RSS, still climbing at the measured rate, would reach this size, e.g. 2GiB "
+    "(default: a peak_rss or growth threshold).",
+    SizeType(),
+    dest="limit_bytes",
+)
+
 RUN: tuple[Flag, ...] = (
     Flag(
         "--allocator",
@@ -203,6 +212,7 @@ RUN: tuple[Flag, ...] = (
     Flag("--ready-url", "ready_url", "URL that answers once the server is up ({port} filled in)."),
     Flag("--locustfile", "locustfile", "Your own Locust file.", click.Path(dir_okay=False)),
     THRESHOLD,
+    LIMIT,
     CONFIG,
 )
 """`sandbox run`: every setting flag, and the run's own options."""
