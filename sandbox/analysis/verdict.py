@@ -52,7 +52,10 @@ growth; a smaller part is named beside the class, not in it."""
 
 LITTLE_GROWTH = "little growth"
 LIVE = "live allocations: a leak or a cache, not the allocator"
-LEAK = "a leak: live memory grows with requests and does not level off"
+LEAK = (
+    "a leak (or a cache bigger than this run could fill): live memory grows with requests "
+    "and has not levelled off"
+)
 CACHE = "a bounded cache: live memory grew, then levelled off"
 FREE_KEPT = "free memory held by the allocator: fragmentation / unreturned pages"
 PYMALLOC_FRAGMENTATION = "pymalloc arena fragmentation: its arenas are held with few blocks in use"
