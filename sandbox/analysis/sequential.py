@@ -11,20 +11,23 @@ reference) gets the ratio of geometric means with a Welch t interval on the log 
 - `undecided` otherwise (also when there is no interval: too few runs, or no spread).
 
 The experiment stops at the first look where every comparison is decided, or at the cap
-(`max_repeats`). Looking after every round and stopping at the first interval that excludes
-1.0 would, with the usual 95 % interval at each look, claim a difference between an allocator
-and itself far more often than 5 %: each look is one more chance. So every look uses the level
-`alpha / looks` (Bonferroni over the planned looks): the chance that *some* look of an A/A
-experiment excludes 1.0 is at most the sum of the per-look chances, `alpha`, however
-correlated the looks are. It is conservative (a Pocock boundary, which spends the same
-`alpha` more exactly, would stop a little sooner), but it needs no assumption beyond the
-validity of each look's own test. benchmarks/false_alarms.py measures the rate under the
+(`max_repeats`). Looking after every round and stopping at the first interval that excludes 1.0
+would, with the usual 95 % interval at each look, claim a difference between an allocator and
+itself far more often than 5 %: each look is one more chance. So every look gets a share of
+`alpha` and the shares add up to `alpha` (Bonferroni over the planned looks, unequal shares
+allowed): the chance that *some* look of an A/A experiment excludes 1.0 is at most the sum of
+the per-look levels, `alpha`, however correlated the looks are. The first look spends
+`first_share` of it (half, by default), the others split the rest equally: a large difference is
+found at the first look (3 repeats) about as often as with a fixed 3-repeat experiment at 2.5 %,
+and a small one still gets five more looks. It is conservative (a Pocock boundary, which spends
+the same `alpha` more exactly, would stop a little sooner), but it needs no assumption beyond
+the validity of each look's own test. benchmarks/false_alarms.py measures the rate under the
 rule, on simulated and on resampled real A/A runs (docs/evidence.md, section 4).
 
 Pure numbers: the functions take each arm's values, not runs, so that any caller with
 repeated measurements of arms (an experiment, `sandbox advise`'s race) can reuse them:
 
-    design = Design(min_repeats=3, max_repeats=8, min_effect=0.05)
+    design = Design(min_repeats=3, max_repeats=8, min_effect=0.05)  # first_share=0.5
     seen = look({"glibc": [...], "jemalloc": [...]}, {"jemalloc": "glibc"}, rounds=4,
                 design=design)
     if seen.stop: ...   # seen.reason says why; seen.lines() in words
@@ -45,6 +48,8 @@ MAX_REPEATS = 8
 """The default cap."""
 MIN_EFFECT = 0.05
 """The default minimum effect: a ratio within [1/1.05, 1.05] is too small to matter."""
+FIRST_SHARE = 0.5
+"""The share of alpha the first look spends, by default."""
 
 Outcome = Literal["differs", "equivalent", "undecided"]
 Reason = Literal["decided", "cap", "continue"]
@@ -60,6 +65,8 @@ class Design:
     """m: a ratio inside [1/(1+m), 1+m] is too small to matter."""
     alpha: float = ALPHA
     """The false-alarm rate the whole sequence keeps, per comparison."""
+    first_share: float = FIRST_SHARE
+    """The share of `alpha` the first look spends (all of it when it is the only look)."""
 
     def __post_init__(self) -> None:
         if self.min_repeats < 2:
@@ -72,21 +79,32 @@ class Design:
             raise ValueError(f"min_effect is {self.min_effect}; expected > 0, e.g. 0.05")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha is {self.alpha}; expected between 0 and 1")
+        if not 0 < self.first_share < 1:
+            raise ValueError(f"first_share is {self.first_share}; expected between 0 and 1")
 
     @property
     def looks(self) -> int:
         """How many looks the design plans: one per round from min_repeats to max_repeats."""
         return self.max_repeats - self.min_repeats + 1
 
-    @property
-    def level(self) -> float:
-        """Each look's two-sided level: alpha / looks (Bonferroni)."""
-        return self.alpha / self.looks
+    def level(self, rounds: int) -> float:
+        """The two-sided level of the look after `rounds` rounds: `first_share` of alpha at
+        the first, the rest split equally among the others; they add up to alpha."""
+        if not self.is_look(rounds):
+            raise ValueError(
+                f"no look after {rounds} rounds: the design looks after {self.min_repeats} to "
+                f"{self.max_repeats}"
+            )
+        if self.looks == 1:
+            return self.alpha
+        if rounds == self.min_repeats:
+            return self.alpha * self.first_share
+        return self.alpha * (1.0 - self.first_share) / (self.looks - 1)
 
-    @property
-    def confidence(self) -> float:
-        """Each look's interval: 1 - level (99.2 % for 6 looks at alpha 0.05)."""
-        return 1.0 - self.level
+    def confidence(self, rounds: int) -> float:
+        """The interval of that look: 1 - its level (97.5 % at the first look, 99.5 % at
+        each of the 5 others, by default)."""
+        return 1.0 - self.level(rounds)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -103,6 +121,7 @@ class Design:
             "max_repeats": self.max_repeats,
             "min_effect": self.min_effect,
             "alpha": self.alpha,
+            "first_share": self.first_share,
             "rule": "bonferroni",
         }
 
@@ -113,6 +132,7 @@ class Design:
             max_repeats=int(data["max_repeats"]),
             min_effect=float(data["min_effect"]),
             alpha=float(data["alpha"]),
+            first_share=float(data["first_share"]),
         )
 
 
@@ -135,7 +155,7 @@ class Decision:
     group: str
     reference: str
     ratio: Ratio
-    """At the look's confidence, not 95 %."""
+    """At the look's confidence (`Design.confidence`), not 95 %."""
     outcome: Outcome
 
     def line(self, design: Design) -> str:
@@ -180,7 +200,7 @@ class Look:
         number = self.rounds - design.min_repeats + 1
         head = (
             f"look {number} of {design.looks} after {self.rounds} repeats "
-            f"({design.confidence:.1%} intervals)"
+            f"({design.confidence(self.rounds):.1%} intervals)"
         )
         if self.reason == "decided":
             return f"{head}: every comparison decided; stop"
@@ -227,14 +247,10 @@ def look(
     its measurements; a missing arm has none).
 
     With no comparison at all there is nothing to decide, so it stops as `decided`."""
-    if not design.is_look(rounds):
-        raise ValueError(
-            f"no look after {rounds} rounds: the design looks after {design.min_repeats} to "
-            f"{design.max_repeats}"
-        )
+    confidence = design.confidence(rounds)  # ValueError when the design has no such look
     decisions = []
     for group, reference in references.items():
-        r = log_ratio(values.get(group, ()), values.get(reference, ()), metric, design.confidence)
+        r = log_ratio(values.get(group, ()), values.get(reference, ()), metric, confidence)
         decisions.append(Decision(group, reference, r, classify(r, design)))
     if all(d.outcome != "undecided" for d in decisions):
         reason: Reason = "decided"

@@ -23,8 +23,13 @@ def spread(level: float, rel: float, n: int = 8, seed: int = 1) -> list[float]:
 
 def test_the_design_spends_alpha_over_its_looks() -> None:
     assert DESIGN.looks == 6
-    assert DESIGN.level == pytest.approx(0.05 / 6)
-    assert DESIGN.confidence == pytest.approx(1 - 0.05 / 6)
+    levels = [DESIGN.level(n) for n in range(3, 9)]
+    assert levels == pytest.approx([0.025] + [0.005] * 5)
+    assert sum(levels) == pytest.approx(0.05)
+    assert DESIGN.confidence(3) == pytest.approx(0.975)
+    assert Design(min_repeats=3, max_repeats=3).level(3) == 0.05  # one look spends it all
+    even = Design(max_repeats=4, first_share=0.5)
+    assert [even.level(3), even.level(4)] == pytest.approx([0.025, 0.025])
     assert DESIGN.bounds == pytest.approx((1 / 1.05, 1.05))
     assert [DESIGN.is_look(n) for n in (2, 3, 8, 9)] == [False, True, True, False]
     assert Design.from_dict(DESIGN.to_dict()) == DESIGN
@@ -37,6 +42,7 @@ def test_the_design_spends_alpha_over_its_looks() -> None:
         ({"max_repeats": 2}, "max_repeats 2 is below min_repeats 3"),
         ({"min_effect": 0.0}, "min_effect is 0.0; expected > 0, e.g. 0.05"),
         ({"alpha": 1.5}, "alpha is 1.5; expected between 0 and 1"),
+        ({"first_share": 1.0}, "first_share is 1.0; expected between 0 and 1"),
     ],
 )
 def test_a_design_that_cannot_work_is_refused(kwargs: dict[str, float], message: str) -> None:
@@ -71,7 +77,7 @@ def test_it_stops_at_the_first_look_when_the_arms_are_separated() -> None:
     assert (seen.rounds, seen.reason, seen.differs) == (3, "decided", ("jemalloc",))
     r = seen.decisions[0].ratio
     assert r.n == r.n_baseline == 3
-    # the look's interval is wider than the 95 % one, at 1 - 0.05/6
+    # the look's interval is wider than the 95 % one, at 97.5 %
     plain = stats.log_ratio(values["jemalloc"][:3], values["glibc"][:3])
     assert r.ci_low is not None and plain.ci_low is not None and r.ci_low < plain.ci_low
 
@@ -118,24 +124,27 @@ def test_no_look_outside_the_planned_rounds() -> None:
     with pytest.raises(ValueError) as err:
         look({}, REFS, 2, DESIGN)
     assert str(err.value) == "no look after 2 rounds: the design looks after 3 to 8"
+    with pytest.raises(ValueError) as err:
+        DESIGN.level(9)
+    assert str(err.value) == "no look after 9 rounds: the design looks after 3 to 8"
 
 
 def test_a_look_says_what_it_saw_and_why() -> None:
     r = stats.Ratio("m", 0.82, 0.74, 0.91, 0.001, 4, 4)
     seen = Look(4, (Decision("jemalloc", "glibc", r, "differs"),), "decided")
     assert seen.lines(DESIGN) == [
-        "look 2 of 6 after 4 repeats (99.2% intervals): every comparison decided; stop",
+        "look 2 of 6 after 4 repeats (99.5% intervals): every comparison decided; stop",
         "  jemalloc / glibc 0.820 [0.740, 0.910]: excludes 1.00 -> differs",
     ]
     going = Look(4, seen.decisions, "continue")
     assert going.summary(DESIGN) == (
-        "look 2 of 6 after 4 repeats (99.2% intervals): not decided yet; one more round "
+        "look 2 of 6 after 4 repeats (99.5% intervals): not decided yet; one more round "
         "(up to 4 more)"
     )
     undecided = stats.Ratio("m", 0.98, 0.90, 1.07, 0.5, 4, 4)
     capped = Look(8, (Decision("jemalloc", "glibc", undecided, "undecided"),), "cap")
     assert capped.lines(DESIGN) == [
-        "look 6 of 6 after 8 repeats (99.2% intervals): the cap of 8 repeats; stop, 1 undecided",
+        "look 6 of 6 after 8 repeats (99.5% intervals): the cap of 8 repeats; stop, 1 undecided",
         "  jemalloc / glibc 0.980 [0.900, 1.070]: holds 1.00 and reaches beyond [0.952, 1.050] "
         "-> undecided",
     ]
@@ -158,6 +167,6 @@ def aa_rate(design: Design, sequences: int, seed: int) -> float:
 def test_the_rule_keeps_aa_false_alarms_at_5_percent_where_naive_looks_do_not() -> None:
     assert aa_rate(DESIGN, 600, seed=3) <= 0.05
     # every look at 95 % (alpha spent 6 times over): the optional stopping the rule prevents
-    naive = Design(min_repeats=3, max_repeats=8, alpha=0.05 * 6)
-    assert naive.level == pytest.approx(0.05)
+    naive = Design(min_repeats=3, max_repeats=8, alpha=0.05 * 6, first_share=1 / 6)
+    assert [naive.level(n) for n in range(3, 9)] == pytest.approx([0.05] * 6)
     assert aa_rate(naive, 600, seed=3) > 0.07

@@ -96,7 +96,7 @@ def test_separated_arms_stop_after_three_rounds(exp_file: Path) -> None:
     assert m.sequential == Design(max_repeats=8).to_dict()
     assert [(seen["rounds"], seen["reason"]) for seen in m.looks] == [(3, "decided")]
     assert m.looks[0]["comparisons"][0]["outcome"] == "differs"
-    summary = "look 1 of 6 after 3 repeats (99.2% intervals): every comparison decided; stop"
+    summary = "look 1 of 6 after 3 repeats (97.5% intervals): every comparison decided; stop"
     assert m.stop == {"rounds": 3, "reason": "decided", "summary": summary}
     assert outcome.stop == summary
     assert said[0] == summary
@@ -118,11 +118,11 @@ def test_arms_that_do_not_differ_run_to_the_cap_looking_each_round(exp_file: Pat
         (5, "cap"),
     ]
     assert [line for line in said if line.startswith("look ")] == [
-        "look 1 of 3 after 3 repeats (98.3% intervals): not decided yet; one more round "
+        "look 1 of 3 after 3 repeats (97.5% intervals): not decided yet; one more round "
         "(up to 2 more)",
-        "look 2 of 3 after 4 repeats (98.3% intervals): not decided yet; one more round "
+        "look 2 of 3 after 4 repeats (98.8% intervals): not decided yet; one more round "
         "(up to 1 more)",
-        "look 3 of 3 after 5 repeats (98.3% intervals): the cap of 5 repeats; stop, 1 undecided",
+        "look 3 of 3 after 5 repeats (98.8% intervals): the cap of 5 repeats; stop, 1 undecided",
     ]
     assert m.stop is not None and m.stop["reason"] == "cap"
 
