@@ -280,6 +280,12 @@ def experiment_cmd(
         click.echo(f"plot:       {p}")
     if outcome.stop:
         click.echo(f"stopping rule: {outcome.stop} (looks in {outcome.folder / 'experiment.json'})")
+        if outcome.stop_reason == "cap":
+            click.echo(
+                "  undecided means no verdict: the table's 95 % intervals do not allow for the "
+                "looks, so one excluding 1.00 there is not a difference shown at 5 %; to decide, "
+                "run it again with a higher --max-repeats"
+            )
     for failure in outcome.failures:
         click.echo(f"warning: run failed: {failure}", err=True)
     if outcome.interrupted:

@@ -187,6 +187,8 @@ class ExperimentOutcome:
     stop: str = ""
     """Under `--until-verdict`: the look that stopped the experiment, in words ("" otherwise,
     or when it was interrupted before one did)."""
+    stop_reason: str = ""
+    """That look's reason: `decided` or `cap`."""
 
 
 def _check_allocators_and_baseline(exp: Experiment, bench: Benchmark) -> list[PlannedRun]:
@@ -264,6 +266,8 @@ def run_experiment(
     folder = output_folder(results_dir or first.output.results_dir, exp.name)
     with manifest.lock(folder):
         fresh = new_manifest(exp, bench, planned, design)
+        if design is not None and on_note is not None:
+            on_note(design.describe(len(planned) // design.max_repeats))
         return execute(fresh, exp, bench, folder, run, on_note)
 
 
@@ -430,9 +434,16 @@ def _outcome(
     """What the experiment has now: the latest result of each planned run, and its failures."""
     from sandbox import results
 
-    stop = str(m.stop.get("summary", "")) if m.stop else ""
+    stop = m.stop or {}
     outcome = ExperimentOutcome(
-        folder, [], [], interrupted, name=exp.name, baseline=exp.baseline, stop=stop
+        folder,
+        [],
+        [],
+        interrupted,
+        name=exp.name,
+        baseline=exp.baseline,
+        stop=str(stop.get("summary", "")),
+        stop_reason=str(stop.get("reason", "")),
     )
     for entry in m.runs:
         who = f"{entry.allocator} repeat {entry.repeat + 1}"

@@ -111,6 +111,24 @@ class Design:
         """The equivalence range [1/(1+m), 1+m]."""
         return 1.0 / (1.0 + self.min_effect), 1.0 + self.min_effect
 
+    def describe(self, runs_per_round: int) -> str:
+        """The plan in one line, for the start of an experiment."""
+        later = (
+            f", then {self.confidence(self.min_repeats + 1):.1%} at each of the "
+            f"{self.looks - 1} others"
+            if self.looks > 1
+            else ""
+        )
+        low, high = self.bounds
+        first = self.confidence(self.min_repeats)
+        return (
+            f"until a verdict: up to {self.max_repeats} repeats "
+            f"({self.max_repeats * runs_per_round} runs); a look after every round from "
+            f"{self.min_repeats} repeats on, its interval at {first:.1%}{later}; it stops once "
+            "every comparison's interval excludes 1.00 or lies inside "
+            f"[{low:.3f}, {high:.3f}]"
+        )
+
     def is_look(self, rounds: int) -> bool:
         """Whether the design looks after this many complete rounds."""
         return self.min_repeats <= rounds <= self.max_repeats

@@ -99,10 +99,15 @@ def test_separated_arms_stop_after_three_rounds(exp_file: Path) -> None:
     summary = "look 1 of 6 after 3 repeats (97.5% intervals): every comparison decided; stop"
     assert m.stop == {"rounds": 3, "reason": "decided", "summary": summary}
     assert outcome.stop == summary
-    assert said[0] == summary
-    assert said[1].startswith("  jemalloc / glibc 0.7")
-    assert said[1].endswith(": excludes 1.00 -> differs")
-    assert said[2] == "10 planned runs not needed; they stay pending in experiment.json"
+    assert said[0] == (
+        "until a verdict: up to 8 repeats (16 runs); a look after every round from 3 repeats "
+        "on, its interval at 97.5%, then 99.5% at each of the 5 others; it stops once every "
+        "comparison's interval excludes 1.00 or lies inside [0.952, 1.050]"
+    )
+    assert said[1] == summary
+    assert said[2].startswith("  jemalloc / glibc 0.7")
+    assert said[2].endswith(": excludes 1.00 -> differs")
+    assert said[3] == "10 planned runs not needed; they stay pending in experiment.json"
     assert len(outcome.results) == 6
 
 
@@ -203,3 +208,19 @@ def test_the_cli_passes_the_rule_and_prints_the_stop(
         "stopping rule: look 1 of 2 after 3 repeats (97.5% intervals): every comparison "
         f"decided; stop (looks in {folder / 'experiment.json'})"
     ) == done.stdout.splitlines()[-1]
+
+
+def test_the_cli_says_what_undecided_at_the_cap_means(
+    exp_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sandbox.cli._run_with_progress", FakeRuns(SAME, 0.10))
+    monkeypatch.setattr(experiment, "report", lambda outcome, baseline: ("the table", []))
+    out = str(exp_file.parent / "out")
+    args = ["experiment", str(exp_file), "--until-verdict", "--max-repeats", "3"]
+    done = CliRunner().invoke(cli, [*args, "--results-dir", out])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[-1] == (
+        "  undecided means no verdict: the table's 95 % intervals do not allow for the looks, "
+        "so one excluding 1.00 there is not a difference shown at 5 %; to decide, run it again "
+        "with a higher --max-repeats"
+    )
