@@ -117,7 +117,8 @@ def run_occasions(n: int, experiment: Path) -> list[Path]:
             flush=True,
         )
         for line in done.stderr.splitlines():
-            if line.startswith("look ") or (line.startswith("  ") and "->" in line):
+            decision = line.startswith("  ") and not line.startswith("  ->") and "->" in line
+            if line.startswith("look ") or decision:  # a look and each comparison it decided
                 print(f"    {line.strip()}", flush=True)
         if found:
             folders.append(Path(found.group(1)))

@@ -19,12 +19,12 @@ description: glibc against itself, as small as a run gets, under the stopping ru
 allocators: [glibc, glibc-again]
 repeats: 2
 baseline: glibc
-iterations: 10
+iterations: 5
 run:
   tags: [tiny]
   batches: 1
-  baseline_s: 0.5
-  idle_s: 1
+  baseline_s: 0.3
+  idle_s: 0.5
 custom_allocators:
   glibc-again:
     description: glibc malloc again, under a second label
