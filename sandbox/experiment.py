@@ -262,6 +262,12 @@ def run_experiment(
         exp = replace(exp, repeats=repeats)
     bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
     planned = _check_allocators_and_baseline(exp, bench)
+    if design is not None and len({label(p.allocator, p.parameters) for p in planned}) < 2:
+        raise ConfigError(
+            f"{exp.path or exp.name}: one group only ({label(planned[0].allocator, {})}), so "
+            "--until-verdict has nothing to compare; add an allocator or a vary setting, or "
+            "drop --until-verdict"
+        )
     first = config.build_spec(bench, exp.overrides)
     folder = output_folder(results_dir or first.output.results_dir, exp.name)
     with manifest.lock(folder):

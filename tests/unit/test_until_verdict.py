@@ -17,6 +17,7 @@ from sandbox import config, experiment, manifest, results
 from sandbox.analysis.metrics import MIB
 from sandbox.analysis.sequential import Design
 from sandbox.cli import cli
+from sandbox.errors import ConfigError
 from sandbox.experiment import load_experiment
 from sandbox.results import RunResult
 from sandbox.spec import RunSpec
@@ -224,3 +225,16 @@ def test_the_cli_says_what_undecided_at_the_cap_means(
         "so one excluding 1.00 there is not a difference shown at 5 %; to decide, run it again "
         "with a higher --max-repeats"
     )
+
+
+def test_one_group_has_nothing_to_decide_and_is_refused_before_any_run(tmp_path: Path) -> None:
+    path = tmp_path / "alone.yml"
+    path.write_text("allocators: [glibc]\niterations: 5\n")
+    fake = FakeRuns(SAME, 0.1)
+    with pytest.raises(ConfigError) as err:
+        start(path, fake, Design())
+    assert str(err.value) == (
+        f"{path}: one group only (glibc), so --until-verdict has nothing to compare; add an "
+        "allocator or a vary setting, or drop --until-verdict"
+    )
+    assert fake.ran == []
