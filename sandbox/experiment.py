@@ -297,12 +297,13 @@ def resume_experiment(
                 f"{folder}: its stopping rule already stopped it "
                 f"({m.stop.get('summary', 'after a look')}); nothing left to run"
             )
-        done = sum(e.done for e in m.runs)
-        again = sum(not e.done and e.status != "pending" for e in m.runs)
-        note(
-            f"resuming {folder}: {done} of {len(m.runs)} runs done, {again} to run again, "
-            f"{len(m.runs) - done - again} not yet run"
-        )
+        else:
+            done = sum(e.done for e in m.runs)
+            again = sum(not e.done and e.status != "pending" for e in m.runs)
+            note(
+                f"resuming {folder}: {done} of {len(m.runs)} runs done, {again} to run again, "
+                f"{len(m.runs) - done - again} not yet run"
+            )
         return execute(m, exp, bench, folder, run, on_note)
 
 

@@ -159,10 +159,10 @@ def test_a_resume_continues_the_sequence_and_a_stopped_one_runs_nothing(exp_file
     idle = FakeRuns(SAME, 0.10)
     experiment.resume_experiment(first.folder, bench, idle, on_note=again.append)
     assert idle.ran == []
-    assert again[0] == (
+    assert again == [
         f"{first.folder}: its stopping rule already stopped it ({outcome.stop}); "
         "nothing left to run"
-    )
+    ]
 
 
 def test_a_look_missed_by_a_killed_harness_is_taken_on_resume(exp_file: Path) -> None:
