@@ -206,6 +206,9 @@ def _note(line: str) -> None:
 def experiment_cmd(
     experiment_file: Path | None,
     repeats: int | None,
+    until_verdict: bool,
+    max_repeats: int,
+    min_effect: float,
     results_dir: Path | None,
     resume: Path | None,
     config_path: Path | None,
@@ -213,14 +216,31 @@ def experiment_cmd(
     """Run an experiment (allocators × settings × repeats), then compare and plot it; or, with
     --resume DIR, run what an interrupted or killed one left undone."""
     from sandbox import config, experiment
+    from sandbox.analysis.sequential import Design
     from sandbox.measure.thresholds import failed
 
+    ctx = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("repeats", "until_verdict", "max_repeats", "min_effect", "results_dir")
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    rule_flags = [f for f in given if f in ("--max-repeats", "--min-effect")]
     if (experiment_file is None) == (resume is None):
         raise click.UsageError("give an experiment file, or --resume DIR (one of them)")
-    if resume is not None and (repeats is not None or results_dir is not None):
+    if resume is not None and given:
         raise click.UsageError(
-            "--resume runs DIR as it was planned: drop --repeats and --results-dir"
+            "--resume runs DIR as it was planned (its manifest keeps the repeats and any "
+            f"stopping rule): drop {' and '.join(given)}"
         )
+    if until_verdict and repeats is not None:
+        raise click.UsageError(
+            "--until-verdict decides the repeats: drop --repeats (--max-repeats sets the cap)"
+        )
+    if rule_flags and not until_verdict:
+        verb = "applies" if len(rule_flags) == 1 else "apply"
+        raise click.UsageError(f"{' and '.join(rule_flags)} {verb} only with --until-verdict")
+    design = Design(max_repeats=max_repeats, min_effect=min_effect) if until_verdict else None
     bench = config.load_benchmark(config_path)
     if resume is not None:
         _sigterm_as_interrupt()
@@ -238,6 +258,7 @@ def experiment_cmd(
             repeats=repeats,
             results_dir=results_dir.resolve() if results_dir else None,
             on_note=_note,
+            design=design,
         )
     ok = [r for r in outcome.results if r.status == "ok"]
     if not ok:
@@ -258,6 +279,14 @@ def experiment_cmd(
     click.echo(f"report:     {outcome.folder / 'report.html'}")
     for p in plots:
         click.echo(f"plot:       {p}")
+    if outcome.stop:
+        click.echo(f"stopping rule: {outcome.stop} (looks in {outcome.folder / 'experiment.json'})")
+        if outcome.stop_reason == "cap":
+            click.echo(
+                "  undecided means no verdict: the table's 95 % intervals do not allow for the "
+                "looks, so one excluding 1.00 there is not a difference shown at 5 %; to decide, "
+                "run it again with a higher --max-repeats"
+            )
     for failure in outcome.failures:
         click.echo(f"warning: run failed: {failure}", err=True)
     if outcome.interrupted:

@@ -246,6 +246,30 @@ SERVE: tuple[Flag, ...] = (
 
 EXPERIMENT: tuple[Flag, ...] = (
     Flag("--repeats", None, "Override the file's repeats.", click.IntRange(min=1)),
+    Flag(
+        "--until-verdict",
+        None,
+        "Add repeats only until after-idle RSS is decided: from 3 repeats on, stop once every "
+        "interval excludes 1.0 or lies within --min-effect (A/A false alarms kept <= 5 %).",
+        is_flag=True,
+        default=False,
+    ),
+    Flag(
+        "--max-repeats",
+        None,
+        "With --until-verdict: the cap on repeats.",
+        click.IntRange(min=3),
+        default=8,
+        show_default=True,
+    ),
+    Flag(
+        "--min-effect",
+        None,
+        "With --until-verdict: a ratio within 1/(1+m)..1+m is too small to matter.",
+        click.FloatRange(min=0, min_open=True, max=1),
+        default=0.05,
+        show_default=True,
+    ),
     _RUN["results_dir"].but(help=None, type=click.Path(file_okay=False, path_type=Path)),
     Flag(
         "--resume",
