@@ -23,6 +23,17 @@ sharing a per-run factor of the given correlation; p95 in whole milliseconds lik
 built on the golden result file tests/data/result_v3.json.gz and put through the real
 `compare()`.
 
+With `--sequential`, the same for `sandbox experiment --until-verdict`
+(`sandbox.analysis.sequential`): `--sequences` simulated experiments under the rule (looks from
+3 repeats to `--max-repeats`, their levels adding up to 0.05), on after-idle RSS, for every true
+ratio in `--effect` (1.0: A/A, where a claim is a false alarm; below 1: the power against that
+effect). With a folder, each experiment's arms are drawn from the real runs' after-idle values
+(both labels pooled, 2 x max-repeats of them without replacement, the second arm times the
+effect); without one, lognormal with the sd of `--spread` (or, with a folder, also the sd of the
+real runs' logs). Reported: the claims of the rule, its equivalence and cap stops, the repeats
+it took; and for contrast the claims of 95 % intervals at every look (no adjustment) and of the
+report's 95 % interval on the runs the rule stopped at.
+
 At a 5 % level, an honest test on runs that do not differ gives p < 0.05 about 5 % of the time
 per metric; after-idle RSS should be flagged about 5 % or less, and any of the exploratory
 metrics, after Holm, 5 % or less as well. Writes nothing.
@@ -31,6 +42,9 @@ metrics, after Holm, 5 % or less as well. Writes nothing.
         [--baseline glibc] [--other glibc-again] [--splits 2000] [--seed 7]
     .venv/bin/python benchmarks/false_alarms.py --simulate 4000 [--correlation 0 0.5 0.9]
         [--runs 3] [--seed 7]
+    .venv/bin/python benchmarks/false_alarms.py --sequential [results/aa-many-.../]
+        [--sequences 4000] [--max-repeats 8] [--min-effect 0.05] [--effect 1 0.95 0.9 0.81]
+        [--spread 0.05]
 """
 
 from __future__ import annotations
@@ -38,12 +52,13 @@ from __future__ import annotations
 import argparse
 import math
 import random
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandbox import results
-from sandbox.analysis import compare, groups, metrics, multiplicity, stats
+from sandbox.analysis import compare, groups, metrics, multiplicity, sequential, stats
 from sandbox.results import RunResult, Summary
 
 ALPHA = stats.ALPHA
@@ -275,6 +290,154 @@ def simulate(
     return Rates.of(found)
 
 
+@dataclass(frozen=True)
+class Sequenced:
+    """What the rule did over many simulated experiments of one true ratio."""
+
+    experiments: int
+    claims: int
+    """The rule's look found a difference (a false alarm when the true ratio is 1)."""
+    equivalent: int
+    capped: int
+    """Stopped at the cap with the comparison undecided."""
+    repeats: tuple[int, ...]
+    """Repeats a side at the stop, one per experiment."""
+    naive: int
+    """A 95 % interval excluding 1.0 at some look (every look unadjusted)."""
+    reported: int
+    """The report's 95 % interval, on the runs the rule stopped at, excludes 1.0."""
+
+    def lines(self, target_repeats: int, indent: str = "    ") -> list[str]:
+        n = self.experiments
+
+        def rate(k: int) -> str:
+            return f"{k / n:6.1%} ({k} of {n})"
+
+        reps = sorted(self.repeats)
+        by = " ".join(f"{r}:{sum(x == r for x in reps) / n:.0%}" for r in sorted(set(reps)))
+        within = sum(x <= target_repeats for x in reps)
+        return [
+            f"{indent}{'the rule claims a difference':<44} {rate(self.claims)}",
+            f"{indent}{'stops on equivalence (within min effect)':<44} {rate(self.equivalent)}",
+            f"{indent}{'stops at the cap, undecided':<44} {rate(self.capped)}",
+            f"{indent}repeats a side at the stop: mean {statistics.fmean(reps):.2f}, median "
+            f"{statistics.median(reps):g}; {by}; <= {target_repeats} in {within / n:.0%}",
+            f"{indent}{'95 % at every look, unadjusted, claims':<44} {rate(self.naive)}",
+            f"{indent}{'report 95 % interval at the stop excludes 1':<44} {rate(self.reported)}",
+        ]
+
+
+def sequence(
+    a: Sequence[float], b: Sequence[float], design: sequential.Design
+) -> tuple[sequential.Look, bool, bool]:
+    """The rule over arms a (reference) and b in round order; whether some look's 95 %
+    interval excluded 1.0; whether the 95 % interval at the stop does."""
+    seen = sequential.run_sequence({"a": a, "b": b}, {"b": "a"}, design)
+    naive = any(
+        stats.log_ratio(b[:n], a[:n]).significant
+        for n in range(design.min_repeats, design.max_repeats + 1)
+    )
+    at_stop = stats.log_ratio(b[: seen.rounds], a[: seen.rounds]).significant
+    return seen, naive, at_stop
+
+
+def simulate_sequential(
+    draw: Callable[[random.Random], tuple[list[float], list[float]]],
+    effect: float,
+    design: sequential.Design,
+    experiments: int,
+    rng: random.Random,
+) -> Sequenced:
+    """`experiments` experiments under the rule, each arm drawn by `draw`, b times `effect`."""
+    claims = equivalent = capped = naive_claims = reported = 0
+    repeats = []
+    for _ in range(experiments):
+        a, b = draw(rng)
+        seen, naive, at_stop = sequence(a, [v * effect for v in b], design)
+        outcome = seen.decisions[0].outcome
+        claims += outcome == "differs"
+        equivalent += outcome == "equivalent"
+        capped += outcome == "undecided"
+        naive_claims += naive
+        reported += at_stop
+        repeats.append(seen.rounds)
+    return Sequenced(
+        experiments, claims, equivalent, capped, tuple(repeats), naive_claims, reported
+    )
+
+
+def lognormal(sd_log: float, n: int) -> Callable[[random.Random], tuple[list[float], list[float]]]:
+    def draw(rng: random.Random) -> tuple[list[float], list[float]]:
+        a = [150.0 * math.exp(sd_log * rng.gauss(0.0, 1.0)) for _ in range(n)]
+        b = [150.0 * math.exp(sd_log * rng.gauss(0.0, 1.0)) for _ in range(n)]
+        return a, b
+
+    return draw
+
+
+def resampled(
+    pool: Sequence[float], n: int
+) -> Callable[[random.Random], tuple[list[float], list[float]]]:
+    """2n distinct runs of the pool, n to each arm, in a random order."""
+
+    def draw(rng: random.Random) -> tuple[list[float], list[float]]:
+        picked = rng.sample(list(pool), 2 * n)
+        return picked[:n], picked[n:]
+
+    return draw
+
+
+def sequential_main(args: argparse.Namespace) -> None:
+    design = sequential.Design(max_repeats=args.max_repeats, min_effect=args.min_effect)
+    looks = range(design.min_repeats, design.max_repeats + 1)
+    levels = ", ".join(f"{design.confidence(n):.2%}" for n in looks)
+    print(
+        f"stopping rule: {design.looks} looks, after {design.min_repeats}..{design.max_repeats} "
+        f"repeats, at {levels} (levels adding up to alpha {design.alpha:g}), equivalence "
+        f"within [{design.bounds[0]:.3f}, {design.bounds[1]:.3f}]; after-idle RSS; "
+        f"{args.sequences} experiments per row, seed {args.seed}"
+    )
+    sources: list[tuple[str, Callable[[random.Random], tuple[list[float], list[float]]]]] = []
+    if args.folder is not None:
+        runs = results.load_all([args.folder])
+        extract = metrics.METRIC_BY_KEY[HEADLINE].extract
+        pool = [
+            v
+            for r in [*ok_runs(runs, args.baseline), *ok_runs(runs, args.other)]
+            if (v := extract(r)) is not None and math.isfinite(v)
+        ]
+        if len(pool) < 2 * design.max_repeats:
+            raise SystemExit(
+                f"{args.folder}: {len(pool)} ok runs; resampling needs >= {2 * design.max_repeats}"
+            )
+        sd_log = statistics.stdev(math.log(v) for v in pool)
+        print(
+            f"{args.folder}: {len(pool)} runs pooled, after-idle RSS median "
+            f"{statistics.median(pool):.1f} MiB, sd of logs {sd_log:.4f}"
+        )
+        sources.append(
+            (f"resampled real A/A runs ({len(pool)})", resampled(pool, design.max_repeats))
+        )
+        sources.append(
+            (
+                f"lognormal, sd of logs {sd_log:.3f} (the real runs')",
+                lognormal(sd_log, design.max_repeats),
+            )
+        )
+    else:
+        sources.append(
+            (f"lognormal, sd of logs {args.spread:g}", lognormal(args.spread, design.max_repeats))
+        )
+    for name, draw in sources:
+        for effect in args.effect:
+            what = "A/A: claims are false alarms" if effect == 1 else "power"
+            print(f"{name}, true ratio {effect:g} ({what}):")
+            found = simulate_sequential(
+                draw, effect, design, args.sequences, random.Random(args.seed)
+            )
+            print("\n".join(found.lines(args.target_repeats)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, nargs="?", help="a results folder of A/A runs")
@@ -285,7 +448,20 @@ def main() -> None:
     parser.add_argument("--simulate", type=int, metavar="N", help="N synthetic comparisons")
     parser.add_argument("--correlation", type=float, nargs="*", default=[0.0, 0.5, 0.9])
     parser.add_argument("--runs", type=int, default=BLOCK, help="simulated runs a side")
+    parser.add_argument("--sequential", action="store_true", help="under --until-verdict's rule")
+    parser.add_argument("--sequences", type=int, default=4000)
+    parser.add_argument("--max-repeats", type=int, default=sequential.MAX_REPEATS)
+    parser.add_argument("--min-effect", type=float, default=sequential.MIN_EFFECT)
+    parser.add_argument("--effect", type=float, nargs="*", default=[1.0, 0.95, 0.9, 0.81])
+    parser.add_argument("--spread", type=float, default=SPREAD_LOG, help="sd of the logs")
+    parser.add_argument(
+        "--target-repeats", type=int, default=3, help="count stops at or below this"
+    )
     args = parser.parse_args()
+
+    if args.sequential:
+        sequential_main(args)
+        return
 
     if args.simulate:
         template = results.load(TEMPLATE)

@@ -17,6 +17,17 @@ occasion of an experiment of that many repeats) is within ±10 % of each. Writes
     .venv/bin/python benchmarks/time_to_verdict.py results/quick-YYYYMMDDTHHMMSSZ/
         [--allocator jemalloc] [--baseline glibc] [--metric after_idle_rss_mib]
         [--previous 0.85 0.81] [--occasion 3]
+
+Under the stopping rule (`--until-verdict`, `sandbox.analysis.sequential`): `--sequential`
+reads the folders of experiments run with it, one folder an occasion, and prints for each the
+repeats it took, its measuring time (first run's start to last run's end), the look that
+stopped it and the 95 % after-idle ratio of the report; then how many occasions reached a
+verdict within `--target-min` minutes of measuring. `--run N` first runs N occasions of
+`--experiment` (quick.yml) with --until-verdict, one after another, noting the 1-minute load
+average before and after each, then reads them:
+
+    .venv/bin/python benchmarks/time_to_verdict.py --run 5 [--experiment experiments/quick.yml]
+    .venv/bin/python benchmarks/time_to_verdict.py --sequential results/quick-A/ results/quick-B/
 """
 
 from __future__ import annotations
@@ -24,13 +35,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import random
+import re
 import statistics
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sandbox import results
+from sandbox import manifest, results
 from sandbox.analysis import compare, groups, metrics, stats
 from sandbox.results import RunResult
 
@@ -77,9 +92,77 @@ def wall_time_s(runs: Sequence[RunResult]) -> float:
     return (max(ends) - min(starts)).total_seconds()
 
 
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_LINE = re.compile(r"^results:\s+(\S+?)/?$", re.MULTILINE)
+
+
+def run_occasions(n: int, experiment: Path) -> list[Path]:
+    """`sandbox experiment EXPERIMENT --until-verdict`, n times in a row; their folders."""
+    folders = []
+    sandbox = Path(sys.executable).with_name("sandbox")
+    for k in range(n):
+        before = os.getloadavg()[0]
+        done = subprocess.run(
+            [str(sandbox), "experiment", str(experiment), "--until-verdict"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        after = os.getloadavg()[0]
+        found = RESULTS_LINE.search(done.stdout)
+        print(
+            f"occasion {k + 1}: exit {done.returncode}, load average {before:.2f} before, "
+            f"{after:.2f} after; {found.group(1) if found else 'no results folder'}",
+            flush=True,
+        )
+        for line in done.stderr.splitlines():
+            decision = line.startswith("  ") and not line.startswith("  ->") and "->" in line
+            if line.startswith("look ") or decision:  # a look and each comparison it decided
+                print(f"    {line.strip()}", flush=True)
+        if found:
+            folders.append(Path(found.group(1)))
+    return folders
+
+
+def sequential_report(folders: Sequence[Path], target_min: float, args: argparse.Namespace) -> None:
+    """One line per occasion run under the stopping rule, then the fraction within target."""
+    print(
+        f"{'occasion':<40} {'repeats':>7} {'runs':>4} {'measuring':>9}  stop; "
+        f"{args.allocator}/{args.baseline} after-idle, 95 % (report)"
+    )
+    within = 0
+    for folder in folders:
+        m = manifest.load(folder)
+        runs = [r for r in results.load_all([folder]) if r.status == "ok"]
+        wall = wall_time_s(runs)
+        within += wall <= target_min * 60
+        stop = (m.stop or {}).get("summary", "no stop recorded (interrupted?)")
+        rounds = (m.stop or {}).get("rounds", "-")
+        comparison = compare.compare(runs, baseline=args.baseline)
+        r = comparison.group(groups.label(args.allocator, {})).ratio(args.metric)
+        shown = "-"
+        if r is not None and r.ratio is not None and r.ci_low is not None and r.ci_high is not None:
+            shown = f"{r.ratio:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+        last = m.looks[-1]["comparisons"] if m.looks else []
+        outcome = ", ".join(c["outcome"] for c in last) or "-"
+        print(
+            f"{folder.name:<40} {rounds!s:>7} {len(runs):>4} {wall:>7.0f} s  {outcome}: {stop}; "
+            f"{shown}"
+        )
+    print(
+        f"{within} of {len(folders)} occasions reached their stop within {target_min:g} minutes "
+        "of measuring"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="an experiment results folder")
+    parser.add_argument("folder", type=Path, nargs="?", help="an experiment results folder")
+    parser.add_argument("--sequential", type=Path, nargs="+", help="folders run --until-verdict")
+    parser.add_argument("--run", type=int, metavar="N", help="run N occasions --until-verdict")
+    parser.add_argument("--experiment", type=Path, default=REPO / "experiments" / "quick.yml")
+    parser.add_argument("--target-min", type=float, default=3.0, help="minutes of measuring")
     parser.add_argument("--allocator", default="jemalloc")
     parser.add_argument("--baseline", default="glibc")
     parser.add_argument(
@@ -93,6 +176,12 @@ def main() -> None:
     parser.add_argument("--occasion", type=int, default=3, help="repeats in one occasion")
     args = parser.parse_args()
 
+    if args.run or args.sequential:
+        folders = run_occasions(args.run, args.experiment) if args.run else []
+        sequential_report([*folders, *(args.sequential or [])], args.target_min, args)
+        return
+    if args.folder is None:
+        parser.error("give an experiment folder, --sequential FOLDER..., or --run N")
     runs = results.load_all([args.folder])
     group = by_repeat(runs, args.allocator)
     base = by_repeat(runs, args.baseline)

@@ -83,6 +83,7 @@ def run_cmd(
     compress: bool,
     profile: str | None,
     thresholds: tuple[str, ...],
+    limit_bytes: int | None,
     **settings: Any,
 ) -> None:
     """Run the stair-stepper (or your app) under one allocator, drive it with Locust, and
@@ -105,7 +106,7 @@ def run_cmd(
     except KeyboardInterrupt:
         click.echo("Interrupted before anything was measured; no result written.", err=True)
         sys.exit(130)
-    print_run_summary(result, path)
+    print_run_summary(result, path, _stair_lines(result, limit_bytes))
     if result.status == "interrupted":
         click.echo(f"Interrupted; partial result written to {path}", err=True)
         sys.exit(130)
@@ -205,6 +206,9 @@ def _note(line: str) -> None:
 def experiment_cmd(
     experiment_file: Path | None,
     repeats: int | None,
+    until_verdict: bool,
+    max_repeats: int,
+    min_effect: float,
     results_dir: Path | None,
     resume: Path | None,
     config_path: Path | None,
@@ -212,14 +216,31 @@ def experiment_cmd(
     """Run an experiment (allocators × settings × repeats), then compare and plot it; or, with
     --resume DIR, run what an interrupted or killed one left undone."""
     from sandbox import config, experiment
+    from sandbox.analysis.sequential import Design
     from sandbox.measure.thresholds import failed
 
+    ctx = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("repeats", "until_verdict", "max_repeats", "min_effect", "results_dir")
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    rule_flags = [f for f in given if f in ("--max-repeats", "--min-effect")]
     if (experiment_file is None) == (resume is None):
         raise click.UsageError("give an experiment file, or --resume DIR (one of them)")
-    if resume is not None and (repeats is not None or results_dir is not None):
+    if resume is not None and given:
         raise click.UsageError(
-            "--resume runs DIR as it was planned: drop --repeats and --results-dir"
+            "--resume runs DIR as it was planned (its manifest keeps the repeats and any "
+            f"stopping rule): drop {' and '.join(given)}"
         )
+    if until_verdict and repeats is not None:
+        raise click.UsageError(
+            "--until-verdict decides the repeats: drop --repeats (--max-repeats sets the cap)"
+        )
+    if rule_flags and not until_verdict:
+        verb = "applies" if len(rule_flags) == 1 else "apply"
+        raise click.UsageError(f"{' and '.join(rule_flags)} {verb} only with --until-verdict")
+    design = Design(max_repeats=max_repeats, min_effect=min_effect) if until_verdict else None
     bench = config.load_benchmark(config_path)
     if resume is not None:
         _sigterm_as_interrupt()
@@ -237,6 +258,7 @@ def experiment_cmd(
             repeats=repeats,
             results_dir=results_dir.resolve() if results_dir else None,
             on_note=_note,
+            design=design,
         )
     ok = [r for r in outcome.results if r.status == "ok"]
     if not ok:
@@ -257,6 +279,14 @@ def experiment_cmd(
     click.echo(f"report:     {outcome.folder / 'report.html'}")
     for p in plots:
         click.echo(f"plot:       {p}")
+    if outcome.stop:
+        click.echo(f"stopping rule: {outcome.stop} (looks in {outcome.folder / 'experiment.json'})")
+        if outcome.stop_reason == "cap":
+            click.echo(
+                "  undecided means no verdict: the table's 95 % intervals do not allow for the "
+                "looks, so one excluding 1.00 there is not a difference shown at 5 %; to decide, "
+                "run it again with a higher --max-repeats"
+            )
     for failure in outcome.failures:
         click.echo(f"warning: run failed: {failure}", err=True)
     if outcome.interrupted:
@@ -336,6 +366,14 @@ def advise_cmd(
         sys.exit(130)
 
 
+def _stair_lines(result: Any, limit_bytes: int | None) -> list[str]:
+    """The run's stair read (what each batch added, levels off or climbing), when it has one."""
+    from sandbox.analysis.stairs import group_lines
+
+    read = group_lines(result.allocator.name, [result], limit_bytes)
+    return [*read.lines] if read is not None and result.status == "ok" else []
+
+
 @cli.command("compare")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--baseline", help="Group to compare against (default: glibc, else the first).")
@@ -346,7 +384,10 @@ def advise_cmd(
     default="table",
     show_default=True,
 )
-def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None:
+@flags.LIMIT.option
+def compare_cmd(
+    paths: tuple[Path, ...], baseline: str | None, fmt: str, limit_bytes: int | None
+) -> None:
     """Compare runs side by side: per allocator, RSS and latency with ratios and intervals."""
     from sandbox import results
     from sandbox.analysis import compare, report
@@ -355,7 +396,7 @@ def compare_cmd(paths: tuple[Path, ...], baseline: str | None, fmt: str) -> None
     loaded = results.load_all(paths)
     if not loaded:
         raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
-    comparison = compare.compare(loaded, baseline=baseline)
+    comparison = compare.compare(loaded, baseline=baseline, limit_bytes=limit_bytes)
     click.echo(report.render(comparison, fmt))
 
 
@@ -468,7 +509,8 @@ def inspect_cmd(
       problem
     A watch ("format": "sandbox-inspect-watch"): pid, duration_s, interval_s, interrupted,
       samples [{t_s, snapshot}], growth {duration_s, rss_bytes, in_use_bytes, held_bytes,
-      free_kept_bytes, outside_bytes, pymalloc_bytes}, verdict, stopped_ms {median, max, n}
+      free_kept_bytes, outside_bytes, pymalloc_bytes, pymalloc_used_bytes}, verdict,
+      stopped_ms {median, max, n}
     What could not be read is null. Exit 1 when the process is gone, may not be traced, gdb
     is missing or the allocator is not recognised (the RSS split is still printed).
     """

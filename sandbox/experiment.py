@@ -2,7 +2,9 @@
 
 An experiment file (experiments/NAME.yml) holds benchmark.yml's keys as overrides, plus:
   name, description, allocators (list), repeats, order (interleaved | shuffled), seed,
-  baseline (group to compare against) and vary (setting -> list of values).
+  baseline (group to compare against) and vary (setting -> list of values: every combination
+  is a group) or cases (a list of setting -> value mappings: each one is a group, e.g. one known
+  truth each in experiments/truths.yml).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 
 from sandbox import allocators, config, liveness, manifest, storage
 from sandbox.allocators import Allocator
+from sandbox.analysis import sequential
 from sandbox.analysis.compare import compare
-from sandbox.analysis.groups import label
+from sandbox.analysis.groups import choose_baseline, group_results, label, references
+from sandbox.analysis.metrics import CONFIRMATORY_METRIC, METRIC_BY_KEY
 from sandbox.analysis.report import render
 from sandbox.config import Benchmark
 from sandbox.errors import ConfigError, ResultFormatError, SandboxError
@@ -31,7 +35,7 @@ from sandbox.spec import RunSpec
 MAX_RUNS = 10_000
 """More runs than an experiment could ever finish (each starts a server: about a minute)."""
 _EXPERIMENT_KEYS = ("name", "description", "allocators", "repeats", "order", "seed", "baseline")
-# Also: custom_allocators (like benchmark.yml's allocators:), vary.
+# Also: custom_allocators (like benchmark.yml's allocators:), vary, cases.
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Experiment:
     """Setting name -> value, applied on top of benchmark.yml."""
     vary: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     """Setting name -> values; every combination is a group."""
+    cases: tuple[Mapping[str, Any], ...] = ()
+    """Instead of vary: each mapping (setting name -> value) is a group."""
     custom_allocators: Mapping[str, Allocator] = field(default_factory=dict)
     """Allocators defined by the experiment itself (e.g. a second glibc label for A/A)."""
     path: Path | None = None
@@ -68,9 +74,12 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
     data = dict(config.read_yaml(path, text))
     head = {k: data.pop(k) for k in _EXPERIMENT_KEYS if k in data}
     vary_raw = data.pop("vary", None) or {}
+    cases_raw = data.pop("cases", None)
     custom = config.read_allocators(source, data.pop("custom_allocators", None))
     # The experiment's own keys are gone from `data`; naming them lets a typo suggest them.
-    overrides = config.read_settings(source, data, (*_EXPERIMENT_KEYS, "vary", "custom_allocators"))
+    overrides = config.read_settings(
+        source, data, (*_EXPERIMENT_KEYS, "vary", "cases", "custom_allocators")
+    )
     name = head.get("name", path.stem)
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"{source}: name has value {name!r}; expected letters, digits, - or _")
@@ -99,7 +108,11 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: vary.{key} must be a non-empty list of values")
         vary[key] = tuple(config.validate(source, f"vary.{key}", key, v) for v in values)
-    runs = len(allocs) * repeats * math.prod(len(v) for v in vary.values())
+    cases = _cases(source, cases_raw)
+    if cases and vary:
+        raise ConfigError(f"{source}: give vary or cases, not both (cases name each group)")
+    groups = len(cases) if cases else math.prod(len(v) for v in vary.values())
+    runs = len(allocs) * repeats * groups
     if runs > MAX_RUNS:
         raise ConfigError(
             f"{source}: {runs:,} runs planned (allocators x vary x repeats); at most "
@@ -116,15 +129,35 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
         baseline=str(baseline) if baseline is not None else None,
         overrides=overrides,
         vary=vary,
+        cases=cases,
         custom_allocators=custom,
         path=path,
     )
 
 
+def _cases(source: str, raw: Any) -> tuple[dict[str, Any], ...]:
+    """`cases:` validated: a list of mappings of settings to values."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw or not all(isinstance(c, Mapping) for c in raw):
+        raise ConfigError(f"{source}: cases must be a non-empty list of setting: value mappings")
+    cases = []
+    for i, case in enumerate(raw):
+        checked: dict[str, Any] = {}
+        for key, value in case.items():
+            if key not in config.SETTINGS:
+                raise ConfigError(
+                    f"{source}: cases[{i}].{key} is not a setting; use a name such as leak_bytes"
+                )
+            checked[key] = config.validate(source, f"cases[{i}].{key}", key, value)
+        cases.append(checked)
+    return tuple(cases)
+
+
 def plan_runs(exp: Experiment) -> list[PlannedRun]:
     """Every run, in execution order: each repeat round holds every group once (A B A B ...)."""
     keys = list(exp.vary)
-    combos = [
+    combos = [dict(c) for c in exp.cases] or [
         dict(zip(keys, values, strict=True)) for values in itertools.product(*exp.vary.values())
     ]
     if exp.overrides.get("host_cores") is not None:  # build_spec puts it in the parameters
@@ -184,6 +217,11 @@ class ExperimentOutcome:
     failures: list[str] = field(default_factory=list)
     name: str = ""
     baseline: str | None = None
+    stop: str = ""
+    """Under `--until-verdict`: the look that stopped the experiment, in words ("" otherwise,
+    or when it was interrupted before one did)."""
+    stop_reason: str = ""
+    """That look's reason: `decided` or `cap`."""
 
 
 def _check_allocators_and_baseline(exp: Experiment, bench: Benchmark) -> list[PlannedRun]:
@@ -202,8 +240,14 @@ def _check_allocators_and_baseline(exp: Experiment, bench: Benchmark) -> list[Pl
     return planned
 
 
-def new_manifest(exp: Experiment, bench: Benchmark, planned: list[PlannedRun]) -> Manifest:
-    """The manifest of an experiment about to start: every planned run pending."""
+def new_manifest(
+    exp: Experiment,
+    bench: Benchmark,
+    planned: list[PlannedRun],
+    design: sequential.Design | None = None,
+) -> Manifest:
+    """The manifest of an experiment about to start: every planned run pending (under a
+    stopping rule `design`, every run up to its cap)."""
     text = exp.path.read_text() if exp.path and exp.path.is_file() else None
     registry = allocators.registry(bench.allocators)
     return Manifest(
@@ -224,6 +268,7 @@ def new_manifest(exp: Experiment, bench: Benchmark, planned: list[PlannedRun]) -
         allocator_definitions=manifest.allocator_definitions(registry, exp.allocators),
         runs=tuple(Entry(i, p.allocator, p.repeat, p.parameters) for i, p in enumerate(planned)),
         started_at=utc_now(),
+        sequential=design.to_dict() if design else None,
     )
 
 
@@ -235,18 +280,34 @@ def run_experiment(
     repeats: int | None = None,
     results_dir: Path | None = None,
     on_note: NoteFn | None = None,
+    design: sequential.Design | None = None,
 ) -> ExperimentOutcome:
     """Run every planned run through `run(spec, index, total)`; a failed run does not stop the
     others, an interrupt does. experiment.json (the plan and what happened) is written beside
-    them at the start and around every run."""
+    them at the start and around every run. With a stopping rule `design` (`--until-verdict`),
+    up to `design.max_repeats` repeats are planned and the rule looks after every round from
+    `design.min_repeats` on (`sandbox.analysis.sequential`); `repeats` must then be None."""
+    if design is not None:
+        if repeats is not None:
+            raise ValueError("a stopping rule decides the repeats; give max_repeats instead")
+        repeats = design.max_repeats
     if repeats is not None:
         exp = replace(exp, repeats=repeats)
     bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
     planned = _check_allocators_and_baseline(exp, bench)
+    if design is not None and len({label(p.allocator, p.parameters) for p in planned}) < 2:
+        raise ConfigError(
+            f"{exp.path or exp.name}: one group only ({label(planned[0].allocator, {})}), so "
+            "--until-verdict has nothing to compare; add an allocator or a vary setting, or "
+            "drop --until-verdict"
+        )
     first = config.build_spec(bench, exp.overrides)
     folder = output_folder(results_dir or first.output.results_dir, exp.name)
     with manifest.lock(folder):
-        return execute(new_manifest(exp, bench, planned), exp, bench, folder, run, on_note)
+        fresh = new_manifest(exp, bench, planned, design)
+        if design is not None and on_note is not None:
+            on_note(design.describe(len(planned) // design.max_repeats))
+        return execute(fresh, exp, bench, folder, run, on_note)
 
 
 def resume_experiment(
@@ -264,12 +325,18 @@ def resume_experiment(
         note = on_note or (lambda _: None)
         for line in notes:
             note(f"note: {line}")
-        done = sum(e.done for e in m.runs)
-        again = sum(not e.done and e.status != "pending" for e in m.runs)
-        note(
-            f"resuming {folder}: {done} of {len(m.runs)} runs done, {again} to run again, "
-            f"{len(m.runs) - done - again} not yet run"
-        )
+        if m.stop is not None:
+            note(
+                f"{folder}: its stopping rule already stopped it "
+                f"({m.stop.get('summary', 'after a look')}); nothing left to run"
+            )
+        else:
+            done = sum(e.done for e in m.runs)
+            again = sum(not e.done and e.status != "pending" for e in m.runs)
+            note(
+                f"resuming {folder}: {done} of {len(m.runs)} runs done, {again} to run again, "
+                f"{len(m.runs) - done - again} not yet run"
+            )
         return execute(m, exp, bench, folder, run, on_note)
 
 
@@ -287,13 +354,19 @@ def execute(
     total = len(m.runs)
     interrupted = False
     fresh: dict[str, RunResult] = {}
+    design = sequential.Design.from_dict(m.sequential) if m.sequential else None
     m = replace(m, harness=liveness.this_process())
     manifest.save(_stamped(m), folder)
     for entry in m.runs:
+        if m.stop is not None:
+            break
         name = f"[{entry.index + 1}/{total}] {label(entry.allocator, entry.parameters)}"
         name += f" (repeat {entry.repeat + 1})"
         if entry.done:
             note(f"skip  {name}: {entry.status} in {entry.file}")
+            if design is not None and _ends_round(m, entry):
+                m = _look_if_due(m, exp, design, folder, fresh, note, entry.repeat + 1)
+                manifest.save(_stamped(m), folder)
             continue
         if entry.status != "pending":
             was = f" ({entry.file})" if entry.file else ""
@@ -333,7 +406,62 @@ def execute(
             )
         if interrupted:
             break
+        if design is not None and _ends_round(m, entry):
+            m = _look_if_due(m, exp, design, folder, fresh, note, entry.repeat + 1)
+            manifest.save(_stamped(m), folder)
     return _outcome(m, exp, folder, fresh, interrupted)
+
+
+def _ends_round(m: Manifest, entry: Entry) -> bool:
+    """Whether `entry` is the last planned run of its round: once it is past, every run of
+    the rounds up to its own has been run or skipped (the plan runs round after round)."""
+    later = m.runs[entry.index + 1 :]
+    return not later or later[0].repeat != entry.repeat
+
+
+def headline_values(
+    runs: list[RunResult], baseline: str | None
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """The confirmatory metric of every ok run by group, and each group's reference (as
+    `compare` pairs them): what the stopping rule reads."""
+    extract = METRIC_BY_KEY[CONFIRMATORY_METRIC].extract
+    by_label = group_results([r for r in runs if r.status == "ok"])
+    if not by_label:
+        return {}, {}
+    values = {
+        lab: [v for r in rs if (v := extract(r)) is not None and math.isfinite(v)]
+        for lab, rs in by_label.items()
+    }
+    return values, references(by_label, choose_baseline(list(by_label), baseline))
+
+
+def _look_if_due(
+    m: Manifest,
+    exp: Experiment,
+    design: sequential.Design,
+    folder: Path,
+    fresh: dict[str, RunResult],
+    note: NoteFn,
+    rounds: int,
+) -> Manifest:
+    """After the last run of a round: when the design looks after `rounds` rounds (and no
+    look of that round is recorded), look, print what it saw, record it, and record the stop
+    if it stops. A run of the round that failed leaves its arm one value short."""
+    if not design.is_look(rounds) or any(seen["rounds"] == rounds for seen in m.looks):
+        return m
+    runs = _outcome(m, exp, folder, fresh, False).results
+    values, refs = headline_values(runs, exp.baseline)
+    seen = sequential.look(values, refs, rounds, design, CONFIRMATORY_METRIC)
+    for line in seen.lines(design):
+        note(line)
+    m = replace(m, looks=(*m.looks, seen.to_dict()))
+    if seen.stop:
+        summary = seen.summary(design)
+        left = sum(e.status == "pending" for e in m.runs)
+        if left:
+            note(f"{left} planned runs not needed; they stay pending in {manifest.NAME}")
+        m = replace(m, stop={"rounds": rounds, "reason": seen.reason, "summary": summary})
+    return m
 
 
 def _stamped(m: Manifest) -> Manifest:
@@ -346,7 +474,17 @@ def _outcome(
     """What the experiment has now: the latest result of each planned run, and its failures."""
     from sandbox import results
 
-    outcome = ExperimentOutcome(folder, [], [], interrupted, name=exp.name, baseline=exp.baseline)
+    stop = m.stop or {}
+    outcome = ExperimentOutcome(
+        folder,
+        [],
+        [],
+        interrupted,
+        name=exp.name,
+        baseline=exp.baseline,
+        stop=str(stop.get("summary", "")),
+        stop_reason=str(stop.get("reason", "")),
+    )
     for entry in m.runs:
         who = f"{entry.allocator} repeat {entry.repeat + 1}"
         if entry.file is None:

@@ -116,6 +116,15 @@ THRESHOLD = Flag(
     multiple=True,
 )
 
+LIMIT = Flag(
+    "--limit",
+    None,
+    "Say when RSS, still climbing at the measured rate, would reach this size, e.g. 2GiB "
+    "(default: a peak_rss or growth threshold).",
+    SizeType(),
+    dest="limit_bytes",
+)
+
 RUN: tuple[Flag, ...] = (
     Flag(
         "--allocator",
@@ -211,6 +220,7 @@ RUN: tuple[Flag, ...] = (
     Flag("--ready-url", "ready_url", "URL that answers once the server is up ({port} filled in)."),
     Flag("--locustfile", "locustfile", "Your own Locust file.", click.Path(dir_okay=False)),
     THRESHOLD,
+    LIMIT,
     CONFIG,
 )
 """`sandbox run`: every setting flag, and the run's own options."""
@@ -244,6 +254,30 @@ SERVE: tuple[Flag, ...] = (
 
 EXPERIMENT: tuple[Flag, ...] = (
     Flag("--repeats", None, "Override the file's repeats.", click.IntRange(min=1)),
+    Flag(
+        "--until-verdict",
+        None,
+        "Add repeats only until after-idle RSS is decided: from 3 repeats on, stop once every "
+        "interval excludes 1.0 or lies within --min-effect (A/A false alarms kept <= 5 %).",
+        is_flag=True,
+        default=False,
+    ),
+    Flag(
+        "--max-repeats",
+        None,
+        "With --until-verdict: the cap on repeats.",
+        click.IntRange(min=3),
+        default=8,
+        show_default=True,
+    ),
+    Flag(
+        "--min-effect",
+        None,
+        "With --until-verdict: a ratio within 1/(1+m)..1+m is too small to matter.",
+        click.FloatRange(min=0, min_open=True, max=1),
+        default=0.05,
+        show_default=True,
+    ),
     _RUN["results_dir"].but(help=None, type=click.Path(file_okay=False, path_type=Path)),
     Flag(
         "--resume",

@@ -23,6 +23,7 @@ Standard library only: the reaper imports nothing else, so it costs one small Py
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -63,6 +64,9 @@ class Lifeline:
         except OSError:
             return  # no reaper: the children are still stopped on every normal path
         self._pipe = self._reaper.stdin
+        # A normal exit ends the reaper as a death would, and waits for it: no reaper is left
+        # running unreaped (nor a ResourceWarning for it) when the harness's interpreter ends.
+        atexit.register(self.close)
 
     def _send(self, line: str, *, start: bool = True) -> None:
         with self._lock:

@@ -31,7 +31,11 @@ FORMAT = "sandbox-experiment"
 #     sha256, the settings its runs share (`settings`) and the allocators' definitions, so that
 #     `sandbox experiment --resume` can run the rest as planned or say what changed; the harness
 #     running it.
-VERSION = 2
+# 3 - (0.5.1) `sequential`: the stopping rule of `--until-verdict` (its design), `looks` (what
+#     each look saw) and `stop` (the look that stopped it); the runs past the stop stay pending.
+#     Version 2 (no rule) is still resumed.
+VERSION = 3
+RESUMABLE = (2, 3)
 NAME = "experiment.json"
 
 KEPT = ("ok", "server-died", "server-hung", "memory-cap")
@@ -173,6 +177,14 @@ class Manifest:
     updated_at: str = ""
     harness: HarnessInfo | None = None
     """The harness running it (or that ran it last)."""
+    sequential: dict[str, Any] | None = None
+    """`--until-verdict`'s design (`sandbox.analysis.sequential.Design.to_dict`); None for a
+    fixed number of repeats."""
+    looks: tuple[dict[str, Any], ...] = ()
+    """What each look of the rule saw (`Look.to_dict`), in order."""
+    stop: dict[str, Any] | None = None
+    """The look that stopped the experiment, and its summary; the runs after it stay pending
+    and a resume runs none of them."""
 
     def with_entry(self, entry: Entry) -> Manifest:
         runs = list(self.runs)
@@ -190,11 +202,12 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
-        known = set(cls.__dataclass_fields__) - {"runs", "harness"}
+        known = set(cls.__dataclass_fields__) - {"runs", "harness", "looks"}
         kwargs = {k: v for k, v in data.items() if k in known}
         harness = data.get("harness")
         return cls(
             **kwargs,
+            looks=tuple(data.get("looks", ())),
             runs=tuple(Entry.from_dict(e) for e in data["runs"]),
             harness=HarnessInfo.from_dict(harness) if harness else None,
         )
@@ -253,10 +266,10 @@ def load(folder: Path) -> Manifest:
         raise ResultFormatError(f"{path}: not a readable experiment manifest ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ResultFormatError(f"{path}: not a sandbox experiment manifest")
-    if data.get("version") != VERSION:
+    if data.get("version") not in RESUMABLE:
         raise ResultFormatError(
             f"{path}: manifest version {data.get('version')!r} cannot be resumed (this sandbox "
-            f"resumes version {VERSION}); run the experiment anew"
+            f"resumes versions {', '.join(map(str, RESUMABLE))}); run the experiment anew"
         )
     try:
         return Manifest.from_dict(data)

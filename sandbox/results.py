@@ -59,6 +59,10 @@ FORMAT = "sandbox-run"
 #     alloc_held_bytes_<label> beside the sums; sampler gains `agent_injected` and `agents` (each
 #     process, whether it had an agent, its answers and failures); trim is asked of every
 #     process: it gains `processes` (each one's figures), its top level holds the sums.
+#     Also (still 5, additive): probes gain pymalloc_used_bytes, pymalloc_free_bytes,
+#     pymalloc_arena_bytes (sums, and per process _<label>) and alloc_active_bytes (jemalloc's
+#     stats.active); summary gains pymalloc used/free at baseline, end of load and after idle,
+#     and active_end_of_load_bytes.
 FORMAT_VERSION = 5
 READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
@@ -214,6 +218,17 @@ class Summary:
     """Several server processes: the highest sampled PSS sum."""
     after_idle_pss_bytes: int | None = None
     """Several server processes: the PSS sum over the last quarter of the idle phase."""
+    pymalloc_used_baseline_bytes: int | None = None
+    """pymalloc's bytes in live objects at the end of the baseline; None: pymalloc off or
+    unread."""
+    pymalloc_free_baseline_bytes: int | None = None
+    """pymalloc's arena bytes not in live objects at the end of the baseline."""
+    pymalloc_used_end_of_load_bytes: int | None = None
+    pymalloc_free_end_of_load_bytes: int | None = None
+    pymalloc_used_after_idle_bytes: int | None = None
+    pymalloc_free_after_idle_bytes: int | None = None
+    active_end_of_load_bytes: int | None = None
+    """jemalloc's stats.active at the end of load (pages of live slabs); None elsewhere."""
 
     @property
     def unused_end_of_load_bytes(self) -> int | None:
@@ -224,6 +239,15 @@ class Summary:
     def unused_after_idle_bytes(self) -> int | None:
         """Held but not in use after idle."""
         return _gap(self.held_after_idle_bytes, self.in_use_after_idle_bytes)
+
+    @property
+    def active_per_allocated(self) -> float | None:
+        """active / allocated at the end of load (the definition behind Redis's
+        allocator_frag_ratio): jemalloc only."""
+        active, allocated = self.active_end_of_load_bytes, self.in_use_end_of_load_bytes
+        if active is None or not allocated:
+            return None
+        return active / allocated
 
 
 def _gap(held: int | None, in_use: int | None) -> int | None:
@@ -396,6 +420,12 @@ def compute_summary(
     held = probes.get("alloc_held_bytes")
     idle_end = idle.end_s if idle else pt[-1] if pt else 0.0
     base_end = baseline.end_s if baseline else 0.0
+    py_used = probes.get("pymalloc_used_bytes")
+    py_free = probes.get("pymalloc_free_bytes")
+
+    def at(column: Sequence[Number] | None, end: float) -> int | None:
+        return _as_int(_at_or_before(pt, column, end)) if column else None
+
     pss = samples.get("pss_bytes")
     pss_base = _in(t, pss, baseline.start_s, baseline.end_s) if pss and baseline else []
     return Summary(
@@ -414,6 +444,13 @@ def compute_summary(
         baseline_pss_bytes=int(statistics.median(pss_base or pss[:1])) if pss else None,
         peak_pss_bytes=int(max(pss)) if pss else None,
         after_idle_pss_bytes=_tail_median(t, pss, idle) if pss else None,
+        pymalloc_used_baseline_bytes=at(py_used, base_end),
+        pymalloc_free_baseline_bytes=at(py_free, base_end),
+        pymalloc_used_end_of_load_bytes=at(py_used, load_end),
+        pymalloc_free_end_of_load_bytes=at(py_free, load_end),
+        pymalloc_used_after_idle_bytes=at(py_used, idle_end),
+        pymalloc_free_after_idle_bytes=at(py_free, idle_end),
+        active_end_of_load_bytes=at(probes.get("alloc_active_bytes"), load_end),
     )
 
 

@@ -32,6 +32,7 @@ def experiment_fields(exp: Experiment) -> dict[str, Any]:
             "seed": exp.seed,
             "baseline": exp.baseline,
             "vary": dict(exp.vary),
+            **({"cases": [dict(c) for c in exp.cases]} if exp.cases else {}),
             **{f"overrides.{k}": v for k, v in exp.overrides.items()},
             **{f"custom_allocators.{k}": asdict(a) for k, a in exp.custom_allocators.items()},
         }

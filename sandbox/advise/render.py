@@ -1,6 +1,6 @@
 """The race's note: the ranked table (each figure a ratio with its 95 % interval against the
-baseline), when each arm was dropped, the verdict per arm, and the winner's deploy lines with
-caveats."""
+baseline), when each arm was dropped, the verdict and the stair read per arm, and the winner's
+deploy lines with caveats."""
 
 from __future__ import annotations
 
@@ -13,11 +13,24 @@ from sandbox.advise.budget import shown
 from sandbox.advise.catalogue import Arm
 from sandbox.advise.race import FIGURES, RaceOutcome, figures_of
 from sandbox.advise.state import RaceState
+from sandbox.analysis.groups import group_results
+from sandbox.analysis.stairs import group_lines
 from sandbox.analysis.stats import log_ratio
 from sandbox.analysis.verdict import verdicts
+from sandbox.results import RunResult
 
 HEADERS = ("rank", "arm", "runs", "after-idle MiB", "after-idle", "peak", "throughput", "p95")
 """The ratio columns are each arm's figure over the baseline's (x glibc)."""
+
+
+def stair_reads(results: Sequence[RunResult]) -> list[str]:
+    """Each arm's stair read (what each batch added; levels off or climbing), arm by arm."""
+    out: list[str] = []
+    for label, runs in group_results(results).items():
+        read = group_lines(label, runs, None)
+        if read is not None:
+            out += list(read.lines)
+    return out
 
 
 def winner(race: RaceState) -> str | None:
@@ -139,10 +152,16 @@ def note(outcome: RaceOutcome) -> str:
         out.append("Not recommended (guardrail):")
         out += [f"- {arm}: {why}" for arm, why in marked.items()]
         out.append("")
-    lines = verdicts([r for r in outcome.results if r.status == "ok"])
+    ok = [r for r in outcome.results if r.status == "ok"]
+    lines = verdicts(ok)
     if lines:
         out.append("Verdict per arm:")
         out += [f"- {line}" for line in lines]
+        out.append("")
+    stair_lines = stair_reads(ok)
+    if stair_lines:
+        out.append("Stair read per arm:")
+        out += stair_lines
         out.append("")
     arm = _winner_arm(race)
     if arm is None:

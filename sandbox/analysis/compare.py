@@ -24,6 +24,7 @@ from sandbox.analysis.caveats import (
 from sandbox.analysis.groups import choose_baseline, group_results, label, workload
 from sandbox.analysis.metrics import CONFIRMATORY_METRIC, METRICS, metric_values
 from sandbox.analysis.multiplicity import adjust
+from sandbox.analysis.stairs import GroupStairs, group_lines
 from sandbox.analysis.stats import CONFIDENCE, Ratio, Stats, describe, log_ratio
 from sandbox.analysis.verdict import verdicts
 from sandbox.errors import SandboxError
@@ -76,6 +77,8 @@ class Comparison:
     confidence: float = CONFIDENCE
     verdicts: tuple[str, ...] = ()
     """Per group, in plain words: live objects or free memory the allocator kept?"""
+    stairs: tuple[GroupStairs, ...] = ()
+    """Per group, the stair read: what each batch added, levels off or still climbing."""
 
     def group(self, label: str) -> Group:
         """The group with this label (KeyError when absent)."""
@@ -92,6 +95,7 @@ class Comparison:
             "experiments": list(self.experiments),
             "workload": self.workload,
             "verdicts": list(self.verdicts),
+            "stairs": {s.label: list(s.lines) for s in self.stairs},
             "confirmatory_metric": CONFIRMATORY_METRIC,
             "metrics": [{"key": m.key, "label": m.label, "unit": m.unit} for m in METRICS],
             "groups": [
@@ -140,8 +144,11 @@ class Comparison:
         }
 
 
-def compare(results: Sequence[RunResult], baseline: str | None = None) -> Comparison:
-    """Group `results`, describe every metric, compare each group with the baseline, warn."""
+def compare(
+    results: Sequence[RunResult], baseline: str | None = None, limit_bytes: float | None = None
+) -> Comparison:
+    """Group `results`, describe every metric, compare each group with the baseline, warn; the
+    stair read projects RSS to `limit_bytes` (else to the runs' peak_rss or growth limit)."""
     ok = [r for r in results if r.status == "ok"]
     bad = [r for r in results if r.status != "ok"]
     warnings: list[CompareWarning] = []
@@ -203,4 +210,9 @@ def compare(results: Sequence[RunResult], baseline: str | None = None) -> Compar
         experiments=tuple(dict.fromkeys(r.experiment for r in ok if r.experiment)),
         workload=workload(ok),
         verdicts=tuple(verdicts(ok)),
+        stairs=tuple(
+            read
+            for lab in labels
+            if (read := group_lines(lab, by_label[lab], limit_bytes)) is not None
+        ),
     )

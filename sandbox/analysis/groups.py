@@ -71,3 +71,17 @@ def workload(results: Sequence[RunResult]) -> str:
     users = joined([r.load.spec.users for r in results])
     sleep = joined([r.server.sleep_ms for r in results])
     return f"tags {tags}; {users} users; sleep {sleep} ms"
+
+
+def references(by_label: Mapping[str, Sequence[RunResult]], baseline: str) -> dict[str, str]:
+    """Each group but the baseline -> the group it is compared with: the baseline allocator's
+    group with the same parameters when there is one (a sweep shows the allocator effect at
+    each setting), else the baseline group."""
+    base_allocator = by_label[baseline][0].allocator.name
+    out: dict[str, str] = {}
+    for lab, runs in by_label.items():
+        if lab == baseline:
+            continue
+        twin = label(base_allocator, runs[0].parameters)
+        out[lab] = twin if twin in by_label and twin != lab else baseline
+    return out

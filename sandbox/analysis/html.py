@@ -236,6 +236,11 @@ def _answer(c: Comparison) -> str:
     parts = ['<section id="answer" class="answer">', "<h2>The answer</h2>", _list(answer, "lead")]
     if c.verdicts:
         parts += ["<h3>What held the memory</h3>", _list(c.verdicts)]
+    if c.stairs:
+        parts.append("<h3>The stair read</h3>")
+    for stair in c.stairs:
+        head, *rest = stair.lines
+        parts += [f"<p>{_e(head)}</p>", _list(line.strip() for line in rest)]
     parts += [
         "<h3>Headline figures</h3>",
         f"<pre>{_e(chr(10).join(headlines(c)))}</pre>",

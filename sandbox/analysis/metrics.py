@@ -1,4 +1,12 @@
-"""The metric registry: every figure computed per run, with its key, label, unit and extractor."""
+"""The metric registry: every figure computed per run, with its key, label, unit and extractor.
+
+Two come from the literature on allocators:
+- free_at_peak_mib: the free memory the allocators hold (kept-but-free: malloc's held - in use,
+  plus pymalloc's arena bytes outside objects) at the probe where live memory peaked, what
+  google/tcmalloc calls realized fragmentation (measured at peak demand, not at the run's end);
+- active_per_allocated: jemalloc's stats.active / stats.allocated at the end of load, the
+  definition behind Redis's allocator_frag_ratio (only jemalloc counts active pages).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +44,32 @@ def _rss(attr: str) -> Callable[[RunResult], float | None]:
     return extract
 
 
+def free_at_peak_bytes(result: RunResult) -> float | None:
+    """Kept-but-free (malloc's held - in use, plus pymalloc's arena bytes outside objects) at the
+    probe where live memory (in use plus pymalloc's used) was highest. None without an in-use
+    count, or when pymalloc was on but its figures were not read (the figure would leave its
+    free blocks out); with pymalloc off its part is 0 (Python's objects are malloc's)."""
+    p = result.probes
+    in_use, held = p.get("alloc_in_use_bytes"), p.get("alloc_held_bytes")
+    used, free = p.get("pymalloc_used_bytes"), p.get("pymalloc_free_bytes")
+    if not in_use or not held or (result.server.pymalloc and (not used or not free)):
+        return None
+    used = used or [0] * len(in_use)
+    free = free or [0] * len(in_use)
+    live = [a + b for a, b in zip(in_use, used, strict=True)]
+    peak = max(range(len(live)), key=live.__getitem__)
+    return float(held[peak] - in_use[peak] + free[peak])
+
+
+def _free_at_peak(result: RunResult) -> float | None:
+    value = free_at_peak_bytes(result)
+    return None if value is None else value / MIB
+
+
+def _active_per_allocated(result: RunResult) -> float | None:
+    return result.summary.active_per_allocated
+
+
 def _throughput(result: RunResult) -> float | None:
     """Requests over the time Locust itself measured (its req/s per batch), so Locust's own
     start-up and shut-down do not count as server time."""
@@ -66,6 +100,8 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "unused_after_idle_mib", "held unused after idle", "MiB", _rss("unused_after_idle_bytes")
     ),
+    Metric("free_at_peak_mib", "free memory held at peak demand", "MiB", _free_at_peak),
+    Metric("active_per_allocated", "active / allocated", "ratio", _active_per_allocated),
     Metric("throughput_rps", "throughput", "req/s", _throughput),
     Metric("p95_ms", "p95 latency", "ms", _p95),
     Metric("failures", "failures", "requests", _failures),

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sandbox.analysis import stairs
 from sandbox.analysis.groups import choose_baseline, group_results, workload
 from sandbox.analysis.metrics import MIB
 from sandbox.errors import ConfigError, SandboxError
@@ -75,6 +76,9 @@ def plot_rss(
 ) -> Figure:
     """One panel per group (baseline first) plus an overlay of every group's median.
 
+    Each batch's end is marked with what it added to RSS (MiB, median over the ok runs), and
+    each panel says whether RSS levels off or climbs (the stair read).
+
     Each repeat is a thin translucent line (dotted when the run did not finish ok; those are
     left out of the median); the bold line is the median of the ok repeats resampled onto a
     common time grid. Phases of the group's first run are shaded. y: RSS in MiB; x: seconds,
@@ -121,6 +125,7 @@ def plot_rss(
             mx, my = _median_curve(ok, x)
             ax.plot(mx, my, "-", color=colour, lw=2.2, solid_capstyle="round")
             overlay.plot(mx, my, "-", color=colour, lw=2.0, label=label)
+            _annotate_steps(ax, ok, x, colour)
         bad = len(runs) - len(ok)
         note = f"n={len(ok)}" + (f" (+{bad} not ok)" if bad else "")
         ax.set_title(f"{label}  ({note})", fontsize=10, loc="left")
@@ -151,6 +156,52 @@ def plot_rss(
     by = "time" if x == "time" else "requests completed"
     fig.suptitle(f"{experiments}: RSS by {by}  ·  {workload(results)}", fontsize=11)
     return fig
+
+
+def _annotate_steps(ax: Axes, runs: Sequence[RunResult], x: XAxis, colour: str) -> None:
+    """Each batch's end marked (a dot on the median stairs), with what the batch added to RSS
+    (median over the runs, MiB) written above it, and the stair read of RSS in the panel's
+    corner (`sandbox.analysis.stairs`)."""
+    read = [s for s in map(stairs.stairs, runs) if s is not None]
+    if not read:
+        return
+    n = min(len(s.steps) for s in read)
+    median = stairs.median_stairs(read, n)
+    first = runs[0]
+    ends = {p.name: p.end_s for p in first.phases}
+    prev = median.start.rss_bytes
+    for step in median.steps:
+        end = ends.get(f"batch-{step.batch}")
+        if end is None:
+            continue
+        at = end if x == "time" else float(step.requests)
+        y = step.rss_bytes / MIB
+        ax.scatter([at], [y], s=14, color=colour, edgecolors="white", linewidths=0.6, zorder=5)
+        ax.text(
+            at,
+            0.925,
+            f"{(step.rss_bytes - prev) / MIB:+.0f}",
+            transform=ax.get_xaxis_transform(),  # x in data, y in axes fractions: under the
+            ha="right",  # batch numbers, on a white ground over the curve
+            va="top",
+            fontsize=6.5,
+            color="0.1",
+            bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
+        prev = step.rss_bytes
+    rss = stairs.read(read, "RSS")
+    if rss is not None:
+        ax.text(
+            0.98,
+            0.03,
+            rss.short(),
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=6.5,
+            color="0.2",
+            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "alpha": 0.85},
+        )
 
 
 def _curve(result: RunResult, x: XAxis) -> tuple[list[float], list[float]]:

@@ -192,6 +192,8 @@ def render_table(c: Comparison) -> str:
         out += ["", adjustment_note(c)]
     if c.verdicts:
         out += ["", *c.verdicts]
+    for stair in c.stairs:
+        out += ["", *stair.lines]
     if c.warnings:
         out += ["", *(f"WARNING: {w.message}" for w in c.warnings)]
     return "\n".join(out) + "\n"
@@ -240,6 +242,12 @@ def render_markdown(c: Comparison) -> str:
     if c.verdicts:
         out += ["", "**What held the memory**", ""]
         out += [f"- {_md_escape(v)}" for v in c.verdicts]
+    if c.stairs:
+        out += ["", "**The stair read**"]
+    for stair in c.stairs:
+        head, *rest = stair.lines
+        out += ["", _md_escape(head), ""]
+        out += [f"- {_md_escape(line.strip())}" for line in rest]
     if c.warnings:
         out += ["", "**Warnings**", ""]
         out += [f"- {_md_escape(w.message)}" for w in c.warnings]

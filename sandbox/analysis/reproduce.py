@@ -25,7 +25,13 @@ def reproduce_commands(results: Sequence[RunResult], folder: Path | None) -> lis
     file = manifest.get("file") if manifest else None
     if isinstance(file, str) and file:
         repeats = manifest.get("repeats") if manifest else None
+        rule = manifest.get("sequential") if manifest else None
         extra = f" --repeats {int(repeats)}" if isinstance(repeats, int) else ""
+        if isinstance(rule, dict):  # --until-verdict: the rule decides the repeats again
+            extra = (
+                f" --until-verdict --max-repeats {int(rule['max_repeats'])}"
+                f" --min-effect {float(rule['min_effect']):g}"
+            )
         out.append(f"sandbox experiment {shlex.quote(file)}{extra}")
     else:
         seen: dict[str, None] = {}

@@ -1,20 +1,38 @@
-"""The verdicts: per group, in plain words, where the RSS growth went.
+"""The verdicts: per group, in plain words, where the RSS growth went and what kind it is.
 
-RSS growth (baseline to after idle) splits into what the application still has allocated
-(live growth), what the allocator holds but nobody uses (free memory kept: fragmentation and
-unreturned pages), and memory malloc never sees (CPython's own small-object arenas, thread
-stacks), which is RSS growth minus the growth of what the allocator holds.
+RSS growth (median baseline to median after idle) splits three ways:
+- live: what the application still has allocated = malloc's in-use count + pymalloc's bytes in
+  objects (pymalloc maps its arenas itself, outside every malloc counter);
+- kept-but-free: what the allocators hold that no object uses = malloc's held - in use +
+  pymalloc's arena bytes outside objects (free blocks, empty pools);
+- outside: the rest (thread stacks, the interpreter, other mappings).
+With pymalloc off its part is 0: Python's objects are then malloc's, and no pymalloc figure is
+shown. A file without pymalloc's columns (or a reading that failed) counts its arenas outside.
 
-The counters are sums over the server's processes (an agent in each), so a user's app, a
-command and prefork workers read as the stair-stepper does. A figure is only given for what was
-measured: what a trim returned only from runs whose trim section says a release was called.
+The classes (each part counts when it grew by GREW_BYTES and at least PART_SHARE of the RSS
+growth):
+- a leak: live grew and its stair read (`stairs`) is still climbing;
+- a bounded cache: live grew and its stair read levels off;
+- live growth that cannot be told leak or cache: fewer than 3 batches, or too wide an interval;
+- fragmentation: kept-but-free grew (FREE_KEPT);
+- pymalloc arena fragmentation: kept-but-free grew, at least half of it pymalloc's;
+- outside: the rest grew (from LITTLE_GROWTH_BYTES on);
+- mixed: several of those; little growth: RSS grew less than LITTLE_GROWTH_BYTES;
+- cannot tell: the allocator gives no in-use count (mimalloc), or there are no counters.
+Each line gives the numbers behind it, and the stair reads (slope intervals) that say how sure.
+
+The counters are sums over the server's processes (an agent in each). A figure is only given
+for what was measured: what a trim returned only from runs whose trim section says a release
+was called.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from sandbox.analysis import stairs
 from sandbox.analysis.groups import group_results
 from sandbox.analysis.metrics import MIB
 from sandbox.results import RunResult
@@ -23,16 +41,48 @@ LITTLE_GROWTH_BYTES = 16 * MIB
 """Below this RSS growth there is nothing to explain; memory outside malloc is named only from
 this size on."""
 MOSTLY = 0.5
-"""A share of at least this fraction of the growth is `mostly` it; else the growth is mixed."""
+"""A share of at least this fraction of the growth is `mostly` it (sandbox inspect's rule)."""
+GREW_BYTES = 8 * MIB
+"""A part (live, kept-but-free) grew when it rose this much ..."""
+PART_SHARE = 0.2
+"""... and by at least this share of the RSS growth."""
+MIX_SHARE = 0.5
+"""A verdict is mixed when a second part grew at least this share of the largest part's
+growth; a smaller part is named beside the class, not in it."""
 
 LITTLE_GROWTH = "little growth"
 LIVE = "live allocations: a leak or a cache, not the allocator"
+LEAK = (
+    "a leak (or a cache bigger than this run could fill): live memory grows with requests "
+    "and has not levelled off"
+)
+CACHE = "a bounded cache: live memory grew, then levelled off"
 FREE_KEPT = "free memory held by the allocator: fragmentation / unreturned pages"
+PYMALLOC_FRAGMENTATION = "pymalloc arena fragmentation: its arenas are held with few blocks in use"
+OUTSIDE = "memory outside malloc and pymalloc: thread stacks, the interpreter, other mappings"
 OUTSIDE_PYMALLOC = (
     "memory outside malloc: CPython's small-object arenas; "
     "try --pymalloc off to put it under the allocator"
 )
-"""The names of the shares of growth; `sandbox inspect` says the same words."""
+MIXED = "mixed"
+CANNOT_TELL = "cannot tell"
+"""The names of the classes; `sandbox inspect` says the same words."""
+CLASSES = (LITTLE_GROWTH, LEAK, CACHE, LIVE, FREE_KEPT, PYMALLOC_FRAGMENTATION, OUTSIDE, MIXED)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One group's verdict: its words, and the class for tables (`benchmarks/verdict_truths`)."""
+
+    label: str
+    line: str
+    kind: str
+    """LEAK, CACHE, LIVE, FREE_KEPT, PYMALLOC_FRAGMENTATION, OUTSIDE, LITTLE_GROWTH, MIXED, or
+    CANNOT_TELL; "" when nothing could be said."""
+    parts: tuple[str, ...] = ()
+    """For MIXED: the classes it mixes."""
+    missing: str | None = None
+    """For CANNOT_TELL: what was not measured."""
 
 
 def _median_of(runs: Sequence[RunResult], attr: str) -> float | None:
@@ -61,42 +111,176 @@ def _no_counters(runs: Sequence[RunResult]) -> str:
     return words
 
 
-def verdicts(results: Sequence[RunResult]) -> list[str]:
-    """Per group, in plain words: where did the RSS growth go? Medians over the group's runs
-    that finished ok (see the module docstring for the split)."""
-    lines = []
-    for label, runs in group_results([r for r in results if r.status == "ok"]).items():
-        rss_growth = _diff(
-            _median_of(runs, "after_idle_rss_bytes"), _median_of(runs, "baseline_rss_bytes")
-        )
-        if rss_growth is None:
-            continue
-        live_growth = _diff(
-            _median_of(runs, "in_use_after_idle_bytes"), _median_of(runs, "in_use_baseline_bytes")
-        )
-        held_growth = _diff(
-            _median_of(runs, "held_after_idle_bytes"), _median_of(runs, "held_baseline_bytes")
-        )
-        unused = _diff(held_growth, live_growth)  # growth of free memory the allocator keeps
-        trimmed = _trimmed(runs)
-        name = runs[0].allocator.name
-        words = [f"{label}: RSS grew {_mib(rss_growth)} MiB from baseline to after idle"]
-        if live_growth is not None:
-            words.append(f"live allocations grew {_mib(live_growth)} MiB")
-        if unused is not None:
-            words.append(f"free memory {name} keeps grew {_mib(unused)} MiB")
-        elif held_growth is not None:
-            words.append(f"{name} gives no in-use count, so live and free cannot be told apart")
+def _growth(runs: Sequence[RunResult], end: str, base: str) -> float | None:
+    return _diff(_median_of(runs, end), _median_of(runs, base))
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """A group's growth, baseline to after idle, by part (None: not measured)."""
+
+    rss: float
+    in_use: float | None
+    held: float | None
+    py_used: float | None
+    py_free: float | None
+    pymalloc_on: bool
+
+    @property
+    def live(self) -> float | None:
+        return None if self.in_use is None else self.in_use + (self.py_used or 0.0)
+
+    @property
+    def malloc_free(self) -> float | None:
+        return _diff(self.held, self.in_use)
+
+    @property
+    def kept(self) -> float | None:
+        free = self.malloc_free
+        return None if free is None else free + (self.py_free or 0.0)
+
+    @property
+    def outside(self) -> float | None:
+        """RSS growth minus what malloc holds and pymalloc's arenas (when they were read)."""
+        if self.held is None:
+            return None
+        return self.rss - self.held - (self.py_used or 0.0) - (self.py_free or 0.0)
+
+
+def _parts(runs: Sequence[RunResult], rss: float) -> _Parts:
+    return _Parts(
+        rss=rss,
+        in_use=_growth(runs, "in_use_after_idle_bytes", "in_use_baseline_bytes"),
+        held=_growth(runs, "held_after_idle_bytes", "held_baseline_bytes"),
+        py_used=_growth(runs, "pymalloc_used_after_idle_bytes", "pymalloc_used_baseline_bytes"),
+        py_free=_growth(runs, "pymalloc_free_after_idle_bytes", "pymalloc_free_baseline_bytes"),
+        pymalloc_on=all(r.server.pymalloc for r in runs),
+    )
+
+
+def verdict_of(label: str, runs: Sequence[RunResult]) -> Verdict | None:
+    """One group's verdict (runs that finished ok); None when it has no RSS figures."""
+    rss_growth = _growth(runs, "after_idle_rss_bytes", "baseline_rss_bytes")
+    if rss_growth is None:
+        return None
+    p = _parts(runs, rss_growth)
+    name = runs[0].allocator.name
+    words = [f"{label}: RSS grew {_mib(rss_growth)} MiB from baseline to after idle"]
+    words += _part_words(p, name, runs)
+    group_stairs = [s for s in map(stairs.stairs, runs) if s is not None]
+    reads = {q: stairs.read(group_stairs, q) for q in ("live", "kept-but-free")}
+    trimmed = _trimmed(runs)
+    if trimmed is not None:
+        words.append(f"asking for memory back returned {_mib(trimmed)} MiB of RSS")
+    kind, parts, missing, sure = _classify(p, name, reads)
+    words += sure
+    tail = kind if kind != MIXED else f"{MIXED}: " + " + ".join(parts)
+    if kind == CANNOT_TELL:
+        tail = f"{CANNOT_TELL}: {missing}"
+    line = "; ".join(words) + (f" -> {tail}" if tail else "")
+    return Verdict(label, line, kind, parts, missing)
+
+
+def _part_words(p: _Parts, name: str, runs: Sequence[RunResult]) -> list[str]:
+    """What each part grew, only from what was measured."""
+    words = []
+    if p.live is not None:
+        detail = ""
+        if p.py_used is not None and p.in_use is not None:
+            detail = f" (malloc's in use {_mib(p.in_use)}, pymalloc's objects {_mib(p.py_used)})"
+        words.append(f"live grew {_mib(p.live)} MiB{detail}")
+    elif p.py_used is not None:
+        words.append(f"pymalloc's objects grew {_mib(p.py_used)} MiB")
+    if p.kept is not None:
+        detail = ""
+        if p.py_free is not None and p.malloc_free is not None:
+            detail = f" ({name}'s free {_mib(p.malloc_free)}, pymalloc's free {_mib(p.py_free)})"
+        words.append(f"kept-but-free grew {_mib(p.kept)} MiB{detail}")
+    elif p.held is not None:
+        words.append(f"{name} gives no in-use count, so live and free cannot be told apart")
+    else:
+        words.append(_no_counters(runs))
+    if not p.pymalloc_on:
+        words.append("pymalloc is off: Python's objects are malloc's")
+    elif p.py_used is None and p.held is not None:
+        words.append("pymalloc's figures were not read: its arenas count as outside")
+    outside = p.outside
+    if outside is not None and outside >= LITTLE_GROWTH_BYTES:
+        where = "pymalloc arenas, stacks" if p.pymalloc_on and p.py_used is None else "stacks"
+        words.append(f"{_mib(outside)} MiB grew outside malloc ({where})")
+    return words
+
+
+def _grew(value: float | None, rss: float) -> bool:
+    return value is not None and value >= GREW_BYTES and value >= PART_SHARE * rss
+
+
+def _classify(
+    p: _Parts, name: str, reads: dict[str, stairs.Read | None]
+) -> tuple[str, tuple[str, ...], str | None, list[str]]:
+    """(class, parts when mixed, what is missing when it cannot tell, how-sure words)."""
+    if p.rss < LITTLE_GROWTH_BYTES:
+        return LITTLE_GROWTH, (), None, []
+    if p.held is None:
+        return CANNOT_TELL, (), "no allocator counters", []
+    sure: list[str] = []
+    if p.in_use is None:
+        missing = f"{name} gives no in-use count, so a leak, a cache and fragmentation look alike"
+        return CANNOT_TELL, (), missing, sure
+    found: list[str] = []
+    live_read = reads.get("live")
+    if _grew(p.live, p.rss):
+        if live_read is None or live_read.slope is None:
+            found.append(LIVE)
+            sure.append("fewer than 3 batches: a leak and a cache cannot be told apart")
         else:
-            words.append(_no_counters(runs))
-        outside = None if held_growth is None else rss_growth - held_growth
-        if outside is not None and outside >= LITTLE_GROWTH_BYTES:
-            words.append(f"{_mib(outside)} MiB grew outside malloc (pymalloc arenas, stacks)")
-        if trimmed is not None:
-            words.append(f"asking for memory back returned {_mib(trimmed)} MiB of RSS")
-        verdict = _classify(rss_growth, live_growth, unused, outside)
-        lines.append("; ".join(words) + (f" -> {verdict}" if verdict else ""))
-    return lines
+            sure.append(live_read.answer())
+            found.append({"climbing": LEAK, "levels": CACHE}.get(live_read.state, LIVE))
+            if found[-1] == LIVE:
+                sure.append("the interval is too wide to tell a leak from a cache")
+    if _grew(p.kept, p.rss):
+        pymalloc = p.py_free is not None and p.kept is not None and p.py_free >= 0.5 * p.kept
+        found.append(PYMALLOC_FRAGMENTATION if pymalloc else FREE_KEPT)
+        kept_read = reads.get("kept-but-free")
+        if kept_read is not None and kept_read.slope is not None:
+            sure.append(kept_read.answer())
+    outside = p.outside
+    if outside is not None and outside >= LITTLE_GROWTH_BYTES and outside >= PART_SHARE * p.rss:
+        found.append(OUTSIDE_PYMALLOC if p.pymalloc_on and p.py_used is None else OUTSIDE)
+    size = {LEAK: p.live, CACHE: p.live, LIVE: p.live, FREE_KEPT: p.kept}
+    size |= {PYMALLOC_FRAGMENTATION: p.kept, OUTSIDE: outside, OUTSIDE_PYMALLOC: outside}
+    largest = max((size[f] or 0.0 for f in found), default=0.0)
+    minor = [f for f in found if (size[f] or 0.0) < MIX_SHARE * largest]
+    found = [f for f in found if f not in minor]
+    sure += [f"also, smaller: {_short(f)} ({_mib(size[f] or 0.0)} MiB)" for f in minor]
+    if not found:
+        shares = {LIVE: p.live or 0.0, FREE_KEPT: p.kept or 0.0, OUTSIDE: outside or 0.0}
+        what = max(shares, key=shares.__getitem__)
+        return f"{MIXED}; the largest share is {what}", (), None, sure
+    if len(found) == 1:
+        return found[0], (), None, sure
+    return MIXED, tuple(found), None, sure
+
+
+def _short(kind: str) -> str:
+    """A class's name without its explanation."""
+    return kind.split(":")[0]
+
+
+def verdicts(results: Sequence[RunResult]) -> list[str]:
+    """Per group, in plain words: where did the RSS growth go, and what kind of growth is it?
+    Medians over the group's runs that finished ok (see the module docstring)."""
+    return [v.line for v in group_verdicts(results)]
+
+
+def group_verdicts(results: Sequence[RunResult]) -> list[Verdict]:
+    """`verdicts`, with each group's class."""
+    out = []
+    for label, runs in group_results([r for r in results if r.status == "ok"]).items():
+        v = verdict_of(label, runs)
+        if v is not None:
+            out.append(v)
+    return out
 
 
 def _mib(value: float) -> str:
@@ -106,20 +290,3 @@ def _mib(value: float) -> str:
 
 def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
-
-
-def _classify(
-    rss_growth: float, live: float | None, unused: float | None, outside: float | None
-) -> str:
-    """Name the largest share of the growth, when the counters allow it."""
-    if rss_growth < LITTLE_GROWTH_BYTES:
-        return LITTLE_GROWTH
-    if live is None or unused is None:
-        return ""
-    shares = {LIVE: live, FREE_KEPT: unused, OUTSIDE_PYMALLOC: outside or 0.0}
-    what, largest = max(shares.items(), key=lambda kv: kv[1])
-    return (
-        f"mostly {what}"
-        if largest >= MOSTLY * rss_growth
-        else f"mixed; the largest share is {what}"
-    )

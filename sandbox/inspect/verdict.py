@@ -6,7 +6,11 @@ allocated (live growth: a leak or a cache), what the allocator holds but nobody 
 memory kept: fragmentation, unreturned pages), and what malloc never sees (RSS growth minus
 the growth of what the allocator holds: CPython's small-object arenas, thread stacks, other
 mappings). The largest share names the verdict; below 16 MiB of RSS growth it is "little
-growth". This module stands alone so the two classifiers can later become one.
+growth". With pymalloc's figures in both looks the split is compare's: live = in use +
+pymalloc's objects, kept-but-free adds pymalloc's free arena bytes (pymalloc arena fragmentation
+when they are at least half of it), outside is what neither malloc nor pymalloc holds. A watch
+has no batches, so it does not tell a leak from a cache (`sandbox compare`'s stair read does).
+This module stands alone so the two classifiers can later become one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from sandbox.analysis.verdict import (
     LITTLE_GROWTH_BYTES,
     LIVE,
     MOSTLY,
+    PYMALLOC_FRAGMENTATION,
 )
+from sandbox.analysis.verdict import OUTSIDE as OUTSIDE_BOTH
 
 OUTSIDE_PYTHON = (
     "memory outside malloc: CPython's small-object arenas; "
@@ -43,6 +49,23 @@ class Growth:
     held_bytes: int | None
     pymalloc_bytes: int | None = None
     """Growth of CPython's arenas, when both looks could read them."""
+    pymalloc_used_bytes: int | None = None
+    """Growth of pymalloc's bytes in objects, when both looks could read them: then live is
+    in use + this, kept-but-free adds pymalloc's arena bytes outside objects, and outside is
+    what neither malloc nor pymalloc holds (compare's split)."""
+
+    @property
+    def split(self) -> tuple[int, int, int, int] | None:
+        """(live, kept-but-free, pymalloc's part of it, outside) with pymalloc's figures; None
+        without them or without malloc's counters."""
+        used, arenas = self.pymalloc_used_bytes, self.pymalloc_bytes
+        kept = self.free_kept_bytes
+        if used is None or arenas is None or kept is None or self.held_bytes is None:
+            return None
+        assert self.in_use_bytes is not None
+        py_free = arenas - used
+        outside = self.rss_bytes - self.held_bytes - arenas
+        return self.in_use_bytes + used, kept + py_free, py_free, outside
 
     @property
     def free_kept_bytes(self) -> int | None:
@@ -65,6 +88,7 @@ class Growth:
             "free_kept_bytes": self.free_kept_bytes,
             "outside_bytes": self.outside_bytes,
             "pymalloc_bytes": self.pymalloc_bytes,
+            "pymalloc_used_bytes": self.pymalloc_used_bytes,
         }
 
 
@@ -75,6 +99,15 @@ def classify(growth: Growth, python: bool = True) -> str:
     live, kept = growth.in_use_bytes, growth.free_kept_bytes
     if live is None or kept is None:
         return ""
+    split = growth.split
+    if split is not None:
+        live, kept, py_free, outside = split
+        free_words = PYMALLOC_FRAGMENTATION if py_free >= 0.5 * kept else FREE_KEPT
+        both = {LIVE: live, free_words: kept, OUTSIDE_BOTH: outside}
+        what, largest = max(both.items(), key=lambda kv: kv[1])
+        if largest >= MOSTLY * growth.rss_bytes:
+            return f"mostly {what}"
+        return f"mixed; the largest share is {what}"
     shares = {
         LIVE: live,
         FREE_KEPT: kept,
@@ -86,9 +119,28 @@ def classify(growth: Growth, python: bool = True) -> str:
     return f"mixed; the largest share is {what}"
 
 
+def _split_words(growth: Growth, split: tuple[int, int, int, int]) -> list[str]:
+    """What grew, in compare's split (live, kept-but-free, outside)."""
+    live, kept, py_free, outside = split
+    in_use, used = growth.in_use_bytes or 0, growth.pymalloc_used_bytes or 0
+    words = [
+        f"live grew {_mib(live)} MiB (malloc's in use {_mib(in_use)}, "
+        f"pymalloc's objects {_mib(used)})",
+        f"kept-but-free grew {_mib(kept)} MiB (pymalloc's free {_mib(py_free)})",
+    ]
+    if outside >= LITTLE_GROWTH_BYTES:
+        words.append(f"{_mib(outside)} MiB grew outside malloc and pymalloc")
+    return words
+
+
 def sentence(label: str, allocator: str, growth: Growth, python: bool = True) -> str:
     """One line: what grew, then `-> verdict`."""
     words = [f"{label}: RSS grew {_mib(growth.rss_bytes)} MiB in {growth.duration_s:.0f} s"]
+    split = growth.split
+    if split is not None:
+        words += _split_words(growth, split)
+        verdict = classify(growth, python)
+        return "; ".join(words) + (f" -> {verdict}" if verdict else "")
     if growth.in_use_bytes is not None:
         words.append(f"live allocations grew {_mib(growth.in_use_bytes)} MiB")
     kept = growth.free_kept_bytes

@@ -91,7 +91,7 @@ class Watch:
 def growth(first: Sample, last: Sample) -> Growth:
     """Last look minus first; a counter missing from either look is None."""
     a, b = first.snapshot, last.snapshot
-    in_use = held = pymalloc_growth = None
+    in_use = held = pymalloc_growth = pymalloc_used = None
     if a.counters and b.counters:
         in_use = _diff(b.counters.in_use_bytes, a.counters.in_use_bytes)
         held = _diff(b.counters.held_bytes, a.counters.held_bytes)
@@ -99,12 +99,14 @@ def growth(first: Sample, last: Sample) -> Growth:
     pb = b.python.pymalloc if b.python else None
     if pa and pb:
         pymalloc_growth = pb.arena_bytes - pa.arena_bytes
+        pymalloc_used = pb.allocated_bytes - pa.allocated_bytes
     return Growth(
         duration_s=last.t_s - first.t_s,
         rss_bytes=b.memory.rss_bytes - a.memory.rss_bytes,
         in_use_bytes=in_use,
         held_bytes=held,
         pymalloc_bytes=pymalloc_growth,
+        pymalloc_used_bytes=pymalloc_used,
     )
 
 

@@ -30,9 +30,27 @@ import psutil
 from sandbox.measure.agent_client import AgentError, MemorySnapshot, TrimResult
 from sandbox.result_sections import AgentProcess, ProcessTrim, Released, TrimInfo
 
-SUMS = ("alloc_in_use_bytes", "alloc_held_bytes", "py_allocated_blocks")
-"""The probe's allocator columns, summed over the server's processes."""
-PER_PROCESS = ("alloc_in_use_bytes", "alloc_held_bytes")
+SUMS = (
+    "alloc_in_use_bytes",
+    "alloc_held_bytes",
+    "alloc_active_bytes",
+    "py_allocated_blocks",
+    "pymalloc_used_bytes",
+    "pymalloc_free_bytes",
+    "pymalloc_arena_bytes",
+)
+"""The probe's allocator columns, summed over the server's processes. alloc_active_bytes is
+jemalloc's stats.active (pages of live slabs: what Redis's allocator_frag_ratio divides by
+stats.allocated); pymalloc's are from its report: used = in blocks handed out to objects, arena =
+its arenas' span (mapped by pymalloc itself, outside every allocator counter), free = arena -
+used (free blocks, empty pools, headers). None of them when pymalloc is off."""
+PER_PROCESS = (
+    "alloc_in_use_bytes",
+    "alloc_held_bytes",
+    "pymalloc_used_bytes",
+    "pymalloc_free_bytes",
+    "pymalloc_arena_bytes",
+)
 """Those that also get a column per process (`alloc_held_bytes_w1`, ...)."""
 NO_AGENT_ENV = "SANDBOX_NO_AGENT"
 """Set to 1 in the harness's environment to start the server without the agent: only for
@@ -57,10 +75,17 @@ class Agents(Protocol):
 
 
 def _counters(snap: MemorySnapshot) -> dict[str, int | None]:
+    py = snap.pymalloc
     return {
         "alloc_in_use_bytes": snap.in_use_bytes,
         "alloc_held_bytes": snap.held_bytes,
+        "alloc_active_bytes": snap.raw.get("stats.active")
+        if snap.allocator == "jemalloc"
+        else None,
         "py_allocated_blocks": snap.python.allocated_blocks,
+        "pymalloc_used_bytes": None if py is None else py.used_bytes,
+        "pymalloc_free_bytes": None if py is None else py.arena_bytes - py.used_bytes,
+        "pymalloc_arena_bytes": None if py is None else py.arena_bytes,
     }
 
 

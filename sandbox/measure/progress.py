@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -84,8 +85,9 @@ def describe_model(model: LoadModel) -> str:
     return model.describe() + per_user
 
 
-def print_run_summary(result: RunResult, path: Path) -> None:
-    """The closing summary: allocator, RSS figures, per-batch load, the file and what next."""
+def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) -> None:
+    """The closing summary: allocator, RSS figures, per-batch load, `extra` lines (the stair
+    read), the file and what next."""
     s = result.summary
     a = result.allocator
     lib = f"{a.library} (verified mapped)" if a.library else "glibc malloc (nothing preloaded)"
@@ -156,5 +158,7 @@ def print_run_summary(result: RunResult, path: Path) -> None:
         ):
             if said is not None:
                 click.echo(f"  memray     {key}: {said}")
+    for line in extra:
+        click.echo(line)
     click.echo(f"result: {path}")
     click.echo(f"next:   sandbox plot {path}")

@@ -329,9 +329,21 @@ PROBE_COLUMNS: dict[str, tuple[str, Reduce]] = {
     "pss_bytes": ("q", "max"),
     "alloc_in_use_bytes": ("q", "max"),
     "alloc_held_bytes": ("q", "max"),
+    "alloc_active_bytes": ("q", "max"),
     "py_allocated_blocks": ("q", "max"),
+    "pymalloc_used_bytes": ("q", "max"),
+    "pymalloc_free_bytes": ("q", "max"),
+    "pymalloc_arena_bytes": ("q", "max"),
 }
-PER_PROCESS_PREFIXES = ("rss_bytes_", "pss_bytes_", "alloc_in_use_bytes_", "alloc_held_bytes_")
+PER_PROCESS_PREFIXES = (
+    "rss_bytes_",
+    "pss_bytes_",
+    "alloc_in_use_bytes_",
+    "alloc_held_bytes_",
+    "pymalloc_used_bytes_",
+    "pymalloc_free_bytes_",
+    "pymalloc_arena_bytes_",
+)
 """Columns of one process each (`rss_bytes_w1`, `alloc_held_bytes_main`, ...)."""
 
 

@@ -129,9 +129,10 @@ def requests_shown(stderr: str, phase: str) -> int:
 
 VERDICT = re.compile(
     r"^(?P<label>\S+): RSS grew -?\d+ MiB from baseline to after idle; "
-    r"live allocations grew -?\d+ MiB; free memory (?P<name>\w+) keeps grew -?\d+ MiB; "
-    r"(-?\d+ MiB grew outside malloc \(pymalloc arenas, stacks\); )?"
-    r"asking for memory back returned -?\d+ MiB of RSS -> .+$"
+    r"live grew -?\d+ MiB \(malloc's in use -?\d+, pymalloc's objects -?\d+\); "
+    r"kept-but-free grew -?\d+ MiB \((?P<name>\w+)'s free -?\d+, pymalloc's free -?\d+\); "
+    r"(-?\d+ MiB grew outside malloc \(stacks\); )?"
+    r"asking for memory back returned -?\d+ MiB of RSS(; .+)? -> .+$"
 )
 
 

@@ -349,6 +349,20 @@ def test_compare_table(folder: Path) -> None:
     assert any(line.startswith("jemalloc") and "× glibc" in line for line in lines)
 
 
+def test_compare_shows_the_stair_read_and_the_time_to_a_limit(folder: Path) -> None:
+    done = invoke("compare", str(folder), "--limit", "4GiB")
+
+    assert done.exit_code == 0, done.output
+    assert "glibc: the stair read over 3 batches (3 runs; MiB each batch added, median)" in (
+        done.stdout
+    )
+    assert "  RSS: still climbing " in done.stdout
+    assert done.stdout.count("  RSS would reach 4096 MiB in ≈ ") == 2
+    bad = invoke("compare", str(folder), "--limit", "lots")
+    assert bad.exit_code == 2
+    assert "'lots' is not" in bad.output
+
+
 def test_compare_markdown(folder: Path) -> None:
     done = invoke("compare", str(folder), "--format", "markdown")
 

@@ -75,3 +75,17 @@ def test_a_sweep_compares_each_allocator_with_the_baseline_at_the_same_setting()
 def test_compare_has_no_render() -> None:
     # rendering is report's job; compare must not reach back into report (no import cycle)
     assert not hasattr(compare, "render")
+
+
+def test_each_group_has_its_stair_read() -> None:
+    c = compare.compare(make_group("glibc") + make_group("jemalloc"))
+    assert [s.label for s in c.stairs] == ["glibc", "jemalloc"]
+    glibc = c.stairs[0].lines
+    assert glibc[0] == "glibc: the stair read over 3 batches (3 runs; MiB each batch added, median)"
+    assert [line.split(" (")[0] for line in glibc[1:4]] == ["  batch 1", "  batch 2", "  batch 3"]
+    assert [line.split(":")[0] for line in glibc[4:]] == ["  RSS", "  live", "  kept-but-free"]
+    assert not any("would reach" in line for line in glibc)  # no limit, no threshold
+    assert c.to_dict()["stairs"]["jemalloc"] == list(c.stairs[1].lines)
+    markdown = report.render(c, "markdown")
+    assert "**The stair read**" in markdown
+    assert "- RSS: still climbing " in markdown

@@ -108,6 +108,23 @@ def test_interleaved_with_vary_runs_every_combination_each_round() -> None:
     assert [r.repeat for r in runs] == [0] * 4 + [1] * 4
 
 
+def test_cases_are_groups_each_round(tmp_path: Path) -> None:
+    text = "allocators: [glibc, jemalloc]\nrepeats: 2\ncases:\n  - {}\n  - {leak_bytes: 1KiB}\n"
+    exp = load_experiment(write(tmp_path, text))
+    assert exp.cases == ({}, {"leak_bytes": 1024})
+    runs = plan_runs(exp)
+    assert [(r.allocator, dict(r.parameters), r.repeat) for r in runs] == [
+        ("glibc", {}, 0),
+        ("jemalloc", {}, 0),
+        ("glibc", {"leak_bytes": 1024}, 0),
+        ("jemalloc", {"leak_bytes": 1024}, 0),
+        ("glibc", {}, 1),
+        ("jemalloc", {}, 1),
+        ("glibc", {"leak_bytes": 1024}, 1),
+        ("jemalloc", {"leak_bytes": 1024}, 1),
+    ]
+
+
 def test_shuffled_is_reproducible_and_keeps_rounds_whole() -> None:
     names = ("glibc", "glibc-arena2", "jemalloc", "mimalloc", "tcmalloc")
     exp = make_experiment(names, repeats=4, order="shuffled", seed=20261123)
@@ -170,6 +187,19 @@ def error_of(path: Path) -> str:
         (
             "vary:\n  leak_bytes: [0, 30 KiB, lots]\n",
             "vary.leak_bytes has value 'lots'; expected a size such as 30KiB, or 0 (off)",
+        ),
+        ("cases: {leak_bytes: 0}\n", "cases must be a non-empty list of setting: value mappings"),
+        (
+            "cases:\n  - {leakbytes: 1KiB}\n",
+            "cases[0].leakbytes is not a setting; use a name such as leak_bytes",
+        ),
+        (
+            "cases:\n  - {}\n  - {leak_kind: huge}\n",
+            "cases[1].leak_kind has value 'huge'; expected one of: small, large",
+        ),
+        (
+            "vary:\n  handler: [sync]\ncases:\n  - {cache_docs: 5}\n",
+            "give vary or cases, not both (cases name each group)",
         ),
         (
             "custom_allocators:\n  je2: {libary: libjemalloc.so.2}\n",

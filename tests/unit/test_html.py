@@ -141,6 +141,21 @@ def test_reproduce_with_the_experiment_file(runs: list[RunResult], tmp_path: Pat
     ]
 
 
+def test_reproduce_an_experiment_run_until_a_verdict(runs: list[RunResult], tmp_path: Path) -> None:
+    rule = {"min_repeats": 3, "max_repeats": 6, "min_effect": 0.1, "alpha": 0.05}
+    manifest = {
+        "format": "sandbox-experiment",
+        "file": "experiments/quick.yml",
+        "repeats": 6,
+        "sequential": rule,
+    }
+    (tmp_path / "experiment.json").write_text(json.dumps(manifest))
+
+    assert reproduce.reproduce_commands(runs, tmp_path)[0] == (
+        "sandbox experiment experiments/quick.yml --until-verdict --max-repeats 6 --min-effect 0.1"
+    )
+
+
 def test_reproduce_single_runs_one_command_per_setting(runs: list[RunResult]) -> None:
     assert reproduce.reproduce_commands(runs[:1] + runs[4:5], None) == [
         "sandbox run --allocator glibc --tags large --users 16 --iterations 10 --batches 3 "

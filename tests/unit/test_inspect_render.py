@@ -94,8 +94,8 @@ def test_watch_lines() -> None:
     end = render.watch_end(Watch(42, 30.0, (first, last), interrupted=True)).splitlines()
     assert end == [
         "interrupted after 2 looks",
-        "pid 42 (jemalloc): RSS grew 0 MiB in 30 s; live allocations grew 0 MiB; "
-        "free memory jemalloc keeps grew 0 MiB -> little growth",
+        "pid 42 (jemalloc): RSS grew 0 MiB in 30 s; live grew 0 MiB (malloc's in use 0, "
+        "pymalloc's objects 0); kept-but-free grew 0 MiB (pymalloc's free 0) -> little growth",
         "stopped per look: median 71 ms, max 80 ms (2 looks)",
     ]
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.analysis.verdict import FREE_KEPT, LIVE
+from sandbox.analysis.verdict import FREE_KEPT, LIVE, PYMALLOC_FRAGMENTATION
+from sandbox.analysis.verdict import OUTSIDE as OUTSIDE_BOTH
 from sandbox.inspect.verdict import (
     OUTSIDE,
     OUTSIDE_PYTHON,
@@ -103,4 +104,21 @@ def test_to_dict() -> None:
         "free_kept_bytes": 50 * MIB,
         "outside_bytes": 20 * MIB,
         "pymalloc_bytes": None,
+        "pymalloc_used_bytes": None,
     }
+
+
+def test_with_pymalloc_figures_the_split_is_compares() -> None:
+    """Live = in use + pymalloc's objects; kept-but-free gains pymalloc's free arena bytes;
+    outside is what neither holds: a leak of small objects is live, not outside."""
+    leak = Growth(60.0, 100 * MIB, 2 * MIB, 4 * MIB, 95 * MIB, pymalloc_used_bytes=90 * MIB)
+    assert leak.split == (92 * MIB, 7 * MIB, 5 * MIB, 1 * MIB)
+    assert classify(leak) == f"mostly {LIVE}"
+    assert sentence("pid 3 (glibc)", "glibc", leak) == (
+        "pid 3 (glibc): RSS grew 100 MiB in 60 s; live grew 92 MiB (malloc's in use 2, "
+        f"pymalloc's objects 90); kept-but-free grew 7 MiB (pymalloc's free 5) -> mostly {LIVE}"
+    )
+    arenas = Growth(60.0, 100 * MIB, 0, 5 * MIB, 90 * MIB, pymalloc_used_bytes=10 * MIB)
+    assert classify(arenas) == f"mostly {PYMALLOC_FRAGMENTATION}"
+    stacks = Growth(60.0, 100 * MIB, 0, 0, 10 * MIB, pymalloc_used_bytes=10 * MIB)
+    assert classify(stacks) == f"mostly {OUTSIDE_BOTH}"

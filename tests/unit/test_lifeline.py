@@ -102,3 +102,21 @@ def test_this_process_is_alive_and_a_dead_pid_is_not() -> None:
     assert liveness.alive(replace(me, start_ticks=me.start_ticks - 1)) is False  # a reused pid
     assert liveness.alive(replace(me, boot_id="another-boot")) is False
     assert liveness.alive(replace(me, hostname="elsewhere")) is None
+
+
+def test_the_harness_exit_ends_and_reaps_its_reaper() -> None:
+    """A harness that exits normally leaves no reaper running, and Python sees no Popen
+    destroyed while its process runs (the ResourceWarning every run used to print)."""
+    code = (
+        "import sys; from sandbox.lifeline import Lifeline; "
+        "line = Lifeline('1:2', [sys.executable, '-c', 'import sys; sys.stdin.read()']); "
+        "line.watch(5); print(line.reaper.pid)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", "-X", "dev", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert not os.path.exists(f"/proc/{int(done.stdout)}")  # exited and reaped

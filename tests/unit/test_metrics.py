@@ -8,7 +8,8 @@ import pytest
 
 from sandbox.analysis import metrics
 from sandbox.load.stats import BatchStats
-from tests.fakes import make_result, with_summary
+from sandbox.results import Columns, RunResult
+from tests.fakes import MIB, make_result, with_summary
 
 
 def test_metrics_per_run() -> None:
@@ -31,6 +32,8 @@ def test_metrics_per_run() -> None:
         "in_use_after_idle_mib": None,
         "held_after_idle_mib": None,
         "unused_after_idle_mib": None,
+        "free_at_peak_mib": None,
+        "active_per_allocated": None,
         "throughput_rps": pytest.approx(3600 / 20),
         "p95_ms": 50.0,
         "failures": 5.0,
@@ -51,3 +54,35 @@ def test_metric_values_keep_finite_values_with_their_runs() -> None:
     assert list(values) == [m.key for m in metrics.METRICS]
     assert values["after_idle_rss_mib"] == [(a, 100.0), (b, 120.0)]
     assert values["after_trim_rss_mib"] == []  # with_summary sets no trim figure
+
+
+def _with_probes(run: RunResult, pymalloc: bool, **columns: list[int]) -> RunResult:
+    probes: Columns = {k: [*v] for k, v in columns.items()}
+    return replace(run, probes=probes, server=replace(run.server, pymalloc=pymalloc))
+
+
+def test_free_at_peak_is_kept_but_free_where_live_memory_peaked() -> None:
+    run = make_result("glibc")
+    probes = {
+        "alloc_in_use_bytes": [10 * MIB, 50 * MIB, 20 * MIB],
+        "alloc_held_bytes": [12 * MIB, 60 * MIB, 70 * MIB],
+        "pymalloc_used_bytes": [5 * MIB, 5 * MIB, 5 * MIB],
+        "pymalloc_free_bytes": [1 * MIB, 3 * MIB, 9 * MIB],
+    }
+    # Live (in use + pymalloc's used) peaks at the second probe: 10 + 3 MiB kept there, not the
+    # 59 MiB at the end.
+    assert metrics.free_at_peak_bytes(_with_probes(run, True, **probes)) == 13 * MIB
+    no_pymalloc = {k: v for k, v in probes.items() if k.startswith("alloc")}
+    assert metrics.free_at_peak_bytes(_with_probes(run, False, **no_pymalloc)) == 10 * MIB
+    # pymalloc on but unread: its free blocks would be left out, so no figure.
+    assert metrics.free_at_peak_bytes(_with_probes(run, True, **no_pymalloc)) is None
+    held_only = {"alloc_held_bytes": probes["alloc_held_bytes"]}
+    assert metrics.free_at_peak_bytes(_with_probes(run, False, **held_only)) is None
+
+
+def test_active_per_allocated_only_where_active_pages_are_counted() -> None:
+    run = make_result("jemalloc")
+    s = replace(run.summary, in_use_end_of_load_bytes=40 * MIB, active_end_of_load_bytes=50 * MIB)
+    assert metrics.METRIC_BY_KEY["active_per_allocated"].extract(replace(run, summary=s)) == 1.25
+    none = replace(s, active_end_of_load_bytes=None)
+    assert metrics.METRIC_BY_KEY["active_per_allocated"].extract(replace(run, summary=none)) is None

@@ -48,6 +48,23 @@ def test_one_panel_per_group_plus_overlay(results: list[RunResult]) -> None:
     assert "tags large; 16 users; sleep 5 ms" in fig.get_suptitle()
 
 
+def test_each_batch_end_is_marked_with_what_it_added_and_the_read_is_in_the_corner() -> None:
+    from sandbox.analysis import stairs
+
+    runs = make_group("glibc", 3)
+    panel = plot.plot_rss(runs).axes[0]
+    texts = [t.get_text() for t in panel.texts]
+    median = stairs.median_stairs([s for s in map(stairs.stairs, runs) if s is not None], 3)
+    added, prev = [], median.start.rss_bytes
+    for step in median.steps:
+        added.append(f"{(step.rss_bytes - prev) / 2**20:+.0f}")
+        prev = step.rss_bytes
+    assert [t for t in texts if t.startswith(("+", "-"))] == added
+    assert "RSS still climbing " in texts[-1] and texts[-1].endswith(" MiB / 1,000 req")
+    dots = [c for c in panel.collections if np.asarray(c.get_offsets()).shape == (1, 2)]
+    assert len(dots) == 3  # one dot at each batch's end
+
+
 def test_median_is_bold_and_in_mib() -> None:
     results = make_group("glibc", 3)
     fig = plot.plot_rss(results)

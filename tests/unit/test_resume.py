@@ -399,7 +399,21 @@ def test_the_command_resumes_and_refuses_a_changed_file(
         (["x.yml", "--resume", "."], "give an experiment file, or --resume DIR (one of them)"),
         (
             ["--resume", ".", "--repeats", "3"],
-            "--resume runs DIR as it was planned: drop --repeats and --results-dir",
+            "--resume runs DIR as it was planned (its manifest keeps the repeats and any "
+            "stopping rule): drop --repeats",
+        ),
+        (
+            ["--resume", ".", "--until-verdict", "--max-repeats", "5", "--results-dir", "."],
+            "--resume runs DIR as it was planned (its manifest keeps the repeats and any "
+            "stopping rule): drop --until-verdict and --max-repeats and --results-dir",
+        ),
+        (
+            ["x.yml", "--until-verdict", "--repeats", "3"],
+            "--until-verdict decides the repeats: drop --repeats (--max-repeats sets the cap)",
+        ),
+        (
+            ["x.yml", "--min-effect", "0.1"],
+            "--min-effect applies only with --until-verdict",
         ),
     ],
 )

@@ -4,7 +4,7 @@ becomes, the notes, the trim asked of each process, and the wait before sampling
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -13,6 +13,7 @@ from sandbox.measure.agent_client import (
     AgentError,
     MemorySnapshot,
     MemoryState,
+    PymallocCounters,
     PythonCounters,
     TrimResult,
 )
@@ -64,6 +65,10 @@ class FakeAgents:
 
 
 WORKERS = [("main", 10), ("w1", 11), ("w2", 12)]
+NOT_GIVEN = dict.fromkeys(
+    ("alloc_active_bytes", "pymalloc_used_bytes", "pymalloc_free_bytes", "pymalloc_arena_bytes")
+)
+"""Counters the fakes' glibc without pymalloc figures does not give: None sums."""
 
 
 def probe(
@@ -81,11 +86,44 @@ def test_sums_and_per_process_columns() -> None:
         "alloc_in_use_bytes": 6 * MIB,
         "alloc_held_bytes": 10 * MIB,
         "py_allocated_blocks": 2000,
+        **NOT_GIVEN,
         "alloc_in_use_bytes_main": 1 * MIB,
         "alloc_held_bytes_main": 2 * MIB,
         "alloc_in_use_bytes_w1": 5 * MIB,
         "alloc_held_bytes_w1": 8 * MIB,
     }  # w2 has no agent: no column, not in the sums
+
+
+def _with_pymalloc(s: MemorySnapshot, used: int, arena: int) -> MemorySnapshot:
+    counters = PymallocCounters(
+        arenas=arena // MIB,
+        arena_bytes=arena,
+        used_bytes=used,
+        free_bytes=arena - used,
+        unused_pool_bytes=0,
+        overhead_bytes=0,
+        pools=1,
+        highwater_arenas=None,
+        source="sys._debugmallocstats",
+        age_s=0.1,
+        every_s=0.5,
+        cpu_ms=0.3,
+    )
+    return replace(s, pymalloc=counters)
+
+
+def test_pymalloc_and_jemalloc_active_columns_are_summed_and_per_process() -> None:
+    main = replace(snap(10, MIB, 2 * MIB), allocator="jemalloc", raw={"stats.active": 3 * MIB})
+    worker = replace(snap(11, MIB, 2 * MIB), allocator="jemalloc", raw={"stats.active": 5 * MIB})
+    fake = FakeAgents(
+        {10: [_with_pymalloc(main, 3 * MIB, 4 * MIB)], 11: [_with_pymalloc(worker, MIB, 2 * MIB)]}
+    )
+    row = probe(fake).read(WORKERS[:2], per_process=True)
+    assert row["alloc_active_bytes"] == 8 * MIB
+    assert (row["pymalloc_used_bytes"], row["pymalloc_free_bytes"]) == (4 * MIB, 2 * MIB)
+    assert row["pymalloc_arena_bytes"] == 6 * MIB
+    assert (row["pymalloc_used_bytes_main"], row["pymalloc_free_bytes_w1"]) == (3 * MIB, MIB)
+    assert "alloc_active_bytes_main" not in row  # a sum only
 
 
 def test_one_process_gets_sums_only() -> None:
@@ -94,6 +132,7 @@ def test_one_process_gets_sums_only() -> None:
         "alloc_in_use_bytes": MIB,
         "alloc_held_bytes": 2 * MIB,
         "py_allocated_blocks": 1000,
+        **NOT_GIVEN,
     }
 
 

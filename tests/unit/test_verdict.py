@@ -1,56 +1,174 @@
-"""verdict: where the RSS growth went, in plain words, for the three kinds of growth."""
+"""verdict: where the RSS growth went and what kind of growth it is, on runs built batch by batch
+with a known truth (live / kept-but-free / outside at each batch end)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from sandbox.analysis import verdict
-from sandbox.results import RunResult
+from sandbox.load.stats import BatchStats
+from sandbox.results import Columns, Phase, RunResult, compute_summary
 from tests.fakes import MIB, make_result, with_summary
 
+BASE_IN_USE, BASE_HELD, BASE_PY_USED, BASE_PY_FREE, OTHER = 10, 12, 8, 1, 30
+"""MiB at the baseline; OTHER: what RSS holds besides malloc and pymalloc (the interpreter)."""
 
-def test_verdict_says_free_memory_when_live_allocations_barely_grow() -> None:
+
+def staircase(
+    allocator: str,
+    in_use: Sequence[float],
+    malloc_free: Sequence[float],
+    py_used: Sequence[float] | None = None,
+    py_free: Sequence[float] | None = None,
+    outside: Sequence[float] | None = None,
+    pymalloc: bool = True,
+    repeat: int = 0,
+) -> RunResult:
+    """A run whose figures at each batch end are the given growths (MiB over the baseline, one
+    per batch); idle keeps the last batch's. RSS = all parts + OTHER. 1,000 requests a batch."""
+    n = len(in_use)
+    zero = [0.0] * n
+    py_used = zero if py_used is None else py_used
+    py_free = zero if py_free is None else py_free
+    outside = zero if outside is None else outside
+    phases = [Phase("baseline", 0.0, 2.0)]
+    stats = []
+    for k in range(1, n + 1):
+        start = 2.0 + 3.0 * (k - 1)
+        phases += [Phase(f"batch-{k}", start, start + 2), Phase(f"pause-{k}", start + 2, start + 3)]
+        stats.append(BatchStats(k, start, start + 2, 1000, 0, 500.0, 5, 9, 12, 20))
+    end = phases[-1].end_s
+    phases.append(Phase("idle", end, end + 4))
+    # One probe (and one sample) at the end of the baseline, of every batch, and of the idle.
+    t = [2.0, *(p.end_s for p in phases if p.name.startswith("batch-")), end + 4]
+    rows = [0, *range(n), n - 1]
+
+    def col(base: float, growth: Sequence[float]) -> list[int]:
+        """`base` at the baseline's probe, then base + each batch's growth."""
+        return [int((base + (growth[i] if j else 0.0)) * MIB) for j, i in enumerate(rows)]
+
+    u = col(BASE_IN_USE, in_use)
+    held = [a + b for a, b in zip(u, col(BASE_HELD - BASE_IN_USE, malloc_free), strict=True)]
+    pu, pf = col(BASE_PY_USED, py_used), col(BASE_PY_FREE, py_free)
+    out = col(OTHER, outside)
+    rss = [h + a + b + o for h, a, b, o in zip(held, pu, pf, out, strict=True)]
+    probes: Columns = {"t_s": list(t), "alloc_in_use_bytes": [*u], "alloc_held_bytes": [*held]}
+    if pymalloc:
+        probes |= {"pymalloc_used_bytes": [*pu], "pymalloc_free_bytes": [*pf]}
+    else:
+        rss = [h + o for h, o in zip(held, out, strict=True)]
+    samples: Columns = {"t_s": list(t), "rss_bytes": [*rss]}
+    run = make_result(allocator, repeat=repeat)
+    run = replace(
+        run,
+        phases=phases,
+        samples=samples,
+        probes=probes,
+        load=replace(run.load, stats=stats),
+        server=replace(run.server, pymalloc=pymalloc),
+        trim=None,
+    )
+    return replace(run, summary=compute_summary(samples, phases, probes=probes))
+
+
+LINEAR = [12.0, 24.0, 36.0, 48.0, 60.0]
+LEVELS = [40.0, 40.2, 39.9, 40.1, 40.0]
+FLAT = [0.5, 0.4, 0.6, 0.5, 0.5]
+
+
+def one(runs: Sequence[RunResult]) -> verdict.Verdict:
+    [v] = verdict.group_verdicts(runs)
+    return v
+
+
+def test_a_live_series_that_keeps_climbing_is_a_leak_with_its_slope() -> None:
+    v = one([staircase("glibc", LINEAR, FLAT)])
+    assert v.kind == verdict.LEAK
+    assert v.line.startswith("glibc: RSS grew 60 MiB from baseline to after idle; live grew 60 MiB")
+    assert "live: still climbing 12.00 [12.00, 12.00] MiB per 1,000 requests" in v.line
+    assert v.line.endswith("-> " + verdict.LEAK)
+
+
+def test_a_leak_of_small_objects_is_seen_in_pymalloc_not_in_malloc() -> None:
+    v = one([staircase("glibc", FLAT, FLAT, py_used=LINEAR)])
+    assert v.kind == verdict.LEAK
+    assert "live grew 60 MiB (malloc's in use 0, pymalloc's objects 60)" in v.line
+    assert "outside" not in v.line
+
+
+def test_live_growth_that_levels_off_is_a_bounded_cache() -> None:
+    v = one([staircase("jemalloc", LEVELS, FLAT)])
+    assert v.kind == verdict.CACHE
+    assert "live: levels off at ≈ 58 MiB" in v.line
+
+
+def test_one_batch_cannot_tell_a_leak_from_a_cache() -> None:
+    v = one([staircase("glibc", [40.0], [0.5])])
+    assert v.kind == verdict.LIVE
+    assert "fewer than 3 batches: a leak and a cache cannot be told apart" in v.line
+
+
+def test_free_memory_kept_with_live_flat_is_fragmentation() -> None:
+    v = one([staircase("glibc", FLAT, LEVELS)])
+    assert v.kind == verdict.FREE_KEPT
+    assert "kept-but-free grew 40 MiB (glibc's free 40, pymalloc's free 0)" in v.line
+    assert v.line.endswith("-> " + verdict.FREE_KEPT)
+
+
+def test_pymalloc_free_growth_is_arena_fragmentation() -> None:
+    v = one([staircase("jemalloc", FLAT, FLAT, py_free=LEVELS)])
+    assert v.kind == verdict.PYMALLOC_FRAGMENTATION
+
+
+def test_a_leak_with_comparable_fragmentation_is_mixed_a_smaller_part_is_named_beside() -> None:
+    mixed = one([staircase("glibc", LINEAR, LEVELS)])
+    assert mixed.kind == verdict.MIXED
+    assert mixed.parts == (verdict.LEAK, verdict.FREE_KEPT)
+    assert mixed.line.endswith(f"-> mixed: {verdict.LEAK} + {verdict.FREE_KEPT}")
+    small = one([staircase("glibc", LINEAR, [19.0] * 5)])  # under half of the leak's 60 MiB
+    assert small.kind == verdict.LEAK
+    assert "also, smaller: free memory held by the allocator (19 MiB)" in small.line
+
+
+def test_growth_outside_malloc_and_pymalloc_is_named_outside() -> None:
+    v = one([staircase("tcmalloc", FLAT, FLAT, outside=LEVELS)])
+    assert v.kind == verdict.OUTSIDE
+    assert "40 MiB grew outside malloc (stacks)" in v.line
+
+
+def test_without_an_in_use_count_it_says_what_it_cannot_tell() -> None:
+    run = staircase("mimalloc", LINEAR, FLAT)
+    no_count = {k: v for k, v in run.probes.items() if k != "alloc_in_use_bytes"}
+    run = replace(run, probes=no_count)
+    run = replace(run, summary=compute_summary(run.samples, run.phases, probes=no_count))
+    v = one([run])
+    assert v.kind == verdict.CANNOT_TELL
+    assert v.missing is not None and "mimalloc gives no in-use count" in v.missing
+    assert "mimalloc gives no in-use count, so live and free cannot be told apart" in v.line
+    assert "leak:" not in v.line
+
+
+def test_pymalloc_off_shows_no_pymalloc_figure_and_says_so() -> None:
+    v = one([staircase("glibc", LINEAR, FLAT, pymalloc=False)])
+    assert v.kind == verdict.LEAK
+    assert "pymalloc is off: Python's objects are malloc's" in v.line
+    assert "pymalloc's objects" not in v.line and "pymalloc's free" not in v.line
+
+
+def test_a_file_without_pymalloc_columns_counts_its_arenas_outside() -> None:
     runs = [make_result("glibc", repeat=r) for r in range(3)]
-    [line] = verdict.verdicts(runs)
-    s = runs[0].summary
-    assert s.unused_after_idle_bytes is not None and s.in_use_after_idle_bytes is not None
-    assert line.startswith("glibc: RSS grew ")
-    assert "live allocations grew 6 MiB" in line  # the fakes add 2 MiB of live data per batch
-    assert line.endswith(
-        "-> mostly free memory held by the allocator: fragmentation / unreturned pages"
-    )
+    line = verdict.verdicts(runs)[0]
+    assert "pymalloc's figures were not read: its arenas count as outside" in line
+    assert "live grew 6 MiB" in line  # the fakes add 2 MiB of live data per batch
+    assert "pymalloc's objects" not in line
 
 
-def test_verdict_says_leak_when_live_allocations_explain_the_growth() -> None:
-    run = make_result("glibc")
-    s = run.summary
-    leak = replace(
-        s,
-        in_use_baseline_bytes=10 * MIB,
-        in_use_after_idle_bytes=10 * MIB + (s.after_idle_rss_bytes - s.baseline_rss_bytes),
-        held_after_idle_bytes=12 * MIB + (s.after_idle_rss_bytes - s.baseline_rss_bytes),
-    )
-    [line] = verdict.verdicts([replace(run, summary=leak)])
-    assert line.endswith("-> mostly live allocations: a leak or a cache, not the allocator")
-
-
-def test_verdict_names_memory_outside_malloc() -> None:
-    run = make_result("tcmalloc")
-    s = run.summary
-    growth = s.after_idle_rss_bytes - s.baseline_rss_bytes
-    outside = replace(
-        s,
-        in_use_baseline_bytes=10 * MIB,
-        in_use_after_idle_bytes=10 * MIB,
-        held_baseline_bytes=12 * MIB,
-        held_after_idle_bytes=12 * MIB + growth // 5,  # the allocator holds a fifth of it
-    )
-    [line] = verdict.verdicts([replace(run, summary=outside)])
-    assert f"{(growth - growth // 5) / MIB:.0f} MiB grew outside malloc" in line
-    assert line.endswith(
-        "-> mostly memory outside malloc: CPython's small-object arenas; "
-        "try --pymalloc off to put it under the allocator"
-    )
+def test_repeats_are_pooled_into_one_read() -> None:
+    runs = [staircase("glibc", [v + r * 0.2 for v in LINEAR], FLAT, repeat=r) for r in range(3)]
+    v = one(runs)
+    assert v.kind == verdict.LEAK
+    assert "live: still climbing 12.00 [" in v.line
 
 
 def test_verdict_without_allocator_counters_says_so_and_skips_runs_not_ok() -> None:
@@ -75,7 +193,9 @@ def test_without_counters_the_verdict_says_why_the_agent_gave_none() -> None:
     )
     [off] = verdict.verdicts([_agent(run, False)])
     assert "no allocator counters (the agent was left out) -> " in off
-    assert "debug" not in none + off
+    big = with_summary(make_result("glibc"), baseline_mib=60, after_idle_mib=170)
+    [cannot] = verdict.group_verdicts([big])
+    assert cannot.kind == verdict.CANNOT_TELL and cannot.missing == "no allocator counters"
 
 
 def test_what_a_trim_returned_only_when_a_release_was_called() -> None:
