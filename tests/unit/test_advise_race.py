@@ -188,7 +188,9 @@ def test_the_note_ranks_the_arms_and_ends_with_the_winners_deploy_lines(tmp_path
     assert "  RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2" in text
     assert f"- {host_cores.CANNOT_EMULATE}" in text
     assert text.rstrip().endswith("before you deploy")
-    assert "\nStair read per arm:\nglibc host_cores=8: the stair read over 3 batches (2 runs;" in text
+    assert (
+        "\nStair read per arm:\nglibc host_cores=8: the stair read over 3 batches (2 runs;" in text
+    )
 
 
 def test_deploy_lines_of_a_tuned_jemalloc() -> None:
