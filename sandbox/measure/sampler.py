@@ -98,6 +98,17 @@ class ColumnStore:
         col = self._data[name]
         return col[-1] if col else None
 
+    def add_column(self, name: str, how: tuple[str, Reduce], fill: float) -> None:
+        """A new column, its earlier rows (and a row being decimated) read `fill`."""
+        with self._lock:
+            if name in self._data:
+                return
+            code = how[0]
+            self._spec[name] = how
+            self._data[name] = array(code, [_cast(code, fill)] * len(self))
+            if self._pending is not None:
+                self._pending[name] = fill
+
 
 def _cast(code: str, value: float) -> Any:
     return float(value) if code == "d" else int(value)
@@ -361,8 +372,9 @@ class ProbePoller(_PollingThread):
 
     The columns are fixed by the first tick: a counter nobody gives (mimalloc has no in-use
     count; a server with no agent has none at all) is left out, not filled with zeros. After
-    that, a per-process column of a process that has exited reads 0; a value not answered this
-    tick is carried (see `sandbox.measure.agents` for the allocator counters' rules).
+    that, a per-process column of a process that has exited reads 0, and one of a process first
+    seen later (a late or a replacement worker) starts then, reading 0 before; a value not
+    answered this tick is carried (see `sandbox.measure.agents` for the allocator counters' rules).
     """
 
     def __init__(
@@ -454,6 +466,12 @@ class ProbePoller(_PollingThread):
             # read as a count; the progress line then shows Locust's.
             names = [n for n in spec if row.get(n) is not None]
             self.store = ColumnStore({n: spec[n] for n in names}, max_rows=50_000)
+        for name in row:
+            # A process that appeared, or whose agent first answered, after the first probe
+            # (a late or replacement worker): its columns start now and read 0 before, as they
+            # would after it exits.
+            if name.startswith(PER_PROCESS_PREFIXES) and row[name] is not None:
+                self.store.add_column(name, ("q", "max"), fill=0)
         for name in self.store.names:
             if row.get(name) is not None:
                 continue

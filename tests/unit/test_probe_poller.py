@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from sandbox.measure.sampler import Live, ProbePoller, ProcessTree
+from sandbox.measure.sampler import ColumnStore, Live, ProbePoller, ProcessTree
 from sandbox.processes import free_port
 
 Row = dict[str, float | None]
@@ -47,6 +47,37 @@ def test_the_first_row_fixes_the_columns_and_later_gaps_are_carried_or_zeroed() 
     assert columns["alloc_held_bytes"] == [9, 7]
     assert columns["alloc_held_bytes_main"] == [9, 0]  # that process's column: it has gone
     assert columns["rss_bytes_main"][0] > 0
+
+
+def test_a_process_first_answering_later_gets_its_columns_from_then_on() -> None:
+    """A worker forked late (or a replacement for one recycled): its columns start when its
+    agent first answers and read 0 before, as after an exit; the sums had it from then on."""
+    counters = ScriptedCounters(
+        [
+            {"alloc_in_use_bytes": 5, "alloc_held_bytes": 9, "alloc_held_bytes_w1": 9},
+            {"alloc_in_use_bytes": 8, "alloc_held_bytes": 13, "alloc_held_bytes_w1": 9,
+             "alloc_held_bytes_w2": 4},
+            {"alloc_in_use_bytes": 8, "alloc_held_bytes": 14, "alloc_held_bytes_w1": 9,
+             "alloc_held_bytes_w2": 5},
+        ]
+    )  # fmt: skip
+    probe = poller(tree=ProcessTree(os.getpid()), ask_server=False, counters=counters)
+    assert probe.tick(0.0) and probe.tick(1.0) and probe.tick(2.0)
+    columns = probe.stop()
+    assert columns["alloc_held_bytes_w2"] == [0, 4, 5]
+    assert columns["alloc_held_bytes_w1"] == [9, 9, 9]
+    assert len({len(c) for c in columns.values()}) == 1  # still one length
+
+
+def test_a_column_added_to_a_decimating_store_keeps_the_columns_aligned() -> None:
+    store = ColumnStore({"t_s": ("d", "first"), "a": ("q", "max")}, max_rows=4)
+    for i in range(5):  # halves once: stride 2, one row pending
+        store.append({"t_s": float(i), "a": i})
+    store.add_column("b", ("q", "max"), fill=0)
+    store.append({"t_s": 5.0, "a": 5, "b": 7})
+    columns = store.columns()
+    assert len({len(c) for c in columns.values()}) == 1
+    assert columns["b"][-1] == 7 and set(columns["b"][:-1]) == {0}
 
 
 def test_without_an_agent_there_are_no_allocator_columns() -> None:
