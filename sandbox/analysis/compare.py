@@ -21,7 +21,7 @@ from sandbox.analysis.caveats import (
     settings_warnings,
     skipped_warning,
 )
-from sandbox.analysis.groups import choose_baseline, group_results, label, workload
+from sandbox.analysis.groups import choose_baseline, group_results, references, workload
 from sandbox.analysis.metrics import CONFIRMATORY_METRIC, METRICS, metric_values
 from sandbox.analysis.multiplicity import adjust
 from sandbox.analysis.stairs import GroupStairs, group_lines
@@ -166,12 +166,11 @@ def compare(
     labels = [base_label, *(lab for lab in by_label if lab != base_label)]
     values = {lab: metric_values(by_label[lab]) for lab in labels}
 
-    base_allocator = by_label[base_label][0].allocator.name
+    refs = references(by_label, base_label)
     groups = []
     for lab in labels:
         runs = by_label[lab]
-        twin = label(base_allocator, runs[0].parameters)
-        ref = twin if twin in by_label and twin != lab else base_label
+        ref = refs.get(lab, base_label)
         stats = tuple(
             describe([v for _, v in values[lab][m.key]], m.key)
             for m in METRICS
