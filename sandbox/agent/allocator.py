@@ -54,11 +54,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 # jemalloc 5: MALLCTL_ARENAS_ALL, the pseudo-arena index meaning "every arena".
-_JEMALLOC_ARENAS_ALL = 4096
-_JEMALLOC_STATS = ("stats.allocated", "stats.active", "stats.resident", "stats.mapped")
-_JEMALLOC_STATS_ALL = (*_JEMALLOC_STATS, "stats.metadata", "stats.retained")
+JEMALLOC_ARENAS_ALL = 4096
+JEMALLOC_STATS = (
+    "stats.allocated",
+    "stats.active",
+    "stats.resident",
+    "stats.mapped",
+    "stats.metadata",
+    "stats.retained",
+)
 
-_TCMALLOC_PROPERTIES = (
+TCMALLOC_PROPERTIES = (
     "generic.current_allocated_bytes",
     "generic.heap_size",
     "tcmalloc.pageheap_free_bytes",
@@ -68,7 +74,7 @@ _TCMALLOC_PROPERTIES = (
     "tcmalloc.thread_cache_free_bytes",
 )
 
-_MIMALLOC_FIELDS = (
+MIMALLOC_FIELDS = (
     "elapsed_msecs",
     "user_msecs",
     "system_msecs",
@@ -275,14 +281,14 @@ class Jemalloc(Backend):
             return {}
         epoch = ctypes.c_uint64(1)
         self._mallctl(b"epoch", None, None, ctypes.byref(epoch), ctypes.sizeof(epoch))
-        raw = {name: self._size(name) for name in _JEMALLOC_STATS_ALL}
+        raw = {name: self._size(name) for name in JEMALLOC_STATS}
         return {name: value for name, value in raw.items() if value is not None}
 
     def normalise(self, raw: dict[str, int]) -> tuple[int | None, int | None]:
         return normalise_jemalloc(raw)
 
     def release(self) -> Release:
-        name = f"arena.{_JEMALLOC_ARENAS_ALL}.purge"
+        name = f"arena.{JEMALLOC_ARENAS_ALL}.purge"
         return Release(f'mallctl("{name}")', int(self._mallctl(name.encode(), None, None, None, 0)))
 
 
@@ -302,7 +308,7 @@ class Tcmalloc(Backend):
 
     def read(self) -> dict[str, int]:
         raw: dict[str, int] = {}
-        for name in _TCMALLOC_PROPERTIES:
+        for name in TCMALLOC_PROPERTIES:
             value = ctypes.c_size_t(0)
             if self._get(name.encode(), ctypes.byref(value)):
                 raw[name] = int(value.value)
@@ -327,16 +333,16 @@ class Mimalloc(Backend):
         super().__init__(library)
         lib = _noload(library) if library else ctypes.CDLL(None)
         self._info = lib.mi_process_info
-        self._info.argtypes = [ctypes.POINTER(ctypes.c_size_t)] * len(_MIMALLOC_FIELDS)
+        self._info.argtypes = [ctypes.POINTER(ctypes.c_size_t)] * len(MIMALLOC_FIELDS)
         self._info.restype = None
         self._collect = lib.mi_collect
         self._collect.argtypes = [ctypes.c_bool]
         self._collect.restype = None
 
     def read(self) -> dict[str, int]:
-        values = [ctypes.c_size_t(0) for _ in _MIMALLOC_FIELDS]
+        values = [ctypes.c_size_t(0) for _ in MIMALLOC_FIELDS]
         self._info(*(ctypes.byref(v) for v in values))
-        return {name: int(v.value) for name, v in zip(_MIMALLOC_FIELDS, values)}
+        return {name: int(v.value) for name, v in zip(MIMALLOC_FIELDS, values)}
 
     def normalise(self, raw: dict[str, int]) -> tuple[int | None, int | None]:
         return normalise_mimalloc(raw)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.agent import allocator
 from sandbox.errors import InspectError
 from sandbox.inspect import access
 from sandbox.inspect.detection import FAMILY_PATTERNS
@@ -73,6 +74,14 @@ class Request:
             "families": [list(pair) for pair in FAMILY_PATTERNS],
             "trim": self.trim,
             "python": self.python,
+            # The counters to read, by the agent's names, so both read the same ones.
+            "counters": {
+                "mallinfo": list(allocator.MALLINFO2_FIELDS),
+                "jemalloc": list(allocator.JEMALLOC_STATS),
+                "jemalloc_arenas_all": allocator.JEMALLOC_ARENAS_ALL,
+                "tcmalloc": list(allocator.TCMALLOC_PROPERTIES),
+                "mimalloc": list(allocator.MIMALLOC_FIELDS),
+            },
         }
 
 

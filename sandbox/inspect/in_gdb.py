@@ -34,6 +34,8 @@ import gdb
 
 MARKER = "@@sandbox-inspect@@ "
 PARAMS_ENV = "SANDBOX_INSPECT_PARAMS"
+_NAMES: dict[str, Any] = {}
+"""The counters to read (params["counters"]: the agent's own lists, sent by the harness)."""
 
 _SCRATCH_BYTES = 1 << 16
 _NAME_OFFSET = 1024  # strings (counter names) go here; out-parameters below it
@@ -49,47 +51,6 @@ _IN_ALLOCATOR = re.compile(
     r"alloc|free|mallinfo|mallctl|malloc_trim|arena|tcache|sbrk|^_*(je|tc|mi)_|tcmalloc|"
     r"MallocExtension|lll_lock|mutex_lock",
     re.IGNORECASE,
-)
-
-_MALLINFO_FIELDS = (
-    "arena",
-    "ordblks",
-    "smblks",
-    "hblks",
-    "hblkhd",
-    "usmblks",
-    "fsmblks",
-    "uordblks",
-    "fordblks",
-    "keepcost",
-)
-_JEMALLOC_STATS = (
-    "stats.allocated",
-    "stats.active",
-    "stats.resident",
-    "stats.mapped",
-    "stats.metadata",
-    "stats.retained",
-)
-_JEMALLOC_ARENAS_ALL = 4096  # MALLCTL_ARENAS_ALL in jemalloc 5
-_TCMALLOC_PROPERTIES = (
-    "generic.current_allocated_bytes",
-    "generic.heap_size",
-    "tcmalloc.pageheap_free_bytes",
-    "tcmalloc.pageheap_unmapped_bytes",
-    "tcmalloc.central_cache_free_bytes",
-    "tcmalloc.transfer_cache_free_bytes",
-    "tcmalloc.thread_cache_free_bytes",
-)
-_MIMALLOC_FIELDS = (
-    "elapsed_msecs",
-    "user_msecs",
-    "system_msecs",
-    "current_rss",
-    "peak_rss",
-    "current_commit",
-    "peak_commit",
-    "page_faults",
 )
 
 _MALLCTL = f"int (*)(char *, void *, {_SIZE_T} *, void *, {_SIZE_T})"
@@ -173,13 +134,13 @@ def _glibc(scratch: Scratch, out: dict[str, Any]) -> None:
     # mallinfo2 returns a struct of ten size_t: cast to an array of them, gdb passes the hidden
     # return buffer as the ABI wants (a struct of 80 bytes is returned in memory).
     if _exists("mallinfo2"):
-        values = gdb.parse_and_eval(f"({_SIZE_T}[10]) mallinfo2()")
+        values = gdb.parse_and_eval(f"({_SIZE_T}[{len(_NAMES['mallinfo'])}]) mallinfo2()")
         out["source"] = "mallinfo2()"
     else:
-        values = gdb.parse_and_eval("(int[10]) mallinfo()")
+        values = gdb.parse_and_eval(f"(int[{len(_NAMES['mallinfo'])}]) mallinfo()")
         out["source"] = "mallinfo()"
         out["note"] = "glibc older than 2.33: mallinfo() counts in int and wraps at 4 GiB"
-    out["raw"] = {name: int(values[i]) for i, name in enumerate(_MALLINFO_FIELDS)}
+    out["raw"] = {name: int(values[i]) for i, name in enumerate(_NAMES["mallinfo"])}
 
 
 def _glibc_release(scratch: Scratch) -> dict[str, Any]:
@@ -191,7 +152,7 @@ def _jemalloc(scratch: Scratch, out: dict[str, Any]) -> None:
     _call(_MALLCTL, "mallctl", scratch.string("epoch"), _NULL, _NULL, epoch, str(scratch.word))
     out["source"] = 'mallctl("stats.*") after mallctl("epoch")'
     raw = {}
-    for stat in _JEMALLOC_STATS:
+    for stat in _NAMES["jemalloc"]:
         name, value = scratch.string(stat), scratch.word_at(0)
         size = scratch.word_at(16, scratch.word)
         if _call(_MALLCTL, "mallctl", name, value, size, _NULL, "0") == 0:
@@ -202,7 +163,7 @@ def _jemalloc(scratch: Scratch, out: dict[str, Any]) -> None:
 
 
 def _jemalloc_release(scratch: Scratch) -> dict[str, Any]:
-    command = f"arena.{_JEMALLOC_ARENAS_ALL}.purge"
+    command = f"arena.{int(_NAMES['jemalloc_arenas_all'])}.purge"
     rc = _call(_MALLCTL, "mallctl", scratch.string(command), _NULL, _NULL, _NULL, "0")
     return {"called": f'mallctl("{command}")', "result": rc}
 
@@ -211,7 +172,7 @@ def _tcmalloc(scratch: Scratch, out: dict[str, Any]) -> None:
     signature = f"int (*)(char *, {_SIZE_T} *)"
     out["source"] = "MallocExtension_GetNumericProperty()"
     raw = {}
-    for prop in _TCMALLOC_PROPERTIES:
+    for prop in _NAMES["tcmalloc"]:
         name, value = scratch.string(prop), scratch.word_at(0)
         if _call(signature, "MallocExtension_GetNumericProperty", name, value):
             raw[prop] = scratch.read_word(0)
@@ -224,11 +185,11 @@ def _tcmalloc_release(scratch: Scratch) -> dict[str, Any]:
 
 
 def _mimalloc(scratch: Scratch, out: dict[str, Any]) -> None:
-    slots = [scratch.word_at(8 * i) for i in range(len(_MIMALLOC_FIELDS))]
+    slots = [scratch.word_at(8 * i) for i in range(len(_NAMES["mimalloc"]))]
     signature = f"void (*)({', '.join([f'{_SIZE_T} *'] * len(slots))})"
     _call_void(signature, "mi_process_info", *slots)
     out["source"] = "mi_process_info()"
-    out["raw"] = {name: scratch.read_word(8 * i) for i, name in enumerate(_MIMALLOC_FIELDS)}
+    out["raw"] = {name: scratch.read_word(8 * i) for i, name in enumerate(_NAMES["mimalloc"])}
 
 
 def _mimalloc_release(scratch: Scratch) -> dict[str, Any]:
@@ -468,6 +429,7 @@ def _emit(out: dict[str, Any]) -> None:
 def sandbox_inspect() -> None:
     """Attach to the process the parameters name, read (and trim), detach, print the answer."""
     params = json.loads(os.environ[PARAMS_ENV])
+    _NAMES.update(params["counters"])
     out: dict[str, Any] = {"version": 1}
     started = time.monotonic()
     try:

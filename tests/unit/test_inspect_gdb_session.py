@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.agent import allocator
 from sandbox.errors import InspectError, TargetExitedError
 from sandbox.inspect import gdb_session
 from sandbox.inspect.gdb_session import GDB_MISSING, MARKER, Request, answer_of, check, command
@@ -82,7 +83,15 @@ def test_environment_keeps_the_sandboxs_python_settings_away_from_gdbs(
         ],
         "trim": True,
         "python": True,
+        "counters": {
+            "mallinfo": list(allocator.MALLINFO2_FIELDS),
+            "jemalloc": list(allocator.JEMALLOC_STATS),
+            "jemalloc_arenas_all": 4096,
+            "tcmalloc": list(allocator.TCMALLOC_PROPERTIES),
+            "mimalloc": list(allocator.MIMALLOC_FIELDS),
+        },
     }
+    assert len(params["counters"]["mallinfo"]) == 10  # mallinfo2's ten size_t fields
 
 
 def test_answer_of_takes_the_marker_line() -> None:
