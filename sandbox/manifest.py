@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sandbox import storage
+from sandbox import state_file
 from sandbox.allocators import Allocator
 from sandbox.errors import ResultFormatError, SandboxError
 from sandbox.result_sections import HarnessInfo
@@ -240,10 +240,8 @@ class ManifestWriteError(SandboxError):
 def save(manifest: Manifest, folder: Path) -> Path:
     """Write `folder/experiment.json` atomically; ManifestWriteError names the fix."""
     path = folder / NAME
-    data = (json.dumps(manifest.to_dict(), indent=1) + "\n").encode()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        storage.write_atomic(path, data)
+        state_file.write(path, manifest.to_dict())
     except OSError as exc:
         raise ManifestWriteError(
             f"could not write {path} ({exc.strerror or exc}); the runs so far are in {folder}: "
@@ -255,17 +253,15 @@ def save(manifest: Manifest, folder: Path) -> Path:
 def load(folder: Path) -> Manifest:
     """Read `folder/experiment.json`; errors say what is wrong and what to do."""
     path = folder / NAME
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ResultFormatError(
+    data = state_file.read(
+        path,
+        file_format=FORMAT,
+        what="experiment manifest",
+        missing=(
             f"{folder}: no {NAME}; --resume takes the folder of an experiment "
             "(results/<name>-<time>/)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ResultFormatError(f"{path}: not a readable experiment manifest ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ResultFormatError(f"{path}: not a sandbox experiment manifest")
+        ),
+    )
     if data.get("version") not in RESUMABLE:
         raise ResultFormatError(
             f"{path}: manifest version {data.get('version')!r} cannot be resumed (this sandbox "

@@ -5,13 +5,12 @@ it stopped, written atomically after every round beside the experiment's manifes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sandbox import storage
+from sandbox import state_file
 from sandbox.advise.catalogue import Arm
 from sandbox.errors import ResultFormatError, SandboxError
 from sandbox.manifest import plain
@@ -126,8 +125,7 @@ def _arm_from(data: Mapping[str, Any]) -> Arm:
 def save(state: RaceState, folder: Path) -> Path:
     path = folder / NAME
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        storage.write_atomic(path, (json.dumps(state.to_dict(), indent=1) + "\n").encode())
+        state_file.write(path, state.to_dict())
     except OSError as exc:
         raise SandboxError(
             f"could not write {path} ({exc.strerror or exc}); make room, then continue with: "
@@ -138,16 +136,14 @@ def save(state: RaceState, folder: Path) -> Path:
 
 def load(folder: Path) -> RaceState:
     path = folder / NAME
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ResultFormatError(
+    data = state_file.read(
+        path,
+        file_format=FORMAT,
+        what="race file",
+        missing=(
             f"{folder}: no {NAME}; --resume takes the folder of a race (results/advise-<time>/)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ResultFormatError(f"{path}: not a readable race file ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ResultFormatError(f"{path}: not a sandbox race file")
+        ),
+    )
     if data.get("version") != VERSION:
         raise ResultFormatError(
             f"{path}: race version {data.get('version')!r} cannot be resumed (this sandbox "
