@@ -16,11 +16,32 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import allocators
+from sandbox.errors import AllocatorError
+from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.server_settings import ServerSettings
 from tests.integration.harness import REPO, Harness, HarnessFactory, harness_env
 
 READY_TIMEOUT_S = 20.0
 SETTINGS_VARS = (*ServerSettings().to_environ(), "LD_PRELOAD")
+
+
+def resolve_or_skip(name: str) -> allocators.ResolvedAllocator:
+    """Allocator `name`, or the test is skipped saying why (its library is not installed)."""
+    try:
+        return allocators.resolve(name)
+    except AllocatorError as exc:
+        pytest.skip(str(exc))
+
+
+@contextlib.contextmanager
+def stair_stepper(allocator: str) -> Iterator[ServerProcess]:
+    """The stair-stepper under `allocator` (skipped if it is not installed): no sleep, 4
+    threads, started by the sandbox's own launcher."""
+    resolved = resolve_or_skip(allocator)
+    settings = ServerSettings(sleep_ms=0, threads=4).to_environ()
+    with launch(build_environ(settings, resolved.environ())) as live:
+        yield live
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sandbox import allocators
-from sandbox.errors import AllocatorError
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, Hello, MemorySnapshot
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.spec import Target
+from tests.integration.conftest import resolve_or_skip
 from tests.integration.harness import REPO
 from tests.unit.test_agent_standalone import find_python
 
@@ -50,17 +49,10 @@ class Served:
     killed by a signal, which runs no atexit."""
 
 
-def resolved(name: str) -> allocators.ResolvedAllocator:
-    try:
-        return allocators.resolve(name)
-    except AllocatorError as exc:
-        pytest.skip(str(exc))
-
-
 @contextlib.contextmanager
 def serve(cmd: str, allocator: str, cwd: Path = REPO) -> Iterator[Served]:
     """`cmd` under `allocator`, with the agent injected, ready on /health."""
-    chosen = resolved(allocator)
+    chosen = resolve_or_skip(allocator)
     with inject.agent_folder() as folder:
         env = inject.agent_environ(folder, build_environ({}, chosen.environ()))
         target = Target(cmd=cmd, ready_url="http://{host}:{port}/health", cwd=cwd)

@@ -17,15 +17,12 @@ from typing import Any
 
 import pytest
 
-from sandbox import allocators
-from sandbox.errors import AllocatorError
 from sandbox.loopback import answers
 from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.inject import agent_environ, agent_folder
-from sandbox.measure.launch import ServerProcess, build_environ, launch
+from sandbox.measure.launch import ServerProcess
 from sandbox.processes import free_port, stop_process
-from sandbox.server_settings import ServerSettings
-from tests.integration.conftest import run_sandbox
+from tests.integration.conftest import resolve_or_skip, run_sandbox, stair_stepper
 
 pytestmark = [
     pytest.mark.e2e,
@@ -93,10 +90,7 @@ sys.stdin.read()
 
 
 def allocator_env(name: str) -> dict[str, str]:
-    try:
-        resolved = allocators.resolve(name)
-    except AllocatorError as exc:
-        pytest.skip(str(exc))
+    resolved = resolve_or_skip(name)
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
     return {**env, **resolved.environ()}
 
@@ -230,12 +224,7 @@ def test_watch_tells_live_growth_from_free_memory_kept(mode: str, verdict: str) 
 
 @pytest.fixture(params=["glibc", "jemalloc"])
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    try:
-        resolved = allocators.resolve(request.param)
-    except AllocatorError as exc:
-        pytest.skip(str(exc))
-    settings = ServerSettings(sleep_ms=0, threads=4).to_environ()
-    with launch(build_environ(settings, resolved.environ())) as live:
+    with stair_stepper(request.param) as live:
         yield live
 
 

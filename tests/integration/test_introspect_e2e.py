@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from sandbox import allocators
-from sandbox.errors import AllocatorError
-from sandbox.measure.launch import ServerProcess, build_environ, launch
+from sandbox.measure.launch import ServerProcess
 from sandbox.server.introspect import MIB
-from sandbox.server_settings import DEBUG_HEADER, ServerSettings
+from sandbox.server_settings import DEBUG_HEADER
+from tests.integration.conftest import stair_stepper
 
 pytestmark = pytest.mark.e2e
 
@@ -37,12 +36,7 @@ def call(server: ServerProcess, method: str, path: str) -> dict[str, Any]:
 
 @pytest.fixture(params=list(RELEASE_CALLS))
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    try:
-        resolved = allocators.resolve(request.param)
-    except AllocatorError as exc:
-        pytest.skip(str(exc))
-    settings = ServerSettings(sleep_ms=0, threads=4).to_environ()
-    with launch(build_environ(settings, resolved.environ())) as live:
+    with stair_stepper(request.param) as live:
         yield live
 
 
