@@ -22,8 +22,8 @@ from sandbox.analysis.answer import plain_answer
 from sandbox.analysis.caveats import MATCHING_SETTINGS
 from sandbox.analysis.compare import Comparison, compare
 from sandbox.analysis.groups import group_label
-from sandbox.analysis.metrics import METRICS, MIB
-from sandbox.analysis.report import TIMES, headlines, num, ratio_text
+from sandbox.analysis.metrics import MIB
+from sandbox.analysis.report import TABLE_HEADER, TIMES, headlines, table_rows
 from sandbox.analysis.reproduce import reproduce_commands
 from sandbox.analysis.sections import (
     git_commit,
@@ -272,33 +272,23 @@ def _grid(
 
 
 def _table(c: Comparison) -> str:
-    header = ["metric", "group", "n", "median", "mean ± sd", "min", "max", f"vs {c.baseline}"]
+    header = [*TABLE_HEADER, f"vs {c.baseline}"]
     rows = []
-    for m in METRICS:
-        first = True
-        for g in c.groups:
-            s = g.stat(m.key)
-            if s is None:
-                continue
-            r = g.ratio(m.key)
-            cls = "num"
-            if r is not None and r.significant and r.ratio is not None:
-                lower_is_better = m.key != "throughput_rps"
-                better = (r.ratio < 1.0) == lower_is_better
-                cls += " better" if better else " worse"
-            vs = "" if g.label == c.baseline else ratio_text(r, g.reference)
-            cells = [
-                f"<td>{_e(f'{m.label} ({m.unit})') if first else ''}</td>",
-                f"<td>{_e(g.label)}</td>",
-                f'<td class="num">{s.n}</td>',
-                f'<td class="num">{num(s.median)}</td>',
-                f'<td class="num">{s.mean:.1f} ± {num(s.sd)}</td>',
-                f'<td class="num">{num(s.min)}</td>',
-                f'<td class="num">{num(s.max)}</td>',
-                f'<td class="{cls}">{_e(vs)}</td>',
-            ]
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-            first = False
+    for m, g, texts in table_rows(c):
+        r = g.ratio(m.key)
+        cls = "num"
+        if r is not None and r.significant and r.ratio is not None:
+            lower_is_better = m.key != "throughput_rps"
+            better = (r.ratio < 1.0) == lower_is_better
+            cls += " better" if better else " worse"
+        metric, group, *numbers, vs = texts
+        cells = [
+            f"<td>{_e(metric)}</td>",
+            f"<td>{_e(group)}</td>",
+            *(f'<td class="num">{_e(n)}</td>' for n in numbers),
+            f'<td class="{cls}">{_e(vs)}</td>',
+        ]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     return "\n".join(
         [

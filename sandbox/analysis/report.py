@@ -14,6 +14,7 @@ from sandbox.analysis.metrics import (
     HEADLINE_METRICS,
     METRIC_BY_KEY,
     METRICS,
+    Metric,
 )
 from sandbox.analysis.stats import Ratio
 from sandbox.errors import ConfigError
@@ -156,7 +157,10 @@ def _align(
     return lines
 
 
-def _rows(c: Comparison) -> list[list[str]]:
+def table_rows(c: Comparison) -> list[tuple[Metric, Group, list[str]]]:
+    """The comparison table's rows, metric by metric, each with its metric, its group and its
+    cells as text (the metric's name only on its first row); the text, markdown and HTML tables
+    all format these."""
     rows = []
     for m in METRICS:
         first = True
@@ -164,28 +168,32 @@ def _rows(c: Comparison) -> list[list[str]]:
             s = g.stat(m.key)
             if s is None:
                 continue
-            rows.append(
-                [
-                    f"{m.label} ({m.unit})" if first else "",
-                    g.label,
-                    str(s.n),
-                    num(s.median),
-                    f"{s.mean:.1f} ± {num(s.sd)}",
-                    num(s.min),
-                    num(s.max),
-                    "" if g.label == c.baseline else ratio_text(g.ratio(m.key), g.reference),
-                ]
-            )
+            cells = [
+                f"{m.label} ({m.unit})" if first else "",
+                g.label,
+                str(s.n),
+                num(s.median),
+                f"{s.mean:.1f} ± {num(s.sd)}",
+                num(s.min),
+                num(s.max),
+                "" if g.label == c.baseline else ratio_text(g.ratio(m.key), g.reference),
+            ]
+            rows.append((m, g, cells))
             first = False
     return rows
 
 
-_HEADER = ["metric", "group", "n", "median", "mean ± sd", "min", "max"]
+def _rows(c: Comparison) -> list[list[str]]:
+    return [cells for _, _, cells in table_rows(c)]
+
+
+TABLE_HEADER = ["metric", "group", "n", "median", "mean ± sd", "min", "max"]
+"""The table's columns before the ratio's (`vs <baseline>`)."""
 
 
 def render_table(c: Comparison) -> str:
     """Aligned terminal text: title, headline lines, the full table, then the warnings."""
-    header = [*_HEADER, f"vs {c.baseline}"]
+    header = [*TABLE_HEADER, f"vs {c.baseline}"]
     table = _align([header, *_rows(c)], right=(2, 3, 4, 5, 6))
     out = [_title(c), "", *headlines(c), "", *(line.rstrip() for line in table)]
     if len(c.groups) > 1:
@@ -233,7 +241,7 @@ def render_markdown(c: Comparison) -> str:
     """A Markdown report: title, headline list, table and warnings."""
     out = [f"**{_md_escape(_title(c))}**", ""]
     out += [f"- {_md_code(line)}" for line in headlines(c)]
-    header = [*_HEADER, f"vs {_md_escape(c.baseline)}"]
+    header = [*TABLE_HEADER, f"vs {_md_escape(c.baseline)}"]
     out += ["", "| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["--:"] * 5)]
     out[-1] += "|---|"
     out += ["| " + " | ".join(_md_escape(cell) for cell in row) + " |" for row in _rows(c)]
