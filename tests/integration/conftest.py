@@ -44,6 +44,17 @@ def stair_stepper(allocator: str) -> Iterator[ServerProcess]:
         yield live
 
 
+def post_json(url: str, body: bytes) -> int:
+    """POST `body` as JSON to `url` (no proxy: loopback); the answer's status."""
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+        status: int = response.status
+        return status
+
+
 @dataclass(frozen=True)
 class LiveServer:
     """A real `python -m sandbox.server` child, answering on `url`."""

@@ -23,7 +23,7 @@ from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, Hello, MemorySnapshot
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.spec import Target
-from tests.integration.conftest import resolve_or_skip
+from tests.integration.conftest import post_json, resolve_or_skip
 from tests.integration.harness import REPO
 from tests.unit.test_agent_standalone import find_python
 
@@ -131,14 +131,7 @@ def check_counters(snap: MemorySnapshot, pid: int, allocator: str, library: str 
 def put_items(served: Served, count: int) -> None:
     body = b'{"name": "x", "values": [1, 2, 3, 4, 5, 6, 7, 8]}'
     for i in range(count):
-        request = urllib.request.Request(
-            f"{served.server.url}/items/k{i}",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 201
+        assert post_json(f"{served.server.url}/items/k{i}", body) == 201
 
 
 @pytest.mark.parametrize("allocator", ["glibc", "jemalloc"])

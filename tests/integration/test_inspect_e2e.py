@@ -22,7 +22,7 @@ from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.inject import agent_environ, agent_folder
 from sandbox.measure.launch import ServerProcess
 from sandbox.processes import free_port, stop_process
-from tests.integration.conftest import resolve_or_skip, run_sandbox, stair_stepper
+from tests.integration.conftest import post_json, resolve_or_skip, run_sandbox, stair_stepper
 
 pytestmark = [
     pytest.mark.e2e,
@@ -328,14 +328,8 @@ def own_uvicorn(request: pytest.FixtureRequest) -> Iterator[tuple[int, AgentClie
                 assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
                 time.sleep(0.1)
             for i in range(300):  # ~300 items in its cache
-                put = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/items/k{i}",
-                    json.dumps({"name": "x" * 4000, "values": list(range(1000))}).encode(),
-                    {"Content-Type": "application/json"},
-                    method="POST",
-                )
-                with urllib.request.urlopen(put, timeout=10) as response:
-                    assert response.status in (200, 201)
+                body = json.dumps({"name": "x" * 4000, "values": list(range(1000))}).encode()
+                assert post_json(f"http://127.0.0.1:{port}/items/k{i}", body) in (200, 201)
             yield proc.pid, client
         finally:
             stop_process(proc)

@@ -17,6 +17,7 @@ from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, MemorySnapshot
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.server_settings import ServerSettings
+from tests.integration.conftest import post_json
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +30,7 @@ BODY = json.dumps({"eventType": "truth", "payload": {"rows": list(range(20))}}).
 
 def post(server: ServerProcess, count: int) -> None:
     for _ in range(count):
-        request = urllib.request.Request(
-            f"{server.url}/widgets",
-            data=BODY,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 201
+        assert post_json(f"{server.url}/widgets", BODY) == 201
 
 
 def stats(server: ServerProcess) -> dict[str, Any]:
