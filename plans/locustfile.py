@@ -51,6 +51,14 @@ def _add_arguments(parser: Any) -> None:
         help="Send exactly this many requests of each selected plan (--tags), then stop. "
         "0 (default): run until stopped or --run-time. Shared out among workers.",
     )
+    parser.add_argument(
+        "--no-final-csv",
+        action="store_true",
+        default=False,
+        help="When --iterations ends the run, quit at once instead of waiting for one more "
+        "--csv write (Locust does not rewrite the CSVs on exit); for callers that read the "
+        "final figures from --json-file.",
+    )
 
 
 class Drill:
@@ -132,9 +140,13 @@ def _finish(environment: Environment) -> None:
         return
     options = environment.parsed_options
     if getattr(options, "csv_prefix", None):
-        # Locust rewrites the --csv files every CSV_STATS_INTERVAL_SEC and does not write them
-        # again on exit (locustio/locust#2299): wait for one more write so they hold every request.
-        gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.5)
+        if getattr(options, "no_final_csv", False):
+            logger.info("--no-final-csv: quitting without waiting for the next CSV write")
+        else:
+            # Locust rewrites the --csv files every CSV_STATS_INTERVAL_SEC and does not write
+            # them again on exit (locustio/locust#2299): wait for one more write so they hold
+            # every request.
+            gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.5)
     if getattr(options, "headless", False) and not isinstance(runner, WorkerRunner):
         runner.quit()  # like --run-time running out: writes the CSVs and exits
     else:

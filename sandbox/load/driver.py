@@ -66,7 +66,8 @@ def locust_command(
     cmd += ["--host", host_url, "--tags", *spec.tags]
     cmd += ["--users", str(spec.users), "--spawn-rate", f"{spec.spawn_rate:g}"]
     if spec.model.name == "iterations" and spec.drill:
-        cmd += ["--iterations", str(spec.iterations)]
+        # The final figures come from --json-file: no waiting for one more CSV write.
+        cmd += ["--iterations", str(spec.iterations), "--no-final-csv"]
     cmd += model_options(spec.model)
     cmd += ["--run-time", f"{max(1, int(spec.timeout_s))}s", "--stop-timeout", "10"]
     cmd += ["--json-file", str(json_prefix), "--only-summary", "--loglevel", "WARNING"]

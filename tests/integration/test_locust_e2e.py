@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -23,14 +24,18 @@ JSON = {"Content-Type": "application/json"}
 
 
 def run_locust(
-    server: LiveServer, tmp_path: Path, tags: list[str], iterations: int
-) -> tuple[dict[str, dict[str, str]], float]:
-    """Run a drill; return the CSV rows by name and how long Locust took."""
+    server: LiveServer,
+    tmp_path: Path,
+    tags: list[str],
+    iterations: int,
+    extra: tuple[str, ...] = (),
+) -> tuple[dict[str, dict[str, str]], float, str]:
+    """Run a drill; return the CSV rows by name, how long Locust took and its log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
     command = [
         str(LOCUST), "-f", str(LOCUSTFILE), "--headless", "--tags", *tags,
         "-u", "4", "-r", "4", "-t", "60s", "--iterations", str(iterations),
-        "--csv", str(tmp_path / "run"), "--host", server.url, "--only-summary",
+        "--csv", str(tmp_path / "run"), "--host", server.url, "--only-summary", *extra,
     ]  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(
@@ -40,7 +45,7 @@ def run_locust(
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / "run_stats.csv", newline="") as f:
         rows = {row["Name"]: row for row in csv.DictReader(f)}
-    return rows, elapsed
+    return rows, elapsed, done.stderr
 
 
 def counts(rows: dict[str, dict[str, str]]) -> dict[str, tuple[int, int]]:
@@ -48,13 +53,13 @@ def counts(rows: dict[str, dict[str, str]]) -> dict[str, tuple[int, int]]:
 
 
 def test_iterations_stop_the_run(live_server: LiveServer, tmp_path: Path) -> None:
-    rows, elapsed = run_locust(live_server, tmp_path, ["tiny"], 20)
+    rows, elapsed, _ = run_locust(live_server, tmp_path, ["tiny"], 20)
     assert elapsed < 30, "Locust ran to its --run-time instead of stopping after 20 iterations"
     assert counts(rows) == {"/widgets [tiny]": (20, 0), "Aggregated": (20, 0)}
 
 
 def test_iterations_count_per_selected_plan(live_server: LiveServer, tmp_path: Path) -> None:
-    rows, elapsed = run_locust(live_server, tmp_path, ["small", "tiny"], 10)
+    rows, elapsed, _ = run_locust(live_server, tmp_path, ["small", "tiny"], 10)
     assert elapsed < 30
     assert counts(rows) == {
         "/widgets [small]": (10, 0),
@@ -63,6 +68,20 @@ def test_iterations_count_per_selected_plan(live_server: LiveServer, tmp_path: P
     }
     stats = httpx.get(f"{live_server.url}/stats").json()
     assert stats == {"requests_done": 20, "requests_rejected": 0, "in_flight": 0}
+
+
+def test_no_final_csv_quits_without_the_wait_and_the_json_file_holds_every_request(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """The harness's way (`--no-final-csv`, final figures from --json-file): Locust quits after
+    the last request instead of waiting a second and a half for its next CSV write."""
+    extra = ("--no-final-csv", "--json-file", str(tmp_path / "final"))
+    _, _, log = run_locust(live_server, tmp_path, ["tiny"], 20, extra)
+    entries = json.loads((tmp_path / "final.json").read_text())
+    assert sum(e["num_requests"] for e in entries) == 20
+    assert "quitting without waiting for the next CSV write" in log
+    _, _, log = run_locust(live_server, tmp_path, ["tiny"], 20)
+    assert "quitting without waiting" not in log
 
 
 def test_bad_requests_do_not_hurt_the_server(live_server: LiveServer) -> None:

@@ -39,6 +39,7 @@ def test_iterations_command() -> None:
     assert option(cmd, "--users") == "16"
     assert option(cmd, "--spawn-rate") == "16"
     assert option(cmd, "--iterations") == "2500"
+    assert "--no-final-csv" in cmd  # the harness reads --json-file: no wait for a CSV write
     assert option(cmd, "--run-time") == "900s"
     assert option(cmd, "--json-file") == str(JSON_PREFIX)
     assert option(cmd, "--csv") == str(JSON_PREFIX)  # the running count, every second
