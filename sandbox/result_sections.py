@@ -150,6 +150,22 @@ class AgentProcess(_Section):
     """Probes it did not answer in time, or answered wrongly (its last figures were carried)."""
     error: str | None = None
     """The first failure, in words."""
+    periodic_trim: dict[str, Any] | None = None
+    """The agent's periodic trim (SANDBOX_AGENT_TRIM_EVERY_S) as its last answer gave it:
+    every_s, count, called, total_ms, max_ms, last_ms (format 5, added later); None when the
+    process ran none."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _plain(self)
+        if self.periodic_trim is None:
+            del out["periodic_trim"]  # as files without a periodic trim have always been
+        return out
+
+    @property
+    def trims(self) -> int:
+        """Periodic trims done (0 without a periodic trim)."""
+        count = (self.periodic_trim or {}).get("count")
+        return count if isinstance(count, int) else 0
 
 
 @dataclass(frozen=True)

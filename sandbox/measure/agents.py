@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import psutil
 
@@ -101,6 +101,8 @@ class _Seen:
     answered: int = 0
     failed: int = 0
     error: str | None = None
+    periodic_trim: dict[str, Any] | None = None
+    """The latest extra["periodic_trim"] its agent sent (its periodic trims so far)."""
 
 
 def _process_name(pid: int) -> str | None:
@@ -150,6 +152,9 @@ class AgentProbe:
         else:
             seen.answered += 1
             seen.last = _counters(snap)
+            trims = snap.extra.get("periodic_trim")
+            if isinstance(trims, Mapping):
+                seen.periodic_trim = dict(trims)
 
     def read(self, processes: Labelled, *, per_process: bool) -> dict[str, float | None]:
         """The allocator columns now: sums (None when no process gave that counter) and, if
@@ -195,6 +200,7 @@ class AgentProbe:
                 answered=s.answered,
                 failed=s.failed,
                 error=s.error,
+                periodic_trim=s.periodic_trim,
             )
             for s in self._all()
         ]

@@ -13,6 +13,7 @@ import click
 from sandbox.load.models import LoadModel
 from sandbox.measure import runner
 from sandbox.measure.loop import Progress
+from sandbox.result_sections import AgentProcess
 from sandbox.results import RunResult
 from sandbox.spec import RunSpec
 
@@ -85,6 +86,27 @@ def describe_model(model: LoadModel) -> str:
     return model.describe() + per_user
 
 
+def periodic_trim_line(processes: Sequence[AgentProcess]) -> str | None:
+    """The agents' periodic trims in one line (how many, how long each took at most and on
+    average); None when no process ran one."""
+    trimming = [p for p in processes if p.trims]
+    if not trimming:
+        return None
+    count = sum(p.trims for p in trimming)
+    total_ms = sum(float((p.periodic_trim or {}).get("total_ms") or 0.0) for p in trimming)
+    longest = max(float((p.periodic_trim or {}).get("max_ms") or 0.0) for p in trimming)
+    every = (trimming[0].periodic_trim or {}).get("every_s")
+    called = (trimming[0].periodic_trim or {}).get("called") or "the allocator's release"
+    where = f" in {len(trimming)} processes" if len(trimming) > 1 else ""
+    return (
+        f"{count} trims ({called} every {every:g} s{where}), each {total_ms / count:.1f} ms on "
+        f"average, longest {longest:.1f} ms"
+        if isinstance(every, (int, float))
+        else f"{count} trims{where}, each {total_ms / count:.1f} ms on average, longest "
+        f"{longest:.1f} ms"
+    )
+
+
 def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) -> None:
     """The closing summary: allocator, RSS figures, per-batch load, `extra` lines (the stair
     read), the file and what next."""
@@ -139,6 +161,9 @@ def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) 
             f"  trim       RSS {_mib(s.after_trim_rss_bytes)} after trim: {_mib(freed)} "
             f"given back{where}"
         )
+    periodic = periodic_trim_line(result.sampler.agents)
+    if periodic:
+        click.echo(f"  periodic   {periodic}")
     if s.held_after_idle_bytes is not None:
         in_use = _mib(s.in_use_after_idle_bytes)
         click.echo(

@@ -69,3 +69,28 @@ def test_run_host_cores_sets_jemallocs_narenas_in_the_servers_environment(
     assert result.server.env["MALLOC_CONF"] == "narenas:32"
     assert "MALLOC_ARENA_MAX" not in result.server.env
     assert result.parameters == {"host_cores": 8}
+
+
+def test_a_run_with_the_periodic_trim_keeps_each_trims_figures(tmp_path: Path) -> None:
+    """The periodic-trim arm's mechanism in a plain run (an allocator of the config file whose
+    environment asks the agent for a trim every 0.3 s): the result keeps how many trims the
+    agent made and how long they took, and the summary says so."""
+    config = tmp_path / "benchmark.yml"
+    config.write_text(
+        "allocators:\n"
+        "  glibc-trim-fast:\n"
+        "    env: {SANDBOX_AGENT_TRIM_EVERY_S: '0.3'}\n"
+    )
+    done = run_sandbox(
+        "run", "--config", str(config), "--allocator", "glibc-trim-fast", *CHEAP,
+        "--results-dir", str(tmp_path),
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    (path,) = (tmp_path / "runs").glob("*.json")
+    (main,) = results.load(path).sampler.agents
+    reading = main.periodic_trim
+    assert reading is not None and reading["called"] == "malloc_trim(0)"
+    assert reading["every_s"] == 0.3 and main.trims >= 2
+    assert reading["total_ms"] >= reading["max_ms"] > 0
+    assert f"  periodic   {main.trims} trims (malloc_trim(0) every 0.3 s)" in done.stdout

@@ -101,6 +101,17 @@ def test_the_sampler_records_each_process_and_its_agent() -> None:
     assert (older.agent_injected, older.agents) == (None, [])
 
 
+def test_a_periodic_trim_is_kept_and_absent_without_one() -> None:
+    reading = {"every_s": 5.0, "count": 3, "called": "malloc_trim(0)", "total_ms": 70.5,
+               "max_ms": 29.1, "last_ms": 20.0}  # fmt: skip
+    trimming = AgentProcess("main", 10, "python3", True, 9, periodic_trim=reading)
+    assert trimming.to_dict()["periodic_trim"] == reading
+    assert AgentProcess.from_dict(trimming.to_dict()) == trimming
+    assert trimming.trims == 3
+    assert "periodic_trim" not in AgentProcess("w1", 11).to_dict()
+    assert AgentProcess("w1", 11).trims == 0
+
+
 def test_unknown_keys_are_ignored_and_missing_ones_named() -> None:
     sampler = SamplerInfo.from_dict({"interval_s": 0.1, "added_later": 1})
     assert sampler == SamplerInfo(interval_s=0.1)

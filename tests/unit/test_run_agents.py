@@ -160,6 +160,21 @@ def test_a_late_answer_carries_the_last_figures_and_counts_as_missed() -> None:
     assert (w1.label, w1.agent, w1.answered, w1.failed, w1.error) == ("w1", True, 1, 1, str(late))
 
 
+def test_each_process_keeps_its_latest_periodic_trim_figures() -> None:
+    def trimmed(pid: int, count: int) -> MemorySnapshot:
+        reading = {"every_s": 5.0, "count": count, "called": "malloc_trim(0)",
+                   "total_ms": 2.5 * count, "max_ms": 3.0, "last_ms": 2.0}  # fmt: skip
+        return replace(snap(pid, MIB, MIB), extra={"periodic_trim": reading})
+
+    fake = FakeAgents({10: [trimmed(10, 1), trimmed(10, 2)], 11: [snap(11, MIB, MIB)]})
+    reader = probe(fake)
+    reader.read(WORKERS[:2], per_process=True)
+    reader.read(WORKERS[:2], per_process=True)
+    main, w1 = reader.processes()
+    assert main.periodic_trim is not None and main.periodic_trim["count"] == 2
+    assert (main.trims, w1.trims, w1.periodic_trim) == (2, 0, None)
+
+
 def test_a_process_that_went_leaves_the_sums() -> None:
     fake = FakeAgents({10: [snap(10, MIB, MIB)], 11: [snap(11, 3 * MIB, 4 * MIB)]})
     reader = probe(fake)

@@ -83,3 +83,25 @@ def test_no_trim_answer_no_trim_line(capsys: pytest.CaptureFixture[str]) -> None
     lines = summary_lines(replace(make_result("jemalloc"), trim=None), capsys)
     assert not [line for line in lines if line.startswith(("  trim", "  memray", "  objects"))]
     assert not [line for line in lines if line.startswith("  load")]  # the iterations drill
+
+
+def test_the_periodic_trims_of_every_process_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def trimming(
+        label: str, pid: int, count: int, total_ms: float, max_ms: float
+    ) -> sections.AgentProcess:
+        reading = {"every_s": 5.0, "count": count, "called": "malloc_trim(0)",
+                   "total_ms": total_ms, "max_ms": max_ms, "last_ms": 1.0}  # fmt: skip
+        return sections.AgentProcess(label, pid, "python3", True, 9, periodic_trim=reading)
+
+    seen = [trimming("w1", 11, 3, 30.0, 20.0), trimming("w2", 12, 2, 10.0, 6.0)]
+    sampler = sections.SamplerInfo(interval_s=0.1, agents=seen)
+    lines = summary_lines(replace(make_result("glibc"), sampler=sampler), capsys)
+    assert (
+        "  periodic   5 trims (malloc_trim(0) every 5 s in 2 processes), each 8.0 ms on average, "
+        "longest 20.0 ms"
+    ) in lines
+    quiet = sections.SamplerInfo(interval_s=0.1, agents=[sections.AgentProcess("main", 10)])
+    lines = summary_lines(replace(make_result("glibc"), sampler=quiet), capsys)
+    assert not any(line.startswith("  periodic") for line in lines)
