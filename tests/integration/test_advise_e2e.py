@@ -77,9 +77,7 @@ def test_a_run_with_the_periodic_trim_keeps_each_trims_figures(tmp_path: Path) -
     agent made and how long they took, and the summary says so."""
     config = tmp_path / "benchmark.yml"
     config.write_text(
-        "allocators:\n"
-        "  glibc-trim-fast:\n"
-        "    env: {SANDBOX_AGENT_TRIM_EVERY_S: '0.3'}\n"
+        "allocators:\n  glibc-trim-fast:\n    env: {SANDBOX_AGENT_TRIM_EVERY_S: '0.3'}\n"
     )
     done = run_sandbox(
         "run", "--config", str(config), "--allocator", "glibc-trim-fast", *CHEAP,
