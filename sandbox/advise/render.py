@@ -13,6 +13,7 @@ from sandbox.advise.budget import shown
 from sandbox.advise.catalogue import Arm
 from sandbox.advise.race import FIGURES, RaceOutcome, figures_of
 from sandbox.advise.state import RaceState
+from sandbox.analysis.caveats import uneven_load_warning
 from sandbox.analysis.groups import group_results
 from sandbox.analysis.stairs import group_lines
 from sandbox.analysis.stats import log_ratio
@@ -142,6 +143,9 @@ def note(outcome: RaceOutcome) -> str:
     out += [f"skipped: {line}" for line in s.skipped]
     out += ["", f"Ratios against {s.baseline} (geometric means, 95 % intervals, unadjusted):", ""]
     out += [table(race, figures), ""]
+    uneven = uneven_load_warning(group_results([r for r in outcome.results if r.status == "ok"]))
+    if uneven is not None:
+        out += [f"Note: {uneven.message}.", ""]
     dropped = race.dropped_at()
     if dropped:
         out.append("Dropped:")

@@ -8,7 +8,7 @@ parameter. Each message names the cause and the fix.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -19,6 +19,9 @@ from sandbox.results import RunResult
 
 UNSTABLE_CV = 0.10
 """Warn when sd exceeds this fraction of the mean (pyperf's threshold)."""
+UNEVEN_LOAD = 1.10
+"""Warn when, under a time-bounded load, one group's runs served this many times the requests
+of another's (medians)."""
 MIN_REPEATS = 3
 
 # Settings that must match across the compared runs unless an experiment parameter varies them.
@@ -48,7 +51,8 @@ class CompareWarning:
     """Something that makes the comparison less trustworthy, and what to do about it."""
 
     kind: str
-    """unstable, outlier, few-repeats, settings-differ, skipped, failures or truncated."""
+    """unstable, outlier, few-repeats, settings-differ, skipped, failures, truncated or
+    uneven-load."""
     message: str
     group: str | None = None
     metric: str | None = None
@@ -185,3 +189,40 @@ def settings_warnings(results: Sequence[RunResult]) -> list[CompareWarning]:
             )
         )
     return out
+
+
+def served(result: RunResult) -> int:
+    """Requests the run's batches completed."""
+    return sum(b.requests for b in result.load.stats)
+
+
+def uneven_load_warning(groups: Mapping[str, Sequence[RunResult]]) -> CompareWarning | None:
+    """Under a load with a duration (every model but iterations) the requests served follow
+    the server's speed: a group that served fewer allocated less, and memory that follows
+    requests (live data: a cache, a leak) is smaller for that reason alone. None when the load
+    is a fixed count, or the groups' median requests per run are within UNEVEN_LOAD."""
+    medians: dict[str, float] = {}
+    rates: dict[str, float] = {}
+    for label, runs in groups.items():
+        timed = [r for r in runs if r.load.spec.model.name != "iterations" and r.load.stats]
+        if timed:
+            medians[label] = statistics.median(served(r) for r in timed)
+            rates[label] = statistics.median(
+                served(r) / max(sum(b.end_s - b.start_s for b in r.load.stats), 1e-9) for r in timed
+            )
+    if len(medians) < 2:
+        return None
+    low = min(medians, key=lambda k: medians[k])
+    high = max(medians, key=lambda k: medians[k])
+    if medians[low] <= 0 or medians[high] / medians[low] < UNEVEN_LOAD:
+        return None
+    slowest = min(rates.values())
+    return CompareWarning(
+        "uneven-load",
+        "the groups served different numbers of requests under a time-bounded load "
+        f"({low}: {medians[low]:,.0f} a run, {high}: {medians[high]:,.0f}; medians): memory that "
+        "follows "
+        "the requests served (live data: a cache, a leak) is then smaller where fewer were "
+        "served, whatever the allocator; compare at a fixed rate every group keeps up with "
+        f"(--load rate --rate R, R well below the slowest group's {slowest:,.0f} req/s)",
+    )

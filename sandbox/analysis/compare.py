@@ -20,6 +20,7 @@ from sandbox.analysis.caveats import (
     group_warnings,
     settings_warnings,
     skipped_warning,
+    uneven_load_warning,
 )
 from sandbox.analysis.groups import choose_baseline, group_results, references, workload
 from sandbox.analysis.metrics import CONFIRMATORY_METRIC, METRICS, metric_values
@@ -201,6 +202,9 @@ def compare(
         )
         warnings += group_warnings(lab, runs, values[lab])
     warnings += settings_warnings(ok)
+    uneven = uneven_load_warning(by_label)
+    if uneven is not None:
+        warnings.append(uneven)
     return Comparison(
         baseline=base_label,
         groups=tuple(groups),

@@ -15,6 +15,7 @@ from sandbox import config, host_cores
 from sandbox.advise import catalogue, deploy, plan, race, render, state
 from sandbox.advise.state import RaceSettings
 from sandbox.errors import ConfigError
+from sandbox.load.models import LoadModel
 from sandbox.results import RunResult, dump
 from sandbox.spec import RunSpec
 from tests.fakes import fixed_run
@@ -28,9 +29,15 @@ class FakeRuns:
     fake clock; the call numbered `interrupt_at` raises KeyboardInterrupt."""
 
     def __init__(
-        self, levels: Mapping[str, float], run_s: float = 30.0, interrupt_at: int | None = None
+        self,
+        levels: Mapping[str, float],
+        run_s: float = 30.0,
+        interrupt_at: int | None = None,
+        soak_served: Mapping[str, int] | None = None,
     ) -> None:
         self.levels = levels
+        self.soak_served = soak_served
+        """Under a time-bounded load (soak): the requests each arm's batches serve."""
         self.run_s = run_s
         self.interrupt_at = interrupt_at
         self.now = 0.0
@@ -53,6 +60,12 @@ class FakeRuns:
             experiment=spec.experiment,
             parameters=dict(spec.parameters),
         )
+        if self.soak_served is not None:
+            served = self.soak_served[spec.allocator]
+            stats = [replace(b, requests=served) for b in result.load.stats]
+            soak = LoadModel("soak", users=8, duration_s=10.0)
+            load = replace(result.load, spec=replace(result.load.spec, model=soak), stats=stats)
+            result = replace(result, load=load)
         path = dump(result, spec.output.results_dir / f"{result.run_id}.json")
         return result, path
 
@@ -191,6 +204,30 @@ def test_the_note_ranks_the_arms_and_ends_with_the_winners_deploy_lines(tmp_path
     assert (
         "\nStair read per arm:\nglibc host_cores=8: the stair read over 3 batches (2 runs;" in text
     )
+
+
+def test_the_note_says_when_a_time_bounded_load_served_the_arms_unevenly(
+    tmp_path: Path,
+) -> None:
+    levels = {"glibc": 200, "jemalloc": 100}
+    for served, said in (
+        ({"glibc": 3000, "jemalloc": 1500}, True),
+        (dict.fromkeys(levels, 3000), False),
+    ):
+        fake = FakeRuns(levels, soak_served=served)
+        out = race.start_race(
+            settings(list(levels)),
+            bench(),
+            fake,
+            results_dir=tmp_path / str(said),
+            clock=fake.clock,
+        )
+        text = render.note(out)
+        assert ("Note: the groups served different numbers of requests" in text) is said
+        if said:
+            assert (
+                "(jemalloc host_cores=8: 4,500 a run, glibc host_cores=8: 9,000; medians)" in text
+            )
 
 
 def test_deploy_lines_of_a_tuned_jemalloc() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sandbox.analysis import compare
 from sandbox.load.models import LoadModel
+from sandbox.results import RunResult
 from tests.fakes import fixed_runs, make_result, with_load
 
 
@@ -117,3 +118,20 @@ def test_varying_concurrency_is_not_reported_as_a_settings_mismatch() -> None:
     ]
     kinds = {w.kind for w in compare.compare(runs).warnings}
     assert "settings-differ" not in kinds
+
+
+def _soak(runs: list[RunResult]) -> list[RunResult]:
+    return [with_load(r, model=LoadModel("soak", users=8, duration_s=10.0)) for r in runs]
+
+
+def test_a_time_bounded_load_that_served_uneven_requests_is_named() -> None:
+    fast = [make_result("glibc", repeat=i, requests_per_batch=3000) for i in range(3)]
+    slow = [make_result("jemalloc", repeat=i, requests_per_batch=1500) for i in range(3)]
+    c = compare.compare(_soak(fast) + _soak(slow))
+    (uneven,) = [w for w in c.warnings if w.kind == "uneven-load"]
+    assert "(jemalloc: 4,4" in uneven.message and ", glibc: 8,9" in uneven.message
+    assert "--load rate --rate R" in uneven.message
+    # a fixed count (iterations), or groups within 10 % of each other: nothing to say
+    assert "uneven-load" not in kinds(compare.compare(fast + slow))
+    near = [make_result("jemalloc", repeat=i, requests_per_batch=2900) for i in range(3)]
+    assert "uneven-load" not in kinds(compare.compare(_soak(fast) + _soak(near)))
