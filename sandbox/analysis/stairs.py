@@ -119,7 +119,8 @@ class Read:
             return f"{self.quantity} levels off at ≈ {_mib(self.level_bytes)} MiB"
         if self.state == "climbing":
             return (
-                f"{self.quantity} still climbing {_mib1(self.slope.per_1000_bytes)} MiB / 1,000 req"
+                f"{self.quantity} still climbing "
+                f"{_mib1(self.slope.per_1000_bytes, _decimals(self.slope))} MiB / 1,000 req"
             )
         if self.state == "falling":
             return f"{self.quantity} falling"
@@ -131,10 +132,7 @@ class Read:
             return (
                 f"{self.quantity}: {_delta(self.rise_bytes, 0.0)} MiB over the batches (no slope)"
             )
-        s = self.slope
-        interval = (
-            f"{_mib1(s.per_1000_bytes)} [{_mib1(s.low)}, {_mib1(s.high)}] MiB per 1,000 requests"
-        )
+        interval = _slope_text(self.slope)
         if self.state == "levels":
             return (
                 f"{self.quantity}: levels off at ≈ {_mib(self.level_bytes)} MiB (slope {interval})"
@@ -329,9 +327,26 @@ def _mib(value: float) -> str:
     return f"{round(value / MIB):d}"
 
 
-def _mib1(value: float) -> str:
-    text = f"{value / MIB:.2f}"
-    return "0.00" if text == "-0.00" else text
+def _mib1(value: float, decimals: int = 2) -> str:
+    text = f"{value / MIB:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _decimals(slope: Slope) -> int:
+    """Decimals that the interval supports: two significant digits of its half-width (none
+    for a half-width of 10 MiB or more, two at most); two for an exact figure."""
+    half = (slope.high - slope.low) / 2 / MIB
+    if half <= 0:
+        return 2
+    return min(2, max(0, 1 - math.floor(math.log10(half))))
+
+
+def _slope_text(slope: Slope) -> str:
+    d = _decimals(slope)
+    return (
+        f"{_mib1(slope.per_1000_bytes, d)} [{_mib1(slope.low, d)}, {_mib1(slope.high, d)}] "
+        "MiB per 1,000 requests"
+    )
 
 
 @dataclass(frozen=True)

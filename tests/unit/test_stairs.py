@@ -53,6 +53,24 @@ def test_a_linear_series_is_still_climbing_at_its_slope() -> None:
     assert r.answer() == "live: still climbing 3.00 [3.00, 3.00] MiB per 1,000 requests"
 
 
+@pytest.mark.parametrize(
+    ("per_1000", "low", "high", "shown"),
+    [
+        (186.47, 157.70, 215.25, "186 [158, 215]"),  # half-width 29: no decimals
+        (14.26, 9.34, 19.19, "14.3 [9.3, 19.2]"),  # half-width 4.9: one
+        (0.05, -0.37, 0.47, "0.05 [-0.37, 0.47]"),  # half-width 0.42: two
+        (30.87, -3911.97, 3973.72, "31 [-3912, 3974]"),
+        (-0.001, -0.004, 0.002, "0.00 [0.00, 0.00]"),  # never a "-0.00"
+    ],
+)
+def test_a_slope_is_shown_to_the_precision_its_interval_supports(
+    per_1000: float, low: float, high: float, shown: str
+) -> None:
+    slope = stairs.Slope(per_1000 * MIB, low * MIB, high * MIB, 6)
+    read = stairs.Read("RSS", "unsure", slope, 100 * MIB, 4 * MIB, 2000.0, 50 * MIB)
+    assert f"(slope {shown} MiB per 1,000 requests)" in read.answer()
+
+
 def test_a_series_that_levels_like_a_cache_levels_off_over_the_last_batches() -> None:
     # 1 - e^-k: most of it in the first batches, then flat within a fraction of a MiB.
     values = mib(lambda k: 40.0 + 60.0 * (1 - math.exp(-1.5 * k)), 10)
