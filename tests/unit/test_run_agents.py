@@ -17,6 +17,7 @@ from sandbox.measure.agent_client import (
     PythonCounters,
     TrimResult,
 )
+from sandbox.measure.runner import probe_timeout_s
 from sandbox.result_sections import AgentProcess
 
 MIB = 2**20
@@ -321,3 +322,12 @@ def test_the_agent_is_left_out_only_when_asked() -> None:
     assert not agents.agent_disabled({})
     assert not agents.agent_disabled({"SANDBOX_NO_AGENT": "0"})
     assert agents.agent_disabled({"SANDBOX_NO_AGENT": "1"})
+
+
+def test_an_agent_gets_half_the_probe_interval_to_answer_but_never_more_than_half_a_second() -> (
+    None
+):
+    assert probe_timeout_s(1.0) == 0.5  # the default probe interval: its whole agent budget
+    assert probe_timeout_s(0.4) == 0.2
+    assert probe_timeout_s(5.0) == 0.5
+    assert probe_timeout_s(0.05) == 0.05
