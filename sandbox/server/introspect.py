@@ -14,7 +14,6 @@ from typing import Any
 
 from sandbox import procmaps
 from sandbox.agent.allocator import (
-    MALLINFO2_FIELDS,
     Backend,
     Glibc,
     Jemalloc,
@@ -69,8 +68,6 @@ MIB = 1024 * 1024
 # length (a trailing NUL) and glibc adds a header, so a full MiB would spill into the next class.
 HOLD_BLOCK_BYTES = MIB - 64
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-
-_MALLINFO2_FIELDS = MALLINFO2_FIELDS
 
 
 def detect_library() -> str | None:

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from sandbox import procmaps
+from sandbox.agent.allocator import MALLINFO2_FIELDS
 from sandbox.server import introspect
 from sandbox.server.introspect import MIB
 
@@ -34,7 +35,7 @@ def test_the_test_process_runs_on_glibc() -> None:
 def test_glibc_counters_are_plausible() -> None:
     snap = introspect.snapshot()
     assert (snap.allocator, snap.library) == ("glibc", None)
-    assert set(snap.raw) == set(introspect._MALLINFO2_FIELDS)
+    assert set(snap.raw) == set(MALLINFO2_FIELDS)
     assert snap.in_use_bytes is not None and snap.held_bytes is not None
     assert 0 < snap.in_use_bytes <= snap.held_bytes < introspect.rss_bytes()
     assert snap.held_bytes - snap.in_use_bytes == snap.raw["fordblks"]
