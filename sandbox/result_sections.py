@@ -7,7 +7,7 @@ ignores keys it does not know, so newer files still read).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.errors import ResultFormatError
@@ -134,6 +134,25 @@ class SamplerInfo(_Section):
 
 
 @dataclass(frozen=True)
+class PeriodicTrim(_Section):
+    """One process's periodic trims so far, as its agent counts them."""
+
+    every_s: float
+    """The period asked for."""
+    count: int = 0
+    """Trims done."""
+    called: str | None = None
+    """What the last one called, e.g. `malloc_trim(0)`; None when the allocator has nothing to
+    call (nothing was released)."""
+    total_ms: float = 0.0
+    """Their durations added up."""
+    max_ms: float = 0.0
+    """The longest."""
+    last_ms: float | None = None
+    """The latest (None before the first)."""
+
+
+@dataclass(frozen=True)
 class AgentProcess(_Section):
     """One server process as the probe saw it: whether it had an agent, how often it answered."""
 
@@ -150,22 +169,28 @@ class AgentProcess(_Section):
     """Probes it did not answer in time, or answered wrongly (its last figures were carried)."""
     error: str | None = None
     """The first failure, in words."""
-    periodic_trim: dict[str, Any] | None = None
-    """The agent's periodic trim (SANDBOX_AGENT_TRIM_EVERY_S) as its last answer gave it:
-    every_s, count, called, total_ms, max_ms, last_ms (format 5, added later); None when the
-    process ran none."""
+    periodic_trim: PeriodicTrim | None = None
+    """Its agent's periodic trims (SANDBOX_AGENT_TRIM_EVERY_S), as its last answer gave them
+    (format 5, added later); None when its agent runs no periodic trim."""
+
+    @property
+    def trims(self) -> int:
+        """Periodic trims done (0 without a periodic trim)."""
+        return self.periodic_trim.count if self.periodic_trim else 0
 
     def to_dict(self) -> dict[str, Any]:
         out = _plain(self)
         if self.periodic_trim is None:
             del out["periodic_trim"]  # as files without a periodic trim have always been
+        else:
+            out["periodic_trim"] = self.periodic_trim.to_dict()
         return out
 
-    @property
-    def trims(self) -> int:
-        """Periodic trims done (0 without a periodic trim)."""
-        count = (self.periodic_trim or {}).get("count")
-        return count if isinstance(count, int) else 0
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentProcess:
+        seen = from_fields(cls, data)
+        raw = data.get("periodic_trim")
+        return replace(seen, periodic_trim=None if raw is None else PeriodicTrim.from_dict(raw))
 
 
 @dataclass(frozen=True)

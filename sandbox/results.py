@@ -62,7 +62,8 @@ FORMAT = "sandbox-run"
 #     Also (still 5, additive): probes gain pymalloc_used_bytes, pymalloc_free_bytes,
 #     pymalloc_arena_bytes (sums, and per process _<label>) and alloc_active_bytes (jemalloc's
 #     stats.active); summary gains pymalloc used/free at baseline, end of load and after idle,
-#     and active_end_of_load_bytes.
+#     and active_end_of_load_bytes; each of sampler.agents may hold `periodic_trim` (its agent's
+#     periodic trims: every_s, count, called, total_ms, max_ms, last_ms), absent without one.
 FORMAT_VERSION = 5
 READABLE_VERSIONS = (1, 2, 3, 4, 5)
 

@@ -143,7 +143,13 @@ def note(outcome: RaceOutcome) -> str:
     out += [f"skipped: {line}" for line in s.skipped]
     out += ["", f"Ratios against {s.baseline} (geometric means, 95 % intervals, unadjusted):", ""]
     out += [table(race, figures), ""]
-    uneven = uneven_load_warning(group_results([r for r in outcome.results if r.status == "ok"]))
+    by_arm = group_results([r for r in outcome.results if r.status == "ok"])
+    base = next((lab for lab, runs in by_arm.items() if runs[0].allocator.name == s.baseline), None)
+    uneven = (
+        None
+        if base is None
+        else uneven_load_warning(by_arm, {lab: base for lab in by_arm if lab != base})
+    )
     if uneven is not None:
         out += [f"Note: {uneven.message}.", ""]
     dropped = race.dropped_at()

@@ -7,6 +7,7 @@ parameter. Each message names the cause and the fix.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -192,37 +193,60 @@ def settings_warnings(results: Sequence[RunResult]) -> list[CompareWarning]:
 
 
 def served(result: RunResult) -> int:
-    """Requests the run's batches completed."""
-    return sum(b.requests for b in result.load.stats)
+    """Requests the run's batches completed without failing."""
+    return sum(b.requests - b.failures for b in result.load.stats)
 
 
-def uneven_load_warning(groups: Mapping[str, Sequence[RunResult]]) -> CompareWarning | None:
+def _served_median(runs: Sequence[RunResult]) -> tuple[float, float] | None:
+    """The median requests served a run and the median rate (requests a second of load) of
+    the runs under a load with a duration; None when there are none."""
+    timed = [r for r in runs if r.load.spec.model.name != "iterations" and r.load.stats]
+    if not timed:
+        return None
+    seconds = [max(sum(b.end_s - b.start_s for b in r.load.stats), 1e-9) for r in timed]
+    return (
+        statistics.median(served(r) for r in timed),
+        statistics.median(served(r) / s for r, s in zip(timed, seconds, strict=True)),
+    )
+
+
+def uneven_load_warning(
+    groups: Mapping[str, Sequence[RunResult]], refs: Mapping[str, str]
+) -> CompareWarning | None:
     """Under a load with a duration (every model but iterations) the requests served follow
     the server's speed: a group that served fewer allocated less, and memory that follows
-    requests (live data: a cache, a leak) is smaller for that reason alone. None when the load
-    is a fixed count, or the groups' median requests per run are within UNEVEN_LOAD."""
-    medians: dict[str, float] = {}
-    rates: dict[str, float] = {}
-    for label, runs in groups.items():
-        timed = [r for r in runs if r.load.spec.model.name != "iterations" and r.load.stats]
-        if timed:
-            medians[label] = statistics.median(served(r) for r in timed)
-            rates[label] = statistics.median(
-                served(r) / max(sum(b.end_s - b.start_s for b in r.load.stats), 1e-9) for r in timed
-            )
-    if len(medians) < 2:
+    requests (live data: a cache, a leak) is smaller for that reason alone. One warning for the
+    most uneven pair of a group and its reference (`refs`: group -> the group it is compared
+    with) at the same experiment parameters (an allocator against another); None when the load
+    is a fixed count, or each such pair's median requests a run are within UNEVEN_LOAD."""
+    Pair = tuple[float, str, tuple[float, float], str, tuple[float, float]]
+    worst: Pair | None = None
+    figures = {label: _served_median(runs) for label, runs in groups.items()}
+    for label, ref in refs.items():
+        own, other = figures.get(label), figures.get(ref)
+        if own is None or other is None or label not in groups or ref not in groups:
+            continue
+        if groups[label][0].parameters != groups[ref][0].parameters:
+            continue  # a swept setting against another: serving more is part of its effect
+        (low, low_fig), (high, high_fig) = sorted(((label, own), (ref, other)), key=lambda x: x[1])
+        ratio = high_fig[0] / low_fig[0] if low_fig[0] > 0 else math.inf if high_fig[0] else 1.0
+        if ratio >= UNEVEN_LOAD and (worst is None or ratio > worst[0]):
+            worst = (ratio, low, low_fig, high, high_fig)
+    if worst is None:
         return None
-    low = min(medians, key=lambda k: medians[k])
-    high = max(medians, key=lambda k: medians[k])
-    if medians[low] <= 0 or medians[high] / medians[low] < UNEVEN_LOAD:
-        return None
-    slowest = min(rates.values())
+    _, low, low_fig, high, high_fig = worst
+    paced = any(r.load.spec.model.paced for r in groups[low])
+    fix = (
+        f"lower the rate (--rate) below the {low_fig[1]:,.0f} req/s that {low} reached: it did "
+        "not keep up with the rate asked"
+        if paced
+        else "compare at a fixed rate both keep up with (--load rate --rate R, R well below "
+        f"the {low_fig[1]:,.0f} req/s that {low} reached)"
+    )
     return CompareWarning(
         "uneven-load",
-        "the groups served different numbers of requests under a time-bounded load "
-        f"({low}: {medians[low]:,.0f} a run, {high}: {medians[high]:,.0f}; medians): memory that "
-        "follows "
-        "the requests served (live data: a cache, a leak) is then smaller where fewer were "
-        "served, whatever the allocator; compare at a fixed rate every group keeps up with "
-        f"(--load rate --rate R, R well below the slowest group's {slowest:,.0f} req/s)",
+        f"{low} and {high} served different numbers of requests under a time-bounded load "
+        f"({low_fig[0]:,.0f} and {high_fig[0]:,.0f} a run, medians): memory that follows the "
+        "requests served (live data: a cache, a leak) is then smaller where fewer were served, "
+        f"whatever the allocator; {fix}",
     )

@@ -202,7 +202,7 @@ def compare(
         )
         warnings += group_warnings(lab, runs, values[lab])
     warnings += settings_warnings(ok)
-    uneven = uneven_load_warning(by_label)
+    uneven = uneven_load_warning(by_label, refs)
     if uneven is not None:
         warnings.append(uneven)
     return Comparison(

@@ -336,7 +336,7 @@ def _decimals(slope: Slope) -> int:
     """Decimals that the interval supports: two significant digits of its half-width (none
     for a half-width of 10 MiB or more, two at most); two for an exact figure."""
     half = (slope.high - slope.low) / 2 / MIB
-    if half <= 0:
+    if not math.isfinite(half) or half <= 0:
         return 2
     return min(2, max(0, 1 - math.floor(math.log10(half))))
 

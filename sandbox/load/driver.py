@@ -66,8 +66,11 @@ def locust_command(
     cmd += ["--host", host_url, "--tags", *spec.tags]
     cmd += ["--users", str(spec.users), "--spawn-rate", f"{spec.spawn_rate:g}"]
     if spec.model.name == "iterations" and spec.drill:
-        # The final figures come from --json-file: no waiting for one more CSV write.
-        cmd += ["--iterations", str(spec.iterations), "--no-final-csv"]
+        cmd += ["--iterations", str(spec.iterations)]
+        if not spec.workers:
+            # The final figures come from --json-file: no waiting for one more CSV write. (A
+            # master waits: its workers' last statistics reports may still be on their way.)
+            cmd.append("--no-final-csv")
     cmd += model_options(spec.model)
     cmd += ["--run-time", f"{max(1, int(spec.timeout_s))}s", "--stop-timeout", "10"]
     cmd += ["--json-file", str(json_prefix), "--only-summary", "--loglevel", "WARNING"]

@@ -18,17 +18,25 @@ time (the same rule the probe applies to RSS and PSS):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import psutil
 
+from sandbox.errors import ResultFormatError
 from sandbox.measure.agent_client import AgentError, MemorySnapshot, TrimResult
-from sandbox.result_sections import AgentProcess, ProcessTrim, Released, TrimInfo
+from sandbox.result_sections import (
+    AgentProcess,
+    PeriodicTrim,
+    ProcessTrim,
+    Released,
+    TrimInfo,
+)
 
 SUMS = (
     "alloc_in_use_bytes",
@@ -69,7 +77,9 @@ def agent_disabled(environ: dict[str, str] | None = None) -> bool:
 class Agents(Protocol):
     """What the run asks of the agents (`agent_client.AgentClient`)."""
 
-    def snapshot(self, pid: int, *, gc_objects: bool = False) -> MemorySnapshot | None: ...
+    def snapshot(
+        self, pid: int, *, gc_objects: bool = False, timeout_s: float | None = None
+    ) -> MemorySnapshot | None: ...
 
     def trim(self, pid: int, timeout_s: float = ...) -> TrimResult | None: ...
 
@@ -101,7 +111,7 @@ class _Seen:
     answered: int = 0
     failed: int = 0
     error: str | None = None
-    periodic_trim: dict[str, Any] | None = None
+    periodic_trim: PeriodicTrim | None = None
     """The latest extra["periodic_trim"] its agent sent (its periodic trims so far)."""
 
 
@@ -120,12 +130,15 @@ class AgentProbe:
         agents: Agents,
         budget_s: float,
         *,
+        timeout_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         name_of: Callable[[int], str | None] = _process_name,
     ) -> None:
         self.agents = agents
         self.budget_s = budget_s
         """The most one probe spends on agents; processes not reached in it are carried."""
+        self.timeout_s = budget_s if timeout_s is None else timeout_s
+        """The most one agent gets to answer (less when less of the budget is left)."""
         self.clock = clock
         self.name_of = name_of
         self._seen: dict[int, _Seen] = {}
@@ -136,13 +149,14 @@ class AgentProbe:
         with self._lock:
             return list(self._seen.values())
 
-    def _ask(self, seen: _Seen, in_budget: bool) -> None:
-        if not in_budget:
+    def _ask(self, seen: _Seen, left_s: float) -> None:
+        """Ask one process, within what is left of the probe's budget (`left_s`)."""
+        if left_s <= 0:
             seen.failed += seen.last is not None
             seen.error = seen.error or "not asked: the probe's time for agents was spent"
             return
         try:
-            snap = self.agents.snapshot(seen.pid)
+            snap = self.agents.snapshot(seen.pid, timeout_s=min(self.timeout_s, left_s))
         except AgentError as exc:
             seen.failed += 1
             seen.error = seen.error or str(exc)
@@ -153,8 +167,10 @@ class AgentProbe:
             seen.answered += 1
             seen.last = _counters(snap)
             trims = snap.extra.get("periodic_trim")
-            if isinstance(trims, Mapping):
-                seen.periodic_trim = dict(trims)
+            if trims is not None:
+                # one this harness cannot read keeps the last good one
+                with contextlib.suppress(ResultFormatError):
+                    seen.periodic_trim = PeriodicTrim.from_dict(trims)
 
     def read(self, processes: Labelled, *, per_process: bool) -> dict[str, float | None]:
         """The allocator columns now: sums (None when no process gave that counter) and, if
@@ -167,7 +183,7 @@ class AgentProbe:
                 seen = _Seen(label, pid, self.name_of(pid))
                 with self._lock:
                     self._seen[pid] = seen
-            self._ask(seen, self.clock() < deadline)
+            self._ask(seen, deadline - self.clock())
             if seen.last is None:
                 continue
             for name in SUMS:

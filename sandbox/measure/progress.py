@@ -87,24 +87,24 @@ def describe_model(model: LoadModel) -> str:
 
 
 def periodic_trim_line(processes: Sequence[AgentProcess]) -> str | None:
-    """The agents' periodic trims in one line (how many, how long each took at most and on
-    average); None when no process ran one."""
-    trimming = [p for p in processes if p.trims]
+    """The agents' periodic trims in one line (how many, how long each took on average and at
+    most); None when no process made one."""
+    trimming = [(p, p.periodic_trim) for p in processes if p.periodic_trim and p.trims]
     if not trimming:
         return None
-    count = sum(p.trims for p in trimming)
-    total_ms = sum(float((p.periodic_trim or {}).get("total_ms") or 0.0) for p in trimming)
-    longest = max(float((p.periodic_trim or {}).get("max_ms") or 0.0) for p in trimming)
-    every = (trimming[0].periodic_trim or {}).get("every_s")
-    called = (trimming[0].periodic_trim or {}).get("called") or "the allocator's release"
+    count = sum(t.count for _, t in trimming)
+    mean_ms = sum(t.total_ms for _, t in trimming) / count
+    longest_ms = max(t.max_ms for _, t in trimming)
+    first = trimming[0][1]
+    what = first.called or "nothing to call under this allocator"
     where = f" in {len(trimming)} processes" if len(trimming) > 1 else ""
-    return (
-        f"{count} trims ({called} every {every:g} s{where}), each {total_ms / count:.1f} ms on "
-        f"average, longest {longest:.1f} ms"
-        if isinstance(every, (int, float))
-        else f"{count} trims{where}, each {total_ms / count:.1f} ms on average, longest "
-        f"{longest:.1f} ms"
+    trims = "1 trim" if count == 1 else f"{count} trims"
+    took = (
+        f"{mean_ms:.1f} ms"
+        if count == 1
+        else f"each {mean_ms:.1f} ms on average, longest {longest_ms:.1f} ms"
     )
+    return f"{trims} ({what}, every {first.every_s:g} s{where}), {took}"
 
 
 def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) -> None:

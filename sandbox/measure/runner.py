@@ -52,10 +52,11 @@ TRIM_TIMEOUT_S = 30.0
 
 def probe_timeout_s(probe_interval_s: float) -> float:
     """One agent's time to answer a probe's snapshot: half the probe interval (the probe's
-    whole budget for agents), at most 0.5 s, so a slow agent cannot hold up the probe that
-    watches for a hung server. Not less: under load the agent's thread waits for the GIL behind
-    the server's threads (the stair-stepper's 40 threads at 5 ms each), and at a quarter of a
-    second about one probe in 25 was missed in 3 of 10 quick.yml runs."""
+    whole budget for agents, which the probe never overruns: a later process gets what is
+    left), between 0.05 s and 0.5 s, so a slow agent cannot hold up the probe that watches for
+    a hung server. Not less: under load the agent's thread waits for the GIL behind the server's
+    threads (the stair-stepper's 40 threads at 5 ms each), and at a quarter of a second about
+    one probe in 25 was missed in 3 of 10 quick.yml runs."""
     return min(0.5, max(0.05, probe_interval_s / 2))
 
 
@@ -92,7 +93,9 @@ class _Run:
             None
             if agent_dir is None
             else agents.AgentProbe(
-                AgentClient(agent_dir, probe_timeout_s(interval)), budget_s=interval / 2
+                AgentClient(agent_dir),
+                budget_s=interval / 2,
+                timeout_s=probe_timeout_s(interval),
             )
         )
         self.count = LocustCount()

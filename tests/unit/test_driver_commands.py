@@ -97,7 +97,15 @@ def test_users_locustfile_gets_no_iterations() -> None:
     spec = replace(DRILL, locustfile=Path("/home/me/mine.py"), drill=False)
     cmd = locust_command(spec, HOST, JSON_PREFIX)
     assert "--iterations" not in cmd
+    assert "--no-final-csv" not in cmd  # the user's Locust file would reject it
     assert option(cmd, "-f") == "/home/me/mine.py"
+
+
+def test_a_distributed_drill_master_waits_for_its_workers_last_reports() -> None:
+    cmd = locust_command(replace(DRILL, workers=2), HOST, JSON_PREFIX, master_port=5599)
+    assert option(cmd, "--iterations") == "2500"
+    assert "--no-final-csv" not in cmd
+    assert option(cmd, "--expect-workers") == "2"
 
 
 def test_worker_command() -> None:

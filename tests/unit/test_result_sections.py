@@ -10,6 +10,7 @@ from sandbox.result_sections import (
     AgentProcess,
     HostInfo,
     ObjectType,
+    PeriodicTrim,
     ProcessTrim,
     ProfileInfo,
     Released,
@@ -104,12 +105,15 @@ def test_the_sampler_records_each_process_and_its_agent() -> None:
 def test_a_periodic_trim_is_kept_and_absent_without_one() -> None:
     reading = {"every_s": 5.0, "count": 3, "called": "malloc_trim(0)", "total_ms": 70.5,
                "max_ms": 29.1, "last_ms": 20.0}  # fmt: skip
-    trimming = AgentProcess("main", 10, "python3", True, 9, periodic_trim=reading)
+    trims = PeriodicTrim.from_dict(reading)
+    trimming = AgentProcess("main", 10, "python3", True, 9, periodic_trim=trims)
     assert trimming.to_dict()["periodic_trim"] == reading
     assert AgentProcess.from_dict(trimming.to_dict()) == trimming
     assert trimming.trims == 3
     assert "periodic_trim" not in AgentProcess("w1", 11).to_dict()
     assert AgentProcess("w1", 11).trims == 0
+    with pytest.raises(ResultFormatError, match="count"):
+        AgentProcess.from_dict({**trimming.to_dict(), "periodic_trim": {**reading, "count": "3"}})
 
 
 def test_unknown_keys_are_ignored_and_missing_ones_named() -> None:

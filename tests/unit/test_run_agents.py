@@ -47,10 +47,14 @@ class FakeAgents:
     script: dict[int, list[Answer]]
     trims: dict[int, TrimResult | AgentError | None] = field(default_factory=dict)
     asked: list[int] = field(default_factory=list)
+    timeouts: list[float | None] = field(default_factory=list)
     on_ask: Callable[[], None] = lambda: None
 
-    def snapshot(self, pid: int, *, gc_objects: bool = False) -> MemorySnapshot | None:
+    def snapshot(
+        self, pid: int, *, gc_objects: bool = False, timeout_s: float | None = None
+    ) -> MemorySnapshot | None:
         self.asked.append(pid)
+        self.timeouts.append(timeout_s)
         self.on_ask()
         answers = self.script.get(pid, [None])
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
@@ -172,7 +176,7 @@ def test_each_process_keeps_its_latest_periodic_trim_figures() -> None:
     reader.read(WORKERS[:2], per_process=True)
     reader.read(WORKERS[:2], per_process=True)
     main, w1 = reader.processes()
-    assert main.periodic_trim is not None and main.periodic_trim["count"] == 2
+    assert main.periodic_trim is not None and main.periodic_trim.count == 2
     assert (main.trims, w1.trims, w1.periodic_trim) == (2, 0, None)
 
 
@@ -199,6 +203,16 @@ def test_processes_past_the_budget_are_not_asked_and_are_carried() -> None:
     assert row["alloc_held_bytes"] == 3 * MIB  # w2's last figures, carried
     w2 = reader.processes()[2]
     assert (w2.failed, w2.error) == (1, "not asked: the probe's time for agents was spent")
+
+
+def test_each_agent_gets_at_most_what_is_left_of_the_probes_budget() -> None:
+    now = [0.0]
+    fake = FakeAgents({pid: [snap(pid, MIB, MIB)] for _, pid in WORKERS})
+    reader = agents.AgentProbe(fake, 1.0, timeout_s=0.6, clock=lambda: now[0])
+    fake.on_ask = lambda: now.__setitem__(0, now[0] + 0.7)  # main's answer takes 0.7 s
+    reader.read(WORKERS, per_process=True)
+    assert fake.asked == [10, 11]
+    assert fake.timeouts == [0.6, pytest.approx(0.3)]  # w1: the 0.3 s left, not its 0.6
 
 
 def test_notes_for_no_agent_some_without_and_missed_probes() -> None:

@@ -85,23 +85,39 @@ def test_no_trim_answer_no_trim_line(capsys: pytest.CaptureFixture[str]) -> None
     assert not [line for line in lines if line.startswith("  load")]  # the iterations drill
 
 
-def test_the_periodic_trims_of_every_process_in_one_line(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    def trimming(
-        label: str, pid: int, count: int, total_ms: float, max_ms: float
-    ) -> sections.AgentProcess:
-        reading = {"every_s": 5.0, "count": count, "called": "malloc_trim(0)",
-                   "total_ms": total_ms, "max_ms": max_ms, "last_ms": 1.0}  # fmt: skip
-        return sections.AgentProcess(label, pid, "python3", True, 9, periodic_trim=reading)
+def _trimming(
+    label: str, count: int, total_ms: float, max_ms: float, called: str | None = "malloc_trim(0)"
+) -> sections.AgentProcess:
+    trims = sections.PeriodicTrim(5.0, count, called, total_ms, max_ms, 1.0)
+    return sections.AgentProcess(label, 10, "python3", True, 9, periodic_trim=trims)
 
-    seen = [trimming("w1", 11, 3, 30.0, 20.0), trimming("w2", 12, 2, 10.0, 6.0)]
+
+@pytest.mark.parametrize(
+    ("seen", "line"),
+    [
+        (
+            [_trimming("w1", 3, 30.0, 20.0), _trimming("w2", 2, 10.0, 6.0)],
+            "5 trims (malloc_trim(0), every 5 s in 2 processes), each 8.0 ms on average, "
+            "longest 20.0 ms",
+        ),
+        ([_trimming("main", 1, 3.0, 3.0)], "1 trim (malloc_trim(0), every 5 s), 3.0 ms"),
+        (
+            [_trimming("main", 2, 0.2, 0.1, called=None)],
+            "2 trims (nothing to call under this allocator, every 5 s), each 0.1 ms on "
+            "average, longest 0.1 ms",
+        ),
+    ],
+)
+def test_the_periodic_trims_of_every_process_in_one_line(
+    seen: list[sections.AgentProcess], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     sampler = sections.SamplerInfo(interval_s=0.1, agents=seen)
     lines = summary_lines(replace(make_result("glibc"), sampler=sampler), capsys)
-    assert (
-        "  periodic   5 trims (malloc_trim(0) every 5 s in 2 processes), each 8.0 ms on average, "
-        "longest 20.0 ms"
-    ) in lines
-    quiet = sections.SamplerInfo(interval_s=0.1, agents=[sections.AgentProcess("main", 10)])
-    lines = summary_lines(replace(make_result("glibc"), sampler=quiet), capsys)
-    assert not any(line.startswith("  periodic") for line in lines)
+    assert f"  periodic   {line}" in lines
+
+
+def test_no_periodic_line_without_a_trim_made(capsys: pytest.CaptureFixture[str]) -> None:
+    for seen in ([sections.AgentProcess("main", 10)], [_trimming("main", 0, 0.0, 0.0)]):
+        quiet = sections.SamplerInfo(interval_s=0.1, agents=seen)
+        lines = summary_lines(replace(make_result("glibc"), sampler=quiet), capsys)
+        assert not any(line.startswith("  periodic") for line in lines)

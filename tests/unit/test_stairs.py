@@ -61,6 +61,7 @@ def test_a_linear_series_is_still_climbing_at_its_slope() -> None:
         (0.05, -0.37, 0.47, "0.05 [-0.37, 0.47]"),  # half-width 0.42: two
         (30.87, -3911.97, 3973.72, "31 [-3912, 3974]"),
         (-0.001, -0.004, 0.002, "0.00 [0.00, 0.00]"),  # never a "-0.00"
+        (5.0, -math.inf, math.inf, "5.00 [-inf, inf]"),
     ],
 )
 def test_a_slope_is_shown_to_the_precision_its_interval_supports(
