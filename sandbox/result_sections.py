@@ -6,7 +6,7 @@ ignores keys it does not know, so newer files still read).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -150,6 +150,36 @@ class PeriodicTrim(_Section):
     """The longest."""
     last_ms: float | None = None
     """The latest (None before the first)."""
+
+    @classmethod
+    def combined(cls, trims: Sequence[PeriodicTrim]) -> PeriodicTrim | None:
+        """Several processes' (or runs') trims as one: counts and durations added, the longest
+        of all; None when none made a trim."""
+        made = [t for t in trims if t.count > 0]
+        if not made:
+            return None
+        return cls(
+            every_s=made[0].every_s,
+            count=sum(t.count for t in made),
+            called=next((t.called for t in made if t.called), None),
+            total_ms=sum(t.total_ms for t in made),
+            max_ms=max(t.max_ms for t in made),
+        )
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.count if self.count else 0.0
+
+    def describe(self, where: str = "") -> str:
+        """`N trims (what, every S s<where>), each X ms on average, longest Y ms`."""
+        what = self.called or "nothing to call under this allocator"
+        count = "1 trim" if self.count == 1 else f"{self.count} trims"
+        took = (
+            f"{self.mean_ms:.1f} ms"
+            if self.count == 1
+            else f"each {self.mean_ms:.1f} ms on average, longest {self.max_ms:.1f} ms"
+        )
+        return f"{count} ({what}, every {self.every_s:g} s{where}), {took}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sandbox.analysis.groups import group_results
 from sandbox.analysis.stairs import group_lines
 from sandbox.analysis.stats import log_ratio
 from sandbox.analysis.verdict import verdicts
+from sandbox.result_sections import PeriodicTrim
 from sandbox.results import RunResult
 
 HEADERS = ("rank", "arm", "runs", "after-idle MiB", "after-idle", "peak", "throughput", "p95")
@@ -31,6 +32,17 @@ def stair_reads(results: Sequence[RunResult]) -> list[str]:
         read = group_lines(label, runs, None)
         if read is not None:
             out += list(read.lines)
+    return out
+
+
+def periodic_trims(results: Sequence[RunResult]) -> list[str]:
+    """For each arm whose agents trimmed periodically: how many trims, how long they took."""
+    out = []
+    for label, runs in group_results(results).items():
+        made = [a.periodic_trim for r in runs for a in r.sampler.agents if a.periodic_trim]
+        trims = PeriodicTrim.combined(made)
+        if trims is not None:
+            out.append(f"- {label}: {trims.describe(f' in {len(runs)} runs')}")
     return out
 
 
@@ -163,6 +175,11 @@ def note(outcome: RaceOutcome) -> str:
         out += [f"- {arm}: {why}" for arm, why in marked.items()]
         out.append("")
     ok = [r for r in outcome.results if r.status == "ok"]
+    trim_lines = periodic_trims(ok)
+    if trim_lines:
+        out.append("Periodic trims (each one blocks the allocator while it runs):")
+        out += trim_lines
+        out.append("")
     lines = verdicts(ok)
     if lines:
         out.append("Verdict per arm:")

@@ -13,7 +13,7 @@ import click
 from sandbox.load.models import LoadModel
 from sandbox.measure import runner
 from sandbox.measure.loop import Progress
-from sandbox.result_sections import AgentProcess
+from sandbox.result_sections import AgentProcess, PeriodicTrim
 from sandbox.results import RunResult
 from sandbox.spec import RunSpec
 
@@ -89,22 +89,12 @@ def describe_model(model: LoadModel) -> str:
 def periodic_trim_line(processes: Sequence[AgentProcess]) -> str | None:
     """The agents' periodic trims in one line (how many, how long each took on average and at
     most); None when no process made one."""
-    trimming = [(p, p.periodic_trim) for p in processes if p.periodic_trim and p.trims]
-    if not trimming:
+    made = [p.periodic_trim for p in processes if p.periodic_trim and p.trims]
+    trims = PeriodicTrim.combined(made)
+    if trims is None:
         return None
-    count = sum(t.count for _, t in trimming)
-    mean_ms = sum(t.total_ms for _, t in trimming) / count
-    longest_ms = max(t.max_ms for _, t in trimming)
-    first = trimming[0][1]
-    what = first.called or "nothing to call under this allocator"
-    where = f" in {len(trimming)} processes" if len(trimming) > 1 else ""
-    trims = "1 trim" if count == 1 else f"{count} trims"
-    took = (
-        f"{mean_ms:.1f} ms"
-        if count == 1
-        else f"each {mean_ms:.1f} ms on average, longest {longest_ms:.1f} ms"
-    )
-    return f"{trims} ({what}, every {first.every_s:g} s{where}), {took}"
+    where = f" in {len(made)} processes" if len(made) > 1 else ""
+    return trims.describe(where)
 
 
 def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) -> None:

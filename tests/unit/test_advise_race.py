@@ -16,6 +16,7 @@ from sandbox.advise import catalogue, deploy, plan, race, render, state
 from sandbox.advise.state import RaceSettings
 from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
+from sandbox.result_sections import AgentProcess, PeriodicTrim
 from sandbox.results import RunResult, dump
 from sandbox.spec import RunSpec
 from tests.fakes import fixed_run
@@ -336,3 +337,22 @@ def test_a_winners_cost_its_interval_still_allows_is_a_caveat() -> None:
     assert len(lines) == 1
     assert lines[0].startswith("a throughput cost of more than 5% is not ruled out (0.84 [")
     assert render.not_ruled_out(race_state, figures, "glibc") == []
+
+
+def test_the_note_tells_each_arms_periodic_trims_over_its_runs() -> None:
+    def run(repeat: int, trims: PeriodicTrim | None) -> RunResult:
+        base = fixed_run("glibc-trim5s", 100.0, repeat=repeat)
+        seen = [AgentProcess("main", 10, "python3", True, 20, periodic_trim=trims)]
+        return replace(base, sampler=replace(base.sampler, agents=seen))
+
+    runs = [
+        run(0, PeriodicTrim(5.0, 4, "malloc_trim(0)", 100.0, 60.0, 2.0)),
+        run(1, PeriodicTrim(5.0, 6, "malloc_trim(0)", 50.0, 156.3, 1.0)),
+        fixed_run("glibc", 200.0),
+    ]
+    assert render.periodic_trims(runs) == [
+        "- glibc-trim5s: 10 trims (malloc_trim(0), every 5 s in 2 runs), each 15.0 ms on "
+        "average, longest 156.3 ms"
+    ]
+    assert render.periodic_trims([fixed_run("glibc", 200.0)]) == []
+    assert PeriodicTrim.combined([PeriodicTrim(5.0)]) is None  # set up, no trim made yet
