@@ -208,6 +208,12 @@ def _part_words(p: _Parts, name: str, runs: Sequence[RunResult]) -> list[str]:
     if outside is not None and outside >= LITTLE_GROWTH_BYTES:
         where = "pymalloc arenas, stacks" if p.pymalloc_on and p.py_used is None else "stacks"
         words.append(f"{_mib(outside)} MiB grew outside malloc ({where})")
+    elif outside is not None and outside <= -LITTLE_GROWTH_BYTES:
+        words.append(
+            f"the counters grew {_mib(-outside)} MiB more than RSS: not all that {name} counts "
+            "as held is resident (pages given back to the kernel by a trim or a decay still "
+            "count)"
+        )
     return words
 
 

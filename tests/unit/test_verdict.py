@@ -137,6 +137,18 @@ def test_growth_outside_malloc_and_pymalloc_is_named_outside() -> None:
     assert "40 MiB grew outside malloc (stacks)" in v.line
 
 
+def test_counters_above_rss_say_that_free_pages_given_back_still_count_as_held() -> None:
+    """glibc after malloc_trim: mallinfo2 still counts the trimmed (madvised) pages as free
+    memory it holds, so its figures grow more than RSS."""
+    v = one([staircase("glibc", FLAT, [60.0] * 5, outside=[-30.0] * 5)])
+    assert v.kind == verdict.FREE_KEPT
+    assert (
+        "the counters grew 30 MiB more than RSS: not all that glibc counts as held is "
+        "resident (pages given back to the kernel by a trim or a decay still count)"
+    ) in v.line
+    assert "more than RSS" not in one([staircase("glibc", FLAT, LEVELS)]).line
+
+
 def test_without_an_in_use_count_it_says_what_it_cannot_tell() -> None:
     run = staircase("mimalloc", LINEAR, FLAT)
     no_count = {k: v for k, v in run.probes.items() if k != "alloc_in_use_bytes"}
