@@ -194,6 +194,19 @@ def note(outcome: RaceOutcome) -> str:
     if arm is None:
         out.append("No winner: no arm finished a run.")
         return "\n".join(out)
+    gain = log_ratio(
+        list(figures.get(arm.name, {}).get(rules.HEADLINE, ())),
+        list(figures.get(s.baseline, {}).get(rules.HEADLINE, ())),
+    )
+    if arm.name != s.baseline and not (gain.ci_high is not None and gain.ci_high < 1):
+        out.append(
+            f"No remedy is clearly better than {s.baseline}: the best, {arm.name}, has after-idle "
+            f"RSS {rules.shown_ratio(gain)} x {s.baseline}, an interval that does not lie below "
+            "1. Nothing to deploy on this evidence; the verdicts above say what the memory is "
+            "(live data such as a cache or a leak is the application's, and no allocator returns "
+            "it). A longer race (--budget) can still find a small gain."
+        )
+        return "\n".join(out)
     separated = bool(race.stopped and "separated" in race.stopped)
     if separated:
         out.append(f"Winner: {arm.name}: {arm.changes}.")

@@ -42,7 +42,11 @@ def test_a_race_of_two_cheap_arms_stops_within_its_budget(tmp_path: Path) -> Non
         done.stdout
     )
     assert "host_cores=8: glibc arms MALLOC_ARENA_MAX=64" in done.stdout
-    assert "\nDeploy it:\n" in done.stdout or "nothing to deploy" in done.stdout
+    assert (
+        "\nDeploy it:\n" in done.stdout
+        or "nothing to deploy" in done.stdout
+        or "No remedy is clearly better than glibc" in done.stdout
+    )
     assert (folder / "advice.md").read_text().strip() in done.stdout
     envs = {}
     for path in folder.glob("*.json"):

@@ -356,3 +356,25 @@ def test_the_note_tells_each_arms_periodic_trims_over_its_runs() -> None:
     ]
     assert render.periodic_trims([fixed_run("glibc", 200.0)]) == []
     assert PeriodicTrim.combined([PeriodicTrim(5.0)]) is None  # set up, no trim made yet
+
+
+def test_with_no_arm_clearly_below_the_baseline_there_is_nothing_to_deploy(
+    tmp_path: Path,
+) -> None:
+    fake = FakeRuns({"glibc": 100, "jemalloc": 99.5, "mimalloc": 101})
+    out = race.start_race(
+        settings(["glibc", "jemalloc", "mimalloc"], max_rounds=3),
+        bench(),
+        fake,
+        results_dir=tmp_path,
+        clock=fake.clock,
+    )
+
+    text = render.note(out)
+
+    assert (
+        "No remedy is clearly better than glibc: the best, jemalloc, has after-idle RSS 0.99 ["
+        in (text)
+    )
+    assert "Nothing to deploy on this evidence" in text
+    assert "Deploy it:" not in text and "ENV LD_PRELOAD" not in text
