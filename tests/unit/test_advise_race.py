@@ -92,18 +92,20 @@ def bench() -> config.Benchmark:
     return config.load_benchmark(REPO / "benchmark.yml")
 
 
+def race_of(
+    fake: FakeRuns, results_dir: Path, arms: list[str], budget_s: float = 3600.0, **kw: object
+) -> race.RaceOutcome:
+    """A race of `arms` on the fake runs, on the fake's clock."""
+    chosen = settings(arms, budget_s, **kw)
+    return race.start_race(chosen, bench(), fake, results_dir=results_dir, clock=fake.clock)
+
+
 def test_the_race_drops_the_clearly_worse_and_stops_when_the_best_is_separated(
     tmp_path: Path,
 ) -> None:
     fake = FakeRuns({"glibc": 200, "jemalloc": 100, "mimalloc": 150})
 
-    out = race.start_race(
-        settings(["glibc", "jemalloc", "mimalloc"]),
-        bench(),
-        fake,
-        results_dir=tmp_path,
-        clock=fake.clock,
-    )
+    out = race_of(fake, tmp_path, ["glibc", "jemalloc", "mimalloc"])
 
     assert len(out.state.rounds) == 2
     assert out.state.stopped == "jemalloc is separated from every other arm"
@@ -125,13 +127,7 @@ def test_the_race_stops_before_a_round_would_overrun_the_budget(tmp_path: Path) 
     # holds two rounds (600 s) but not a third (900 s).
     fake = FakeRuns({"glibc": 100, "glibc-arena2": 100, "glibc-arena4": 100}, run_s=100)
 
-    out = race.start_race(
-        settings(["glibc", "glibc-arena2", "glibc-arena4"], budget_s=700),
-        bench(),
-        fake,
-        results_dir=tmp_path,
-        clock=fake.clock,
-    )
+    out = race_of(fake, tmp_path, ["glibc", "glibc-arena2", "glibc-arena4"], budget_s=700)
 
     assert len(out.state.rounds) == 2
     assert out.state.stopped == (
@@ -144,13 +140,7 @@ def test_dropped_arms_do_not_run_again_but_the_baseline_does(tmp_path: Path) -> 
     levels = {"glibc": 120, "jemalloc": 100, "mimalloc": 101, "tcmalloc": 300}
     fake = FakeRuns(levels)
 
-    out = race.start_race(
-        settings(["glibc", *sorted(set(levels) - {"glibc"})], max_rounds=4),
-        bench(),
-        fake,
-        results_dir=tmp_path,
-        clock=fake.clock,
-    )
+    out = race_of(fake, tmp_path, ["glibc", *sorted(set(levels) - {"glibc"})], max_rounds=4)
 
     dropped = out.state.dropped_at()
     assert dropped["tcmalloc"][0] == 2
@@ -165,9 +155,7 @@ def test_an_interrupted_race_resumes_without_running_a_finished_run_again(
     levels = {"glibc": 200, "jemalloc": 100, "mimalloc": 150}
     fake = FakeRuns(levels, interrupt_at=4)  # in round 2, after its first run
 
-    first = race.start_race(
-        settings(list(levels)), bench(), fake, results_dir=tmp_path, clock=fake.clock
-    )
+    first = race_of(fake, tmp_path, list(levels))
 
     assert first.interrupted
     assert first.state.stopped is None
@@ -183,13 +171,7 @@ def test_an_interrupted_race_resumes_without_running_a_finished_run_again(
 
 def test_the_note_ranks_the_arms_and_ends_with_the_winners_deploy_lines(tmp_path: Path) -> None:
     fake = FakeRuns({"glibc": 200, "jemalloc": 100, "mimalloc": 150})
-    out = race.start_race(
-        settings(["glibc", "jemalloc", "mimalloc"]),
-        bench(),
-        fake,
-        results_dir=tmp_path,
-        clock=fake.clock,
-    )
+    out = race_of(fake, tmp_path, ["glibc", "jemalloc", "mimalloc"])
 
     text = render.note(out)
 
@@ -216,13 +198,7 @@ def test_the_note_says_when_a_time_bounded_load_served_the_arms_unevenly(
         (dict.fromkeys(levels, 3000), False),
     ):
         fake = FakeRuns(levels, soak_served=served)
-        out = race.start_race(
-            settings(list(levels)),
-            bench(),
-            fake,
-            results_dir=tmp_path / str(said),
-            clock=fake.clock,
-        )
+        out = race_of(fake, tmp_path / str(said), list(levels))
         text = render.note(out)
         assert ("served different numbers of requests" in text) is said
         if said:
@@ -362,13 +338,7 @@ def test_with_no_arm_clearly_below_the_baseline_there_is_nothing_to_deploy(
     tmp_path: Path,
 ) -> None:
     fake = FakeRuns({"glibc": 100, "jemalloc": 99.5, "mimalloc": 101})
-    out = race.start_race(
-        settings(["glibc", "jemalloc", "mimalloc"], max_rounds=3),
-        bench(),
-        fake,
-        results_dir=tmp_path,
-        clock=fake.clock,
-    )
+    out = race_of(fake, tmp_path, ["glibc", "jemalloc", "mimalloc"], max_rounds=3)
 
     text = render.note(out)
 
