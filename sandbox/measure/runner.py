@@ -185,6 +185,9 @@ class _Run:
             for b in range(1, schedule.batches + 1):
                 self.loop.mark(f"batch-{b}", batch=b)
                 stats = self.supervisor.run(load, self.host_url, Path(tmp), b)
+                # The stair read takes each batch's figures from the last probe before its end:
+                # one now, not up to a probe interval before the last requests finished.
+                self.probe.tick_now(timeout_s=2 * self.spec.sampler.probe_interval_s + 1)
                 self.stats.append(stats)
                 self.notes.extend(batch.shortfall(load, stats))
                 self.after_batch()

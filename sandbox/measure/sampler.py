@@ -200,6 +200,11 @@ class _PollingThread(threading.Thread):
         self.interval_s = interval_s
         self.t0 = t0
         self._stop_event = threading.Event()
+        self._wake = threading.Event()
+        """Set to tick at once (`tick_now`) or to stop."""
+        self._ticks = threading.Condition()
+        self._ticks_started = 0
+        self._ticks_finished = 0
         self.error: BaseException | None = None
         self.stuck_s: float | None = None
         """Set by `halt` when the thread did not stop within that many seconds."""
@@ -208,16 +213,41 @@ class _PollingThread(threading.Thread):
         next_at = time.monotonic()
         try:
             while not self._stop_event.is_set():
-                if not self.tick(time.monotonic() - self.t0):
-                    return
+                with self._ticks:
+                    self._ticks_started += 1
+                try:
+                    if not self.tick(time.monotonic() - self.t0):
+                        return
+                finally:
+                    with self._ticks:
+                        self._ticks_finished += 1
+                        self._ticks.notify_all()
                 next_at += self.interval_s
                 delay = next_at - time.monotonic()
                 if delay < 0:  # fell behind (machine busy): skip, don't burst
                     next_at = time.monotonic()
                     delay = 0
-                self._stop_event.wait(delay)
+                if self._wake.wait(delay):
+                    self._wake.clear()
+                    next_at = time.monotonic()  # the schedule starts again from this tick
         except BaseException as exc:  # surfaced by stop()
             self.error = exc
+
+    def tick_now(self, timeout_s: float) -> bool:
+        """Take a reading that starts after this call, and wait (up to `timeout_s`) until it is
+        done: a phase's last figures, rather than the last periodic tick's, up to an interval
+        old. False when none came in time (the thread has stopped, or the tick is slow)."""
+        if not self.is_alive():
+            return False
+        with self._ticks:
+            target = self._ticks_started + 1
+            self._wake.set()
+            return (
+                self._ticks.wait_for(
+                    lambda: self._ticks_finished >= target or not self.is_alive(), timeout_s
+                )
+                and self._ticks_finished >= target
+            )
 
     def tick(self, t: float) -> bool:
         raise NotImplementedError
@@ -226,6 +256,7 @@ class _PollingThread(threading.Thread):
         """Stop the thread and wait for it (5 s, or three intervals); `stuck_s` says when that
         wait ran out. Its `error` is then whatever it raised."""
         self._stop_event.set()
+        self._wake.set()
         wait_s = max(5.0, self.interval_s * 3) if timeout_s is None else timeout_s
         if self.is_alive():
             self.join(timeout=wait_s)

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from sandbox.measure.sampler import ColumnStore, Live, ProbePoller, ProcessTree
+from sandbox.measure.sampler import ColumnStore, Live, ProbePoller, ProcessTree, _PollingThread
 from sandbox.processes import free_port
 
 Row = dict[str, float | None]
@@ -99,3 +99,33 @@ def test_nobody_counting_shows_as_minus_one() -> None:
     probe = poller(ask_server=False)
     probe.tick(0.0)
     assert probe.live.requests_done == -1
+
+
+class _Ticker(_PollingThread):
+    """Counts its ticks; each takes `tick_s`."""
+
+    def __init__(self, interval_s: float, tick_s: float = 0.0) -> None:
+        super().__init__("ticker", interval_s, time.monotonic())
+        self.tick_s = tick_s
+        self.at: list[float] = []
+
+    def tick(self, t: float) -> bool:
+        self.at.append(t)
+        time.sleep(self.tick_s)
+        return True
+
+
+def test_tick_now_takes_a_reading_that_starts_after_the_call() -> None:
+    ticker = _Ticker(interval_s=30.0, tick_s=0.05)
+    ticker.start()
+    try:
+        while not ticker.at:
+            time.sleep(0.01)
+        asked = time.monotonic() - ticker.t0
+        assert ticker.tick_now(timeout_s=5.0)
+        assert len(ticker.at) == 2 and ticker.at[1] >= asked  # not the 30 s schedule's
+        assert ticker.tick_now(timeout_s=5.0) and len(ticker.at) == 3
+    finally:
+        ticker.halt()
+    assert not ticker.is_alive()
+    assert not ticker.tick_now(timeout_s=0.5)  # stopped: no reading, no wait
