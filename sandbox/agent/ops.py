@@ -67,9 +67,12 @@ def extra() -> dict[str, Any]:
     return values
 
 
-def memory(count_objects: bool = False) -> dict[str, Any]:
-    """The `memory` op: the allocator's counters, RSS, Python's counters, extra, pid."""
+def memory(count_objects: bool = False, fresh: bool = False) -> dict[str, Any]:
+    """The `memory` op: the allocator's counters, RSS, Python's counters, extra, pid; with
+    `fresh`, pymalloc's reading is taken now rather than reused."""
     started = time.perf_counter()
+    if fresh:
+        pymalloc.expire()
     state = memory_state()
     state["python"] = process.python_stats(count_objects=count_objects)
     state["extra"] = extra()
@@ -120,9 +123,10 @@ def answer(request: Any) -> dict[str, Any]:
     op = request["op"]
     if op == "memory":
         count_objects = request.get("gc_objects", False)
-        if not isinstance(count_objects, bool):
-            raise BadRequest('"gc_objects" must be true or false')
-        result = memory(count_objects)
+        fresh = request.get("fresh", False)
+        if not isinstance(count_objects, bool) or not isinstance(fresh, bool):
+            raise BadRequest('"gc_objects" and "fresh" must be true or false')
+        result = memory(count_objects, fresh)
     elif op == "trim":
         result = trim()
     elif op in ("hello", "ping"):

@@ -344,6 +344,13 @@ def reading() -> dict[str, Any]:
         }
 
 
+def expire() -> None:
+    """Make the next reading a new one, whatever its age (the harness's probe at a batch's end
+    asks for one: a reading up to `every_s` old would predate the batch's last requests)."""
+    with _cached.lock:
+        _cached.read_at = float("-inf")
+
+
 def forget() -> None:
     """Drop the cached reading (a forked child has its own heap from now on)."""
     global _cached, _capture

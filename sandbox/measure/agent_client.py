@@ -376,11 +376,20 @@ class AgentClient:
         return hello
 
     def snapshot(
-        self, pid: int, *, gc_objects: bool = False, timeout_s: float | None = None
+        self,
+        pid: int,
+        *,
+        gc_objects: bool = False,
+        timeout_s: float | None = None,
+        fresh: bool = False,
     ) -> MemorySnapshot | None:
         """The allocator's and the interpreter's counters now (within `timeout_s`, the
-        client's own timeout by default); None without an agent."""
-        data = self.request(pid, {"op": "memory", "gc_objects": gc_objects}, timeout_s)
+        client's own timeout by default; with `fresh`, a pymalloc reading taken for it); None
+        without an agent."""
+        payload: dict[str, Any] = {"op": "memory", "gc_objects": gc_objects}
+        if fresh:
+            payload["fresh"] = True
+        data = self.request(pid, payload, timeout_s)
         return None if data is None else parse_memory(data, f"pid {pid}'s memory reply")
 
     def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimResult | None:

@@ -78,7 +78,12 @@ class Agents(Protocol):
     """What the run asks of the agents (`agent_client.AgentClient`)."""
 
     def snapshot(
-        self, pid: int, *, gc_objects: bool = False, timeout_s: float | None = None
+        self,
+        pid: int,
+        *,
+        gc_objects: bool = False,
+        timeout_s: float | None = None,
+        fresh: bool = False,
     ) -> MemorySnapshot | None: ...
 
     def trim(self, pid: int, timeout_s: float = ...) -> TrimResult | None: ...
@@ -149,14 +154,16 @@ class AgentProbe:
         with self._lock:
             return list(self._seen.values())
 
-    def _ask(self, seen: _Seen, left_s: float) -> None:
+    def _ask(self, seen: _Seen, left_s: float, fresh: bool = False) -> None:
         """Ask one process, within what is left of the probe's budget (`left_s`)."""
         if left_s <= 0:
             seen.failed += seen.last is not None
             seen.error = seen.error or "not asked: the probe's time for agents was spent"
             return
         try:
-            snap = self.agents.snapshot(seen.pid, timeout_s=min(self.timeout_s, left_s))
+            snap = self.agents.snapshot(
+                seen.pid, timeout_s=min(self.timeout_s, left_s), fresh=fresh
+            )
         except AgentError as exc:
             seen.failed += 1
             seen.error = seen.error or str(exc)
@@ -172,7 +179,9 @@ class AgentProbe:
                 with contextlib.suppress(ResultFormatError):
                     seen.periodic_trim = PeriodicTrim.from_dict(trims)
 
-    def read(self, processes: Labelled, *, per_process: bool) -> dict[str, float | None]:
+    def read(
+        self, processes: Labelled, *, per_process: bool, fresh: bool = False
+    ) -> dict[str, float | None]:
         """The allocator columns now: sums (None when no process gave that counter) and, if
         asked, `<counter>_<label>` for each process with an agent."""
         deadline = self.clock() + self.budget_s
@@ -183,7 +192,7 @@ class AgentProbe:
                 seen = _Seen(label, pid, self.name_of(pid))
                 with self._lock:
                     self._seen[pid] = seen
-            self._ask(seen, deadline - self.clock())
+            self._ask(seen, deadline - self.clock(), fresh)
             if seen.last is None:
                 continue
             for name in SUMS:

@@ -205,6 +205,10 @@ class _PollingThread(threading.Thread):
         self._ticks = threading.Condition()
         self._ticks_started = 0
         self._ticks_finished = 0
+        self._forced = False
+        """A `tick_now` asked for the coming tick (which then wants figures taken for it)."""
+        self._tick_forced = False
+        """The tick under way was asked for by `tick_now`."""
         self.error: BaseException | None = None
         self.stuck_s: float | None = None
         """Set by `halt` when the thread did not stop within that many seconds."""
@@ -215,6 +219,7 @@ class _PollingThread(threading.Thread):
             while not self._stop_event.is_set():
                 with self._ticks:
                     self._ticks_started += 1
+                    self._tick_forced, self._forced = self._forced, False
                 try:
                     if not self.tick(time.monotonic() - self.t0):
                         return
@@ -241,6 +246,7 @@ class _PollingThread(threading.Thread):
             return False
         with self._ticks:
             target = self._ticks_started + 1
+            self._forced = True
             self._wake.set()
             return (
                 self._ticks.wait_for(
@@ -251,6 +257,10 @@ class _PollingThread(threading.Thread):
 
     def tick(self, t: float) -> bool:
         raise NotImplementedError
+
+    def _take_forced(self) -> bool:
+        """True in the tick a `tick_now` asked for (one that started after the call)."""
+        return self._tick_forced
 
     def halt(self, timeout_s: float | None = None) -> None:
         """Stop the thread and wait for it (5 s, or three intervals); `stuck_s` says when that
@@ -393,7 +403,7 @@ class AllocatorCounters(Protocol):
     """The server's allocator counters at one probe (`agents.AgentProbe`)."""
 
     def read(
-        self, processes: Sequence[tuple[str, int]], *, per_process: bool
+        self, processes: Sequence[tuple[str, int]], *, per_process: bool, fresh: bool = False
     ) -> dict[str, float | None]: ...
 
 
@@ -487,7 +497,9 @@ class ProbePoller(_PollingThread):
             **mem,
         }
         if self.counters is not None:
-            row |= self.counters.read(processes, per_process=self.tree is not None)
+            row |= self.counters.read(
+                processes, per_process=self.tree is not None, fresh=self._take_forced()
+            )
         if self.store is None:
             spec = {
                 **PROBE_COLUMNS,

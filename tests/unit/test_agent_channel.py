@@ -144,7 +144,8 @@ def test_hello_says_which_process(agent: channel.Agent, op: str) -> None:
         (b"[1, 2]\n", 'a request is a JSON object with an "op", e.g. {"op": "memory"}'),
         (b'{"op": 7}\n', 'a request is a JSON object with an "op", e.g. {"op": "memory"}'),
         (b'{"op": "rm -rf"}\n', "unknown op 'rm -rf'; the agent knows hello, memory, ping, trim"),
-        (b'{"op": "memory", "gc_objects": 1}\n', '"gc_objects" must be true or false'),
+        (b'{"op": "memory", "gc_objects": 1}\n', '"gc_objects" and "fresh" must be true or false'),
+        (b'{"op": "memory", "fresh": "yes"}\n', '"gc_objects" and "fresh" must be true or false'),
         (b"", "empty request; send one JSON object and a newline"),
         (b"x" * (protocol.MAX_REQUEST_BYTES + 1), "request over 65536 bytes; send one short line"),
     ],
@@ -177,7 +178,7 @@ def test_a_silent_client_is_dropped_and_the_next_one_served(agent: channel.Agent
 def test_a_failing_reader_gets_an_error_reply_and_one_log_line(
     agent: channel.Agent, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(count_objects: bool = False) -> dict[str, Any]:
+    def broken(count_objects: bool = False, fresh: bool = False) -> dict[str, Any]:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(ops, "memory", broken)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -329,3 +330,13 @@ def test_under_pythonmalloc_malloc_there_are_no_figures_and_it_says_why(tmp_path
         pymalloc.SOURCE_CTYPES: {"unavailable": why, "source": pymalloc.SOURCE_CTYPES},
         pymalloc.SOURCE_STDERR: {"unavailable": why, "source": pymalloc.SOURCE_STDERR},
     }
+
+
+def test_expire_makes_the_next_reading_a_new_one() -> None:
+    pymalloc.forget()
+    first = pymalloc.reading()
+    again = pymalloc.reading()  # within every_s: the same reading, older
+    assert again["age_s"] >= 0 and again.get("took_ms") == first.get("took_ms")
+    time.sleep(0.01)
+    pymalloc.expire()
+    assert pymalloc.reading()["age_s"] == 0.0

@@ -20,7 +20,9 @@ class ScriptedCounters:
         self.rows = rows
         self.asked: list[list[tuple[str, int]]] = []
 
-    def read(self, processes: Sequence[tuple[str, int]], *, per_process: bool) -> Row:
+    def read(
+        self, processes: Sequence[tuple[str, int]], *, per_process: bool, fresh: bool = False
+    ) -> Row:
         self.asked.append(list(processes))
         return self.rows.pop(0)
 
@@ -108,9 +110,11 @@ class _Ticker(_PollingThread):
         super().__init__("ticker", interval_s, time.monotonic())
         self.tick_s = tick_s
         self.at: list[float] = []
+        self.forced: list[bool] = []
 
     def tick(self, t: float) -> bool:
         self.at.append(t)
+        self.forced.append(self._take_forced())
         time.sleep(self.tick_s)
         return True
 
@@ -125,6 +129,7 @@ def test_tick_now_takes_a_reading_that_starts_after_the_call() -> None:
         assert ticker.tick_now(timeout_s=5.0)
         assert len(ticker.at) == 2 and ticker.at[1] >= asked  # not the 30 s schedule's
         assert ticker.tick_now(timeout_s=5.0) and len(ticker.at) == 3
+        assert ticker.forced == [False, True, True]  # the asked-for ticks know it
     finally:
         ticker.halt()
     assert not ticker.is_alive()

@@ -48,13 +48,20 @@ class FakeAgents:
     trims: dict[int, TrimResult | AgentError | None] = field(default_factory=dict)
     asked: list[int] = field(default_factory=list)
     timeouts: list[float | None] = field(default_factory=list)
+    fresh: list[bool] = field(default_factory=list)
     on_ask: Callable[[], None] = lambda: None
 
     def snapshot(
-        self, pid: int, *, gc_objects: bool = False, timeout_s: float | None = None
+        self,
+        pid: int,
+        *,
+        gc_objects: bool = False,
+        timeout_s: float | None = None,
+        fresh: bool = False,
     ) -> MemorySnapshot | None:
         self.asked.append(pid)
         self.timeouts.append(timeout_s)
+        self.fresh.append(fresh)
         self.on_ask()
         answers = self.script.get(pid, [None])
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
@@ -213,6 +220,14 @@ def test_each_agent_gets_at_most_what_is_left_of_the_probes_budget() -> None:
     reader.read(WORKERS, per_process=True)
     assert fake.asked == [10, 11]
     assert fake.timeouts == [0.6, pytest.approx(0.3)]  # w1: the 0.3 s left, not its 0.6
+
+
+def test_a_probe_asked_for_fresh_figures_asks_every_agent_for_them() -> None:
+    fake = FakeAgents({pid: [snap(pid, MIB, MIB)] for _, pid in WORKERS})
+    reader = probe(fake)
+    reader.read(WORKERS, per_process=True)
+    reader.read(WORKERS, per_process=True, fresh=True)
+    assert fake.fresh == [False] * 3 + [True] * 3
 
 
 def test_notes_for_no_agent_some_without_and_missed_probes() -> None:
