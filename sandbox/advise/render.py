@@ -16,7 +16,7 @@ from sandbox.advise.state import RaceState
 from sandbox.analysis.caveats import uneven_load_warning
 from sandbox.analysis.groups import group_results
 from sandbox.analysis.stairs import group_lines
-from sandbox.analysis.stats import log_ratio
+from sandbox.analysis.stats import Ratio, log_ratio
 from sandbox.analysis.verdict import verdicts
 from sandbox.result_sections import PeriodicTrim
 from sandbox.results import RunResult
@@ -33,6 +33,21 @@ def stair_reads(results: Sequence[RunResult]) -> list[str]:
         if read is not None:
             out += list(read.lines)
     return out
+
+
+Figures = Mapping[str, Mapping[str, Sequence[float]]]
+"""Arm -> metric -> the values of its runs that finished ok (`race.figures_of`)."""
+
+
+def ratio_to(figures: Figures, arm: str, base: str, metric: str) -> Ratio:
+    """`arm`'s `metric` over `base`'s (geometric means, with the interval)."""
+    own, other = figures.get(arm, {}), figures.get(base, {})
+    return log_ratio(list(own.get(metric, ())), list(other.get(metric, ())))
+
+
+def _section(heading: str, lines: Sequence[str]) -> list[str]:
+    """A heading, its lines and a blank line; nothing without lines."""
+    return [heading, *lines, ""] if lines else []
 
 
 def periodic_trims(results: Sequence[RunResult]) -> list[str]:
@@ -52,7 +67,7 @@ def winner(race: RaceState) -> str | None:
     return decided[-1].best if decided else None
 
 
-def ranking(race: RaceState, figures: Mapping[str, Mapping[str, Sequence[float]]]) -> list[str]:
+def ranking(race: RaceState, figures: Figures) -> list[str]:
     """The arms with runs, winner first, then by geometric mean after-idle RSS."""
 
     def score(arm: str) -> float:
@@ -79,7 +94,7 @@ def _status(race: RaceState, arm: str) -> str:
     return ", ".join(words) or "live"
 
 
-def table(race: RaceState, figures: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
+def table(race: RaceState, figures: Figures) -> str:
     """The ranked table, as Markdown."""
     base = race.settings.baseline
     rows = []
@@ -93,8 +108,7 @@ def table(race: RaceState, figures: Mapping[str, Mapping[str, Sequence[float]]])
             if arm == base:
                 cells.append("1")
                 continue
-            r = log_ratio(list(own.get(metric, ())), list(figures.get(base, {}).get(metric, ())))
-            cells.append(rules.shown_ratio(r))
+            cells.append(rules.shown_ratio(ratio_to(figures, arm, base, metric)))
         rows.append((*cells, _status(race, arm)))
     head = (*HEADERS, "status")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -107,19 +121,15 @@ def _winner_arm(race: RaceState) -> Arm | None:
     return next((a for a in race.settings.arms if a.name == best), None)
 
 
-def not_ruled_out(
-    race: RaceState, figures: Mapping[str, Mapping[str, Sequence[float]]], arm: str
-) -> list[str]:
+def not_ruled_out(race: RaceState, figures: Figures, arm: str) -> list[str]:
     """The costs past the tolerance that the winner's intervals still allow (the guardrail
     marks only a cost its interval shows)."""
     s = race.settings
     if arm == s.baseline:
         return []
     out = []
-    base = figures.get(s.baseline, {})
-    own = figures.get(arm, {})
     for metric, words in ((rules.THROUGHPUT, "throughput"), (rules.P95, "p95 latency")):
-        r = log_ratio(list(own.get(metric, ())), list(base.get(metric, ())))
+        r = ratio_to(figures, arm, s.baseline, metric)
         if r.ratio is None:
             continue
         if metric == rules.THROUGHPUT:
@@ -155,7 +165,8 @@ def note(outcome: RaceOutcome) -> str:
     out += [f"skipped: {line}" for line in s.skipped]
     out += ["", f"Ratios against {s.baseline} (geometric means, 95 % intervals, unadjusted):", ""]
     out += [table(race, figures), ""]
-    by_arm = group_results([r for r in outcome.results if r.status == "ok"])
+    ok = [r for r in outcome.results if r.status == "ok"]
+    by_arm = group_results(ok)
     base = next((lab for lab, runs in by_arm.items() if runs[0].allocator.name == s.baseline), None)
     uneven = (
         None
@@ -165,39 +176,23 @@ def note(outcome: RaceOutcome) -> str:
     if uneven is not None:
         out += [f"Note: {uneven.message}.", ""]
     dropped = race.dropped_at()
-    if dropped:
-        out.append("Dropped:")
-        out += [f"- {arm}: after round {n}: {why}" for arm, (n, why) in dropped.items()]
-        out.append("")
+    out += _section(
+        "Dropped:", [f"- {arm}: after round {n}: {why}" for arm, (n, why) in dropped.items()]
+    )
     marked = next((r.not_recommended for r in reversed(race.rounds) if r.decided), {})
-    if marked:
-        out.append("Not recommended (guardrail):")
-        out += [f"- {arm}: {why}" for arm, why in marked.items()]
-        out.append("")
-    ok = [r for r in outcome.results if r.status == "ok"]
-    trim_lines = periodic_trims(ok)
-    if trim_lines:
-        out.append("Periodic trims (each one blocks the allocator while it runs):")
-        out += trim_lines
-        out.append("")
-    lines = verdicts(ok)
-    if lines:
-        out.append("Verdict per arm:")
-        out += [f"- {line}" for line in lines]
-        out.append("")
-    stair_lines = stair_reads(ok)
-    if stair_lines:
-        out.append("Stair read per arm:")
-        out += stair_lines
-        out.append("")
+    out += _section(
+        "Not recommended (guardrail):", [f"- {arm}: {why}" for arm, why in marked.items()]
+    )
+    out += _section(
+        "Periodic trims (each one blocks the allocator while it runs):", periodic_trims(ok)
+    )
+    out += _section("Verdict per arm:", [f"- {line}" for line in verdicts(ok)])
+    out += _section("Stair read per arm:", stair_reads(ok))
     arm = _winner_arm(race)
     if arm is None:
         out.append("No winner: no arm finished a run.")
         return "\n".join(out)
-    gain = log_ratio(
-        list(figures.get(arm.name, {}).get(rules.HEADLINE, ())),
-        list(figures.get(s.baseline, {}).get(rules.HEADLINE, ())),
-    )
+    gain = ratio_to(figures, arm.name, s.baseline, rules.HEADLINE)
     if arm.name != s.baseline and not (gain.ci_high is not None and gain.ci_high < 1):
         out.append(
             f"No remedy is clearly better than {s.baseline}: the best, {arm.name}, has after-idle "
