@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian/Ubuntu machine for the sandbox: the allocator libraries, gdb (for
-# `sandbox inspect`) and chromium (for the report's browser test), with apt-get when root or sudo
-# is available, and a virtualenv in .venv with the package and its dev tools.
+# Sets up a fresh Debian/Ubuntu machine for the sandbox: the allocator libraries, the
+# distribution's gdb and chromium (for the report's browser test), with apt-get when root or
+# sudo is available, and a virtualenv in .venv with the package, its dev tools and the gdb
+# `sandbox inspect` calls with (gdb 18 from PyPI: Debian 12's 13.1 kills targets on AMX CPUs).
 # Idempotent: a second run only checks. Usage: scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,4 +41,10 @@ if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
     "$VENV/bin/python" -m pip install -q -e ".[dev]"
     rm -f "$VENV"/.installed-* && touch "$stamp"
+fi
+# `sandbox inspect` calls into running processes with the gdb installed into .venv (gdb 18,
+# from PyPI's gdb-for-pwndbg); its first run links libpython into .venv. Check that it runs.
+if [ -x "$VENV/bin/gdb" ] && ! "$VENV/bin/gdb" --version >/dev/null 2>&1; then
+    echo "setup: $VENV/bin/gdb does not run (it needs this Python's shared libpython);" >&2
+    echo "setup: on Debian: apt-get install -y libpython3-dev; 'sandbox inspect' falls back to the system gdb" >&2
 fi

@@ -18,6 +18,45 @@ def exited(pid: int) -> TargetExitedError:
     return TargetExitedError(f"process {pid} exited while it was being inspected")
 
 
+def died(
+    pid: int, how: str | None, said: str | None, *, after_s: float | None = None
+) -> TargetExitedError:
+    """The process ended while gdb held it (or `after_s` seconds after gdb let it go): say so,
+    with how it ended and what gdb printed, and that the look may have caused it."""
+    when = "while gdb held it" if after_s is None else f"within {after_s:g} s after gdb detached"
+    words = [f"process {pid} died {when}" + (f" ({how})" if how else "")]
+    if said:
+        words.append(f"gdb said: {said}")
+    words.append("the inspection may have caused it")
+    return TargetExitedError("; ".join(words))
+
+
+def ended_how(pid: int) -> str | None:
+    """How an exited process ended, from its zombie's /proc/PID/stat (its parent has not
+    reaped it yet); None when that can no longer be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    if not fields or fields[0] not in ("Z", "X") or len(fields) < 50:
+        return None
+    return wait_status(int(fields[49]))
+
+
+def wait_status(status: int) -> str:
+    """A wait(2) status in words: 'exit code 1', 'killed by SIGKILL'."""
+    import signal
+
+    if status & 0x7F:
+        number = status & 0x7F
+        try:
+            return f"killed by {signal.Signals(number).name}"
+        except ValueError:
+            return f"killed by signal {number}"
+    return f"exit code {(status >> 8) & 0xFF}"
+
+
 def ptrace_scope() -> int | None:
     """kernel.yama.ptrace_scope (0: classic, 1: parents only, 2: admin only, 3: none), if any."""
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -33,11 +32,6 @@ MARKER = "@@sandbox-inspect@@ "
 PARAMS_ENV = "SANDBOX_INSPECT_PARAMS"
 TIMEOUT_S = 20.0
 INTERRUPT_GRACE_S = 5.0
-
-GDB_MISSING = (
-    "gdb not found; install it with 'apt-get install gdb' (scripts/setup.sh does), "
-    "or pass --no-attach for the RSS split alone"
-)
 
 SETTINGS = (
     "set debuginfod enabled off",
@@ -121,24 +115,26 @@ def answer_of(stdout: str) -> dict[str, Any] | None:
     return None
 
 
-def run(request: Request, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
-    """Run one session; the script's answer (which may carry an "error" key, see `check`).
+def run(request: Request, *, gdb: str, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
+    """Run one session with the gdb at `gdb` (chosen and proven safe by the caller: see
+    `debugger` and `preflight`); the script's answer (which may carry an "error" key, see
+    `check`).
 
-    Raises InspectError when gdb is missing, hangs, or gives no answer.
+    Raises InspectError when gdb does not run, hangs, or gives no answer.
     """
-    gdb = shutil.which("gdb")
-    if gdb is None:
-        raise InspectError(GDB_MISSING)
-    proc = subprocess.Popen(
-        command(gdb, request),
-        env=environment(request),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
+    try:
+        proc = subprocess.Popen(
+            command(gdb, request),
+            env=environment(request),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise InspectError(f"gdb at {gdb} does not run: {exc}") from None
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -153,7 +149,16 @@ def run(request: Request, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
     answer = answer_of(stdout)
     if answer is None:
         raise InspectError(_no_answer(proc.returncode, stderr))
+    said = _said(stderr)
+    if said:
+        answer.setdefault("gdb_said", said)
     return answer
+
+
+def _said(stderr: str) -> str | None:
+    """gdb's own complaint, if it printed one (e.g. "Couldn't write extended state status")."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> None:
@@ -185,7 +190,10 @@ def check(answer: dict[str, Any], pid: int) -> None:
     message = str(answer.get("message", ""))
     incomplete = error is not None or answer.get("detached") is False
     if error != "attach" and (answer.get("exited") or (incomplete and access.gone(pid))):
-        raise access.exited(pid)
+        code = answer.get("exit_code")
+        how = f"exit code {code}" if isinstance(code, int) else access.ended_how(pid)
+        said = _first_line(message) if message else answer.get("gdb_said")
+        raise access.died(pid, how, said)
     if error is None or error == "busy":
         return
     if error == "attach":
@@ -195,7 +203,7 @@ def check(answer: dict[str, Any], pid: int) -> None:
             raise access.denied(pid, "attach to")
         raise InspectError(f"gdb could not attach to process {pid}: {_first_line(message)}")
     if "exited" in message or "No such process" in message:
-        raise access.exited(pid)
+        raise access.died(pid, access.ended_how(pid), _first_line(message))
     raise InspectError(f"a call inside process {pid} failed and was undone: {_first_line(message)}")
 
 

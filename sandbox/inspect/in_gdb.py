@@ -421,6 +421,15 @@ def _session(params: dict[str, Any], out: dict[str, Any]) -> None:
         phases.done("unmap")
 
 
+_EXITED: dict[str, Any] = {}
+"""How the target ended, when it ended while gdb held it (gdb's `exited` event)."""
+
+
+def _on_exit(event: Any) -> None:
+    _EXITED["exited"] = True
+    _EXITED["exit_code"] = getattr(event, "exit_code", None)
+
+
 def _emit(out: dict[str, Any]) -> None:
     sys.stdout.write(MARKER + json.dumps(out) + "\n")
     sys.stdout.flush()
@@ -431,6 +440,7 @@ def sandbox_inspect() -> None:
     params = json.loads(os.environ[PARAMS_ENV])
     _NAMES.update(params["counters"])
     out: dict[str, Any] = {"version": 1}
+    gdb.events.exited.connect(_on_exit)
     started = time.monotonic()
     try:
         gdb.execute(f"attach {int(params['pid'])}", to_string=True)
@@ -451,8 +461,9 @@ def sandbox_inspect() -> None:
         out["message"] = f"{type(exc).__name__}: {exc}"
     finally:
         detaching = time.monotonic()
-        if gdb.selected_inferior().pid == 0:  # the process exited under us
+        if gdb.selected_inferior().pid == 0 or _EXITED:  # the process exited under us
             out["exited"] = True
+            out["exit_code"] = _EXITED.get("exit_code")
         try:
             gdb.execute("detach", to_string=True)
             out["detached"] = True

@@ -1,15 +1,27 @@
-"""One look at a process the sandbox did not start: /proc first, then (optionally) gdb."""
+"""One look at a process the sandbox did not start: /proc first, then its agent or gdb."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from sandbox.errors import InspectError
-from sandbox.inspect import access, gdb_session, pymalloc, smaps, symbols
-from sandbox.inspect.detection import KNOWN_FAMILIES, Detection, detect
+from sandbox.inspect import (
+    access,
+    agent_route,
+    debugger,
+    gdb_session,
+    preflight,
+    pymalloc,
+    smaps,
+    symbols,
+    xsave,
+)
+from sandbox.inspect.detection import KNOWN_FAMILIES, Detection, detect, read_environ
 from sandbox.inspect.normalise import NORMALISERS, NOTES
 from sandbox.inspect.smaps import MemoryMap
 from sandbox.inspect.snapshot import Counters, PythonCounters, Snapshot, Trim
@@ -34,41 +46,127 @@ def read_proc(pid: int) -> tuple[str, MemoryMap, Detection]:
     return command, memory, detection
 
 
+VIAS = ("auto", "agent", "gdb")
+AFTER_DETACH_S = 0.1
+"""How long a look watches a target after gdb let it go, for a death the look may have caused."""
+
+
 def take(
     pid: int,
     *,
     attach: bool = True,
     trim: bool = False,
     python: bool = True,
-    session: Session = gdb_session.run,
+    session: Session | None = None,
+    via: str = "auto",
+    recheck: bool = False,
 ) -> Snapshot:
-    """Inspect `pid`; with `attach`, read the allocator's and CPython's counters through gdb,
-    and with `trim` ask the allocator to return free memory.
+    """Inspect `pid`; with `attach`, read the allocator's and CPython's counters, and with
+    `trim` ask the allocator to return free memory.
+
+    The counters come from the sandbox's agent when the process has one (`via` "auto" or
+    "agent": it is never stopped), else through gdb (`via` "gdb" forces it): a gdb that can
+    restore this host's registers (`debugger`), and only after the same look left two canaries
+    alive and right (`preflight`). A `session` given (tests) replaces gdb, and skips both.
 
     Raises InspectError (TargetExitedError when the process is gone or goes away meanwhile).
     A process whose allocator is not recognised gives a snapshot with `problem` set.
     """
-    taken_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    command, memory, detection = read_proc(pid)
-    base = Snapshot(pid, command, taken_at, detection.family, detection, memory)
+    if via not in VIAS:
+        raise ValueError(f"via must be one of {VIAS}")
+    base = _base(pid)
     if not attach:
         return base
+    if via != "gdb":
+        found = _through_agent(base, trim)
+        if found is not None:
+            return found
+        if via == "agent":
+            raise InspectError(
+                f"process {pid} has no sandbox agent to ask (only processes started by "
+                "`sandbox run` or with its agent injected have one); drop --via agent"
+            )
     access.check_not_traced(pid)
+    if session is not None:
+        return _attached(base, trim, python, session)
+    chosen = debugger.choose()
+    refusal = debugger.refusal(chosen, xsave.host(), pid)
+    if refusal:
+        raise InspectError(refusal)
+    bound = functools.partial(gdb_session.run, gdb=chosen.path)
+
+    def rehearse(canary_pid: int, canary_trim: bool) -> object:
+        return _attached(_base(canary_pid), canary_trim, python, bound)
+
+    context = preflight.context_for(pid, _environ(pid))
+    verdict = preflight.ensure(chosen, context, rehearse, recheck=recheck)
+    if not verdict.passed:
+        raise InspectError(preflight.refusal(verdict, pid))
+    access.check_exists(pid)
+    snapshot = _attached(base, trim, python, bound)
+    _check_alive_after(pid)
+    return replace(snapshot, debugger=chosen.to_dict(), preflight=verdict.to_dict())
+
+
+def _base(pid: int) -> Snapshot:
+    taken_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    command, memory, detection = read_proc(pid)
+    return Snapshot(pid, command, taken_at, detection.family, detection, memory)
+
+
+def _environ(pid: int) -> dict[str, str] | None:
     try:
-        files = symbols.symbol_files(pid, detection.ld_preload)
+        return read_environ(pid)
+    except OSError:
+        return None
+
+
+def _through_agent(base: Snapshot, trim: bool) -> Snapshot | None:
+    client = agent_route.client_for(base.pid, _environ(base.pid))
+    found = agent_route.look(base.pid, client, trim=trim) if client is not None else None
+    if found is None:
+        return None
+    return replace(
+        base,
+        allocator=found.allocator,
+        owner=found.library,
+        counters=found.counters,
+        python=found.python,
+        trim=found.trim,
+        phases_ms={"agent": found.took_ms},
+        route="agent",
+    )
+
+
+def _attached(base: Snapshot, trim: bool, python: bool, session: Session) -> Snapshot:
+    """The look through gdb (or a test's session): symbols, the session, its answer."""
+    pid = base.pid
+    try:
+        files = symbols.symbol_files(pid, base.detection.ld_preload)
     except PermissionError:
         raise access.denied(pid, "read the memory map of") from None
     except (FileNotFoundError, ProcessLookupError):
         raise access.exited(pid) from None
     request = gdb_session.Request(
         pid=pid,
-        expected_family=detection.family,
+        expected_family=base.detection.family,
         symbol_files=tuple(files),
         trim=trim,
         python=python,
     )
     answer = _answer(request, session)
     return from_answer(base, answer, trim)
+
+
+def _check_alive_after(pid: int) -> None:
+    """TargetExitedError when the target died within AFTER_DETACH_S of gdb's detach."""
+    deadline = time.monotonic() + AFTER_DETACH_S
+    while True:
+        if access.gone(pid):
+            raise access.died(pid, access.ended_how(pid), None, after_s=AFTER_DETACH_S)
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.02)
 
 
 def _answer(request: gdb_session.Request, session: Session) -> dict[str, Any]:
@@ -162,4 +260,5 @@ def from_answer(base: Snapshot, answer: Mapping[str, Any], trim: bool) -> Snapsh
         attach_ms=answer.get("attach_ms"),
         phases_ms={str(k): float(v) for k, v in dict(answer.get("phases_ms") or {}).items()},
         problem=problem,
+        route="gdb",
     )

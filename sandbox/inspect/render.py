@@ -52,7 +52,7 @@ def snapshot_text(s: Snapshot) -> str:
 
 
 def _counter_lines(s: Snapshot) -> list[str]:
-    if s.stopped_ms is None:
+    if s.route == "proc":
         return ["allocator counters: not read (not attached: --no-attach)"]
     lines = []
     c = s.counters
@@ -93,9 +93,16 @@ def _counter_lines(s: Snapshot) -> list[str]:
             f"{mib(t.rss_after_bytes)}: {mib(t.returned_bytes)} came back; held "
             f"{mib(t.held_before_bytes)} -> {mib(t.held_after_bytes)}"
         )
-    lines.append(
-        f"the process was stopped {s.stopped_ms:.0f} ms (attach {s.attach_ms or 0:.0f} ms)"
-    )
+    if s.preflight is not None:
+        lines.append(f"safety: {s.preflight.get('summary', '')}")
+    if s.route == "agent":
+        took = s.phases_ms.get("agent")
+        answered = "" if took is None else f" (it answered in {took:.0f} ms)"
+        lines.append(f"read by the sandbox's agent inside the process: never stopped{answered}")
+    else:
+        lines.append(
+            f"the process was stopped {s.stopped_ms or 0:.0f} ms (attach {s.attach_ms or 0:.0f} ms)"
+        )
     return lines
 
 

@@ -27,6 +27,13 @@ a key whose value could not be read is null, never a guess:
                          the allocator), owner (dlsym), counters, python, trim, counters_after,
                          unmap, detach
     problem              why counters are missing (not attached, allocator not recognised), or null
+    route                how the counters were read: "proc" (--no-attach: /proc only), "agent"
+                         (the sandbox's agent inside the process: never stopped), "gdb"
+    debugger             the gdb used {path, version, banner, build}, or null
+    preflight            the host's safety check before gdb touched the process (null unless
+                         route is "gdb"): {passed, failure, summary, key, checked_at, took_s,
+                         cached, debugger, register_state, interpreter, note, canaries: [{kind,
+                         looks, died, look_error, iterations, wrong, errors, numpy}]}
 """
 
 from __future__ import annotations
@@ -147,6 +154,11 @@ class Snapshot:
     phases_ms: Mapping[str, float] = field(default_factory=dict)
     problem: str | None = None
     """Why the counters are missing; the CLI exits 1 after printing when set."""
+    route: str = "proc"
+    """How the counters were read: proc (none read), agent, or gdb."""
+    debugger: Mapping[str, Any] | None = None
+    preflight: Mapping[str, Any] | None = None
+    """The preflight's verdict (preflight.Verdict.to_dict) when gdb was used."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,4 +177,7 @@ class Snapshot:
             "attach_ms": self.attach_ms,
             "phases_ms": dict(self.phases_ms),
             "problem": self.problem,
+            "route": self.route,
+            "debugger": dict(self.debugger) if self.debugger else None,
+            "preflight": dict(self.preflight) if self.preflight else None,
         }

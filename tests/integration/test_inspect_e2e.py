@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -17,17 +18,16 @@ from typing import Any
 
 import pytest
 
+from sandbox.inspect import access, debugger, gdb_session, inspection, preflight, xsave
 from sandbox.loopback import answers
 from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.inject import agent_environ, agent_folder
 from sandbox.measure.launch import ServerProcess
 from sandbox.processes import free_port, stop_process
 from tests.integration.conftest import post_json, resolve_or_skip, run_sandbox, stair_stepper
+from tests.integration.harness import harness_env
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed"),
-]
+pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
@@ -342,8 +342,9 @@ def test_inspect_agrees_with_the_agent_of_a_uvicorn_started_outside(
     inside the process (between two agent readings, within 2 %)."""
     pid, client = own_uvicorn
     first = client.snapshot(pid)
-    data = inspect_json(pid)
+    data = inspect_json(pid, "--via", "gdb")
     last = client.snapshot(pid)
+    assert data["route"] == "gdb" and data["preflight"]["passed"]
     assert first is not None and last is not None
     assert data["allocator"] == first.allocator
     for key in ("in_use_bytes", "held_bytes"):
@@ -358,6 +359,43 @@ def test_inspect_agrees_with_the_agent_of_a_uvicorn_started_outside(
         )
 
 
+def test_a_process_with_the_agent_is_read_through_it_never_stopped(
+    own_uvicorn: tuple[int, AgentClient],
+) -> None:
+    """No ptrace at all: the agent answers, the process is never stopped, and --trim asks the
+    agent to give memory back."""
+    pid, client = own_uvicorn
+    first = client.snapshot(pid)
+    data = inspect_json(pid)
+    trimmed = inspect_json(pid, "--trim")
+    last = client.snapshot(pid)
+    assert first is not None and last is not None
+    for look in (data, trimmed):
+        assert look["route"] == "agent" and look["allocator"] == first.allocator
+        assert look["stopped_ms"] is None and look["preflight"] is None
+        assert look["debugger"] is None and look["problem"] is None
+        assert look["python"]["allocated_blocks"] > 0
+    low, high = sorted((first.in_use_bytes or 0, last.in_use_bytes or 0))
+    assert 0.98 * low <= data["counters"]["in_use_bytes"] <= 1.02 * high
+    assert trimmed["trim"]["called"] in ("malloc_trim(0)", 'mallctl("arena.4096.purge")')
+    assert trimmed["trim"]["rss_after_bytes"] <= trimmed["trim"]["rss_before_bytes"]
+    done = run_sandbox("inspect", str(pid))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith(
+        "read by the sandbox's agent inside the process: never stopped"
+    )
+
+
+def test_via_agent_without_an_agent() -> None:
+    with target(HOLDER, "0") as pid:
+        done = run_sandbox("inspect", str(pid), "--via", "agent")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"Error: process {pid} has no sandbox agent to ask (only processes started by "
+        "`sandbox run` or with its agent injected have one); drop --via agent\n"
+    )
+
+
 # --- the bad cases ----------------------------------------------------------------------------
 
 
@@ -367,19 +405,20 @@ def test_no_such_process() -> None:
     assert done.stderr == f"Error: no process with PID {MISSING_PID}\n"
 
 
-def test_gdb_missing(tmp_path: Path) -> None:
+def test_a_gdb_that_is_not_there(tmp_path: Path) -> None:
     with target(HOLDER, "0") as pid:
         done = subprocess.run(
             [sys.executable, "-m", "sandbox", "inspect", str(pid)],
-            env={**os.environ, "PATH": str(tmp_path)},
+            env={**os.environ, "SANDBOX_GDB": str(tmp_path / "gdb")},
             capture_output=True,
             text=True,
             timeout=60,
         )
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
-        "Error: gdb not found; install it with 'apt-get install gdb' (scripts/setup.sh does), "
-        "or pass --no-attach for the RSS split alone\n"
+        f"Error: SANDBOX_GDB={tmp_path / 'gdb'} is not a file; run scripts/setup.sh (it installs "
+        "gdb 18 into .venv: pip install gdb-for-pwndbg==18.1.0.post1) or point SANDBOX_GDB at a "
+        "gdb 14 or newer, or pass --no-attach for the RSS split alone\n"
     )
 
 
@@ -430,20 +469,30 @@ def test_an_allocator_it_does_not_know(tmp_path: Path) -> None:
     )
 
 
-def test_the_process_exits_during_a_call(tmp_path: Path) -> None:
-    """A preloaded mallinfo2 that exits the process: it exits while gdb is attached, mid-read."""
+def exiting_mallinfo2(folder: Path, variable: str) -> Path:
+    """A library whose mallinfo2 ends the process (exit code 3) when $`variable` is set."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("needs a C compiler to build the exiting mallinfo2")
-    source = tmp_path / "exit_shim.c"
+    source = folder / "exit_shim.c"
     source.write_text(
-        "#include <unistd.h>\n"
+        "#include <stdlib.h>\n#include <unistd.h>\n"
         "struct info { unsigned long fields[10]; };\n"
-        "struct info mallinfo2(void) { _exit(3); }\n"
+        "struct info mallinfo2(void) {\n"
+        f'  struct info none = {{{{0}}}}; if (getenv("{variable}")) _exit(3); return none;\n'
+        "}\n"
     )
-    shim = tmp_path / "libexit_on_mallinfo2.so"
+    shim = folder / "libexit_on_mallinfo2.so"
     subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(source)], check=True)
-    env = {**allocator_env("glibc"), "LD_PRELOAD": str(shim)}
+    return shim
+
+
+def test_the_process_exits_during_a_call(tmp_path: Path) -> None:
+    """A preloaded mallinfo2 that exits the target (not the canaries: they get only the
+    allocator's part of its environment): it dies while gdb is attached, mid-read, and inspect
+    says so, with the exit code, and that the look may have caused it."""
+    shim = exiting_mallinfo2(tmp_path, "EXIT_ON_MALLINFO2")
+    env = {**allocator_env("glibc"), "LD_PRELOAD": str(shim), "EXIT_ON_MALLINFO2": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
     )
@@ -454,7 +503,153 @@ def test_the_process_exits_during_a_call(tmp_path: Path) -> None:
         proc.communicate(timeout=30)
     assert proc.returncode == 3  # it was our mallinfo2 that ended it
     assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr == f"Error: process {proc.pid} exited while it was being inspected\n"
+    assert done.stderr.startswith(f"Error: process {proc.pid} died while gdb held it (exit code 3)")
+    assert done.stderr.endswith("; the inspection may have caused it\n")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_look_that_kills_is_refused_before_it_touches_the_target(tmp_path: Path) -> None:
+    """The same mallinfo2, switched on by an allocator setting the canaries do get: the
+    preflight's canaries die of the look, and the target is never attached to."""
+    shim = exiting_mallinfo2(tmp_path, "MALLOC_EXIT_ON_MALLINFO2")
+    env = {**allocator_env("glibc"), "LD_PRELOAD": str(shim), "MALLOC_EXIT_ON_MALLINFO2": "1"}
+    with target(HOLDER, "0", env=env) as pid:
+        done = subprocess.run(
+            [sys.executable, "-m", "sandbox", "inspect", str(pid)],
+            env={**harness_env(), "SANDBOX_INSPECT_CACHE": str(tmp_path / "cache.json")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert access.tracer(pid) == 0 and not access.gone(pid)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"Error: not attaching to process {pid}: the preflight with ")
+    assert "failed on this host: the sleep canary died (exit code 3) after look 1" in done.stderr
+    assert "the process was not touched" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+# --- the preflight: a debugger that harms is never let near the target ------------------------
+
+# A gdb that does the look with the real one, then kills the process it looked at: what Debian
+# 12's gdb 13 does to its targets on AMX CPUs, on any host. It logs every PID it is given.
+BROKEN_GDB = """#!/bin/sh
+if [ "$1" = "--version" ]; then exec {real} --version; fi
+pid=$({python} -c 'import json, os; print(json.loads(os.environ["SANDBOX_INSPECT_PARAMS"])["pid"])')
+echo "$pid" >> {log}
+{real} "$@"
+status=$?
+kill -9 "$pid"
+exit $status
+"""
+
+
+def test_a_debugger_that_kills_fails_the_preflight_and_the_target_is_untouched(
+    tmp_path: Path,
+) -> None:
+    real = debugger.choose()
+    assert real.new_enough, real
+    log = tmp_path / "pids"
+    broken = tmp_path / "gdb"
+    broken.write_text(BROKEN_GDB.format(real=real.path, python=sys.executable, log=log))
+    broken.chmod(0o755)
+    env = {
+        **harness_env(),
+        "SANDBOX_GDB": str(broken),
+        "SANDBOX_INSPECT_CACHE": str(tmp_path / "cache.json"),
+    }
+    with target(HOLDER, str(HOLD_MIB), env=allocator_env("glibc")) as pid:
+        done = subprocess.run(
+            [sys.executable, "-m", "sandbox", "inspect", str(pid), "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        alive = not access.gone(pid)
+    assert alive
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"Error: not attaching to process {pid}: the preflight with {broken} (gdb "
+        f"{real.version_text}) failed on this host: the sleep canary died (killed by SIGKILL) "
+        "after look 1; the process was not touched. Use a gdb 14 or newer (scripts/setup.sh "
+        "installs one into .venv; or set SANDBOX_GDB), or pass --no-attach for the RSS split "
+        "alone\n"
+    )
+    looked_at = [int(line) for line in log.read_text().split()]
+    assert len(looked_at) == 1 and pid not in looked_at  # one canary, never the target
+    kept = json.loads((tmp_path / "cache.json").read_text())["verdicts"]
+    assert [v["passed"] for v in kept.values()] == [False]
+
+
+def test_the_distributions_gdb_is_judged_by_this_host(tmp_path: Path) -> None:
+    """Debian 12's gdb 13.1, for real: on a host whose register state it cannot restore (AMX)
+    inspect refuses it outright, and its preflight, run anyway, sees the sleeping canary get a
+    system call error it did not ask for (the leaked restart code); on other hosts it passes."""
+    system = shutil.which("gdb", path="/usr/bin:/bin")
+    if system is None:
+        pytest.skip("no gdb in /usr/bin (scripts/setup.sh installs Debian's)")
+    old = debugger.probe(system)
+    state = xsave.host()
+    unsafe = debugger.refusal(old, state, 1) is not None
+    env = {**harness_env(), "SANDBOX_GDB": system, "SANDBOX_INSPECT_CACHE": str(tmp_path / "c")}
+    with target(HOLDER, "0", env=allocator_env("glibc")) as pid:
+        done = subprocess.run(
+            [sys.executable, "-m", "sandbox", "inspect", str(pid)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert not access.gone(pid)
+    context = preflight.Context(sys.executable, {})
+    verdict = preflight.run(old, context, _rehearsal(system), key="test")
+    if unsafe:
+        assert done.returncode == 1
+        assert done.stderr.startswith(f"Error: gdb {old.version_text} ({system}) cannot restore ")
+        assert "so it was not touched" in done.stderr
+        assert not verdict.passed
+        failure = verdict.failure or ""
+        assert "the sleep canary got an error it did not ask for: " in failure, failure
+        assert "OSError: [Errno 51" in failure, failure
+    else:
+        assert done.returncode == 0, done.stderr
+        assert verdict.passed, verdict.failure
+
+
+def _rehearsal(gdb: str) -> preflight.Look:
+    bound = functools.partial(gdb_session.run, gdb=gdb)
+
+    def look(pid: int, trim: bool) -> object:
+        return inspection.take(pid, trim=trim, session=bound, via="gdb")
+
+    return look
+
+
+def test_a_look_reports_its_preflight(tmp_path: Path) -> None:
+    env = {**harness_env(), "SANDBOX_INSPECT_CACHE": str(tmp_path / "cache.json")}
+    with target(HOLDER, "0", env=allocator_env("jemalloc")) as pid:
+        runs = [
+            subprocess.run(
+                [sys.executable, "-m", "sandbox", "inspect", str(pid), "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            for _ in range(2)
+        ]
+    first, second = (json.loads(done.stdout) for done in runs)
+    assert (
+        first["route"] == "gdb" and first["debugger"]["version"] == debugger.choose().version_text
+    )
+    check = first["preflight"]
+    assert check["passed"] and not check["cached"] and check["interpreter"]
+    assert [(c["kind"], c["looks"], c["wrong"], c["errors"]) for c in check["canaries"]] == [
+        ("sleep", 3, 0, []),
+        ("busy", 3, 0, []),
+    ]
+    assert all(c["iterations"] > 0 for c in check["canaries"])
+    assert second["preflight"]["cached"] and second["preflight"]["key"] == check["key"]
 
 
 def test_the_process_exits_during_a_watch() -> None:

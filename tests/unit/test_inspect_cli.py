@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from sandbox.cli import cli
 from sandbox.errors import TargetExitedError
-from sandbox.inspect import inspection, render, smaps
+from sandbox.inspect import inspection, preflight, render, smaps
 from sandbox.inspect import watch as watching
 from sandbox.inspect.detection import Detection
 from sandbox.inspect.snapshot import Counters, Snapshot
@@ -32,6 +32,7 @@ def snapshot(**kw: Any) -> Snapshot:
         "counters": Counters("glibc", 10 * MIB, 12 * MIB, {"arena": 1}, "mallinfo2()"),
         "stopped_ms": 55.0,
         "attach_ms": 40.0,
+        "route": "gdb",
     }
     return Snapshot(**{**fields, **kw})
 
@@ -64,7 +65,7 @@ def test_text(fake: FakeTake) -> None:
     done = invoke("42")
     assert (done.exit_code, done.stderr) == (0, "")
     assert done.stdout == render.snapshot_text(snapshot()) + "\n"
-    assert fake.calls == [(42, {"attach": True, "trim": False})]
+    assert fake.calls == [(42, {"via": "auto", "attach": True, "trim": False})]
 
 
 def test_json(fake: FakeTake) -> None:
@@ -75,12 +76,27 @@ def test_json(fake: FakeTake) -> None:
 
 def test_trim_and_no_attach_are_passed_on(fake: FakeTake, monkeypatch: pytest.MonkeyPatch) -> None:
     assert invoke("42", "--trim").exit_code == 0
-    fake.results.append(snapshot(counters=None, stopped_ms=None, attach_ms=None))
+    fake.results.append(snapshot(counters=None, stopped_ms=None, attach_ms=None, route="proc"))
     assert invoke("42", "--no-attach").exit_code == 0
+    fake.results.append(snapshot())
+    assert invoke("42", "--via", "gdb").exit_code == 0
     assert fake.calls == [
-        (42, {"attach": True, "trim": True}),
-        (42, {"attach": False, "trim": False}),
+        (42, {"via": "auto", "attach": True, "trim": True}),
+        (42, {"via": "auto", "attach": False, "trim": False}),
+        (42, {"via": "gdb", "attach": True, "trim": False}),
     ]
+
+
+def test_recheck_drops_the_kept_preflight_verdicts(
+    fake: FakeTake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forgotten: list[bool] = []
+    monkeypatch.setattr(preflight, "forget", lambda: forgotten.append(True))
+    assert invoke("42").exit_code == 0
+    assert forgotten == []
+    fake.results.append(snapshot())
+    assert invoke("42", "--recheck").exit_code == 0
+    assert forgotten == [True]
 
 
 def test_an_unrecognised_allocator_prints_the_split_then_fails(
@@ -110,6 +126,7 @@ def test_an_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
             "--trim and --watch do not go together; trim after the watch",
         ),
         (["--trim", "--no-attach"], "--trim needs to attach; drop --no-attach"),
+        (["--via", "gdb", "--no-attach"], "--via reads counters; drop --no-attach"),
     ],
 )
 def test_usage_errors(fake: FakeTake, args: list[str], message: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from sandbox.agent import allocator
 from sandbox.errors import InspectError, TargetExitedError
 from sandbox.inspect import gdb_session
-from sandbox.inspect.gdb_session import GDB_MISSING, MARKER, Request, answer_of, check, command
+from sandbox.inspect.gdb_session import MARKER, Request, answer_of, check, command
 from sandbox.inspect.symbols import SymbolFile
 
 JE = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
@@ -27,13 +27,12 @@ REQUEST = Request(
 MISSING_PID = 2**22 + 1
 
 
-def fake_gdb(folder: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A `gdb` that runs `body` (sh), alone on PATH."""
+def fake_gdb(folder: Path, body: str) -> str:
+    """A `gdb` that runs `body` (sh); its path."""
     script = folder / "gdb"
     script.write_text("#!/bin/sh\n" + body)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")
-    return script
+    return str(script)
 
 
 def test_the_marker_is_the_scripts() -> None:
@@ -100,40 +99,43 @@ def test_answer_of_takes_the_marker_line() -> None:
     assert answer_of("nothing\n") is None
 
 
-def test_run_returns_the_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_gdb(tmp_path, f'echo "{MARKER}{{\\"params\\": $SANDBOX_INSPECT_PARAMS}}"\n', monkeypatch)
-    answer = gdb_session.run(REQUEST)
+def test_run_returns_the_answer(tmp_path: Path) -> None:
+    gdb = fake_gdb(tmp_path, f'echo "{MARKER}{{\\"params\\": $SANDBOX_INSPECT_PARAMS}}"\n')
+    answer = gdb_session.run(REQUEST, gdb=gdb)
     assert answer["params"]["pid"] == 42
+    assert "gdb_said" not in answer
 
 
-def test_run_without_gdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(InspectError) as info:
-        gdb_session.run(REQUEST)
-    assert str(info.value) == GDB_MISSING
-    assert "apt-get install gdb" in GDB_MISSING
+def test_run_keeps_what_gdb_complained_of(tmp_path: Path) -> None:
+    body = f'echo "Couldn\'t write extended state status: Bad address." >&2\necho "{MARKER}{{}}"\n'
+    answer = gdb_session.run(REQUEST, gdb=fake_gdb(tmp_path, body))
+    assert answer["gdb_said"] == "Couldn't write extended state status: Bad address."
 
 
-def test_run_with_a_gdb_without_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_a_gdb_that_is_not_there(tmp_path: Path) -> None:
+    with pytest.raises(InspectError, match=rf"^gdb at {tmp_path}/none does not run: "):
+        gdb_session.run(REQUEST, gdb=str(tmp_path / "none"))
+
+
+def test_run_with_a_gdb_without_python(tmp_path: Path) -> None:
     body = 'echo "Python scripting is not supported in this copy of GDB." >&2\nexit 1\n'
-    fake_gdb(tmp_path, body, monkeypatch)
     with pytest.raises(InspectError, match=r"^this gdb was built without Python; install"):
-        gdb_session.run(REQUEST)
+        gdb_session.run(REQUEST, gdb=fake_gdb(tmp_path, body))
 
 
-def test_run_with_no_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_gdb(tmp_path, 'echo "first" >&2\necho "it broke" >&2\nexit 3\n', monkeypatch)
+def test_run_with_no_answer(tmp_path: Path) -> None:
+    gdb = fake_gdb(tmp_path, 'echo "first" >&2\necho "it broke" >&2\nexit 3\n')
     with pytest.raises(InspectError) as info:
-        gdb_session.run(REQUEST)
+        gdb_session.run(REQUEST, gdb=gdb)
     assert str(info.value) == "gdb ended (exit 3) without an answer: it broke"
 
 
-def test_a_hung_gdb_is_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hung_gdb_is_interrupted(tmp_path: Path) -> None:
     seen = tmp_path / "sigint"
     body = f"trap 'touch {seen}; exit 0' INT\nwhile true; do sleep 0.05; done\n"
-    fake_gdb(tmp_path, body, monkeypatch)
+    gdb = fake_gdb(tmp_path, body)
     with pytest.raises(InspectError) as info:
-        gdb_session.run(REQUEST, timeout_s=0.5)
+        gdb_session.run(REQUEST, gdb=gdb, timeout_s=0.5)
     assert str(info.value) == (
         "gdb did not finish within 0.5 s in process 42; "
         "it was interrupted (the call is unwound before the detach)"
@@ -158,11 +160,27 @@ def test_a_hung_gdb_is_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         ),
         (
             {"error": "call", "message": "The program being debugged exited while in a function"},
-            f"process {MISSING_PID} exited while it was being inspected",
+            f"process {MISSING_PID} died while gdb held it; gdb said: The program being "
+            "debugged exited while in a function; the inspection may have caused it",
         ),
         (
-            {"detached": False, "detach_message": "The program is not being run."},
-            f"process {MISSING_PID} exited while it was being inspected",
+            {
+                "error": "call",
+                "message": "exited while in a function",
+                "exited": True,
+                "exit_code": 3,
+            },
+            f"process {MISSING_PID} died while gdb held it (exit code 3); gdb said: exited "
+            "while in a function; the inspection may have caused it",
+        ),
+        (
+            {
+                "detached": False,
+                "detach_message": "The program is not being run.",
+                "gdb_said": "Couldn't write extended state status: Bad address.",
+            },
+            f"process {MISSING_PID} died while gdb held it; gdb said: Couldn't write extended "
+            "state status: Bad address.; the inspection may have caused it",
         ),
     ],
 )
@@ -170,7 +188,7 @@ def test_check_turns_answers_into_errors(answer: dict[str, Any], message: str) -
     with pytest.raises(InspectError) as info:
         check(answer, MISSING_PID)
     assert str(info.value).startswith(message)
-    gone = "no process" in message or "exited" in message
+    gone = "no process" in message or "died" in message
     assert isinstance(info.value, TargetExitedError) == gone
 
 

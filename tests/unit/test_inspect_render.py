@@ -45,6 +45,7 @@ def snapshot(**kw: Any) -> Snapshot:
         "python": PythonCounters("3.11.7", 1234, Pymalloc(3, 3 * MIB, 2 * MIB, MIB // 2)),
         "stopped_ms": 61.4,
         "attach_ms": 40.2,
+        "route": "gdb",
     }
     return Snapshot(**{**fields, **kw})
 
@@ -80,9 +81,27 @@ def test_trim_line() -> None:
 def test_not_python_and_not_attached() -> None:
     lines = render.snapshot_text(snapshot(python=None)).splitlines()
     assert lines[-2] == "CPython: not a CPython process (no Py_Version or Py_GetVersion symbol)"
-    bare = snapshot(owner=None, counters=None, python=None, stopped_ms=None, attach_ms=None)
+    bare = snapshot(
+        owner=None, counters=None, python=None, stopped_ms=None, attach_ms=None, route="proc"
+    )
     assert render.snapshot_text(bare).splitlines()[-1] == (
         "allocator counters: not read (not attached: --no-attach)"
+    )
+
+
+def test_the_preflight_line_comes_before_the_stop() -> None:
+    verdict = {"passed": True, "summary": "preflight passed: 6 looks at 2 canaries"}
+    lines = render.snapshot_text(snapshot(preflight=verdict)).splitlines()
+    assert lines[-2:] == [
+        "safety: preflight passed: 6 looks at 2 canaries",
+        "the process was stopped 61 ms (attach 40 ms)",
+    ]
+
+
+def test_a_look_through_the_agent_never_stopped_the_process() -> None:
+    s = snapshot(route="agent", stopped_ms=None, attach_ms=None, phases_ms={"agent": 3.2})
+    assert render.snapshot_text(s).splitlines()[-1] == (
+        "read by the sandbox's agent inside the process: never stopped (it answered in 3 ms)"
     )
 
 
