@@ -122,7 +122,8 @@ def run_cmd(
 @cli.command("doctor")
 @flags.options([flags.CONFIG])
 def doctor_cmd(config_path: Path | None) -> None:
-    """List every allocator: found or missing, library path, Debian package and version."""
+    """List every allocator: found or missing, library path, Debian package and version; then
+    which gdb `sandbox inspect` uses and whether it passed its preflight on this host."""
     from sandbox import allocators, config
 
     bench = config.load_benchmark(config_path)
@@ -131,6 +132,10 @@ def doctor_cmd(config_path: Path | None) -> None:
     widths = [max(len(c[i]) for c in cells) for i in range(4)]
     for c in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(c[:4], widths, strict=True)) + f"  {c[4]}")
+    from sandbox.inspect import inspection
+
+    click.echo("")
+    click.echo(inspection.readiness())
     if any(not row.found for row in rows):
         packages = allocators.missing_packages(rows)
         if packages:

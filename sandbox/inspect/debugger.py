@@ -130,12 +130,19 @@ def choose() -> Debugger:
     return next((d for d in probed if d.new_enough), probed[0])
 
 
-def refusal(debugger: Debugger, state: xsave.RegisterState | None, pid: int) -> str | None:
-    """Why `debugger` must not call into process `pid` on this host, or None."""
+def unsafe(debugger: Debugger, state: xsave.RegisterState | None) -> str | None:
+    """Why `debugger` cannot put back this host's registers after a call, or None."""
     if state is None or debugger.new_enough or state.size_bytes <= OLD_GDB_XSAVE_BYTES:
         return None
     return (
         f"{debugger.describe()} cannot restore this CPU's {state.describe()} (gdb before 14 "
-        f"handles {OLD_GDB_XSAVE_BYTES:,} bytes): a call would kill or corrupt process {pid}, "
-        f"so it was not touched; {FIX}"
+        f"handles {OLD_GDB_XSAVE_BYTES:,} bytes)"
     )
+
+
+def refusal(debugger: Debugger, state: xsave.RegisterState | None, pid: int) -> str | None:
+    """Why `debugger` must not call into process `pid` on this host, or None."""
+    reason = unsafe(debugger, state)
+    if reason is None:
+        return None
+    return f"{reason}: a call would kill or corrupt process {pid}, so it was not touched; {FIX}"

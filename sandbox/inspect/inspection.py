@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -93,19 +94,42 @@ def take(
     refusal = debugger.refusal(chosen, xsave.host(), pid)
     if refusal:
         raise InspectError(refusal)
+    context = preflight.context_for(pid, _environ(pid))
+    verdict = checked(chosen, context, python=python, recheck=recheck)
+    if not verdict.passed:
+        raise InspectError(preflight.refusal(verdict, pid))
+    access.check_exists(pid)
+    bound = functools.partial(gdb_session.run, gdb=chosen.path)
+    snapshot = _attached(base, trim, python, bound)
+    _check_alive_after(pid)
+    return replace(snapshot, debugger=chosen.to_dict(), preflight=verdict.to_dict())
+
+
+def checked(
+    chosen: debugger.Debugger, context: preflight.Context, *, python: bool, recheck: bool = False
+) -> preflight.Verdict:
+    """The preflight's verdict for looks through `chosen` at processes like `context`: the
+    canaries are looked at by exactly the procedure a real look uses."""
     bound = functools.partial(gdb_session.run, gdb=chosen.path)
 
     def rehearse(canary_pid: int, canary_trim: bool) -> object:
         return _attached(_base(canary_pid), canary_trim, python, bound)
 
-    context = preflight.context_for(pid, _environ(pid))
-    verdict = preflight.ensure(chosen, context, rehearse, recheck=recheck)
-    if not verdict.passed:
-        raise InspectError(preflight.refusal(verdict, pid))
-    access.check_exists(pid)
-    snapshot = _attached(base, trim, python, bound)
-    _check_alive_after(pid)
-    return replace(snapshot, debugger=chosen.to_dict(), preflight=verdict.to_dict())
+    return preflight.ensure(chosen, context, rehearse, recheck=recheck)
+
+
+def readiness() -> str:
+    """One line for `sandbox doctor`: which gdb inspect would use, and whether it passed the
+    preflight on this host (with this interpreter and no allocator preloaded)."""
+    try:
+        chosen = debugger.choose()
+    except InspectError as exc:
+        return f"inspect: {exc}"
+    reason = debugger.unsafe(chosen, xsave.host())
+    if reason:
+        return f"inspect: refused on this host: {reason}; {debugger.FIX}"
+    verdict = checked(chosen, preflight.context_for(os.getpid(), {}), python=True)
+    return f"inspect: {chosen.describe()}; {verdict.summary()}"
 
 
 def _base(pid: int) -> Snapshot:

@@ -89,9 +89,8 @@ class CanaryResult:
         if self.look_error:
             signs.append(f"a look at the {self.kind} canary failed: {self.look_error}")
         if self.wrong:
-            signs.append(
-                f"the {self.kind} canary computed {self.wrong} wrong result(s): {self.errors[0]}"
-            )
+            first = f": {self.errors[0]}" if self.errors else ""
+            signs.append(f"the {self.kind} canary computed {self.wrong} wrong result(s){first}")
         elif self.errors:
             signs.append(
                 f"the {self.kind} canary got an error it did not ask for: {self.errors[0]}"
@@ -202,17 +201,37 @@ def _same_file(a: str, b: str) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
+def trusted(path: str) -> bool:
+    """Whether this process may run `path` (or load it): owned by root or by us, and neither
+    it nor its folder writable by anyone else. A root `inspect` of another user's process must
+    not run code that user could have put there."""
+    try:
+        for part in (path, os.path.dirname(path) or "/"):
+            info = os.stat(part)
+            if info.st_uid not in (0, os.geteuid()) or info.st_mode & 0o022:
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def context_for(pid: int, environ: Mapping[str, str] | None) -> Context:
-    """The target's interpreter when it is a Python one this process can run, and the
-    allocator part of its environment (`environ`: the target's, None when unreadable)."""
+    """The target's interpreter when it is a Python one this process can run and trust, and
+    the allocator part of its environment (`environ`: the target's, None when unreadable)."""
     notes = []
     interpreter = sys.executable
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
     except OSError:
         exe = ""
-    if exe and PYTHON_NAME.match(os.path.basename(exe)) and _same_file(exe, f"/proc/{pid}/exe"):
+    usable = PYTHON_NAME.match(os.path.basename(exe)) and _same_file(exe, f"/proc/{pid}/exe")
+    if exe and usable and trusted(exe):
         interpreter = exe
+    elif exe and usable:
+        notes.append(
+            f"the canaries ran under {sys.executable}: the target's interpreter {exe} is "
+            "writable by another user, so it was not run"
+        )
     else:
         notes.append(
             f"the canaries ran under {sys.executable}: the target's executable "
@@ -221,12 +240,15 @@ def context_for(pid: int, environ: Mapping[str, str] | None) -> Context:
     kept = {k: v for k, v in (environ or {}).items() if ALLOCATOR_ENV.match(k)}
     if environ is None:
         notes.append("the target's environment is unreadable: the canaries ran without it")
-    preload = kept.get("LD_PRELOAD")
-    if preload:
-        present = [p for p in re.split(r"[\s:]+", preload) if p and os.path.exists(p)]
-        if len(present) != len([p for p in re.split(r"[\s:]+", preload) if p]):
-            notes.append(f"LD_PRELOAD={preload} is not all on this filesystem: left out")
-            kept.pop("LD_PRELOAD")
+    for name in ("LD_PRELOAD", "LD_LIBRARY_PATH"):
+        value = kept.get(name)
+        paths = [p for p in re.split(r"[\s:]+", value or "") if p]
+        if name == "LD_PRELOAD" and not all(os.path.exists(p) for p in paths):
+            notes.append(f"LD_PRELOAD={value} is not all on this filesystem: left out")
+            kept.pop(name)
+        elif not all(trusted(p) for p in paths):
+            notes.append(f"{name}={value} names files another user can write: left out")
+            kept.pop(name)
     return Context(interpreter, kept, "; ".join(notes) or None)
 
 
@@ -261,7 +283,11 @@ def _build_of(path: str) -> str:
 
 def _environment(context: Context) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LD_", "MALLOC"))}
-    base = {k: v for k, v in base.items() if k not in ("SANDBOX_AGENT_DIR", "GLIBC_TUNABLES")}
+    base = {
+        k: v
+        for k, v in base.items()
+        if k != "SANDBOX_AGENT_DIR" and not ALLOCATOR_ENV.match(k)  # the target's, not ours
+    }
     return {**base, **context.environ}
 
 
@@ -341,11 +367,12 @@ def check_canary(kind: str, context: Context, look: Look) -> CanaryResult:
             proc.wait()
     if proc.returncode != 0:
         last = (err.strip().splitlines() or [""])[-1]
-        return CanaryResult(kind, looks, died=f"{_ended(proc.returncode)}: {last}")
+        died = f"{_ended(proc.returncode)}: {last}"
+        return CanaryResult(kind, looks, died=died, look_error=look_error)
     try:
         report = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return CanaryResult(kind, looks, died=f"no report: {out[-200:]!r}")
+        return CanaryResult(kind, looks, died=f"no report: {out[-200:]!r}", look_error=look_error)
     return CanaryResult(
         kind,
         looks,

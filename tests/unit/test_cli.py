@@ -438,15 +438,21 @@ def doctor(found: dict[str, str | None]) -> Result:
     with (
         patch("sandbox.allocators.find_library", side_effect=find),
         patch("sandbox.allocators.package_version", return_value="1.0"),
+        patch("sandbox.inspect.inspection.readiness", return_value=INSPECT_READY),
     ):
         return invoke("doctor")
+
+
+INSPECT_READY = "inspect: gdb 18.1 (/x/gdb); preflight passed: 6 looks at 2 canaries"
 
 
 def test_doctor_lists_every_builtin_allocator() -> None:
     done = doctor({})
 
     assert done.exit_code == 0, done.output
-    names = [line.split()[0] for line in done.stdout.splitlines()]
+    table, inspect_line = done.stdout.split("\n\n")
+    assert inspect_line == INSPECT_READY + "\n"
+    names = [line.split()[0] for line in table.splitlines()]
     assert names == list(allocators.BUILTIN)
     assert len(names) == 6
     jemalloc = next(line for line in done.stdout.splitlines() if line.startswith("jemalloc "))
@@ -460,7 +466,8 @@ def test_doctor_names_the_packages_of_missing_libraries() -> None:
     done = doctor({"libjemalloc.so.2": None})
 
     assert done.exit_code == 1
-    rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()}
+    table = done.stdout.split("\n\n")[0]
+    rows = {line.split()[0]: line.split()[1] for line in table.splitlines()}
     assert rows["jemalloc"] == rows["jemalloc-bg"] == "MISSING"
     assert rows["mimalloc"] == rows["glibc"] == "found"
     assert done.stderr == "\nInstall missing libraries with: apt-get install libjemalloc2\n"

@@ -63,3 +63,61 @@ def test_tracer_and_command_line_of_a_child() -> None:
         child.communicate(b"")
     assert access.command_line(MISSING_PID) == ""
     assert access.executable(MISSING_PID) == ""
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        (0x0300, "exit code 3"),
+        (0, "exit code 0"),
+        (0xFF00, "exit code 255"),
+        (9, "killed by SIGKILL"),
+        (11 | 0x80, "killed by SIGSEGV"),  # with a core dump
+        (100, "killed by signal 100"),
+    ],
+)
+def test_wait_status(status: int, words: str) -> None:
+    assert access.wait_status(status) == words
+
+
+def test_died_while_gdb_held_it() -> None:
+    error = access.died(42, None, None)
+    assert isinstance(error, TargetExitedError)
+    assert str(error) == "process 42 died while gdb held it; the inspection may have caused it"
+    assert str(access.died(42, "killed by SIGSEGV", "Couldn't write extended state status")) == (
+        "process 42 died while gdb held it (killed by SIGSEGV); gdb said: Couldn't write "
+        "extended state status; the inspection may have caused it"
+    )
+
+
+def test_died_after_gdb_let_it_go() -> None:
+    assert str(access.died(42, "exit code 1", None, after_s=0.5)) == (
+        "process 42 died within 0.5 s after gdb detached (exit code 1); "
+        "the inspection may have caused it"
+    )
+    assert str(access.died(42, None, "warning: x", after_s=2.0)) == (
+        "process 42 died within 2 s after gdb detached; gdb said: warning: x; "
+        "the inspection may have caused it"
+    )
+
+
+def test_ended_how_of_a_live_or_missing_process() -> None:
+    assert access.ended_how(os.getpid()) is None
+    assert access.ended_how(MISSING_PID) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("import sys; sys.exit(3)", "exit code 3"),
+        ("import os; os.kill(os.getpid(), 9)", "killed by SIGKILL"),
+    ],
+)
+def test_ended_how_of_a_zombie(code: str, words: str) -> None:
+    child = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+        assert access.ended_how(child.pid) == words
+    finally:
+        child.wait()
+    assert access.ended_how(child.pid) is None  # reaped: nothing left to read
