@@ -92,8 +92,8 @@ class FakeClient(AgentClient):
         error: AgentError | None = None,
     ) -> None:
         super().__init__(Path("/nonexistent"))
-        self.said = hello() if said is None else said
-        self.snap = memory() if snap is None else snap
+        self.said: Hello | None = hello() if said is None else said
+        self.snap: MemorySnapshot | None = memory() if snap is None else snap
         self.trimmed = trimmed
         self.error = error
         self.asked: list[str] = []
@@ -118,23 +118,6 @@ class FakeClient(AgentClient):
     def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimResult | None:
         self.asked.append(f"trim {pid}")
         return self.trimmed
-
-
-class NoAgent(FakeClient):
-    def hello(self, pid: int) -> Hello | None:
-        return None
-
-
-class NoMemory(FakeClient):
-    def snapshot(
-        self,
-        pid: int,
-        *,
-        gc_objects: bool = False,
-        timeout_s: float | None = None,
-        fresh: bool = False,
-    ) -> MemorySnapshot | None:
-        return None
 
 
 # --- finding the agent --------------------------------------------------------------------------
@@ -232,8 +215,11 @@ def test_look_at_an_agent_of_another_process() -> None:
 
 
 def test_look_without_an_agent_after_all() -> None:
-    assert agent_route.look(PID, NoAgent()) is None
-    assert agent_route.look(PID, NoMemory()) is None
+    no_agent, no_memory = FakeClient(), FakeClient()
+    no_agent.said = None  # nothing answers at the socket
+    no_memory.snap = None  # it answered hello, then went away
+    assert agent_route.look(PID, no_agent) is None
+    assert agent_route.look(PID, no_memory) is None
 
 
 def test_an_agent_that_fails_says_how_to_avoid_it() -> None:
