@@ -17,10 +17,14 @@ the preflight existed (for the "before" figures with `--gdb /usr/bin/gdb`). A ta
 counted and started again.
 
 Prints per target and allocator: looks taken, looks refused, targets killed, wrong results,
-unexpected system call errors, failed requests (of how many), and the stop time (median, max).
+unexpected system call errors, failed requests (of how many), the stop time (median, max) and
+the time a plain or `--trim` look takes (median, from the call to its answer). `--via agent`
+starts every target with the sandbox's agent and looks through its socket: no debugger, nothing
+stopped.
 
     .venv/bin/python benchmarks/inspect_harm.py [--looks 100] [--allocator glibc --allocator
         jemalloc] [--target sleep --target busy --target service] [--gdb PATH] [--unguarded]
+        [--via agent]
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from sandbox.errors import InspectError, TargetExitedError
 from sandbox.inspect import canary, gdb_session, inspection, preflight
 from sandbox.inspect import watch as watching
 from sandbox.inspect.snapshot import Snapshot
+from sandbox.measure.inject import agent_environ, agent_folder
 from sandbox.measure.launch import build_environ, launch
 from sandbox.server_settings import ServerSettings
 
@@ -68,6 +73,7 @@ class Tally:
     failed_requests: int = 0
     iterations: int = 0
     stops_ms: list[float] = field(default_factory=list)
+    looks_ms: list[float] = field(default_factory=list)
     first_problem: str | None = None
 
     def note(self, problem: str) -> None:
@@ -81,16 +87,17 @@ class Tally:
             else f"{'-':>6} {'-':>6}"
         )
         requests = f"{self.failed_requests}/{self.requests}" if self.target == "service" else "-"
+        look = f"{statistics.median(self.looks_ms):7.1f}" if self.looks_ms else f"{'-':>7}"
         return (
             f"{self.target:<8} {self.allocator:<9} {self.looks:>5} {self.refused:>7} "
             f"{self.failed_looks:>6} {self.killed:>6} {self.wrong:>5} {self.syscall_errors:>7} "
-            f"{requests:>11} {stop}"
+            f"{requests:>11} {stop} {look}"
         )
 
 
 HEADER = (
     f"{'target':<8} {'allocator':<9} {'looks':>5} {'refused':>7} {'failed':>6} {'killed':>6} "
-    f"{'wrong':>5} {'syscall':>7} {'failed req':>11} {'stop ms':>6} {'max':>6}"
+    f"{'wrong':>5} {'syscall':>7} {'failed req':>11} {'stop ms':>6} {'max':>6} {'look ms':>7}"
 )
 
 
@@ -223,8 +230,10 @@ class Service:
 Target = Canary | Service
 
 
-def looker(gdb: str | None, unguarded: bool) -> Callable[..., Snapshot]:
+def looker(gdb: str | None, unguarded: bool, via: str) -> Callable[..., Snapshot]:
     """What takes one look: `sandbox inspect`'s own code, or (unguarded) gdb called directly."""
+    if via == "agent":
+        return functools.partial(inspection.take, via="agent")
     if unguarded:
         assert gdb is not None, "--unguarded needs --gdb"
         session = functools.partial(gdb_session.run, gdb=gdb)
@@ -244,6 +253,7 @@ def measure(target: Target, tally: Tally, looks: int, take: Callable[..., Snapsh
     while tally.looks + tally.refused + tally.failed_looks < looks:
         mode = MODES[round_number % len(MODES)]
         round_number += 1
+        started = time.perf_counter()
         try:
             snapshots = one_round(mode, target.pid, take)
         except TargetExitedError as exc:
@@ -258,6 +268,8 @@ def measure(target: Target, tally: Tally, looks: int, take: Callable[..., Snapsh
             tally.note(text)
         else:
             tally.looks += len(snapshots)
+            if mode != "watch":  # a watch's time is mostly its interval
+                tally.looks_ms.append((time.perf_counter() - started) * 1000)
             tally.stops_ms += [s.stopped_ms for s in snapshots if s.stopped_ms is not None]
         time.sleep(PAUSE_S)
         if not target.alive():
@@ -284,19 +296,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", action="append", choices=["sleep", "busy", "service"])
     parser.add_argument("--gdb", help="the gdb to use (default: as sandbox inspect chooses)")
     parser.add_argument("--unguarded", action="store_true")
+    parser.add_argument(
+        "--via",
+        choices=["gdb", "agent"],
+        default="gdb",
+        help="agent: every target started with the sandbox's agent, looked at through its socket",
+    )
     args = parser.parse_args(argv)
     if args.gdb:
         os.environ["SANDBOX_GDB"] = args.gdb
-    take = looker(args.gdb, args.unguarded)
-    print(f"gdb: {args.gdb or 'chosen by sandbox inspect'}; guard: {not args.unguarded}")
+    take = looker(args.gdb, args.unguarded, args.via)
+    if args.via == "agent":
+        print("route: the agent's socket (no debugger)")
+    else:
+        print(f"gdb: {args.gdb or 'chosen by sandbox inspect'}; guard: {not args.unguarded}")
     print(f"preflight cache: {preflight.cache_path()}")
     print(HEADER, flush=True)
     tallies = []
-    with tempfile.TemporaryDirectory(prefix="inspect-harm-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="inspect-harm-") as tmp, agent_folder() as agents:
         for name in args.allocator or ["glibc", "jemalloc"]:
             resolved = allocators.resolve(name)
             base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
             env = {**base, **resolved.environ()}
+            if args.via == "agent":
+                env = agent_environ(agents, env)
             for kind in args.target or ["sleep", "busy", "service"]:
                 tally = Tally(kind, name)
                 with target_of(kind, env, Path(tmp)) as made:
@@ -322,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         + (
             f"median {statistics.median(all_stops):.1f} ms, max {max(all_stops):.1f} ms"
             if all_stops
-            else "not measured (no look attached)"
+            else "none (no look attached)"
         )
     )
 
