@@ -25,11 +25,11 @@ from pathlib import Path
 
 import psutil
 
-from sandbox.loopback import OPENER
+from sandbox.config.spec import Target
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.launch import ServerProcess, build_environ, launch
-from sandbox.spec import Target
+from sandbox.system.loopback import OPENER
 
 MIB = 2**20
 REPO = Path(__file__).resolve().parents[1]

@@ -53,15 +53,15 @@ from pathlib import Path
 
 import psutil
 
-from sandbox import results
 from sandbox.analysis.stats import Ratio, log_ratio
+from sandbox.config.spec import Target
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, AgentError
 from sandbox.measure.agents import NO_AGENT_ENV
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.measure.sampler import ProcessTree
-from sandbox.results import RunResult
-from sandbox.spec import Target
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 
 MIB = 2**20
 REPO = Path(__file__).resolve().parents[1]

@@ -41,8 +41,11 @@ from pathlib import Path
 
 import psutil
 
-from sandbox import allocators, lifeline, liveness, manifest, results
+from sandbox.allocators import registry as allocators
 from sandbox.errors import SandboxError
+from sandbox.experiment import manifest
+from sandbox.results import model as results
+from sandbox.system import lifeline, liveness
 
 REPO = Path(__file__).resolve().parents[1]
 FAULTS = ("harness", "server", "locust", "worker", "disk-full", "harness")

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import psutil
 
-from sandbox import allocators
-from sandbox.config import REPO_ROOT
+from sandbox.allocators import registry as allocators
+from sandbox.config.server_settings import ServerSettings
+from sandbox.config.settings import REPO_ROOT
+from sandbox.config.spec import Target
 from sandbox.load.driver import locust_environ
 from sandbox.measure.launch import ServerProcess, build_environ, launch
-from sandbox.processes import free_port, stop_process
-from sandbox.server_settings import ServerSettings
-from sandbox.spec import Target
+from sandbox.system.processes import free_port, stop_process
 
 LOCUSTFILE = REPO_ROOT / "plans" / "locustfile.py"
 BODY = REPO_ROOT / "plans" / "tiny.json"

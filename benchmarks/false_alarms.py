@@ -57,9 +57,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sandbox import results
 from sandbox.analysis import compare, groups, metrics, multiplicity, sequential, stats
-from sandbox.results import RunResult, Summary
+from sandbox.results import model as results
+from sandbox.results.model import RunResult, Summary
 
 ALPHA = stats.ALPHA
 HEADLINE = metrics.CONFIRMATORY_METRIC

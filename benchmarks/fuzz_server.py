@@ -23,11 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 
 from benchmarks.fuzzing import ALLOWED, VALID, fuzz, send
-from sandbox import allocators
-from sandbox.loopback import get_json
+from sandbox.allocators import registry as allocators
+from sandbox.config.server_settings import ServerSettings
 from sandbox.measure.launch import build_environ, launch
 from sandbox.measure.server_client import ServerClient
-from sandbox.server_settings import ServerSettings
+from sandbox.system.loopback import get_json
 
 MIB = 2**20
 CAP = 1 * MIB

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from sandbox import results
+from sandbox.results import model as results
 
 MIB = 2**20
 LIMIT_BYTES = 150_000_000

@@ -2,7 +2,7 @@
 
 Three targets, each under every allocator given:
 
-- sleep    asleep in system calls (the preflight's sleep canary, `sandbox/inspect/canary.py`):
+- sleep    asleep in system calls (the preflight's sleep canary, `sandbox/inspector/canary.py`):
            a restart code a debugger leaks into it surfaces as an OSError it reports
 - busy     floating-point, vector and SHA-256 work that checks every result against one computed
            before any look (the busy canary): wrong results are counted
@@ -44,14 +44,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox import allocators
+from sandbox.allocators import registry as allocators
+from sandbox.config.server_settings import ServerSettings
 from sandbox.errors import InspectError, TargetExitedError
-from sandbox.inspect import canary, gdb_session, inspection, preflight
-from sandbox.inspect import watch as watching
-from sandbox.inspect.snapshot import Snapshot
+from sandbox.inspector import canary, gdb_session, inspection, preflight
+from sandbox.inspector import watch as watching
+from sandbox.inspector.snapshot import Snapshot
 from sandbox.measure.inject import agent_environ, agent_folder
 from sandbox.measure.launch import build_environ, launch
-from sandbox.server_settings import ServerSettings
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("plain", "trim", "watch")

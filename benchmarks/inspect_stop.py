@@ -21,11 +21,11 @@ import threading
 import time
 from collections.abc import Sequence
 
-from sandbox import allocators
-from sandbox.inspect import inspection
-from sandbox.loopback import OPENER
+from sandbox.allocators import registry as allocators
+from sandbox.config.server_settings import ServerSettings
+from sandbox.inspector import inspection
 from sandbox.measure.launch import ServerProcess, build_environ, launch
-from sandbox.server_settings import ServerSettings
+from sandbox.system.loopback import OPENER
 
 
 class Client(threading.Thread):

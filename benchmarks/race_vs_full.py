@@ -28,11 +28,11 @@ from pathlib import Path
 
 import yaml
 
-from sandbox import results
 from sandbox.advise import catalogue, plan, rules
 from sandbox.advise.race import figures_of
-from sandbox.allocators import BUILTIN
-from sandbox.results import RunResult
+from sandbox.allocators.registry import BUILTIN
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 
 
 def experiment_text(arms: Sequence[str], repeats: int, host_cores: int | None) -> str:

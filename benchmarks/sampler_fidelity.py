@@ -19,14 +19,14 @@ from pathlib import Path
 
 import psutil
 
-from sandbox import allocators
-from sandbox.config import REPO_ROOT
+from sandbox.allocators import registry as allocators
+from sandbox.config.server_settings import ServerSettings
+from sandbox.config.settings import REPO_ROOT
 from sandbox.load import driver
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec
 from sandbox.measure.launch import build_environ, launch
 from sandbox.measure.sampler import RssSampler, read_vmhwm
-from sandbox.server_settings import ServerSettings
 
 MIB = 2**20
 

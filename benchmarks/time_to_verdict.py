@@ -45,9 +45,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sandbox import manifest, results
 from sandbox.analysis import compare, groups, metrics, stats
-from sandbox.results import RunResult
+from sandbox.experiment import manifest
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 
 TOLERANCE = 0.10
 """Reproducibility target: the ratio within ±10 % of earlier occasions'."""

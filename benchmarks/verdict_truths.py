@@ -32,11 +32,11 @@ from typing import Any
 
 import yaml
 
-from sandbox import results
 from sandbox.analysis import verdict
 from sandbox.analysis.groups import group_results
 from sandbox.analysis.verdict import Verdict
-from sandbox.results import RunResult
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUTHS = ROOT / "experiments" / "truths.yml"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sandbox.cli import main
+from sandbox.cli.main import main
 
 if __name__ == "__main__":
     main()

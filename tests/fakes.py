@@ -18,8 +18,7 @@ from typing import Any
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.load.stats import BatchStats
-from sandbox.result_sections import HostInfo, ProcessTrim, Released, SamplerInfo, TrimInfo
-from sandbox.results import (
+from sandbox.results.model import (
     AllocatorInfo,
     Columns,
     LoadInfo,
@@ -30,6 +29,7 @@ from sandbox.results import (
     Summary,
     compute_summary,
 )
+from sandbox.results.sections import HostInfo, ProcessTrim, Released, SamplerInfo, TrimInfo
 
 MIB = 1024 * 1024
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sandbox.checks import MAX_NUMBER, Invalid
+from sandbox.config.values import MAX_NUMBER, Invalid
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sandbox.allocators import BUILTIN, Allocator
+from sandbox.allocators.registry import BUILTIN, Allocator
 
 TRIM_EVERY_ENV = "SANDBOX_AGENT_TRIM_EVERY_S"
 """Read by the agent inside the server (sandbox/agent/periodic_trim.py)."""

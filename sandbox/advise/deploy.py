@@ -7,7 +7,7 @@ import json
 import os
 
 from sandbox.advise.catalogue import Arm
-from sandbox.allocators import KNOWN_LIBRARY_DIRS, find_library
+from sandbox.allocators.registry import KNOWN_LIBRARY_DIRS, find_library
 
 
 def preload_path(library: str) -> str:

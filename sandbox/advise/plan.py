@@ -8,13 +8,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sandbox import allocators, config
 from sandbox.advise import catalogue, rules
 from sandbox.advise.catalogue import Arm
 from sandbox.advise.state import RaceSettings
-from sandbox.config import Benchmark
+from sandbox.allocators import registry as allocators
+from sandbox.config import settings as config
+from sandbox.config.settings import Benchmark
 from sandbox.errors import AllocatorError, ConfigError
-from sandbox.experiment import load_experiment
+from sandbox.experiment.definition import load_experiment
 
 QUICK = config.REPO_ROOT / "experiments" / "quick.yml"
 """The stair-stepper's workload of a race unless another is given: about 25 s a run."""

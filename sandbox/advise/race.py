@@ -14,15 +14,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sandbox import checkpoints, config, liveness, manifest
 from sandbox.advise import rules, state
 from sandbox.advise.state import RaceSettings, RaceState, Round
 from sandbox.analysis.metrics import METRICS
-from sandbox.config import Benchmark
-from sandbox.experiment import Experiment, NoteFn, RunFn, execute, output_folder
-from sandbox.manifest import Entry, Manifest, plain
+from sandbox.config import settings as config
+from sandbox.config.settings import Benchmark
+from sandbox.experiment import manifest
+from sandbox.experiment.definition import Experiment, NoteFn, RunFn, execute, output_folder
+from sandbox.experiment.manifest import Entry, Manifest, plain
 from sandbox.measure.record import utc_now
-from sandbox.results import RunResult
+from sandbox.results import checkpoints
+from sandbox.results.model import RunResult
+from sandbox.system import liveness
 
 Clock = Callable[[], float]
 FIGURES = ("after_idle_rss_mib", "peak_rss_mib", "throughput_rps", "p95_ms")
@@ -138,7 +141,7 @@ def resume_race(
     on_note: NoteFn | None = None,
     clock: Clock = time.monotonic,
 ) -> RaceOutcome:
-    from sandbox import resume
+    from sandbox.experiment import resume
 
     note = on_note or (lambda _: None)
     race = state.load(folder)
@@ -251,8 +254,8 @@ def _outcome(
     interrupted: bool,
     results: list[RunResult] | None = None,
 ) -> RaceOutcome:
-    from sandbox import results as results_io
     from sandbox.errors import ResultFormatError
+    from sandbox.results import model as results_io
 
     out = RaceOutcome(folder, race, [], interrupted)
     if results is not None:

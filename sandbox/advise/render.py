@@ -7,19 +7,19 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 
-from sandbox import host_cores
 from sandbox.advise import deploy, rules
 from sandbox.advise.budget import shown
 from sandbox.advise.catalogue import Arm
 from sandbox.advise.race import FIGURES, RaceOutcome, figures_of
 from sandbox.advise.state import RaceState
+from sandbox.allocators import host_cores
 from sandbox.analysis.caveats import uneven_load_warning
 from sandbox.analysis.groups import group_results
 from sandbox.analysis.stairs import group_lines
 from sandbox.analysis.stats import Ratio, log_ratio
 from sandbox.analysis.verdict import verdicts
-from sandbox.result_sections import PeriodicTrim
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
+from sandbox.results.sections import PeriodicTrim
 
 HEADERS = ("rank", "arm", "runs", "after-idle MiB", "after-idle", "peak", "throughput", "p95")
 """The ratio columns are each arm's figure over the baseline's (x glibc)."""

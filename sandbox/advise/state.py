@@ -10,10 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sandbox import state_file
 from sandbox.advise.catalogue import Arm
 from sandbox.errors import ResultFormatError, SandboxError
-from sandbox.manifest import plain
+from sandbox.experiment.manifest import plain
+from sandbox.system import state_file
 
 FORMAT = "sandbox-race"
 # History of VERSION:

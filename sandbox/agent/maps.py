@@ -1,6 +1,7 @@
 """Which files a process has mapped (/proc/PID/maps), and which of them are malloc replacements.
 
-The agent's own copy, standard library only; `sandbox.procmaps` re-exports it for the harness.
+The agent's own copy, standard library only; `sandbox.allocators.maps` re-exports it for the
+harness.
 """
 
 from __future__ import annotations

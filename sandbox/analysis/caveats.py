@@ -16,7 +16,7 @@ from typing import Any
 from sandbox.analysis.groups import group_label
 from sandbox.analysis.metrics import METRICS, MetricValues
 from sandbox.analysis.stats import outliers
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
 
 UNSTABLE_CV = 0.10
 """Warn when sd exceeds this fraction of the mean (pyperf's threshold)."""

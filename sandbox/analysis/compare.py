@@ -29,7 +29,7 @@ from sandbox.analysis.stairs import GroupStairs, group_lines
 from sandbox.analysis.stats import CONFIDENCE, Ratio, Stats, describe, log_ratio
 from sandbox.analysis.verdict import verdicts
 from sandbox.errors import SandboxError
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
 
 
 @dataclass(frozen=True)

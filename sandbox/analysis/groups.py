@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sandbox.errors import ConfigError, SandboxError
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
 
 
 def label(allocator: str, parameters: Mapping[str, Any]) -> str:

@@ -34,7 +34,7 @@ from sandbox.analysis.sections import (
     threshold_outcomes,
 )
 from sandbox.errors import SandboxError
-from sandbox.results import RunResult, load_all
+from sandbox.results.model import RunResult, load_all
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

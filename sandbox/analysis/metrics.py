@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
 
 MIB = 1024 * 1024
 

@@ -15,7 +15,7 @@ from sandbox.analysis import stairs
 from sandbox.analysis.groups import choose_baseline, group_results, workload
 from sandbox.analysis.metrics import MIB
 from sandbox.errors import ConfigError, SandboxError
-from sandbox.results import Phase, RunResult
+from sandbox.results.model import Phase, RunResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

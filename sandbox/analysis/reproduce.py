@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.analysis.sections import git_commit
-from sandbox.flags import flag_for
-from sandbox.results import RunResult
+from sandbox.cli.flags import flag_for
+from sandbox.results.model import RunResult
 
 
 def reproduce_commands(results: Sequence[RunResult], folder: Path | None) -> list[str]:

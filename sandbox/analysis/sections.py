@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
 
 
 def host_facts(result: RunResult) -> Mapping[str, Any]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sandbox.analysis import tdist
-from sandbox.results import Columns, Number, RunResult
+from sandbox.results.model import Columns, Number, RunResult
 
 MIB = 1024 * 1024
 MATERIAL_BYTES = 4 * MIB

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sandbox.results import Columns, RunResult
+from sandbox.results.model import Columns, RunResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

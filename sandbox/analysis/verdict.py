@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from sandbox.analysis import stairs
 from sandbox.analysis.groups import group_results
 from sandbox.analysis.metrics import MIB
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
 
 LITTLE_GROWTH_BYTES = 16 * MIB
 """Below this RSS growth there is nothing to explain; memory outside malloc is named only from

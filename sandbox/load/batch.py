@@ -18,7 +18,7 @@ from sandbox.load import driver
 from sandbox.load.live_count import LocustCount
 from sandbox.load.spec import LoadSpec
 from sandbox.load.stats import BatchStats, read_entries, summarise
-from sandbox.processes import describe_exit
+from sandbox.system.processes import describe_exit
 
 POLL_S = 0.2
 OVERRUN_S = 30.0

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sandbox import lifeline
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec
-from sandbox.processes import free_port, stop_process, tail_of
+from sandbox.system import lifeline
+from sandbox.system.processes import free_port, stop_process, tail_of
 
 # Never forwarded to Locust: the allocator under test is the server's, not the load generator's.
 _DROP = ("LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX", "PYTHONMALLOC", "LOCUST_ITERATIONS")

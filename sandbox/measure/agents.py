@@ -30,7 +30,7 @@ import psutil
 
 from sandbox.errors import ResultFormatError
 from sandbox.measure.agent_client import AgentError, MemorySnapshot, TrimResult
-from sandbox.result_sections import (
+from sandbox.results.sections import (
     AgentProcess,
     PeriodicTrim,
     ProcessTrim,

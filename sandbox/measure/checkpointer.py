@@ -4,7 +4,7 @@ killed mid-run (SIGKILL, the OOM killer) leaves what it had measured.
 The checkpoint is `<run_id>.partial.json` beside where the result will go, status `running`,
 written atomically (a temporary file renamed over the last one). The final result replaces it:
 the runner calls `finish` once that is written. The next command that finds a checkpoint whose
-harness is dead marks it `harness-died` (`sandbox.checkpoints`).
+harness is dead marks it `harness-died` (`sandbox.results.checkpoints`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from sandbox import results
-from sandbox.checkpoints import partial_path
-from sandbox.results import RunResult, Status
+from sandbox.results import model as results
+from sandbox.results.checkpoints import partial_path
+from sandbox.results.model import RunResult, Status
 
 EVERY_S = 5.0
 """Seconds between checkpoints."""

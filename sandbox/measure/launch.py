@@ -17,11 +17,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sandbox import lifeline
+from sandbox.config.spec import Target
 from sandbox.errors import ServerError
-from sandbox.loopback import OPENER, answers
-from sandbox.processes import free_port, port_in_use, silent_state, stop_process, tail_of
-from sandbox.spec import Target
+from sandbox.system import lifeline
+from sandbox.system.loopback import OPENER, answers
+from sandbox.system.processes import free_port, port_in_use, silent_state, stop_process, tail_of
 
 STAIR_STEPPER = Target()
 """The default target: our own server."""

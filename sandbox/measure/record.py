@@ -17,12 +17,23 @@ from typing import Any, Protocol
 
 import psutil
 
-from sandbox import allocators, liveness, results
+from sandbox.allocators import registry as allocators
+from sandbox.config.spec import RunSpec
 from sandbox.errors import ResultFormatError
 from sandbox.load.stats import BatchStats
 from sandbox.measure import metadata
 from sandbox.measure.thresholds import check_thresholds
-from sandbox.result_sections import (
+from sandbox.results import model as results
+from sandbox.results.model import (
+    AllocatorInfo,
+    Columns,
+    LoadInfo,
+    Phase,
+    RunResult,
+    ServerInfo,
+    Status,
+)
+from sandbox.results.sections import (
     AgentProcess,
     HostInfo,
     ProfileInfo,
@@ -30,8 +41,7 @@ from sandbox.result_sections import (
     TopObjects,
     TrimInfo,
 )
-from sandbox.results import AllocatorInfo, Columns, LoadInfo, Phase, RunResult, ServerInfo, Status
-from sandbox.spec import RunSpec
+from sandbox.system import liveness
 
 SOURCE = (
     "psutil memory_info().rss; probes: memory_full_info() uss/pss, GET /stats, "

@@ -17,8 +17,11 @@ from typing import Any
 
 import psutil
 
-from sandbox import allocators, host_cores, storage
-from sandbox.config import REPO_ROOT
+from sandbox.allocators import host_cores
+from sandbox.allocators import registry as allocators
+from sandbox.config.server_settings import OWNER_FILE_ENV
+from sandbox.config.settings import REPO_ROOT
+from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError, LoadError, ServerError
 from sandbox.load import batch
 from sandbox.load.live_count import LocustCount
@@ -33,10 +36,9 @@ from sandbox.measure.record import AgentsSeen, ResultBuilder, Sampled
 from sandbox.measure.sampler import Live, ProbePoller, ProcessTree, RssSampler, read_vmhwm
 from sandbox.measure.server_client import ServerClient
 from sandbox.measure.watchdog import ServerGroup, Stopped, Watchdog
-from sandbox.result_sections import TrimInfo
-from sandbox.results import Columns, RunResult, Status
-from sandbox.server_settings import OWNER_FILE_ENV
-from sandbox.spec import RunSpec
+from sandbox.results import storage
+from sandbox.results.model import Columns, RunResult, Status
+from sandbox.results.sections import TrimInfo
 
 
 def make_run_id(allocator: str, now: datetime | None = None) -> str:

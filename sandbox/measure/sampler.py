@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import psutil
 
-from sandbox.loopback import answers, get_json
-from sandbox.results import Columns, Phase
+from sandbox.results.model import Columns, Phase
+from sandbox.system.loopback import answers, get_json
 
 Reduce = str  # "max" | "last" | "first"
 

@@ -1,7 +1,7 @@
 """The harness's calls to the server's loopback-only debug routes (the stair-stepper has them; a
 user's app may not): ask the allocator to trim, and pympler's top object types.
 
-Every call goes through `sandbox.loopback` (one opener: no proxies, no redirects); a POST
+Every call goes through `sandbox.system.loopback` (one opener: no proxies, no redirects); a POST
 carries the X-Sandbox-Debug header the server requires.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sandbox.loopback import get_json
-from sandbox.server_settings import DEBUG_HEADER
+from sandbox.config.server_settings import DEBUG_HEADER
+from sandbox.system.loopback import get_json
 
 Fetch = Callable[[str, float, str, Mapping[str, str]], dict[str, Any] | None]
 """(url, timeout_s, method, headers) -> the JSON object answered, or None."""

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sandbox import config
+from sandbox.cli.flags import THRESHOLD
+from sandbox.config import settings as config
 from sandbox.errors import ConfigError
-from sandbox.flags import THRESHOLD
-from sandbox.result_sections import ThresholdCheck
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
+from sandbox.results.sections import ThresholdCheck
 
 MIB = 2**20
 SIZES = ("peak_rss", "growth")

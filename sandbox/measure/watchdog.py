@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sandbox.processes import describe_exit, silent_state
-from sandbox.results import Status
+from sandbox.results.model import Status
+from sandbox.system.processes import describe_exit, silent_state
 
 
 class Stopped(Exception):

@@ -23,17 +23,17 @@ from types import FrameType
 
 import uvicorn
 
-from sandbox.errors import ConfigError
-from sandbox.processes import port_in_use
-from sandbox.server.app import create_app
-from sandbox.server.protocol import uvicorn_options
-from sandbox.server_settings import (
+from sandbox.config.server_settings import (
     EXPOSED_LIMITS,
     LOCAL_LIMITS,
     OWNER_FILE_ENV,
     ServerSettings,
     exposure_error,
 )
+from sandbox.errors import ConfigError
+from sandbox.server.app import create_app
+from sandbox.server.protocol import uvicorn_options
+from sandbox.system.processes import port_in_use
 
 
 def app_from_environ() -> object:

@@ -27,11 +27,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import procmaps
+from sandbox.allocators import maps as procmaps
+from sandbox.config.server_settings import ServerSettings
 from sandbox.server import debug, introspect, workloads
 from sandbox.server.protocol import CUT_KEY
 from sandbox.server.truths import Keeper
-from sandbox.server_settings import ServerSettings
 
 logger = logging.getLogger("uvicorn.error")
 

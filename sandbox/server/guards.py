@@ -16,7 +16,7 @@ import ipaddress
 
 from starlette.requests import Request
 
-from sandbox.server_settings import DEBUG_HEADER, is_loopback_name
+from sandbox.config.server_settings import DEBUG_HEADER, is_loopback_name
 
 
 def is_loopback(host: str | None) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sandbox import procmaps
 from sandbox.agent.allocator import (
     Backend,
     Glibc,
@@ -34,6 +33,7 @@ from sandbox.agent.allocator import (
     snapshot,
 )
 from sandbox.agent.process import python_stats, rss_bytes
+from sandbox.allocators import maps as procmaps
 
 __all__ = [
     "HOLD_BLOCK_BYTES",

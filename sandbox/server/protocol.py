@@ -27,7 +27,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from sandbox.server_settings import ServeLimits
+from sandbox.config.server_settings import ServeLimits
 
 CUT_KEY = "sandbox.cut"
 """Set in the request's ASGI scope when its body was cut by the deadline."""

@@ -21,8 +21,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.config.server_settings import ServerSettings
 from sandbox.server import workloads
-from sandbox.server_settings import ServerSettings
 
 PINS_PER_REQUEST = 4
 """Small objects pinned per request: two after the parse, two after the clone."""

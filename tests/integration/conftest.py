@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import allocators
+from sandbox.allocators import registry as allocators
+from sandbox.config.server_settings import ServerSettings
 from sandbox.errors import AllocatorError
 from sandbox.measure.launch import ServerProcess, build_environ, launch
-from sandbox.server_settings import ServerSettings
 from tests.integration.harness import REPO, Harness, HarnessFactory, harness_env
 
 READY_TIMEOUT_S = 20.0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import results
+from sandbox.results import model as results
 from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e

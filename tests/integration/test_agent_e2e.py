@@ -19,10 +19,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from sandbox.config.spec import Target
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, Hello, MemorySnapshot
 from sandbox.measure.launch import ServerProcess, build_environ, launch
-from sandbox.spec import Target
 from tests.integration.conftest import post_json, resolve_or_skip
 from tests.integration.harness import REPO
 from tests.unit.test_agent_standalone import find_python

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import results
-from sandbox.results import RunResult
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sandbox import allocators, results
+from sandbox.allocators import registry as allocators
+from sandbox.results import model as results
 from tests.integration.browser import (
     LOOK,
     assert_self_contained,

@@ -18,7 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sandbox import checkpoints, results
+from sandbox.results import checkpoints
+from sandbox.results import model as results
 from tests.integration.harness import (
     REPO,
     Harness,

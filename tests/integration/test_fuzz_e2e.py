@@ -10,11 +10,11 @@ import psutil
 import pytest
 
 from benchmarks.fuzzing import fuzz
-from sandbox import allocators
-from sandbox.loopback import get_json
+from sandbox.allocators import registry as allocators
+from sandbox.config.server_settings import ServerSettings
 from sandbox.measure.launch import build_environ, launch
 from sandbox.measure.server_client import ServerClient
-from sandbox.server_settings import ServerSettings
+from sandbox.system.loopback import get_json
 
 pytestmark = pytest.mark.e2e
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from sandbox.inspect import access, debugger, gdb_session, inspection, preflight, xsave
-from sandbox.loopback import answers
+from sandbox.inspector import access, debugger, gdb_session, inspection, preflight, xsave
 from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.inject import agent_environ, agent_folder
 from sandbox.measure.launch import ServerProcess
-from sandbox.processes import free_port, stop_process
+from sandbox.system.loopback import answers
+from sandbox.system.processes import free_port, stop_process
 from tests.integration.conftest import post_json, resolve_or_skip, run_sandbox, stair_stepper
 from tests.integration.harness import harness_env
 

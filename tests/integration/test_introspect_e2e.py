@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from sandbox.config.server_settings import DEBUG_HEADER
 from sandbox.measure.launch import ServerProcess
 from sandbox.server.introspect import MIB
-from sandbox.server_settings import DEBUG_HEADER
 from tests.integration.conftest import stair_stepper
 
 pytestmark = pytest.mark.e2e

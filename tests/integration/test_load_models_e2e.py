@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sandbox import results
 from sandbox.load.stats import BatchStats
-from sandbox.results import RunResult
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 from tests.integration.conftest import run_sandbox
 from tests.integration.harness import REPO
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from sandbox.config.spec import Target
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.launch import build_environ, launch
-from sandbox.spec import Target
 from tests.integration.harness import REPO
 from tests.integration.test_agent_e2e import Served, tree, wait_for
 

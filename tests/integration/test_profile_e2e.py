@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import allocators, results
+from sandbox.allocators import registry as allocators
+from sandbox.results import model as results
 from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e

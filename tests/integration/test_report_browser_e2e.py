@@ -17,7 +17,7 @@ import pytest
 from sandbox.analysis import html
 from sandbox.analysis.compare import compare
 from sandbox.analysis.report import ratio_text
-from sandbox.results import RunResult, dump, load
+from sandbox.results.model import RunResult, dump, load
 from tests.fakes import make_group
 from tests.integration.browser import (
     LOOK,

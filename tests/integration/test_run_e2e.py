@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import allocators, results
-from sandbox.results import RunResult
+from sandbox.allocators import registry as allocators
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 from tests.integration.conftest import run_sandbox
 from tests.integration.harness import (
     REPO,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.loopback import get_json
+from sandbox.system.loopback import get_json
 from tests.integration.conftest import _stop, _wait_ready, free_port, server_env
 
 pytestmark = pytest.mark.e2e

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from sandbox import allocators
 from sandbox.agent.pymalloc import MIN_EVERY_S
+from sandbox.allocators import registry as allocators
+from sandbox.config.server_settings import ServerSettings
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, MemorySnapshot
 from sandbox.measure.launch import ServerProcess, build_environ, launch
-from sandbox.server_settings import ServerSettings
 from tests.integration.conftest import post_json
 
 pytestmark = pytest.mark.e2e

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import results
 from sandbox.analysis import verdict
+from sandbox.results import model as results
 from tests.integration.conftest import run_sandbox
 from tests.integration.harness import result_files
 

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import config, host_cores
 from sandbox.advise import catalogue, deploy, plan, race, render, state
 from sandbox.advise.state import RaceSettings
+from sandbox.allocators import host_cores
+from sandbox.config import settings as config
+from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
-from sandbox.result_sections import AgentProcess, PeriodicTrim
-from sandbox.results import RunResult, dump
-from sandbox.spec import RunSpec
+from sandbox.results.model import RunResult, dump
+from sandbox.results.sections import AgentProcess, PeriodicTrim
 from tests.fakes import fixed_run
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import pytest
 
 from sandbox.advise import rules
 from sandbox.advise.budget import parse_budget, shown
-from sandbox.checks import Invalid
+from sandbox.config.values import Invalid
 
 SPREAD = (0.99, 1.0, 1.01)
 

@@ -6,8 +6,8 @@ from unittest.mock import patch
 
 import pytest
 
-from sandbox import allocators
-from sandbox.allocators import Allocator
+from sandbox.allocators import registry as allocators
+from sandbox.allocators.registry import Allocator
 from sandbox.errors import AllocatorError
 
 
@@ -113,8 +113,8 @@ def test_doctor_rows_say_where_each_library_is() -> None:
     }
     found = {"libjemalloc.so.2": "/usr/lib/libjemalloc.so.2"}
     with (
-        patch("sandbox.allocators.find_library", side_effect=found.get),
-        patch("sandbox.allocators.package_version", side_effect=lambda p: p and f"{p}-v"),
+        patch("sandbox.allocators.registry.find_library", side_effect=found.get),
+        patch("sandbox.allocators.registry.package_version", side_effect=lambda p: p and f"{p}-v"),
     ):
         rows = {r.allocator.name: r for r in allocators.doctor_rows(custom)}
 

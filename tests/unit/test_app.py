@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from starlette.types import Message
 
-from sandbox import procmaps
+from sandbox.allocators import maps as procmaps
+from sandbox.config.server_settings import HANDLERS, ServerSettings
 from sandbox.server import workloads
 from sandbox.server.app import create_app
-from sandbox.server_settings import HANDLERS, ServerSettings
 from tests.asgi import http_scope
 
 with warnings.catch_warnings():

@@ -6,7 +6,7 @@ import re
 
 from sandbox.analysis import compare
 from sandbox.load.models import LoadModel
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
 from tests.fakes import fixed_runs, make_result, with_load
 
 

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sandbox import atomic, checkpoints, liveness, results
-from sandbox.cli import cli
+from sandbox.cli.main import cli
 from sandbox.measure.checkpointer import Checkpointer
-from sandbox.result_sections import HarnessInfo
-from sandbox.results import RunResult
+from sandbox.results import checkpoints
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
+from sandbox.results.sections import HarnessInfo
+from sandbox.system import atomic, liveness
 from tests.fakes import make_group, make_result
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sandbox import checks
+from sandbox.config import values as checks
 
 
 def expectation(check: checks.Check, value: Any) -> str:

@@ -15,12 +15,14 @@ from unittest.mock import MagicMock, patch
 import pytest
 from click.testing import CliRunner, Result
 
-from sandbox import allocators, config, results
+from sandbox.allocators import registry as allocators
 from sandbox.analysis import report
-from sandbox.cli import cli
+from sandbox.cli.main import cli
+from sandbox.config import settings as config
+from sandbox.config.spec import RunSpec
 from sandbox.errors import AllocatorError
-from sandbox.results import RunResult
-from sandbox.spec import RunSpec
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 from tests.fakes import make_group, make_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -301,7 +303,7 @@ def test_a_config_error_in_any_command_is_a_usage_error_of_that_command(tmp_path
 
 def test_serve_on_a_busy_port_exits_1_with_one_line() -> None:
     with (
-        patch("sandbox.processes.port_in_use", return_value=True),
+        patch("sandbox.system.processes.port_in_use", return_value=True),
         patch("os.execve") as execve,
     ):
         done = invoke("serve", "--port", "4000")
@@ -436,9 +438,9 @@ def doctor(found: dict[str, str | None]) -> Result:
         return found.get(library, f"/usr/lib/{library}")
 
     with (
-        patch("sandbox.allocators.find_library", side_effect=find),
-        patch("sandbox.allocators.package_version", return_value="1.0"),
-        patch("sandbox.inspect.inspection.readiness", return_value=INSPECT_READY),
+        patch("sandbox.allocators.registry.find_library", side_effect=find),
+        patch("sandbox.allocators.registry.package_version", return_value="1.0"),
+        patch("sandbox.inspector.inspection.readiness", return_value=INSPECT_READY),
     ):
         return invoke("doctor")
 

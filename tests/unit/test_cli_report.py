@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from sandbox import results
-from sandbox.cli import cli
+from sandbox.cli.main import cli
+from sandbox.results import model as results
 from tests.fakes import make_group
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import config
+from sandbox.config import settings as config
 from sandbox.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

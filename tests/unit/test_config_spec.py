@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from sandbox import config
+from sandbox.config import settings as config
+from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
-from sandbox.spec import RunSpec
 
 MIB = 2**20
 

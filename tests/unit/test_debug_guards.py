@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from sandbox.config.server_settings import DEBUG_HEADER, ServerSettings
 from sandbox.server import debug, introspect
 from sandbox.server.app import create_app
 from sandbox.server.guards import host_header_is_local
-from sandbox.server_settings import DEBUG_HEADER, ServerSettings
 from tests.asgi import http_scope
 
 with warnings.catch_warnings():

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from sandbox.config.server_settings import DEBUG_HEADER, ServerSettings
 from sandbox.server.app import create_app
 from sandbox.server.guards import is_loopback
 from sandbox.server.introspect import MIB
-from sandbox.server_settings import DEBUG_HEADER, ServerSettings
 from tests.asgi import http_scope, status_of
 
 with warnings.catch_warnings():

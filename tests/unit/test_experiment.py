@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import config, experiment
+from sandbox.config import settings as config
+from sandbox.config.spec import RunSpec
 from sandbox.errors import AllocatorError, ConfigError, ServerError
-from sandbox.experiment import Experiment, PlannedRun, load_experiment, plan_runs
-from sandbox.results import RunResult, dump
-from sandbox.spec import RunSpec
+from sandbox.experiment import definition as experiment
+from sandbox.experiment.definition import Experiment, PlannedRun, load_experiment, plan_runs
+from sandbox.results.model import RunResult, dump
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import random
 import pytest
 
 from benchmarks import false_alarms
-from sandbox import results
+from sandbox.results import model as results
 
 COMPARISONS = 1500
 ALPHA = 0.05

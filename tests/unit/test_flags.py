@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 import pytest
 
-from sandbox import config, flags
-from sandbox.cli import cli
+from sandbox.cli import flags
+from sandbox.cli.flags import Flag
+from sandbox.cli.main import cli
+from sandbox.config import settings as config
 from sandbox.errors import ConfigError
-from sandbox.flags import Flag
 
 RUN_FLAGS = {
     name

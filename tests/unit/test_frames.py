@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import results
+from sandbox.analysis.dataframes import phase_at
 from sandbox.errors import ConfigError, SandboxError
-from sandbox.frames import phase_at
-from sandbox.results import Phase, to_dataframe
+from sandbox.results import model as results
+from sandbox.results.model import Phase, to_dataframe
 from tests.fakes import make_group
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -123,6 +123,6 @@ def test_unknown_table_and_no_runs() -> None:
 
 
 def test_importing_results_does_not_import_pandas() -> None:
-    code = "import sys, sandbox.results; print('pandas' in sys.modules)"
+    code = "import sys, sandbox.results.model; print('pandas' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

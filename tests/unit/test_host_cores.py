@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import config, host_cores
-from sandbox.allocators import resolve
+from sandbox.allocators import host_cores
+from sandbox.allocators.registry import resolve
 from sandbox.analysis.groups import label
+from sandbox.config import settings as config
 
 REPO = Path(__file__).resolve().parents[2]
 

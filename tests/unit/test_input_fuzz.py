@@ -27,9 +27,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sandbox import cli, config, experiment, results
 from sandbox.analysis import compare, report
+from sandbox.cli import main as cli
+from sandbox.config import settings as config
 from sandbox.errors import SandboxError
+from sandbox.experiment import definition as experiment
+from sandbox.results import model as results
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
@@ -284,7 +287,7 @@ def _no_launch(*args: object, **kwargs: object) -> Any:
 def test_mutated_configs_load_or_fail_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sandbox.measure.progress as progress
+    import sandbox.cli.progress as progress
 
     monkeypatch.setattr(progress, "run_showing_progress", _no_launch)
     monkeypatch.setattr(cli, "_run_with_progress", _no_launch)

@@ -12,9 +12,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from sandbox import checks, cli, config, experiment, results
+from sandbox.cli import main as cli
+from sandbox.config import settings as config
+from sandbox.config import values as checks
+from sandbox.config.spec import Limits
 from sandbox.errors import ConfigError, ResultFormatError
-from sandbox.spec import Limits
+from sandbox.experiment import definition as experiment
+from sandbox.results import model as results
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 NAMES = (

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from sandbox.errors import InspectError, TargetExitedError
-from sandbox.inspect import access
+from sandbox.inspector import access
 
 MISSING_PID = 2**22 + 1  # above the kernel's pid_max limit
 

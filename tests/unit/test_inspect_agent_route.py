@@ -9,9 +9,9 @@ import pytest
 
 from sandbox.agent import protocol
 from sandbox.errors import InspectError
-from sandbox.inspect import agent_route
-from sandbox.inspect.pymalloc import Pymalloc
-from sandbox.inspect.snapshot import Counters, Trim
+from sandbox.inspector import agent_route
+from sandbox.inspector.pymalloc import Pymalloc
+from sandbox.inspector.snapshot import Counters, Trim
 from sandbox.measure.agent_client import (
     TRIM_TIMEOUT_S,
     AgentClient,

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from sandbox.cli import cli
+from sandbox.cli.main import cli
 from sandbox.errors import TargetExitedError
-from sandbox.inspect import inspection, preflight, render, smaps
-from sandbox.inspect import watch as watching
-from sandbox.inspect.detection import Detection
-from sandbox.inspect.snapshot import Counters, Snapshot
+from sandbox.inspector import inspection, preflight, render, smaps
+from sandbox.inspector import watch as watching
+from sandbox.inspector.detection import Detection
+from sandbox.inspector.snapshot import Counters, Snapshot
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MEMORY = smaps.summarise(smaps.parse((DATA / "smaps_small.txt").read_text()))

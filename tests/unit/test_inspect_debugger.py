@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import InspectError
-from sandbox.inspect import debugger
-from sandbox.inspect.debugger import Debugger, choose, parse_version, refusal
-from sandbox.inspect.xsave import RegisterState
+from sandbox.inspector import debugger
+from sandbox.inspector.debugger import Debugger, choose, parse_version, refusal
+from sandbox.inspector.xsave import RegisterState
 
 DEBIAN = "GNU gdb (Debian 13.1-3) 13.1"
 UBUNTU = "GNU gdb (Ubuntu 12.1-0ubuntu1~22.04) 12.1"

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from sandbox import allocators
+from sandbox.allocators import registry as allocators
 from sandbox.errors import AllocatorError
-from sandbox.inspect.detection import choose, detect, family_of, read_environ
+from sandbox.inspector.detection import choose, detect, family_of, read_environ
 
 JE = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 TC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"

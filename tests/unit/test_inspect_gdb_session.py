@@ -13,9 +13,9 @@ import pytest
 
 from sandbox.agent import allocator
 from sandbox.errors import InspectError, TargetExitedError
-from sandbox.inspect import gdb_session
-from sandbox.inspect.gdb_session import MARKER, Request, answer_of, check, command
-from sandbox.inspect.symbols import SymbolFile
+from sandbox.inspector import gdb_session
+from sandbox.inspector.gdb_session import MARKER, Request, answer_of, check, command
+from sandbox.inspector.symbols import SymbolFile
 
 JE = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 REQUEST = Request(

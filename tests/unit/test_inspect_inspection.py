@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from sandbox.errors import InspectError, TargetExitedError
-from sandbox.inspect import inspection, smaps
-from sandbox.inspect.detection import Detection
-from sandbox.inspect.gdb_session import Request
-from sandbox.inspect.pymalloc import Pymalloc
-from sandbox.inspect.snapshot import Snapshot
+from sandbox.inspector import inspection, smaps
+from sandbox.inspector.detection import Detection
+from sandbox.inspector.gdb_session import Request
+from sandbox.inspector.pymalloc import Pymalloc
+from sandbox.inspector.snapshot import Snapshot
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MIB = 1024 * 1024

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.inspect.normalise import NORMALISERS, NOTES
+from sandbox.inspector.normalise import NORMALISERS, NOTES
 from sandbox.server import introspect
 
 RAW: dict[str, list[dict[str, int]]] = {

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import InspectError
-from sandbox.inspect import canary, preflight
-from sandbox.inspect.debugger import Debugger
-from sandbox.inspect.preflight import CanaryResult, Context, Verdict
+from sandbox.inspector import canary, preflight
+from sandbox.inspector.debugger import Debugger
+from sandbox.inspector.preflight import CanaryResult, Context, Verdict
 
 EPOCH = 1_700_000_000.0
 GDB = Debugger("/opt/gdb/bin/gdb", (18, 1), "GNU gdb (GDB) 18.1", "0123456789abcdef")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.inspect import pymalloc
-from sandbox.inspect.pymalloc import Pymalloc
+from sandbox.inspector import pymalloc
+from sandbox.inspector.pymalloc import Pymalloc
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.inspect import render
-from sandbox.inspect.detection import Detection
-from sandbox.inspect.pymalloc import Pymalloc
-from sandbox.inspect.smaps import MemoryMap, Region
-from sandbox.inspect.snapshot import Counters, PythonCounters, Snapshot, Trim
-from sandbox.inspect.watch import Sample, Watch
+from sandbox.inspector import render
+from sandbox.inspector.detection import Detection
+from sandbox.inspector.pymalloc import Pymalloc
+from sandbox.inspector.smaps import MemoryMap, Region
+from sandbox.inspector.snapshot import Counters, PythonCounters, Snapshot, Trim
+from sandbox.inspector.watch import Sample, Watch
 
 MIB = 1024 * 1024
 JE = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"

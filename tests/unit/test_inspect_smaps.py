@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.inspect import smaps
-from sandbox.inspect.smaps import Mapping, Region
+from sandbox.inspector import smaps
+from sandbox.inspector.smaps import Mapping, Region
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 KIB = 1024

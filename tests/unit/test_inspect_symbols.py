@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from sandbox.inspect import symbols
-from sandbox.inspect.symbols import SymbolFile
+from sandbox.inspector import symbols
+from sandbox.inspector.symbols import SymbolFile
 
 JE = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"

@@ -8,7 +8,7 @@ import pytest
 
 from sandbox.analysis.verdict import FREE_KEPT, LIVE, PYMALLOC_FRAGMENTATION
 from sandbox.analysis.verdict import OUTSIDE as OUTSIDE_BOTH
-from sandbox.inspect.verdict import (
+from sandbox.inspector.verdict import (
     OUTSIDE,
     OUTSIDE_PYTHON,
     Growth,

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from sandbox.errors import TargetExitedError
-from sandbox.inspect import smaps
-from sandbox.inspect.detection import Detection
-from sandbox.inspect.pymalloc import Pymalloc
-from sandbox.inspect.snapshot import Counters, PythonCounters, Snapshot
-from sandbox.inspect.watch import Sample, Watch, growth, plan, watch
+from sandbox.inspector import smaps
+from sandbox.inspector.detection import Detection
+from sandbox.inspector.pymalloc import Pymalloc
+from sandbox.inspector.snapshot import Counters, PythonCounters, Snapshot
+from sandbox.inspector.watch import Sample, Watch, growth, plan, watch
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MIB = 1024 * 1024

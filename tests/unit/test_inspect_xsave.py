@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.inspect import xsave
-from sandbox.inspect.xsave import RegisterState, cpu_flags, features_from_flags, size_of
+from sandbox.inspector import xsave
+from sandbox.inspector.xsave import RegisterState, cpu_flags, features_from_flags, size_of
 
 X87_SSE = 0b11
 AVX512_PKRU = X87_SSE | 1 << 2 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 9

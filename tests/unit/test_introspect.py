@@ -10,8 +10,8 @@ from typing import Any
 import psutil
 import pytest
 
-from sandbox import procmaps
 from sandbox.agent.allocator import MALLINFO2_FIELDS
+from sandbox.allocators import maps as procmaps
 from sandbox.server import introspect
 from sandbox.server.introspect import MIB
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import pytest
 
-from sandbox.json_shapes import MAX_WHOLE, Mismatch, check, check_fields, describe
+from sandbox.results.shapes import MAX_WHOLE, Mismatch, check, check_fields, describe
 
 
 @dataclass(frozen=True)

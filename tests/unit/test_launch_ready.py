@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox.loopback import answers
+from sandbox.system.loopback import answers
 from tests.local_http import serving
 
 

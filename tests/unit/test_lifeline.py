@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import lifeline, liveness
-from sandbox.lifeline import HARNESS_ENV, Lifeline
+from sandbox.system import lifeline, liveness
+from sandbox.system.lifeline import HARNESS_ENV, Lifeline
 
 
 def test_the_reaper_kills_the_groups_still_registered_at_end_of_file(
@@ -108,7 +108,7 @@ def test_the_harness_exit_ends_and_reaps_its_reaper() -> None:
     """A harness that exits normally leaves no reaper running, and Python sees no Popen
     destroyed while its process runs (the ResourceWarning every run used to print)."""
     code = (
-        "import sys; from sandbox.lifeline import Lifeline; "
+        "import sys; from sandbox.system.lifeline import Lifeline; "
         "line = Lifeline('1:2', [sys.executable, '-c', 'import sys; sys.stdin.read()']); "
         "line.watch(5); print(line.reaper.pid)"
     )

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.loopback import answers, get_json
 from sandbox.measure.server_client import ServerClient
+from sandbox.system.loopback import answers, get_json
 from tests.local_http import serving
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def _calls_outside_the_opener(path: Path) -> list[str]:
 
 # Modules allowed their own client, and why.
 ALLOWED = {
-    "sandbox/loopback.py": "the opener itself",
+    "sandbox/system/loopback.py": "the opener itself",
     # Keep-alive connections, one per simulated user, for a paired load without Locust's own
     # cost; http.client reads no proxy settings and follows no redirects.
     "benchmarks/agent_overhead.py": "a keep-alive load generator",

@@ -8,7 +8,7 @@ import pytest
 
 from sandbox.analysis import metrics
 from sandbox.load.stats import BatchStats
-from sandbox.results import Columns, RunResult
+from sandbox.results.model import Columns, RunResult
 from tests.fakes import MIB, make_result, with_summary
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from sandbox.analysis import compare, multiplicity, report, stats
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
 from tests.fakes import fixed_run
 
 NOTE = (

@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 
 from sandbox.analysis import plot
 from sandbox.errors import ConfigError, SandboxError
-from sandbox.results import RunResult
+from sandbox.results.model import RunResult
 from tests.fakes import make_group, make_result
 
 

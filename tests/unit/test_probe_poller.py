@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from sandbox.measure.sampler import ColumnStore, Live, ProbePoller, ProcessTree, _PollingThread
-from sandbox.processes import free_port
+from sandbox.system.processes import free_port
 
 Row = dict[str, float | None]
 

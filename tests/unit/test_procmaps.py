@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from sandbox.procmaps import allocator_libraries, is_allocator_library, mapped_paths
+from sandbox.allocators.maps import allocator_libraries, is_allocator_library, mapped_paths
 
 
 def test_mapped_paths_of_self() -> None:
@@ -81,7 +81,7 @@ def test_preloaded_allocator_is_seen() -> None:
     library = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
     if not os.path.exists(library):
         pytest.skip(f"{library} not installed (apt-get install libjemalloc2)")
-    code = "from sandbox.procmaps import *; print(allocator_libraries(mapped_paths()))"
+    code = "from sandbox.allocators.maps import *; print(allocator_libraries(mapped_paths()))"
     env = {**os.environ, "LD_PRELOAD": library}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout  # fmt: skip

@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from sandbox import allocators, config, results
-from sandbox.allocators import Allocator, ResolvedAllocator
+from sandbox.allocators import registry as allocators
+from sandbox.allocators.registry import Allocator, ResolvedAllocator
+from sandbox.config import settings as config
+from sandbox.config.spec import RunSpec
 from sandbox.measure import metadata
 from sandbox.measure.record import AgentsSeen, ResultBuilder, Sampled
-from sandbox.result_sections import AgentProcess, HostInfo, ProcessTrim, Released, TrimInfo
-from sandbox.results import RunResult, Status
-from sandbox.spec import RunSpec
+from sandbox.results import model as results
+from sandbox.results.model import RunResult, Status
+from sandbox.results.sections import AgentProcess, HostInfo, ProcessTrim, Released, TrimInfo
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.errors import ResultFormatError
-from sandbox.result_sections import (
+from sandbox.results.sections import (
     AgentProcess,
     HostInfo,
     ObjectType,

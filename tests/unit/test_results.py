@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import results
 from sandbox.errors import ResultFormatError
+from sandbox.results import model as results
 from tests.fakes import make_result
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -14,12 +14,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sandbox import config, experiment, liveness, manifest, results, storage
-from sandbox.cli import cli
+from sandbox.cli.main import cli
+from sandbox.config import settings as config
+from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError, SandboxError
-from sandbox.experiment import load_experiment, plan_runs
-from sandbox.results import RunResult
-from sandbox.spec import RunSpec
+from sandbox.experiment import definition as experiment
+from sandbox.experiment import manifest
+from sandbox.experiment.definition import load_experiment, plan_runs
+from sandbox.results import model as results
+from sandbox.results import storage
+from sandbox.results.model import RunResult
+from sandbox.system import liveness
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from sandbox.measure.agent_client import (
     TrimResult,
 )
 from sandbox.measure.runner import probe_timeout_s
-from sandbox.result_sections import AgentProcess
+from sandbox.results.sections import AgentProcess
 
 MIB = 2**20
 Answer = MemorySnapshot | AgentError | None

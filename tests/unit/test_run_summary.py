@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import result_sections as sections
+from sandbox.cli.progress import print_run_summary
 from sandbox.load.models import LoadModel
-from sandbox.measure.progress import print_run_summary
-from sandbox.results import RunResult
+from sandbox.results import sections
+from sandbox.results.model import RunResult
 from tests.fakes import MIB, make_result, with_load
 
 

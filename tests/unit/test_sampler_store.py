@@ -5,8 +5,8 @@ import sys
 import threading
 import time
 
-from sandbox import results
 from sandbox.measure.sampler import ColumnStore, RssSampler, _PollingThread, read_vmhwm
+from sandbox.results import model as results
 
 
 def store(max_rows: int) -> ColumnStore:

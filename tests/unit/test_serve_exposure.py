@@ -12,10 +12,10 @@ from unittest.mock import MagicMock, patch
 import pytest
 from click.testing import CliRunner
 
-from sandbox.cli import cli
+from sandbox.cli.main import cli
+from sandbox.config.server_settings import EXPOSED_LIMITS, LOCAL_LIMITS, ServeLimits, exposure_error
 from sandbox.server import __main__ as server_main
 from sandbox.server.protocol import DeadlineProtocol
-from sandbox.server_settings import EXPOSED_LIMITS, LOCAL_LIMITS, ServeLimits, exposure_error
 
 REFUSAL = (
     "--host {host} is beyond loopback: anyone who can reach it can make this server allocate "
@@ -50,7 +50,7 @@ def test_the_limits_read_as_stated() -> None:
 @pytest.fixture
 def execve() -> Iterator[MagicMock]:
     with (
-        patch("sandbox.processes.port_in_use", return_value=False),
+        patch("sandbox.system.processes.port_in_use", return_value=False),
         patch("os.execve") as mock,
     ):
         yield mock

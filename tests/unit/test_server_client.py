@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.loopback import get_json
 from sandbox.measure.server_client import ServerClient
+from sandbox.system.loopback import get_json
 from tests.local_http import serving
 
 URL = "http://127.0.0.1:8123"

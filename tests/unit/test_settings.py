@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox.config.server_settings import ServerSettings
 from sandbox.errors import ConfigError
-from sandbox.server_settings import ServerSettings
 
 
 def test_defaults() -> None:

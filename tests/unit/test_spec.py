@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import config
-from sandbox.spec import RunSpec
+from sandbox.config import settings as config
+from sandbox.config.spec import RunSpec
 
 
 def spec_with(**options: Any) -> RunSpec:

@@ -13,7 +13,7 @@ import pytest
 
 from sandbox.analysis import stairs
 from sandbox.analysis.stairs import Stairs, Step
-from sandbox.results import Columns, Phase
+from sandbox.results.model import Columns, Phase
 from tests.fakes import MIB, make_result
 
 PER_BATCH = 1000

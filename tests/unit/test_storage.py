@@ -10,8 +10,10 @@ from typing import IO, Any
 
 import pytest
 
-from sandbox import atomic, results, storage
-from sandbox.storage import ResultWriteError
+from sandbox.results import model as results
+from sandbox.results import storage
+from sandbox.results.storage import ResultWriteError
+from sandbox.system import atomic
 from tests.fakes import make_result
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

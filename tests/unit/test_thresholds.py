@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import config, results
+from sandbox.config import settings as config
 from sandbox.errors import ConfigError
 from sandbox.load.stats import BatchStats
 from sandbox.measure.thresholds import check_thresholds, failed, parse_thresholds
-from sandbox.results import RunResult
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MIB = 2**20

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from sandbox.config.server_settings import HANDLERS, ServerSettings
 from sandbox.server import app as app_module
 from sandbox.server import truths, workloads
 from sandbox.server.app import create_app
 from sandbox.server.truths import PINS_PER_REQUEST, Keeper
-from sandbox.server_settings import HANDLERS, ServerSettings
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient` is deprecated")

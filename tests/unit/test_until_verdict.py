@@ -13,14 +13,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sandbox import config, experiment, manifest, results
 from sandbox.analysis.metrics import MIB
 from sandbox.analysis.sequential import Design
-from sandbox.cli import cli
+from sandbox.cli.main import cli
+from sandbox.config import settings as config
+from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError
-from sandbox.experiment import load_experiment
-from sandbox.results import RunResult
-from sandbox.spec import RunSpec
+from sandbox.experiment import definition as experiment
+from sandbox.experiment import manifest
+from sandbox.experiment.definition import load_experiment
+from sandbox.results import model as results
+from sandbox.results.model import RunResult
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,7 +187,7 @@ def test_the_cli_passes_the_rule_and_prints_the_stop(
     exp_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeRuns(SEPARATED, 0.02)
-    monkeypatch.setattr("sandbox.cli._run_with_progress", fake)
+    monkeypatch.setattr("sandbox.cli.main._run_with_progress", fake)
     monkeypatch.setattr(experiment, "report", lambda outcome, baseline: ("the table", []))
     done = CliRunner().invoke(
         cli,
@@ -214,7 +217,7 @@ def test_the_cli_passes_the_rule_and_prints_the_stop(
 def test_the_cli_says_what_undecided_at_the_cap_means(
     exp_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sandbox.cli._run_with_progress", FakeRuns(SAME, 0.10))
+    monkeypatch.setattr("sandbox.cli.main._run_with_progress", FakeRuns(SAME, 0.10))
     monkeypatch.setattr(experiment, "report", lambda outcome, baseline: ("the table", []))
     out = str(exp_file.parent / "out")
     args = ["experiment", str(exp_file), "--until-verdict", "--max-repeats", "3"]

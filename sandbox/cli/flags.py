@@ -1,0 +1,356 @@
+"""The command-line flags of `run`, `serve` and `experiment`, and the setting each one sets.
+
+Defined once: cli builds its click options from these tables, a setting flag's value reaches
+config under the setting's name (the command function's parameter is that name), and error
+messages name a setting's flag through `flag_for`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from sandbox.advise.budget import BudgetType
+from sandbox.config.server_settings import EXPOSED_LIMITS
+from sandbox.load.models import MODELS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SizeType(click.ParamType):  # type: ignore[type-arg]
+    """A size such as 2GiB or 800MiB, as bytes; with `zero`, also 0 (off)."""
+
+    name = "size"
+
+    def __init__(self, zero: bool = False) -> None:
+        self.zero = zero
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from sandbox.config.values import Invalid, parse_size, size_or_zero
+
+        try:
+            return size_or_zero(value) if self.zero else parse_size(value)
+        except (Invalid, ValueError) as exc:
+            if self.zero:
+                self.fail(f"{value!r} is not a size such as 30KiB, or 0 (off)", param, ctx)
+            self.fail(f"{value!r} is not {exc}", param, ctx)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line option."""
+
+    name: str
+    """The long flag, e.g. `--pause`."""
+    setting: str | None
+    """The setting it overrides (a name in config.SETTINGS); None for an option of the command
+    itself, such as --port or --gzip."""
+    help: str | None = None
+    type: click.ParamType | None = None  # type: ignore[type-arg]
+    short: str | None = None
+    """A one-letter alias, e.g. `-a`."""
+    dest: str | None = None
+    """The parameter name of a flag that is not a setting (default: from the flag's name)."""
+    metavar: str | None = None
+    is_flag: bool = False
+    multiple: bool = False
+    default: Any = None
+    show_default: bool = False
+
+    @property
+    def param(self) -> str:
+        """The command function's parameter: the setting's name, for a setting's flag."""
+        return self.setting or self.dest or self.name.lstrip("-").replace("-", "_")
+
+    def but(self, **changes: Any) -> Flag:
+        """The same flag with another help text or default, for one command."""
+        return replace(self, **changes)
+
+    def option(self, f: F) -> F:
+        """Add this flag to a click command function."""
+        names = [n for n in (self.name, self.short) if n]
+        kwargs: dict[str, Any] = {"help": self.help, "type": self.type, "metavar": self.metavar}
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if self.is_flag:
+            kwargs.update(is_flag=True, default=self.default)
+        elif self.default is not None:
+            kwargs["default"] = self.default
+        if self.multiple:
+            kwargs["multiple"] = True
+        if self.show_default:
+            kwargs["show_default"] = True
+        return click.option(*names, self.param, **kwargs)(f)
+
+
+def options(flags: Sequence[Flag]) -> Callable[[F], F]:
+    """A decorator adding these flags to a click command, listed in this order by --help."""
+
+    def decorate(f: F) -> F:
+        for flag in reversed(flags):
+            f = flag.option(f)
+        return f
+
+    return decorate
+
+
+_float0 = click.FloatRange(min=0)
+
+CONFIG = Flag(
+    "--config",
+    None,
+    "benchmark.yml to read (default: ./benchmark.yml, else the repository's).",
+    click.Path(dir_okay=False, path_type=Path),
+    dest="config_path",
+)
+THRESHOLD = Flag(
+    "--threshold",
+    None,
+    "Fail the run past a limit: p95_ms, p99_ms, error_rate, min_rps, peak_rss, growth "
+    "(e.g. p95_ms=800, peak_rss=500MiB). Repeatable.",
+    dest="thresholds",
+    metavar="NAME=VALUE",
+    multiple=True,
+)
+
+LIMIT = Flag(
+    "--limit",
+    None,
+    "Say when RSS, still climbing at the measured rate, would reach this size, e.g. 2GiB "
+    "(default: a peak_rss or growth threshold).",
+    SizeType(),
+    dest="limit_bytes",
+)
+
+RUN: tuple[Flag, ...] = (
+    Flag(
+        "--allocator",
+        "allocator",
+        "glibc, glibc-arena2, jemalloc, jemalloc-bg, mimalloc, tcmalloc, …",
+        short="-a",
+    ),
+    Flag("--tags", "tags", "Plans to send, comma-separated: tiny,small,medium,large."),
+    Flag("--users", "concurrency", "Concurrent users.", click.IntRange(min=1)),
+    Flag("--rampup", "rampup", "Seconds to start all users.", _float0),
+    Flag("--iterations", "iterations", "Per batch, per selected plan.", click.IntRange(min=1)),
+    Flag("--batches", "batches", "Load batches.", click.IntRange(min=1)),
+    Flag("--pause", "pause_s", "Seconds between batches.", _float0),
+    Flag("--baseline", "baseline_s", "Idle s before load.", _float0),
+    Flag("--idle", "idle_s", "Idle seconds after load.", _float0),
+    Flag("--sleep-ms", "sleep_ms", "Simulated DB latency per request.", click.IntRange(min=0)),
+    Flag("--handler", "handler", "Threadpool or event loop.", click.Choice(["sync", "async"])),
+    Flag("--threads", "threads", "Threadpool size (sync handler).", click.IntRange(min=1)),
+    Flag("--pymalloc", "pymalloc", "off: PYTHONMALLOC=malloc.", click.Choice(["on", "off"])),
+    Flag(
+        "--host-cores",
+        "host_cores",
+        "Allocator defaults of an N-core host (glibc arenas 8N, jemalloc narenas 4N).",
+        click.IntRange(min=1),
+        metavar="N",
+    ),
+    Flag(
+        "--leak",
+        "leak_bytes",
+        "Stair-stepper: leak this much per request, e.g. 30KiB (0: off).",
+        SizeType(zero=True),
+    ),
+    Flag(
+        "--leak-kind",
+        "leak_kind",
+        "small: 256-byte objects; large: 16 KiB buffers (malloc's).",
+        click.Choice(["small", "large"]),
+    ),
+    Flag(
+        "--cache-docs",
+        "cache_docs",
+        "Stair-stepper: keep the last N parsed bodies (0: off).",
+        click.IntRange(min=0),
+    ),
+    Flag(
+        "--pin-objects",
+        "pin_objects",
+        "Stair-stepper: keep up to N small objects from among the garbage, 4 a request (0: off).",
+        click.IntRange(min=0),
+    ),
+    Flag("--interval", "interval_s", "Sampler s.", click.FloatRange(min=0.001)),
+    Flag("--max-rss", "max_rss", "Stop the server past this RSS, e.g. 2GiB.", SizeType()),
+    Flag(
+        "--hang-timeout",
+        "hang_timeout_s",
+        "Stop a server that answers nothing for this many seconds (default 30).",
+        click.FloatRange(min=0, min_open=True),
+    ),
+    Flag("--trim", "trim_s", "Seconds after asking for memory back.", _float0),
+    Flag("--objects", "objects", "Record top Python object types (pympler).", is_flag=True),
+    Flag("--profile", None, "Run the server under memray.", click.Choice(["memray"])),
+    Flag("--port", None, "Server port (default: a free one).", click.IntRange(1, 65535)),
+    Flag("--results-dir", "results_dir", "Where results go.", click.Path(file_okay=False)),
+    Flag(
+        "--gzip",
+        None,
+        "Write the result as .json.gz.",
+        dest="compress",
+        is_flag=True,
+        default=False,
+    ),
+    Flag(
+        "--load",
+        "load",
+        "Load model of each batch (default iterations: drill's fixed count).",
+        click.Choice(MODELS),
+    ),
+    Flag("--rate", "rate", "rate/spike: req/s; ramp: start.", _float0),
+    Flag("--to-rate", "to_rate", "ramp: req/s at the end.", _float0),
+    Flag("--duration", "duration_s", "Batch seconds.", _float0),
+    Flag("--spike-x", "spike_x", "Burst / base.", click.FloatRange(min=1, min_open=True)),
+    Flag("--spike-at", "spike_at_s", "Burst start, s.", _float0),
+    Flag("--spike-for", "spike_s", "Burst length, s.", _float0),
+    Flag(
+        "--load-workers",
+        "load_workers",
+        "Locust worker processes (distributed mode); 0: one process.",
+        click.IntRange(min=0),
+    ),
+    Flag("--server-workers", "workers", "uvicorn worker processes.", click.IntRange(min=1)),
+    Flag("--app", "app", "Serve your ASGI app (module:attr) instead of the stair-stepper."),
+    Flag("--cmd", "cmd", "Run any server command; {port} and {host} are filled in."),
+    Flag("--ready-url", "ready_url", "URL that answers once the server is up ({port} filled in)."),
+    Flag("--locustfile", "locustfile", "Your own Locust file.", click.Path(dir_okay=False)),
+    THRESHOLD,
+    LIMIT,
+    CONFIG,
+)
+"""`sandbox run`: every setting flag, and the run's own options."""
+
+_RUN = {f.param: f for f in RUN}
+
+SERVE: tuple[Flag, ...] = (
+    _RUN["allocator"].but(help=None, default="glibc", show_default=True),
+    Flag(
+        "--host",
+        None,
+        "Bind address (loopback by default; another needs --expose).",
+        default="127.0.0.1",
+        show_default=True,
+    ),
+    _RUN["port"].but(help=None, default=3000, show_default=True),
+    _RUN["sleep_ms"].but(help="Simulated DB latency (SLEEP_MS)."),
+    _RUN["handler"].but(help=None),
+    _RUN["pymalloc"].but(help=None, default="on", show_default=True),
+    Flag(
+        "--expose",
+        None,
+        "Allow a --host beyond loopback (a network you trust); then at most "
+        f"{EXPOSED_LIMITS.max_connections} connections at once.",
+        is_flag=True,
+        default=False,
+    ),
+    CONFIG,
+)
+"""`sandbox serve`: the server's settings, with the defaults of a foreground server."""
+
+EXPERIMENT: tuple[Flag, ...] = (
+    Flag("--repeats", None, "Override the file's repeats.", click.IntRange(min=1)),
+    Flag(
+        "--until-verdict",
+        None,
+        "Add repeats only until after-idle RSS is decided: from 3 repeats on, stop once every "
+        "interval excludes 1.0 or lies within --min-effect (A/A false alarms kept <= 5 %).",
+        is_flag=True,
+        default=False,
+    ),
+    Flag(
+        "--max-repeats",
+        None,
+        "With --until-verdict: the cap on repeats.",
+        click.IntRange(min=3),
+        default=8,
+        show_default=True,
+    ),
+    Flag(
+        "--min-effect",
+        None,
+        "With --until-verdict: a ratio within 1/(1+m)..1+m is too small to matter.",
+        click.FloatRange(min=0, min_open=True, max=1),
+        default=0.05,
+        show_default=True,
+    ),
+    _RUN["results_dir"].but(help=None, type=click.Path(file_okay=False, path_type=Path)),
+    Flag(
+        "--resume",
+        None,
+        "Continue the experiment in DIR: run only its missing and incomplete runs, as planned.",
+        click.Path(exists=True, file_okay=False, path_type=Path),
+        metavar="DIR",
+    ),
+    CONFIG,
+)
+"""`sandbox experiment`: the file holds the settings; these only say where and how often, or
+which experiment to continue."""
+
+ADVISE: tuple[Flag, ...] = (
+    Flag("--list", None, "List the remedy catalogue and exit.", dest="list_arms", is_flag=True),
+    Flag("--arms", None, "Arms to race, comma-separated (default: the whole catalogue)."),
+    Flag(
+        "--budget",
+        None,
+        "Time for the race, e.g. 20m, 90s, 1h; it stops before a round would overrun it.",
+        BudgetType(),
+        default="20m",
+        show_default=True,
+    ),
+    Flag(
+        "--tolerance",
+        None,
+        "Throughput or p95 cost (fraction) past which an arm is not recommended.",
+        click.FloatRange(0, 1),
+        default=0.05,
+        show_default=True,
+    ),
+    Flag(
+        "--min-rounds",
+        None,
+        "Rounds before any arm is dropped.",
+        click.IntRange(min=2),
+        default=2,
+        show_default=True,
+    ),
+    Flag(
+        "--max-rounds",
+        None,
+        "Stop after this many rounds.",
+        click.IntRange(min=2),
+        default=12,
+        show_default=True,
+    ),
+    Flag(
+        "--experiment",
+        None,
+        "Workload settings from this experiment file (default for the stair-stepper: "
+        "experiments/quick.yml).",
+        click.Path(exists=True, dir_okay=False, path_type=Path),
+        dest="experiment_file",
+    ),
+    Flag(
+        "--resume",
+        None,
+        "Continue the race in DIR where it stopped.",
+        click.Path(exists=True, file_okay=False, path_type=Path),
+        metavar="DIR",
+    ),
+    *(f for f in RUN if f.setting and f.setting not in ("allocator",)),
+    CONFIG,
+)
+"""`sandbox advise`: the race's own options, then every setting flag of `run` but
+--allocator (the arms are the allocators)."""
+
+_BY_SETTING = {f.setting: f for f in RUN if f.setting}
+
+
+def flag_for(setting: str) -> str | None:
+    """The flag that sets a setting (`pause_s` -> `--pause`), or None when only files set it."""
+    flag = _BY_SETTING.get(setting)
+    return flag.name if flag else None

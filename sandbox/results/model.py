@@ -1,0 +1,594 @@
+"""The result file: one self-describing, versioned JSON document per run.
+
+Samples are stored as equal-length columns with the unit in each name. The summary can be
+recomputed from the samples and phases with `compute_summary`; `load` checks that it matches.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import io
+import json
+import statistics
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from sandbox.errors import ResultFormatError
+from sandbox.load.spec import LoadSpec, Schedule
+from sandbox.load.stats import BatchStats
+from sandbox.results.sections import (
+    HarnessInfo,
+    HostInfo,
+    ProfileInfo,
+    SamplerInfo,
+    ThresholdCheck,
+    TopObjects,
+    TrimInfo,
+    from_fields,
+)
+from sandbox.results.shapes import Mismatch, check, check_fields, field_types
+from sandbox.system.atomic import write_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMAT = "sandbox-run"
+# History of FORMAT_VERSION:
+# 1 - (0.1.0) first version: allocator, server, load with per-batch Locust stats, host, sampler,
+#     phases, samples (sampler rate) and probes (~1 Hz server counters), summary.
+# 2 - (0.2.0) the allocator's own view: probes gain alloc_in_use_bytes, alloc_held_bytes,
+#     py_allocated_blocks; summary gains in-use/held at end of load and after idle, and the
+#     RSS after a `trim` phase; new `trim` (what releasing free memory did), `objects` (pympler
+#     top types at end of load and after idle) and `profile` (memray artefacts).
+# 3 - (0.3.0) load models and distributed load: load gains `model` (the target: iterations, rate,
+#     ramp, spike, soak) and `workers` (Locust worker processes); each batch gains Locust's
+#     per-second request and failure counts (timeline_*); server gains `workers` (uvicorn
+#     processes), `app` / `ready_url` for a user's own server, and per-worker memory columns in
+#     probes; new `thresholds` (limits checked after the run, with their outcome).
+# 4 - (0.4.0) checkpoints: a run under way is written every few seconds as
+#     `<run_id>.partial.json` with status `running`; one whose harness died is marked
+#     `harness-died` by the next command that finds it. New `harness` (pid, start time, boot id
+#     and host of the harness process, to tell a live checkpoint from a dead one).
+# 5 - (0.5.0) the injected agent: the allocator's counters come from an agent in every Python
+#     process of any server (app, command, workers), not from the stair-stepper's /debug/memory;
+#     with several processes, probes gain per-process alloc_in_use_bytes_<label> and
+#     alloc_held_bytes_<label> beside the sums; sampler gains `agent_injected` and `agents` (each
+#     process, whether it had an agent, its answers and failures); trim is asked of every
+#     process: it gains `processes` (each one's figures), its top level holds the sums.
+#     Also (still 5, additive): probes gain pymalloc_used_bytes, pymalloc_free_bytes,
+#     pymalloc_arena_bytes (sums, and per process _<label>) and alloc_active_bytes (jemalloc's
+#     stats.active); summary gains pymalloc used/free at baseline, end of load and after idle,
+#     and active_end_of_load_bytes; each of sampler.agents may hold `periodic_trim` (its agent's
+#     periodic trims: every_s, count, called, total_ms, max_ms, last_ms), absent without one.
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
+
+Status = Literal[
+    "ok",
+    "interrupted",
+    "server-died",
+    "server-hung",
+    "memory-cap",
+    "failed",
+    "running",
+    "harness-died",
+]
+STATUSES: tuple[Status, ...] = get_args(Status)
+
+Number = float | int
+Columns = dict[str, list[Number]]
+
+
+@dataclass(frozen=True)
+class AllocatorInfo:
+    """Which allocator the server ran under, and the proof that it was really loaded."""
+
+    name: str
+    """Registry name, e.g. `jemalloc` or `glibc-arena2`."""
+    library: str | None
+    """Path preloaded with LD_PRELOAD; None for glibc's own malloc."""
+    env: dict[str, str]
+    """Allocator environment variables set before the server started (MALLOC_CONF, ...)."""
+    verified_loaded: bool
+    """True when `library` was found in the server's /proc/PID/maps (always True for glibc)."""
+    mapped_libraries: list[str]
+    """Every allocator library seen in the server's memory map."""
+    package: str | None = None
+    """Debian package that ships the library, when known."""
+    package_version: str | None = None
+    """Version of that package, from dpkg."""
+    malloc_owner: str | None = None
+    """The library whose `malloc` the server calls (dladdr inside the server), when it says."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """How the server ran."""
+
+    handler: str
+    """`sync` (threadpool) or `async`."""
+    sleep_ms: int
+    """Simulated database latency per request."""
+    threads: int
+    """Threadpool size for the sync handler."""
+    max_body_bytes: int
+    """Request bodies over this get 413."""
+    pymalloc: bool
+    """False when the server ran with PYTHONMALLOC=malloc."""
+    command: list[str]
+    """The exact command line of the server process."""
+    env: dict[str, str]
+    """The whole environment the harness built for the server."""
+    pid: int | None
+    """The server's process id."""
+    exit_code: int | None = None
+    """How the server ended when it died on its own (negative: killed by that signal)."""
+    workers: int = 1
+    """Server processes serving requests (uvicorn --workers); memory is then the process tree's."""
+    app: str | None = None
+    """`module:attr` of a user's ASGI app, or `cmd` for a user's server command; None: ours."""
+    ready_url: str | None = None
+    """The URL polled until the server was ready."""
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    """The workload the harness drove: the load as configured, its schedule, and what Locust
+    reported for each batch. On disk one flat mapping (format 3's keys)."""
+
+    spec: LoadSpec
+    """The Locust file, plans, users and load model of every batch."""
+    schedule: Schedule
+    """Batches, the pauses between them, baseline and idle."""
+    stats: list[BatchStats]
+    """One entry per batch that ran."""
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.spec.to_dict()
+        return {
+            **{k: spec.pop(k) for k in ("locustfile", "tags", "users", "spawn_rate", "iterations")},
+            **self.schedule.to_dict(),
+            "stats": [_to_plain(b) for b in self.stats],
+            **spec,  # model, workers
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadInfo:
+        if not isinstance(data.get("stats"), list):
+            raise ResultFormatError("LoadInfo: 'stats' must be a list of batches")
+        try:
+            check_fields(LoadSpec, data)
+            check_fields(Schedule, data)
+            check(data.get("users", 1), int, "users")
+        except Mismatch as exc:
+            raise ResultFormatError(f"LoadInfo: {exc}") from None
+        try:
+            return cls(
+                LoadSpec.from_dict(data),
+                Schedule.from_dict(data),
+                [from_fields(BatchStats, b) for b in data["stats"]],
+            )
+        except (KeyError, TypeError) as exc:
+            raise ResultFormatError(f"LoadInfo: missing or bad {exc}") from None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A named interval of the run (baseline, batch-N, pause-N, idle)."""
+
+    name: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Headline figures; recomputable from samples and phases with `compute_summary`."""
+
+    baseline_rss_bytes: int
+    """Median RSS during the baseline phase."""
+    peak_rss_bytes: int
+    """Highest sampled RSS."""
+    end_of_load_rss_bytes: int
+    """RSS at the end of the last load batch."""
+    after_idle_rss_bytes: int
+    """Median RSS over the last quarter of the final idle phase."""
+    vmhwm_bytes: int | None
+    """The kernel's own peak RSS (VmHWM) read at the end; None when unavailable."""
+    in_use_baseline_bytes: int | None = None
+    """What the application had allocated (allocator's count) at the end of the baseline."""
+    held_baseline_bytes: int | None = None
+    """What the allocator held from the OS at the end of the baseline."""
+    in_use_end_of_load_bytes: int | None = None
+    """What the application had allocated and not freed (allocator's count) at end of load."""
+    held_end_of_load_bytes: int | None = None
+    """What the allocator held from the OS at end of load."""
+    in_use_after_idle_bytes: int | None = None
+    """As in_use_end_of_load_bytes, at the end of the idle phase."""
+    held_after_idle_bytes: int | None = None
+    """As held_end_of_load_bytes, at the end of the idle phase."""
+    after_trim_rss_bytes: int | None = None
+    """Median RSS over the last quarter of the `trim` phase (after asking for free memory back)."""
+    baseline_pss_bytes: int | None = None
+    """Several server processes: the PSS sum (shared pages once) during the baseline."""
+    peak_pss_bytes: int | None = None
+    """Several server processes: the highest sampled PSS sum."""
+    after_idle_pss_bytes: int | None = None
+    """Several server processes: the PSS sum over the last quarter of the idle phase."""
+    pymalloc_used_baseline_bytes: int | None = None
+    """pymalloc's bytes in live objects at the end of the baseline; None: pymalloc off or
+    unread."""
+    pymalloc_free_baseline_bytes: int | None = None
+    """pymalloc's arena bytes not in live objects at the end of the baseline."""
+    pymalloc_used_end_of_load_bytes: int | None = None
+    pymalloc_free_end_of_load_bytes: int | None = None
+    pymalloc_used_after_idle_bytes: int | None = None
+    pymalloc_free_after_idle_bytes: int | None = None
+    active_end_of_load_bytes: int | None = None
+    """jemalloc's stats.active at the end of load (pages of live slabs); None elsewhere."""
+
+    @property
+    def unused_end_of_load_bytes(self) -> int | None:
+        """Held but not in use at end of load: fragmentation plus free pages kept."""
+        return _gap(self.held_end_of_load_bytes, self.in_use_end_of_load_bytes)
+
+    @property
+    def unused_after_idle_bytes(self) -> int | None:
+        """Held but not in use after idle."""
+        return _gap(self.held_after_idle_bytes, self.in_use_after_idle_bytes)
+
+    @property
+    def active_per_allocated(self) -> float | None:
+        """active / allocated at the end of load (the definition behind Redis's
+        allocator_frag_ratio): jemalloc only."""
+        active, allocated = self.active_end_of_load_bytes, self.in_use_end_of_load_bytes
+        if active is None or not allocated:
+            return None
+        return active / allocated
+
+
+def _gap(held: int | None, in_use: int | None) -> int | None:
+    return held - in_use if held is not None and in_use is not None else None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything about one run; `to_dict` is what lands on disk."""
+
+    run_id: str
+    """Unique id: UTC start time, allocator and a random suffix."""
+    status: Status
+    """`ok`, or why the run ended early."""
+    status_detail: str
+    """One line saying what happened, empty when ok."""
+    experiment: str | None
+    """Experiment name, None for a single `sandbox run`."""
+    started_at: str
+    """UTC ISO-8601 start."""
+    ended_at: str
+    """UTC ISO-8601 end."""
+    allocator: AllocatorInfo
+    server: ServerInfo
+    load: LoadInfo
+    host: HostInfo
+    """Python, glibc, kernel, CPU count, package versions, git commit."""
+    sampler: SamplerInfo
+    """Intervals, source, decimation, and the harness's own memory."""
+    phases: list[Phase]
+    samples: Columns
+    """Sampler columns: t_s, rss_bytes, threads (and more when available)."""
+    probes: Columns
+    """~1 Hz columns: t_s, requests_done, uss_bytes, pss_bytes; the allocator's counters
+    (alloc_in_use_bytes, alloc_held_bytes, py_allocated_blocks: sums over the processes whose
+    agent gave them); with several processes, per-process columns suffixed _main, _w1, ..."""
+    summary: Summary
+    repeat: int = 0
+    """Repeat index within an experiment."""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """Experiment parameters that vary between runs (besides the allocator)."""
+    trim: TrimInfo | None = None
+    """What the trim phase asked of the server's processes and what came back; None (on disk
+    {}): not run, or no process had an agent to ask."""
+    objects: dict[str, TopObjects] = field(default_factory=dict)
+    """Pympler's top object types by size, by moment (end-of-load, after-idle); opt-in."""
+    profile: ProfileInfo | None = None
+    """The memray capture and what was rendered from it; None (on disk {}): not profiled."""
+    thresholds: list[ThresholdCheck] = field(default_factory=list)
+    """Each limit checked after the run."""
+    harness: HarnessInfo | None = None
+    """The harness process; None (on disk {}) in files before format 4."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = {} if value is None and f.name in _EMPTY_WHEN_NONE else _to_plain(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        known = field_types(cls)
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                continue  # format and version; additive fields from newer minor writers
+            try:
+                if key not in _READERS:
+                    check(value, known[key], key)
+                kwargs[key] = _READERS[key](value) if key in _READERS else value
+            except Mismatch as exc:
+                raise ResultFormatError(str(exc)) from None
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                raise ResultFormatError(f"{key}: missing or bad {exc}") from None
+            except ResultFormatError as exc:
+                raise ResultFormatError(f"{key}: {exc}") from None
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ResultFormatError(f"{cls.__name__}: {exc}") from None
+
+
+_EMPTY_WHEN_NONE = ("trim", "profile", "harness")
+
+
+def _to_plain(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "allocator": lambda v: from_fields(AllocatorInfo, v),
+    "server": lambda v: from_fields(ServerInfo, v),
+    "load": LoadInfo.from_dict,
+    "host": HostInfo.from_dict,
+    "sampler": SamplerInfo.from_dict,
+    "phases": lambda v: [from_fields(Phase, p) for p in v],
+    "summary": lambda v: from_fields(Summary, v),
+    "trim": lambda v: TrimInfo.from_dict(v) if v else None,
+    "objects": lambda v: {moment: TopObjects.from_dict(top) for moment, top in v.items()},
+    "profile": lambda v: ProfileInfo.from_dict(v) if v else None,
+    "thresholds": lambda v: [ThresholdCheck.from_dict(c) for c in v],
+    "harness": lambda v: HarnessInfo.from_dict(v) if v else None,
+}
+
+
+class NotAResultError(ResultFormatError):
+    """Valid JSON, but not a run result (an experiment manifest, a comparison)."""
+
+
+def column_lengths_ok(columns: Columns) -> bool:
+    return len({len(v) for v in columns.values()}) <= 1
+
+
+def _phase(phases: Sequence[Phase], name: str) -> Phase | None:
+    return next((p for p in phases if p.name == name), None)
+
+
+def _in(t: Sequence[Number], values: Sequence[Number], start: float, end: float) -> list[Number]:
+    return [v for ts, v in zip(t, values, strict=True) if start <= ts <= end]
+
+
+def _at_or_before(t: Sequence[Number], values: Sequence[Number], end: float) -> Number | None:
+    before = [v for ts, v in zip(t, values, strict=True) if ts <= end]
+    return before[-1] if before else None
+
+
+def _tail_median(t: Sequence[Number], values: Sequence[Number], phase: Phase | None) -> int | None:
+    """Median over the last quarter of `phase` (the whole phase if that quarter is empty)."""
+    if phase is None or phase.end_s <= phase.start_s or not values:
+        return None
+    tail_start = phase.end_s - (phase.end_s - phase.start_s) / 4
+    vals = _in(t, values, tail_start, phase.end_s) or _in(t, values, phase.start_s, phase.end_s)
+    return int(statistics.median(vals)) if vals else None
+
+
+def _as_int(value: Number | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def compute_summary(
+    samples: Columns,
+    phases: Sequence[Phase],
+    vmhwm_bytes: int | None = None,
+    probes: Columns | None = None,
+) -> Summary:
+    """Derive the headline figures from the sampled columns (see `Summary` for definitions)."""
+    t = samples.get("t_s", [])
+    rss = samples.get("rss_bytes", [])
+    if not rss:
+        return Summary(0, 0, 0, 0, vmhwm_bytes)
+    baseline = _phase(phases, "baseline")
+    base_vals = _in(t, rss, baseline.start_s, baseline.end_s) if baseline else []
+    batches = [p for p in phases if p.name.startswith("batch-")]
+    load_end = batches[-1].end_s if batches else t[-1]
+    end_of_load = _at_or_before(t, rss, load_end)
+    idle = _phase(phases, "idle")
+    after_idle = _tail_median(t, rss, idle)
+    probes = probes or {}
+    pt = probes.get("t_s", [])
+    in_use = probes.get("alloc_in_use_bytes")
+    held = probes.get("alloc_held_bytes")
+    idle_end = idle.end_s if idle else pt[-1] if pt else 0.0
+    base_end = baseline.end_s if baseline else 0.0
+    py_used = probes.get("pymalloc_used_bytes")
+    py_free = probes.get("pymalloc_free_bytes")
+
+    def at(column: Sequence[Number] | None, end: float) -> int | None:
+        return _as_int(_at_or_before(pt, column, end)) if column else None
+
+    pss = samples.get("pss_bytes")
+    pss_base = _in(t, pss, baseline.start_s, baseline.end_s) if pss and baseline else []
+    return Summary(
+        baseline_rss_bytes=int(statistics.median(base_vals or rss[:1])),
+        peak_rss_bytes=int(max(rss)),
+        end_of_load_rss_bytes=int(end_of_load if end_of_load is not None else rss[-1]),
+        after_idle_rss_bytes=after_idle if after_idle is not None else int(rss[-1]),
+        vmhwm_bytes=vmhwm_bytes,
+        in_use_baseline_bytes=_as_int(_at_or_before(pt, in_use, base_end)) if in_use else None,
+        held_baseline_bytes=_as_int(_at_or_before(pt, held, base_end)) if held else None,
+        in_use_end_of_load_bytes=_as_int(_at_or_before(pt, in_use, load_end)) if in_use else None,
+        held_end_of_load_bytes=_as_int(_at_or_before(pt, held, load_end)) if held else None,
+        in_use_after_idle_bytes=_as_int(_at_or_before(pt, in_use, idle_end)) if in_use else None,
+        held_after_idle_bytes=_as_int(_at_or_before(pt, held, idle_end)) if held else None,
+        after_trim_rss_bytes=_tail_median(t, rss, _phase(phases, "trim")),
+        baseline_pss_bytes=int(statistics.median(pss_base or pss[:1])) if pss else None,
+        peak_pss_bytes=int(max(pss)) if pss else None,
+        after_idle_pss_bytes=_tail_median(t, pss, idle) if pss else None,
+        pymalloc_used_baseline_bytes=at(py_used, base_end),
+        pymalloc_free_baseline_bytes=at(py_free, base_end),
+        pymalloc_used_end_of_load_bytes=at(py_used, load_end),
+        pymalloc_free_end_of_load_bytes=at(py_free, load_end),
+        pymalloc_used_after_idle_bytes=at(py_used, idle_end),
+        pymalloc_free_after_idle_bytes=at(py_free, idle_end),
+        active_end_of_load_bytes=at(probes.get("alloc_active_bytes"), load_end),
+    )
+
+
+def dump(result: RunResult, path: Path, *, force: bool = False) -> Path:
+    """Write `result` to `path` (.json or .json.gz), atomically; never overwrite without force."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not force:
+        raise FileExistsError(
+            errno.EEXIST, f"result file already exists, will not overwrite: {path}"
+        )
+    text = json.dumps(result.to_dict(), indent=1, allow_nan=False)
+    data = text.encode()
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    write_atomic(path, data)
+    return path
+
+
+MAX_RESULT_BYTES = 256 * 1024 * 1024
+"""The most a result file may hold, decompressed: an hour at 10 Hz is a few MiB, and reading
+this much JSON already takes some GiB of memory (a gzip bomb is cut off here)."""
+MAX_NESTING = 32
+"""The deepest a result file nests (format 3 needs 5: objects, types, entries)."""
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON document in `path` (.json, or gzip by its magic bytes), read within
+    MAX_RESULT_BYTES and MAX_NESTING; NaN and infinities are refused (dump never writes them)."""
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_RESULT_BYTES + 1)
+        if raw[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as unzipped:
+                raw = unzipped.read(MAX_RESULT_BYTES + 1)
+    if len(raw) > MAX_RESULT_BYTES:
+        raise ValueError(f"over {MAX_RESULT_BYTES // 1024**2} MiB of JSON")
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if _depth(data) > MAX_NESTING:
+        raise ValueError(f"nested more than {MAX_NESTING} levels deep")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a result file may hold")
+
+
+def _depth(data: Any) -> int:
+    """How deeply lists and mappings nest in `data` (a scalar: 0), without recursion."""
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        value, level = todo.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            todo.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
+def load(path: Path | str) -> RunResult:
+    """Read a result file, rejecting other formats and versions with a clear message."""
+    path = Path(path)
+    try:
+        data = _read_json(path)
+    except FileNotFoundError:
+        raise ResultFormatError(f"{path}: no such result file") from None
+    except IsADirectoryError:
+        raise ResultFormatError(f"{path}: a folder, not a result file") from None
+    except (OSError, ValueError, EOFError, zlib.error) as exc:
+        raise ResultFormatError(f"{path}: not a readable result file ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        kind = data.get("format") if isinstance(data, dict) else None
+        what = f"a {kind!r} file" if isinstance(kind, str) else f"JSON without 'format: {FORMAT}'"
+        raise NotAResultError(
+            f"{path}: not a sandbox result file ({what}); pass a run's result file "
+            "or the folder that holds the runs"
+        )
+    version = data.get("version")
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
+        raise ResultFormatError(
+            f"{path}: result format version {version!r} is not supported by this sandbox "
+            f"(it reads versions {readable}); use the sandbox version that wrote it"
+        )
+    try:
+        result = RunResult.from_dict(data)
+    except ResultFormatError as exc:
+        raise ResultFormatError(f"{path}: {exc}") from None
+    for name in ("samples", "probes"):
+        if not column_lengths_ok(getattr(result, name)):
+            raise ResultFormatError(f"{path}: '{name}' columns have different lengths")
+    return result
+
+
+def find_result_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Expand files and folders (recursively) into result files, sorted by name."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(
+                sorted(
+                    f
+                    for f in p.rglob("*.json*")
+                    if f.name.endswith((".json", ".json.gz")) and not f.name.startswith(".")
+                )
+            )
+        elif p.exists():
+            found.append(p)
+        else:
+            raise ResultFormatError(f"{p}: no such file or folder")
+    return found
+
+
+def load_all(paths: Iterable[Path | str]) -> list[RunResult]:
+    """Load every result file under `paths`, skipping JSON files that are not run results
+    (experiment.json, comparison.json); when nothing else was found and such a file was named
+    itself (not found in a folder), raises its NotAResultError instead of returning nothing."""
+    results = []
+    named_other: list[NotAResultError] = []
+    for given in map(Path, paths):
+        for f in find_result_files([given]):
+            try:
+                results.append(load(f))
+            except NotAResultError as exc:
+                if not given.is_dir():
+                    named_other.append(exc)
+    if not results and named_other:
+        raise named_other[0]
+    return results
+
+
+def to_dataframe(
+    results: RunResult | Path | str | Iterable[RunResult | Path | str], table: str = "runs"
+) -> pd.DataFrame:
+    """Tidy pandas table of runs, samples or probes: see `sandbox.analysis.dataframes` (pandas is
+    imported only when this is called; it is in the `notebook` extra)."""
+    from sandbox.analysis.dataframes import to_dataframe as frame
+
+    return frame(results, table)
