@@ -20,12 +20,13 @@ from sandbox.analysis.metrics import METRICS
 from sandbox.config import settings as config
 from sandbox.config.settings import Benchmark
 from sandbox.experiment import manifest
-from sandbox.experiment.definition import Experiment, NoteFn, RunFn, execute, output_folder
+from sandbox.experiment.definition import Experiment
+from sandbox.experiment.execution import NoteFn, RunFn, execute, output_folder
 from sandbox.experiment.manifest import Entry, Manifest, plain
 from sandbox.measure.record import utc_now
 from sandbox.results import checkpoints
 from sandbox.results.model import RunResult
-from sandbox.system import liveness
+from sandbox.results.sections import running_harness
 
 Clock = Callable[[], float]
 FIGURES = ("after_idle_rss_mib", "peak_rss_mib", "throughput_rps", "p95_ms")
@@ -186,7 +187,7 @@ def _loop(
         last = race.rounds[-1] if race.rounds else None
         if last is None or last.decided:
             race, m, r = _open_round(race, m)
-            manifest.save(replace(m, harness=liveness.this_process()), folder)
+            manifest.save(replace(m, harness=running_harness()), folder)
             state.save(race, folder)
             note(f"\nround {r.index + 1}: {', '.join(r.arms)}")
         else:

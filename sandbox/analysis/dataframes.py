@@ -5,8 +5,8 @@ Three tables: `runs` (one row per run: its group, settings and summary figures),
 the other sampler columns) and `probes` (likewise for the ~1 Hz server counters). A column a run
 does not have is missing (NaN) in its rows.
 
-pandas is an optional dependency (`pip install -e ".[notebook]"`) and is imported only here;
-`sandbox.results.model.to_dataframe` is the public name.
+pandas is an optional dependency (`pip install -e ".[notebook]"`) and is imported only when
+`to_dataframe` is called.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.analysis.sections import git_commit
-from sandbox.cli.flags import flag_for
+from sandbox.config.flag_names import flag_for
 from sandbox.results.model import RunResult
 
 

@@ -2,7 +2,7 @@
 
 Defined once: cli builds its click options from these tables, a setting flag's value reaches
 config under the setting's name (the command function's parameter is that name), and error
-messages name a setting's flag through `flag_for`.
+messages name a setting's flag through `sandbox.config.flag_names.flag_for`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from sandbox.advise.budget import BudgetType
+from sandbox.config.flag_names import FLAG_NAMES
 from sandbox.config.server_settings import EXPOSED_LIMITS
 from sandbox.load.models import MODELS
 
@@ -86,6 +87,11 @@ class Flag:
         return click.option(*names, self.param, **kwargs)(f)
 
 
+def setting_flag(setting: str, *args: Any, **kwargs: Any) -> Flag:
+    """The flag of a setting, spelt as `sandbox.config.flag_names` says."""
+    return Flag(FLAG_NAMES[setting], setting, *args, **kwargs)
+
+
 def options(flags: Sequence[Flag]) -> Callable[[F], F]:
     """A decorator adding these flags to a click command, listed in this order by --help."""
 
@@ -126,68 +132,61 @@ LIMIT = Flag(
 )
 
 RUN: tuple[Flag, ...] = (
-    Flag(
-        "--allocator",
+    setting_flag(
         "allocator",
         "glibc, glibc-arena2, jemalloc, jemalloc-bg, mimalloc, tcmalloc, …",
         short="-a",
     ),
-    Flag("--tags", "tags", "Plans to send, comma-separated: tiny,small,medium,large."),
-    Flag("--users", "concurrency", "Concurrent users.", click.IntRange(min=1)),
-    Flag("--rampup", "rampup", "Seconds to start all users.", _float0),
-    Flag("--iterations", "iterations", "Per batch, per selected plan.", click.IntRange(min=1)),
-    Flag("--batches", "batches", "Load batches.", click.IntRange(min=1)),
-    Flag("--pause", "pause_s", "Seconds between batches.", _float0),
-    Flag("--baseline", "baseline_s", "Idle s before load.", _float0),
-    Flag("--idle", "idle_s", "Idle seconds after load.", _float0),
-    Flag("--sleep-ms", "sleep_ms", "Simulated DB latency per request.", click.IntRange(min=0)),
-    Flag("--handler", "handler", "Threadpool or event loop.", click.Choice(["sync", "async"])),
-    Flag("--threads", "threads", "Threadpool size (sync handler).", click.IntRange(min=1)),
-    Flag("--pymalloc", "pymalloc", "off: PYTHONMALLOC=malloc.", click.Choice(["on", "off"])),
-    Flag(
-        "--host-cores",
+    setting_flag("tags", "Plans to send, comma-separated: tiny,small,medium,large."),
+    setting_flag("concurrency", "Concurrent users.", click.IntRange(min=1)),
+    setting_flag("rampup", "Seconds to start all users.", _float0),
+    setting_flag("iterations", "Per batch, per selected plan.", click.IntRange(min=1)),
+    setting_flag("batches", "Load batches.", click.IntRange(min=1)),
+    setting_flag("pause_s", "Seconds between batches.", _float0),
+    setting_flag("baseline_s", "Idle s before load.", _float0),
+    setting_flag("idle_s", "Idle seconds after load.", _float0),
+    setting_flag("sleep_ms", "Simulated DB latency per request.", click.IntRange(min=0)),
+    setting_flag("handler", "Threadpool or event loop.", click.Choice(["sync", "async"])),
+    setting_flag("threads", "Threadpool size (sync handler).", click.IntRange(min=1)),
+    setting_flag("pymalloc", "off: PYTHONMALLOC=malloc.", click.Choice(["on", "off"])),
+    setting_flag(
         "host_cores",
         "Allocator defaults of an N-core host (glibc arenas 8N, jemalloc narenas 4N).",
         click.IntRange(min=1),
         metavar="N",
     ),
-    Flag(
-        "--leak",
+    setting_flag(
         "leak_bytes",
         "Stair-stepper: leak this much per request, e.g. 30KiB (0: off).",
         SizeType(zero=True),
     ),
-    Flag(
-        "--leak-kind",
+    setting_flag(
         "leak_kind",
         "small: 256-byte objects; large: 16 KiB buffers (malloc's).",
         click.Choice(["small", "large"]),
     ),
-    Flag(
-        "--cache-docs",
+    setting_flag(
         "cache_docs",
         "Stair-stepper: keep the last N parsed bodies (0: off).",
         click.IntRange(min=0),
     ),
-    Flag(
-        "--pin-objects",
+    setting_flag(
         "pin_objects",
         "Stair-stepper: keep up to N small objects from among the garbage, 4 a request (0: off).",
         click.IntRange(min=0),
     ),
-    Flag("--interval", "interval_s", "Sampler s.", click.FloatRange(min=0.001)),
-    Flag("--max-rss", "max_rss", "Stop the server past this RSS, e.g. 2GiB.", SizeType()),
-    Flag(
-        "--hang-timeout",
+    setting_flag("interval_s", "Sampler s.", click.FloatRange(min=0.001)),
+    setting_flag("max_rss", "Stop the server past this RSS, e.g. 2GiB.", SizeType()),
+    setting_flag(
         "hang_timeout_s",
         "Stop a server that answers nothing for this many seconds (default 30).",
         click.FloatRange(min=0, min_open=True),
     ),
-    Flag("--trim", "trim_s", "Seconds after asking for memory back.", _float0),
-    Flag("--objects", "objects", "Record top Python object types (pympler).", is_flag=True),
+    setting_flag("trim_s", "Seconds after asking for memory back.", _float0),
+    setting_flag("objects", "Record top Python object types (pympler).", is_flag=True),
     Flag("--profile", None, "Run the server under memray.", click.Choice(["memray"])),
     Flag("--port", None, "Server port (default: a free one).", click.IntRange(1, 65535)),
-    Flag("--results-dir", "results_dir", "Where results go.", click.Path(file_okay=False)),
+    setting_flag("results_dir", "Where results go.", click.Path(file_okay=False)),
     Flag(
         "--gzip",
         None,
@@ -196,29 +195,27 @@ RUN: tuple[Flag, ...] = (
         is_flag=True,
         default=False,
     ),
-    Flag(
-        "--load",
+    setting_flag(
         "load",
         "Load model of each batch (default iterations: drill's fixed count).",
         click.Choice(MODELS),
     ),
-    Flag("--rate", "rate", "rate/spike: req/s; ramp: start.", _float0),
-    Flag("--to-rate", "to_rate", "ramp: req/s at the end.", _float0),
-    Flag("--duration", "duration_s", "Batch seconds.", _float0),
-    Flag("--spike-x", "spike_x", "Burst / base.", click.FloatRange(min=1, min_open=True)),
-    Flag("--spike-at", "spike_at_s", "Burst start, s.", _float0),
-    Flag("--spike-for", "spike_s", "Burst length, s.", _float0),
-    Flag(
-        "--load-workers",
+    setting_flag("rate", "rate/spike: req/s; ramp: start.", _float0),
+    setting_flag("to_rate", "ramp: req/s at the end.", _float0),
+    setting_flag("duration_s", "Batch seconds.", _float0),
+    setting_flag("spike_x", "Burst / base.", click.FloatRange(min=1, min_open=True)),
+    setting_flag("spike_at_s", "Burst start, s.", _float0),
+    setting_flag("spike_s", "Burst length, s.", _float0),
+    setting_flag(
         "load_workers",
         "Locust worker processes (distributed mode); 0: one process.",
         click.IntRange(min=0),
     ),
-    Flag("--server-workers", "workers", "uvicorn worker processes.", click.IntRange(min=1)),
-    Flag("--app", "app", "Serve your ASGI app (module:attr) instead of the stair-stepper."),
-    Flag("--cmd", "cmd", "Run any server command; {port} and {host} are filled in."),
-    Flag("--ready-url", "ready_url", "URL that answers once the server is up ({port} filled in)."),
-    Flag("--locustfile", "locustfile", "Your own Locust file.", click.Path(dir_okay=False)),
+    setting_flag("workers", "uvicorn worker processes.", click.IntRange(min=1)),
+    setting_flag("app", "Serve your ASGI app (module:attr) instead of the stair-stepper."),
+    setting_flag("cmd", "Run any server command; {port} and {host} are filled in."),
+    setting_flag("ready_url", "URL that answers once the server is up ({port} filled in)."),
+    setting_flag("locustfile", "Your own Locust file.", click.Path(dir_okay=False)),
     THRESHOLD,
     LIMIT,
     CONFIG,
@@ -346,11 +343,3 @@ ADVISE: tuple[Flag, ...] = (
 )
 """`sandbox advise`: the race's own options, then every setting flag of `run` but
 --allocator (the arms are the allocators)."""
-
-_BY_SETTING = {f.setting: f for f in RUN if f.setting}
-
-
-def flag_for(setting: str) -> str | None:
-    """The flag that sets a setting (`pause_s` -> `--pause`), or None when only files set it."""
-    flag = _BY_SETTING.get(setting)
-    return flag.name if flag else None

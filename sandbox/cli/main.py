@@ -97,7 +97,7 @@ def run_cmd(
         bench = config.load_benchmark(config_path)
         if settings.get("results_dir"):  # a path typed here is relative to where it was typed
             settings["results_dir"] = str(Path(settings["results_dir"]).resolve())
-        settings.update(parse_thresholds(thresholds))
+        settings.update(parse_thresholds(thresholds, flag=flags.THRESHOLD.name))
         overrides = config.validate_overrides("option", settings)
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
         spec = spec.with_(profile=profile)
@@ -226,6 +226,7 @@ def experiment_cmd(
     from sandbox.analysis.sequential import Design
     from sandbox.config import settings as config
     from sandbox.experiment import definition as experiment
+    from sandbox.experiment import execution
     from sandbox.measure.thresholds import failed
 
     ctx = click.get_current_context()
@@ -253,14 +254,14 @@ def experiment_cmd(
     bench = config.load_benchmark(config_path)
     if resume is not None:
         _sigterm_as_interrupt()
-        outcome = experiment.resume_experiment(
+        outcome = execution.resume_experiment(
             resume.resolve(), bench, _run_with_progress, on_note=_note
         )
     else:
         assert experiment_file is not None
         exp = experiment.load_experiment(experiment_file)
         _sigterm_as_interrupt()
-        outcome = experiment.run_experiment(
+        outcome = execution.run_experiment(
             exp,
             bench,
             _run_with_progress,
@@ -281,7 +282,7 @@ def experiment_cmd(
             err=True,
         )
         sys.exit(130 if outcome.interrupted else 1)
-    table, plots = experiment.report(outcome, baseline=outcome.baseline)
+    table, plots = execution.report(outcome, baseline=outcome.baseline)
     click.echo("\n" + table)
     click.echo(f"\nresults:    {outcome.folder}/")
     click.echo(f"comparison: {outcome.folder / 'comparison.md'}")

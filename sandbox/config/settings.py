@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 
 from sandbox.allocators.registry import BUILTIN, Allocator
-from sandbox.cli.flags import flag_for
 from sandbox.config import values as checks
+from sandbox.config.flag_names import flag_for
 from sandbox.config.server_settings import ServerSettings
 from sandbox.config.spec import Inspection, Limits, Output, RunSpec, SamplerSpec, ServerSpec, Target
 from sandbox.errors import ConfigError

@@ -30,7 +30,7 @@ from typing import Any
 from sandbox.errors import InspectError
 from sandbox.inspector import canary, gdb_session, xsave
 from sandbox.inspector.debugger import Debugger
-from sandbox.results import storage
+from sandbox.system.atomic import write_atomic
 
 KINDS = ("sleep", "busy")
 LOOKS = (False, True, False)
@@ -451,7 +451,7 @@ def remember(verdict: Verdict, path: Path | None = None) -> None:
     data = {"format": FORMAT, "version": VERSION, "verdicts": verdicts}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        storage.write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
+        write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
     except OSError:
         pass
 

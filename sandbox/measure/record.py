@@ -40,8 +40,8 @@ from sandbox.results.sections import (
     SamplerInfo,
     TopObjects,
     TrimInfo,
+    running_harness,
 )
-from sandbox.system import liveness
 
 SOURCE = (
     "psutil memory_info().rss; probes: memory_full_info() uss/pss, GET /stats, "
@@ -105,7 +105,7 @@ class ResultBuilder:
         self.started_at = started_at or utc_now()
         self._allocator: AllocatorInfo | None = None
         self._host: HostInfo | None = None
-        self._harness = liveness.this_process()
+        self._harness = running_harness()
 
     def allocator_verified(
         self, resolved: allocators.ResolvedAllocator, mapped: list[str], malloc_owner: str | None

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sandbox.cli.flags import THRESHOLD
 from sandbox.config import settings as config
 from sandbox.errors import ConfigError
 from sandbox.results.model import RunResult
@@ -69,25 +68,24 @@ def measured(name: str, result: RunResult) -> tuple[float, str, str] | None:
     raise KeyError(name)
 
 
-def parse_thresholds(items: Iterable[str]) -> dict[str, Any]:
-    """`--threshold NAME=VALUE` values -> threshold settings by name, checked as benchmark.yml's
-    `thresholds:` are (sizes in bytes)."""
+def parse_thresholds(items: Iterable[str], *, flag: str) -> dict[str, Any]:
+    """`NAME=VALUE` values of the command-line `flag` -> threshold settings by name, checked as
+    benchmark.yml's `thresholds:` are (sizes in bytes); errors name the flag."""
     out: dict[str, Any] = {}
     for item in items:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or name not in config.THRESHOLDS:
             raise ConfigError(
-                f"{THRESHOLD.name} {item!r}: expected NAME=VALUE, NAME one of "
-                f"{', '.join(config.THRESHOLDS)}"
+                f"{flag} {item!r}: expected NAME=VALUE, NAME one of {', '.join(config.THRESHOLDS)}"
             )
         try:
             raw: Any = value if name in SIZES else float(value)
             out.update(config.validate_overrides("threshold", {name: raw}))
         except ValueError:
-            raise ConfigError(f"{THRESHOLD.name} {item!r}: {value!r} is not a number") from None
+            raise ConfigError(f"{flag} {item!r}: {value!r} is not a number") from None
         except ConfigError as exc:
-            raise ConfigError(f"{THRESHOLD.name} {exc}") from None
+            raise ConfigError(f"{flag} {exc}") from None
     return out
 
 

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from sandbox.errors import ResultFormatError
 from sandbox.load.spec import LoadSpec, Schedule
@@ -32,9 +32,6 @@ from sandbox.results.sections import (
 )
 from sandbox.results.shapes import Mismatch, check, check_fields, field_types
 from sandbox.system.atomic import write_atomic
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 FORMAT = "sandbox-run"
 # History of FORMAT_VERSION:
@@ -582,13 +579,3 @@ def load_all(paths: Iterable[Path | str]) -> list[RunResult]:
     if not results and named_other:
         raise named_other[0]
     return results
-
-
-def to_dataframe(
-    results: RunResult | Path | str | Iterable[RunResult | Path | str], table: str = "runs"
-) -> pd.DataFrame:
-    """Tidy pandas table of runs, samples or probes: see `sandbox.analysis.dataframes` (pandas is
-    imported only when this is called; it is in the `notebook` extra)."""
-    from sandbox.analysis.dataframes import to_dataframe as frame
-
-    return frame(results, table)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.errors import ResultFormatError
 from sandbox.results.shapes import Mismatch, check_fields
+from sandbox.system import liveness
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -95,6 +96,14 @@ class HarnessInfo(_Section):
     boot_id: str | None = None
     """The boot it ran in (/proc/sys/kernel/random/boot_id)."""
     hostname: str | None = None
+
+
+def running_harness() -> HarnessInfo:
+    """The running process, as a run records its harness."""
+    me = liveness.this_process()
+    return HarnessInfo(
+        pid=me.pid, start_ticks=me.start_ticks, boot_id=me.boot_id, hostname=me.hostname
+    )
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,44 @@
 """Is a process still the one we knew? A pid with its start time (and the boot and machine it ran
 on), so that a reused pid never passes for a harness that died.
 
-Standard library only, besides the result section it fills.
+Standard library only: a run records the identity as its `HarnessInfo` section
+(`sandbox.results.sections.running_harness`).
 """
 
 from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
 from pathlib import Path
-
-from sandbox.results.sections import HarnessInfo
+from typing import Protocol
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A process as it can be known again: its pid, when it started, the boot and the machine."""
+
+    pid: int
+    start_ticks: int | None
+    """When it started, in clock ticks since boot (/proc/PID/stat field 22)."""
+    boot_id: str | None
+    """The boot it ran in (/proc/sys/kernel/random/boot_id)."""
+    hostname: str | None
+
+
+class Known(Protocol):
+    """Anything that names a process as `Identity` does (a run's recorded harness)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def start_ticks(self) -> int | None: ...
+    @property
+    def boot_id(self) -> str | None: ...
+    @property
+    def hostname(self) -> str | None: ...
 
 
 def boot_id() -> str | None:
@@ -44,20 +70,20 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
-def this_process() -> HarnessInfo:
+def this_process() -> Identity:
     """The identity of the running process."""
     pid = os.getpid()
-    return HarnessInfo(
+    return Identity(
         pid=pid, start_ticks=start_ticks(pid), boot_id=boot_id(), hostname=platform.node()
     )
 
 
-def token(info: HarnessInfo) -> str:
+def token(info: Known) -> str:
     """`PID:START_TICKS`, the form children carry in their environment (SANDBOX_HARNESS)."""
     return f"{info.pid}:{info.start_ticks}"
 
 
-def alive(info: HarnessInfo) -> bool | None:
+def alive(info: Known) -> bool | None:
     """Whether that process still runs: None when it cannot be told (another machine, or no
     start time recorded)."""
     if info.hostname != platform.node() or info.start_ticks is None:

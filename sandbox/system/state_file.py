@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import ResultFormatError
-from sandbox.results import storage
+from sandbox.system.atomic import write_atomic
 
 
 def write(path: Path, data: Mapping[str, Any]) -> None:
     """`data` as indented JSON at `path` (its folder made if need be), atomically; OSError (a
     full disk) is the caller's to word, with its own way to go on."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    storage.write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
+    write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 def read(path: Path, *, file_format: str, what: str, missing: str) -> dict[str, Any]:

@@ -20,10 +20,10 @@ ALLOWED = (
     "sandbox.results.model",
     "sandbox.errors",
     "sandbox.__version__",
-    "sandbox.cli.flags",
+    "sandbox.config.flag_names",
 )
 """The package's version string is allowed too: the report names the sandbox that wrote it; and
-the flag table, so that the commands it prints to reproduce a run use the CLI's own flags."""
+the flags' spellings, so that the commands it prints to reproduce a run use the CLI's own flags."""
 MODULES = sorted(
     f"sandbox.analysis.{m.name}" for m in pkgutil.iter_modules(sandbox.analysis.__path__)
 )

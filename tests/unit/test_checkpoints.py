@@ -19,8 +19,8 @@ from sandbox.measure.checkpointer import Checkpointer
 from sandbox.results import checkpoints
 from sandbox.results import model as results
 from sandbox.results.model import RunResult
-from sandbox.results.sections import HarnessInfo
-from sandbox.system import atomic, liveness
+from sandbox.results.sections import HarnessInfo, running_harness
+from sandbox.system import atomic
 from tests.fakes import make_group, make_result
 
 
@@ -36,7 +36,7 @@ def dead_harness() -> HarnessInfo:
     """The identity of a process that has exited (and been reaped)."""
     with subprocess.Popen([sys.executable, "-c", "pass"]) as child:
         pass
-    return replace(liveness.this_process(), pid=child.pid)
+    return replace(running_harness(), pid=child.pid)
 
 
 def checkpoint_of(harness: HarnessInfo, **changes: object) -> RunResult:
@@ -160,7 +160,7 @@ def test_a_checkpoint_of_a_dead_harness_is_marked_and_stays_readable(tmp_path: P
 
 
 def test_a_live_harness_or_one_elsewhere_is_left_alone(tmp_path: Path) -> None:
-    mine = checkpoint_of(liveness.this_process())
+    mine = checkpoint_of(running_harness())
     elsewhere = checkpoint_of(replace(dead_harness(), hostname="another-machine"))
     unknown = replace(make_result(status="running"), harness=None, run_id="old")
     for r in (mine, replace(elsewhere, run_id="elsewhere"), unknown):

@@ -12,7 +12,7 @@ import pytest
 from sandbox.config import settings as config
 from sandbox.config.spec import RunSpec
 from sandbox.errors import AllocatorError, ConfigError, ServerError
-from sandbox.experiment import definition as experiment
+from sandbox.experiment import execution
 from sandbox.experiment.definition import Experiment, PlannedRun, load_experiment, plan_runs
 from sandbox.results.model import RunResult, dump
 from tests.fakes import make_result
@@ -244,10 +244,10 @@ class FakeRuns:
         return result, spec.output.results_dir / f"{result.run_id}.json"
 
 
-def run(tmp_path: Path, text: str, fake: FakeRuns) -> experiment.ExperimentOutcome:
+def run(tmp_path: Path, text: str, fake: FakeRuns) -> execution.ExperimentOutcome:
     exp = load_experiment(write(tmp_path, text))
     bench = config.load_benchmark(REPO / "benchmark.yml")
-    return experiment.run_experiment(exp, bench, fake, results_dir=tmp_path / "out")
+    return execution.run_experiment(exp, bench, fake, results_dir=tmp_path / "out")
 
 
 EXPERIMENT = "allocators: [glibc, glibc-arena2]\nrepeats: 2\niterations: 5\n"
@@ -346,7 +346,7 @@ def test_report_writes_comparison_plots_and_the_page(tmp_path: Path) -> None:
     for result in outcome.results:
         dump(result, outcome.folder / f"{result.run_id}.json")
 
-    table, plots = experiment.report(outcome, baseline="glibc")
+    table, plots = execution.report(outcome, baseline="glibc")
 
     assert "glibc-arena2" in table and "× glibc" in table
     assert (outcome.folder / "comparison.md").read_text().startswith("**")

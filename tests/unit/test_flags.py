@@ -9,6 +9,7 @@ from sandbox.cli import flags
 from sandbox.cli.flags import Flag
 from sandbox.cli.main import cli
 from sandbox.config import settings as config
+from sandbox.config.flag_names import FLAG_NAMES, flag_for
 from sandbox.errors import ConfigError
 
 RUN_FLAGS = {
@@ -46,10 +47,14 @@ def test_every_setting_flag_names_a_setting_once() -> None:
 
 
 def test_flag_for() -> None:
-    assert flags.flag_for("pause_s") == "--pause"
-    assert flags.flag_for("concurrency") == "--users"
-    assert flags.flag_for("workers") == "--server-workers"
-    assert flags.flag_for("batch_timeout_s") is None  # benchmark.yml only
+    assert flag_for("pause_s") == "--pause"
+    assert flag_for("concurrency") == "--users"
+    assert flag_for("workers") == "--server-workers"
+    assert flag_for("batch_timeout_s") is None  # benchmark.yml only
+
+
+def test_every_spelling_in_the_table_is_a_flag_of_run() -> None:
+    assert {f.setting: f.name for f in flags.RUN if f.setting} == FLAG_NAMES
 
 
 def test_serve_keeps_its_own_defaults() -> None:
@@ -68,7 +73,7 @@ def test_serve_keeps_its_own_defaults() -> None:
 def test_a_bad_option_value_names_its_flag_or_its_key(name: str) -> None:
     with pytest.raises(ConfigError) as info:
         config.validate_overrides("option", {name: object()})  # no setting takes an object
-    flag = flags.flag_for(name)
+    flag = flag_for(name)
     assert str(info.value).startswith(f"{flag or config.SETTINGS[name].key} has value ")
     if flag is not None:
         assert flag in RUN_FLAGS

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.analysis.dataframes import phase_at
+from sandbox.analysis.dataframes import phase_at, to_dataframe
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import model as results
-from sandbox.results.model import Phase, to_dataframe
+from sandbox.results.model import Phase
 from tests.fakes import make_group
 
 DATA = Path(__file__).resolve().parents[1] / "data"

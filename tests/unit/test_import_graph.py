@@ -1,5 +1,7 @@
-"""The package's shape: no import cycle between sandbox modules, and the harness never imports the
-server (its process's own RSS is in every result, and uvicorn/starlette have no business there)."""
+"""The package's shape: its packages in pipeline order, each importing only those before it (imports
+inside functions count); no import cycle between sandbox modules; and the harness never imports
+the server (its process's own RSS is in every result, and uvicorn/starlette have no business
+there)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,24 @@ import sandbox
 
 PACKAGE = Path(sandbox.__file__).parent
 HARNESS = ("sandbox.measure", "sandbox.analysis", "sandbox.load", "sandbox.cli.main")
+ORDER = (
+    "errors",
+    "system",  # processes, the lifeline, process identity, loopback, atomic files
+    "agent",  # runs inside the measured server: standard library only
+    "allocators",
+    "load",  # Locust plans, bodies, load models, batch statistics
+    "config",
+    "server",  # the stair-stepper
+    "results",
+    "measure",
+    "analysis",
+    "experiment",
+    "advise",
+    "inspector",
+    "cli",
+)
+"""The packages (and `sandbox.errors`) in pipeline order: each may import only those before it."""
+TOP = ("sandbox", "sandbox.__main__")
 
 
 def module_name(path: Path) -> str:
@@ -88,11 +108,43 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycle({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
 
+def package_of(module: str) -> str:
+    """`sandbox.results.model` -> `results`; `sandbox.errors` -> `errors`."""
+    return module.split(".")[1]
+
+
+def test_every_package_has_its_place_in_the_order() -> None:
+    packages = {package_of(m) for m in graph() if m not in TOP}
+    assert packages == set(ORDER)
+
+
+def backwards(edges: dict[str, set[str]]) -> list[str]:
+    """The imports from a package to one after it in ORDER, as `module -> module`."""
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return sorted(
+        f"{module} -> {dep}"
+        for module, deps in edges.items()
+        if module not in TOP
+        for dep in deps
+        if rank[package_of(dep)] > rank[package_of(module)]
+    )
+
+
+def test_no_package_imports_one_after_it() -> None:
+    """Counting imports inside functions: a lazy import is still a dependency."""
+    edges = graph()
+    assert "sandbox.results.model" in edges["sandbox.measure.record"]  # the graph was really built
+    assert backwards(edges) == []
+
+
+def test_the_order_check_sees_a_backward_import() -> None:
+    edges = {"sandbox.config.settings": {"sandbox.cli.flags", "sandbox.errors"}}
+    assert backwards(edges) == ["sandbox.config.settings -> sandbox.cli.flags"]
+
+
 def test_no_import_cycle_between_sandbox_modules() -> None:
-    """At import time. (One function-level import closes a loop on purpose: the re-export
-    `sandbox.results.model.to_dataframe` imports sandbox.analysis.dataframes, which reads results,
-    when called.)"""
-    edges = graph(lazy=False)
+    """Counting imports inside functions too."""
+    edges = graph()
     assert "sandbox.measure.runner" in edges  # the graph was really built
     assert cycle(edges) == []
 

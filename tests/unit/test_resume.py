@@ -18,13 +18,13 @@ from sandbox.cli.main import cli
 from sandbox.config import settings as config
 from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError, SandboxError
-from sandbox.experiment import definition as experiment
-from sandbox.experiment import manifest
+from sandbox.experiment import execution, manifest
 from sandbox.experiment.definition import load_experiment, plan_runs
 from sandbox.results import model as results
 from sandbox.results import storage
 from sandbox.results.model import RunResult
-from sandbox.system import liveness
+from sandbox.results.sections import running_harness
+from sandbox.system import atomic
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,15 +94,15 @@ def bench() -> config.Benchmark:
     return config.load_benchmark(REPO / "benchmark.yml")
 
 
-def start(exp_file: Path, fake: FakeRuns) -> experiment.ExperimentOutcome:
-    return experiment.run_experiment(
+def start(exp_file: Path, fake: FakeRuns) -> execution.ExperimentOutcome:
+    return execution.run_experiment(
         load_experiment(exp_file), bench(), fake, results_dir=exp_file.parent / "out"
     )
 
 
-def resume(folder: Path, fake: FakeRuns) -> tuple[experiment.ExperimentOutcome, list[str]]:
+def resume(folder: Path, fake: FakeRuns) -> tuple[execution.ExperimentOutcome, list[str]]:
     said: list[str] = []
-    outcome = experiment.resume_experiment(folder, bench(), fake, on_note=said.append)
+    outcome = execution.resume_experiment(folder, bench(), fake, on_note=said.append)
     return outcome, said
 
 
@@ -131,7 +131,7 @@ def test_the_manifest_is_saved_before_and_after_every_run(exp_file: Path) -> Non
         manifest.sha256(EXPERIMENT),
     )
     assert m.settings["iterations"] == 5 and m.seed == 7
-    assert m.harness == liveness.this_process()
+    assert m.harness == running_harness()
     assert [e.file for e in m.runs] == [p.name for p in outcome.paths]
     assert not list(outcome.folder.glob(".*.tmp-*"))
 
@@ -147,7 +147,7 @@ def test_a_full_disk_stops_the_experiment_naming_the_fix(
     exp_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writes = 0
-    write = storage.write_atomic
+    write = atomic.write_atomic
 
     def fails_on_the_fourth(path: Path, data: bytes) -> None:
         nonlocal writes
@@ -156,7 +156,7 @@ def test_a_full_disk_stops_the_experiment_naming_the_fix(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         write(path, data)
 
-    monkeypatch.setattr(storage, "write_atomic", fails_on_the_fourth)
+    monkeypatch.setattr("sandbox.system.state_file.write_atomic", fails_on_the_fourth)
     fake = FakeRuns()
     with pytest.raises(manifest.ManifestWriteError) as info:
         start(exp_file, fake)
@@ -232,7 +232,7 @@ def test_a_run_whose_harness_died_is_rerun_and_its_checkpoint_kept(exp_file: Pat
     partial = replace(
         make_result(allocator, repeat=repeat, experiment="resumable", status="running"),
         run_id="20260101T095959Z-killed",
-        harness=replace(liveness.this_process(), pid=dead.pid),
+        harness=replace(running_harness(), pid=dead.pid),
     )
     results.dump(partial, folder / f"{partial.run_id}.partial.json")
     fake = FakeRuns()
@@ -327,7 +327,7 @@ def test_a_changed_benchmark_setting_is_refused(exp_file: Path, tmp_path: Path) 
     changed.write_text(text.replace("  sleep_ms: ", "  sleep_ms: 7 #", 1))
 
     with pytest.raises(ConfigError) as info:
-        experiment.resume_experiment(first.folder, config.load_benchmark(changed), FakeRuns())
+        execution.resume_experiment(first.folder, config.load_benchmark(changed), FakeRuns())
 
     assert str(info.value).startswith(f"{changed} changed since {first.folder} began: sleep_ms ")
     assert str(info.value).endswith(

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.cli.flags import THRESHOLD
 from sandbox.config import settings as config
 from sandbox.errors import ConfigError
 from sandbox.load.stats import BatchStats
@@ -13,6 +14,7 @@ from sandbox.results import model as results
 from sandbox.results.model import RunResult
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+FLAG = THRESHOLD.name
 MIB = 2**20
 
 
@@ -208,19 +210,19 @@ def test_memory_is_checked_even_without_a_batch(run: RunResult) -> None:
 
 
 def test_parse_thresholds_then_build_the_spec() -> None:
-    parsed = parse_thresholds(("p95_ms=800", " peak_rss =500MiB", "min_rps=12.5"))
+    parsed = parse_thresholds(("p95_ms=800", " peak_rss =500MiB", "min_rps=12.5"), flag=FLAG)
     assert parsed == {"p95_ms": 800.0, "peak_rss": 500 * MIB, "min_rps": 12.5}
     spec = config.build_spec(
         config.load_benchmark(None), config.validate_overrides("option", parsed)
     )
     assert spec.thresholds == {"p95_ms": 800.0, "peak_rss": 500 * MIB, "min_rps": 12.5}
-    assert parse_thresholds(()) == {}
+    assert parse_thresholds((), flag=FLAG) == {}
 
 
 @pytest.mark.parametrize("item", ["p95=800", "p95_ms", "=800", "latency=1"])
 def test_parse_thresholds_bad_name(item: str) -> None:
     with pytest.raises(ConfigError) as info:
-        parse_thresholds((item,))
+        parse_thresholds((item,), flag=FLAG)
     assert str(info.value) == (
         f"--threshold {item!r}: expected NAME=VALUE, NAME one of "
         "p95_ms, p99_ms, error_rate, peak_rss, growth, min_rps"
@@ -229,7 +231,7 @@ def test_parse_thresholds_bad_name(item: str) -> None:
 
 def test_parse_thresholds_not_a_number() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_thresholds(("p95_ms=fast",))
+        parse_thresholds(("p95_ms=fast",), flag=FLAG)
     assert str(info.value) == "--threshold 'p95_ms=fast': 'fast' is not a number"
     assert info.value.exit_code == 2
 
@@ -247,5 +249,5 @@ def test_parse_thresholds_not_a_number() -> None:
 )
 def test_parse_thresholds_checks_each_value_as_its_setting(item: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
-        parse_thresholds((item,))
+        parse_thresholds((item,), flag=FLAG)
     assert str(info.value) == message

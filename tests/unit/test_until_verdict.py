@@ -19,8 +19,7 @@ from sandbox.cli.main import cli
 from sandbox.config import settings as config
 from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError
-from sandbox.experiment import definition as experiment
-from sandbox.experiment import manifest
+from sandbox.experiment import execution, manifest
 from sandbox.experiment.definition import load_experiment
 from sandbox.results import model as results
 from sandbox.results.model import RunResult
@@ -72,9 +71,9 @@ def exp_file(tmp_path: Path) -> Path:
 
 def start(
     exp_file: Path, fake: FakeRuns, design: Design
-) -> tuple[experiment.ExperimentOutcome, list[str]]:
+) -> tuple[execution.ExperimentOutcome, list[str]]:
     said: list[str] = []
-    outcome = experiment.run_experiment(
+    outcome = execution.run_experiment(
         load_experiment(exp_file),
         config.load_benchmark(REPO / "benchmark.yml"),
         fake,
@@ -146,7 +145,7 @@ def test_a_resume_continues_the_sequence_and_a_stopped_one_runs_nothing(exp_file
     said: list[str] = []
     fake = FakeRuns(SAME, 0.10, seed=2)
     bench = config.load_benchmark(REPO / "benchmark.yml")
-    outcome = experiment.resume_experiment(first.folder, bench, fake, on_note=said.append)
+    outcome = execution.resume_experiment(first.folder, bench, fake, on_note=said.append)
 
     assert fake.ran == [7, 8, 9]
     m = manifest.load(first.folder)
@@ -160,7 +159,7 @@ def test_a_resume_continues_the_sequence_and_a_stopped_one_runs_nothing(exp_file
 
     again: list[str] = []
     idle = FakeRuns(SAME, 0.10)
-    experiment.resume_experiment(first.folder, bench, idle, on_note=again.append)
+    execution.resume_experiment(first.folder, bench, idle, on_note=again.append)
     assert idle.ran == []
     assert again == [
         f"{first.folder}: its stopping rule already stopped it ({outcome.stop}); "
@@ -176,7 +175,7 @@ def test_a_look_missed_by_a_killed_harness_is_taken_on_resume(exp_file: Path) ->
     said: list[str] = []
     fake = FakeRuns(SEPARATED, 0.02)
     bench = config.load_benchmark(REPO / "benchmark.yml")
-    outcome = experiment.resume_experiment(first.folder, bench, fake, on_note=said.append)
+    outcome = execution.resume_experiment(first.folder, bench, fake, on_note=said.append)
 
     assert fake.ran == []
     assert [seen["rounds"] for seen in manifest.load(first.folder).looks] == [3]
@@ -188,7 +187,7 @@ def test_the_cli_passes_the_rule_and_prints_the_stop(
 ) -> None:
     fake = FakeRuns(SEPARATED, 0.02)
     monkeypatch.setattr("sandbox.cli.main._run_with_progress", fake)
-    monkeypatch.setattr(experiment, "report", lambda outcome, baseline: ("the table", []))
+    monkeypatch.setattr(execution, "report", lambda outcome, baseline: ("the table", []))
     done = CliRunner().invoke(
         cli,
         [
@@ -218,7 +217,7 @@ def test_the_cli_says_what_undecided_at_the_cap_means(
     exp_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sandbox.cli.main._run_with_progress", FakeRuns(SAME, 0.10))
-    monkeypatch.setattr(experiment, "report", lambda outcome, baseline: ("the table", []))
+    monkeypatch.setattr(execution, "report", lambda outcome, baseline: ("the table", []))
     out = str(exp_file.parent / "out")
     args = ["experiment", str(exp_file), "--until-verdict", "--max-repeats", "3"]
     done = CliRunner().invoke(cli, [*args, "--results-dir", out])

@@ -1,0 +1,360 @@
+"""Running an experiment: its runs in order, each a fresh server, a checkpoint after each, the
+stopping rule's looks under `--until-verdict`, resuming one that was interrupted, and the
+comparison, plots and report at the end."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sandbox.allocators import registry as allocators
+from sandbox.analysis import sequential
+from sandbox.analysis.compare import compare
+from sandbox.analysis.groups import choose_baseline, group_results, label, references
+from sandbox.analysis.metrics import CONFIRMATORY_METRIC, METRIC_BY_KEY
+from sandbox.analysis.report import render
+from sandbox.config import settings as config
+from sandbox.config.settings import Benchmark
+from sandbox.config.spec import RunSpec
+from sandbox.errors import ConfigError, ResultFormatError, SandboxError
+from sandbox.experiment import manifest
+from sandbox.experiment.definition import Experiment, PlannedRun, plan_runs
+from sandbox.experiment.manifest import Entry, Manifest, plain
+from sandbox.measure.record import utc_now
+from sandbox.results import storage
+from sandbox.results.model import RunResult
+from sandbox.results.sections import running_harness
+
+
+def report(outcome: ExperimentOutcome, baseline: str | None) -> tuple[str, list[Path]]:
+    """Compare the experiment's runs, write comparison.md/.json, the plots and report.html
+    beside them; returns the terminal table and the plot paths."""
+    from sandbox.analysis.html import write_report
+    from sandbox.analysis.plot import write_plots
+
+    comparison = compare(outcome.results, baseline=baseline)
+    try:
+        (outcome.folder / "comparison.md").write_text(render(comparison, "markdown"))
+        (outcome.folder / "comparison.json").write_text(render(comparison, "json"))
+        plots = write_plots(outcome.results, outcome.folder / "rss")
+        write_report([outcome.folder], baseline=baseline)
+    except OSError as exc:
+        raise SandboxError(
+            f"could not write the comparison, the plots or the report to {outcome.folder} "
+            f"({exc.strerror or exc}); make room, then: sandbox compare {outcome.folder}"
+        ) from None
+    return render(comparison, "table"), plots
+
+
+def output_folder(results_dir: Path, name: str, now: datetime | None = None) -> Path:
+    now = now or datetime.now(timezone.utc)
+    base = results_dir / f"{name}-{now:%Y%m%dT%H%M%SZ}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
+
+
+RunFn = Callable[[RunSpec, int, int], tuple[RunResult, Path]]
+NoteFn = Callable[[str], None]
+
+
+@dataclass
+class ExperimentOutcome:
+    folder: Path
+    results: list[RunResult]
+    """The latest result of every planned run that has one (earlier attempts left out)."""
+    paths: list[Path]
+    interrupted: bool = False
+    failures: list[str] = field(default_factory=list)
+    name: str = ""
+    baseline: str | None = None
+    stop: str = ""
+    """Under `--until-verdict`: the look that stopped the experiment, in words ("" otherwise,
+    or when it was interrupted before one did)."""
+    stop_reason: str = ""
+    """That look's reason: `decided` or `cap`."""
+
+
+def _check_allocators_and_baseline(exp: Experiment, bench: Benchmark) -> list[PlannedRun]:
+    """Fail before anything runs, not an hour in: every allocator found, the baseline a group."""
+    for name in exp.allocators:
+        allocators.resolve(name, bench.allocators)
+    planned = plan_runs(exp)
+    if exp.baseline is not None:
+        labels = {label(p.allocator, p.parameters) for p in planned}
+        names = {p.allocator for p in planned}
+        if exp.baseline not in labels and exp.baseline not in names:
+            raise ConfigError(
+                f"{exp.path or exp.name}: baseline has value {exp.baseline!r}; expected one of: "
+                + ", ".join(sorted(labels | names))
+            )
+    return planned
+
+
+def new_manifest(
+    exp: Experiment,
+    bench: Benchmark,
+    planned: list[PlannedRun],
+    design: sequential.Design | None = None,
+) -> Manifest:
+    """The manifest of an experiment about to start: every planned run pending (under a
+    stopping rule `design`, every run up to its cap)."""
+    text = exp.path.read_text() if exp.path and exp.path.is_file() else None
+    registry = allocators.registry(bench.allocators)
+    return Manifest(
+        name=exp.name,
+        description=exp.description,
+        file=str(exp.path) if exp.path else None,
+        file_text=text,
+        file_sha256=manifest.sha256(text) if text is not None else None,
+        benchmark=str(bench.path) if bench.path else None,
+        allocators=list(exp.allocators),
+        repeats=exp.repeats,
+        order=exp.order,
+        seed=exp.seed,
+        baseline=exp.baseline,
+        vary=plain(dict(exp.vary)),
+        overrides=plain(dict(exp.overrides)),
+        settings=manifest.shared_settings(bench.values, exp.overrides),
+        allocator_definitions=manifest.allocator_definitions(registry, exp.allocators),
+        runs=tuple(Entry(i, p.allocator, p.repeat, p.parameters) for i, p in enumerate(planned)),
+        started_at=utc_now(),
+        sequential=design.to_dict() if design else None,
+    )
+
+
+def run_experiment(
+    exp: Experiment,
+    bench: Benchmark,
+    run: RunFn,
+    *,
+    repeats: int | None = None,
+    results_dir: Path | None = None,
+    on_note: NoteFn | None = None,
+    design: sequential.Design | None = None,
+) -> ExperimentOutcome:
+    """Run every planned run through `run(spec, index, total)`; a failed run does not stop the
+    others, an interrupt does. experiment.json (the plan and what happened) is written beside
+    them at the start and around every run. With a stopping rule `design` (`--until-verdict`),
+    up to `design.max_repeats` repeats are planned and the rule looks after every round from
+    `design.min_repeats` on (`sandbox.analysis.sequential`); `repeats` must then be None."""
+    if design is not None:
+        if repeats is not None:
+            raise ValueError("a stopping rule decides the repeats; give max_repeats instead")
+        repeats = design.max_repeats
+    if repeats is not None:
+        exp = replace(exp, repeats=repeats)
+    bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
+    planned = _check_allocators_and_baseline(exp, bench)
+    if design is not None and len({label(p.allocator, p.parameters) for p in planned}) < 2:
+        raise ConfigError(
+            f"{exp.path or exp.name}: one group only ({label(planned[0].allocator, {})}), so "
+            "--until-verdict has nothing to compare; add an allocator or a vary setting, or "
+            "drop --until-verdict"
+        )
+    first = config.build_spec(bench, exp.overrides)
+    folder = output_folder(results_dir or first.output.results_dir, exp.name)
+    with manifest.lock(folder):
+        fresh = new_manifest(exp, bench, planned, design)
+        if design is not None and on_note is not None:
+            on_note(design.describe(len(planned) // design.max_repeats))
+        return execute(fresh, exp, bench, folder, run, on_note)
+
+
+def resume_experiment(
+    folder: Path, bench: Benchmark, run: RunFn, *, on_note: NoteFn | None = None
+) -> ExperimentOutcome:
+    """Run what `folder`'s experiment has not finished (pending and incomplete runs), in its
+    planned order; ConfigError when its experiment file or benchmark.yml changed what it runs."""
+    from sandbox.experiment import resume
+
+    manifest.load(folder)  # a folder that is no experiment's is refused before it is locked
+    with manifest.lock(folder):
+        m, exp, notes = resume.prepare(folder, bench)
+        bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
+        _check_allocators_and_baseline(exp, bench)
+        note = on_note or (lambda _: None)
+        for line in notes:
+            note(f"note: {line}")
+        if m.stop is not None:
+            note(
+                f"{folder}: its stopping rule already stopped it "
+                f"({m.stop.get('summary', 'after a look')}); nothing left to run"
+            )
+        else:
+            done = sum(e.done for e in m.runs)
+            again = sum(not e.done and e.status != "pending" for e in m.runs)
+            note(
+                f"resuming {folder}: {done} of {len(m.runs)} runs done, {again} to run again, "
+                f"{len(m.runs) - done - again} not yet run"
+            )
+        return execute(m, exp, bench, folder, run, on_note)
+
+
+def execute(
+    m: Manifest,
+    exp: Experiment,
+    bench: Benchmark,
+    folder: Path,
+    run: RunFn,
+    on_note: NoteFn | None = None,
+) -> ExperimentOutcome:
+    """Run the manifest's runs that are not done, in order, saving it around each (the caller
+    holds the folder's lock)."""
+    note = on_note or (lambda _: None)
+    total = len(m.runs)
+    interrupted = False
+    fresh: dict[str, RunResult] = {}
+    design = sequential.Design.from_dict(m.sequential) if m.sequential else None
+    m = replace(m, harness=running_harness())
+    manifest.save(_stamped(m), folder)
+    for entry in m.runs:
+        if m.stop is not None:
+            break
+        name = f"[{entry.index + 1}/{total}] {label(entry.allocator, entry.parameters)}"
+        name += f" (repeat {entry.repeat + 1})"
+        if entry.done:
+            note(f"skip  {name}: {entry.status} in {entry.file}")
+            if design is not None and _ends_round(m, entry):
+                m = _look_if_due(m, exp, design, folder, fresh, note, entry.repeat + 1)
+                manifest.save(_stamped(m), folder)
+            continue
+        if entry.status != "pending":
+            was = f" ({entry.file})" if entry.file else ""
+            note(f"rerun {name}: it was {entry.status}{was}")
+        entry = entry.started()
+        m = m.with_entry(entry)
+        manifest.save(_stamped(m), folder)
+        spec = config.build_spec(
+            bench,
+            {**exp.overrides, **entry.parameters, "allocator": entry.allocator},
+            experiment=exp.name,
+            repeat=entry.repeat,
+            parameters=entry.parameters,
+        ).with_(results_dir=folder)
+        full: storage.ResultWriteError | None = None
+        try:
+            result, path = run(spec, entry.index, total)
+        except KeyboardInterrupt:
+            interrupted = True
+            entry = replace(entry, status="interrupted")
+        except storage.ResultWriteError as exc:  # a full disk: the next runs would fail too
+            full = exc
+            spare = str(exc.written_to) if exc.written_to else None
+            entry = replace(entry, status="failed", error=str(exc), fallback=spare)
+        except SandboxError as exc:  # this run could not start; go on
+            entry = replace(entry, status="failed", error=str(exc))
+        else:
+            fresh[result.run_id] = result
+            entry = replace(entry, status=result.status, run_id=result.run_id, file=path.name)
+            interrupted = result.status == "interrupted"
+        m = m.with_entry(entry)
+        manifest.save(_stamped(m), folder)
+        if full is not None:
+            raise SandboxError(
+                f"{full}; the experiment stops: make room in {folder}, then continue with: "
+                f"sandbox experiment --resume {folder}"
+            )
+        if interrupted:
+            break
+        if design is not None and _ends_round(m, entry):
+            m = _look_if_due(m, exp, design, folder, fresh, note, entry.repeat + 1)
+            manifest.save(_stamped(m), folder)
+    return _outcome(m, exp, folder, fresh, interrupted)
+
+
+def _ends_round(m: Manifest, entry: Entry) -> bool:
+    """Whether `entry` is the last planned run of its round: once it is past, every run of
+    the rounds up to its own has been run or skipped (the plan runs round after round)."""
+    later = m.runs[entry.index + 1 :]
+    return not later or later[0].repeat != entry.repeat
+
+
+def headline_values(
+    runs: list[RunResult], baseline: str | None
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """The confirmatory metric of every ok run by group, and each group's reference (as
+    `compare` pairs them): what the stopping rule reads."""
+    extract = METRIC_BY_KEY[CONFIRMATORY_METRIC].extract
+    by_label = group_results([r for r in runs if r.status == "ok"])
+    if not by_label:
+        return {}, {}
+    values = {
+        lab: [v for r in rs if (v := extract(r)) is not None and math.isfinite(v)]
+        for lab, rs in by_label.items()
+    }
+    return values, references(by_label, choose_baseline(list(by_label), baseline))
+
+
+def _look_if_due(
+    m: Manifest,
+    exp: Experiment,
+    design: sequential.Design,
+    folder: Path,
+    fresh: dict[str, RunResult],
+    note: NoteFn,
+    rounds: int,
+) -> Manifest:
+    """After the last run of a round: when the design looks after `rounds` rounds (and no
+    look of that round is recorded), look, print what it saw, record it, and record the stop
+    if it stops. A run of the round that failed leaves its arm one value short."""
+    if not design.is_look(rounds) or any(seen["rounds"] == rounds for seen in m.looks):
+        return m
+    runs = _outcome(m, exp, folder, fresh, False).results
+    values, refs = headline_values(runs, exp.baseline)
+    seen = sequential.look(values, refs, rounds, design, CONFIRMATORY_METRIC)
+    for line in seen.lines(design):
+        note(line)
+    m = replace(m, looks=(*m.looks, seen.to_dict()))
+    if seen.stop:
+        summary = seen.summary(design)
+        left = sum(e.status == "pending" for e in m.runs)
+        if left:
+            note(f"{left} planned runs not needed; they stay pending in {manifest.NAME}")
+        m = replace(m, stop={"rounds": rounds, "reason": seen.reason, "summary": summary})
+    return m
+
+
+def _stamped(m: Manifest) -> Manifest:
+    return replace(m, updated_at=utc_now())
+
+
+def _outcome(
+    m: Manifest, exp: Experiment, folder: Path, fresh: dict[str, RunResult], interrupted: bool
+) -> ExperimentOutcome:
+    """What the experiment has now: the latest result of each planned run, and its failures."""
+    from sandbox.results import model as results
+
+    stop = m.stop or {}
+    outcome = ExperimentOutcome(
+        folder,
+        [],
+        [],
+        interrupted,
+        name=exp.name,
+        baseline=exp.baseline,
+        stop=str(stop.get("summary", "")),
+        stop_reason=str(stop.get("reason", "")),
+    )
+    for entry in m.runs:
+        who = f"{entry.allocator} repeat {entry.repeat + 1}"
+        if entry.file is None:
+            if entry.error is not None:
+                outcome.failures.append(f"{who}: {entry.error}")
+            continue
+        path = folder / entry.file
+        try:
+            result = fresh.get(entry.run_id or "") or results.load(path)
+        except ResultFormatError as exc:
+            outcome.failures.append(f"{who}: {exc}")
+            continue
+        outcome.results.append(result)
+        outcome.paths.append(path)
+        if result.status not in ("ok", "interrupted"):
+            outcome.failures.append(f"{result.run_id}: {result.status_detail}")
+    return outcome
