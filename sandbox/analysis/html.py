@@ -5,17 +5,25 @@ page's Content-Security-Policy forbids both, so a slip would show, not leak). To
 answer (plain words, the verdicts, the headline figures), the remedy ranking when there is one,
 the comparison table, the plots (RSS, where the memory is), the warnings, then the settings,
 the allocators, the host, the versions, the runs and the commands that reproduce it all.
-Every text taken from a result file (allocator names, parameters, tags, notes) is escaped.
+
+The markup and the CSS are Jinja2 templates (`templates/`: the page, its sections, their macros
+and the style sheet, inlined); this module says what goes on the page (`page_context`). The
+templates escape every text they are given, those taken from a result file too (allocator
+names, parameters, tags, notes); only the SVG figures are inserted as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import cache
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from sandbox.analysis import svg
 from sandbox.analysis.answer import plain_answer
@@ -33,6 +41,7 @@ from sandbox.analysis.sections import (
     sandbox_version,
     threshold_outcomes,
 )
+from sandbox.analysis.stats import Ratio
 from sandbox.errors import SandboxError
 from sandbox.results.model import RunResult, load_all
 
@@ -40,8 +49,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 REPORT_NAME = "report.html"
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-"""Nothing but the page itself: no script, no request of any kind."""
+PAGE_TEMPLATE = "report.html.j2"
+"""The page; its Content-Security-Policy allows nothing but the page itself (no script, no
+request of any kind)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class Plot:
     """One inline figure with its caption."""
 
     svg: str
-    """A bare `<svg>` element (from `svg.figure_svg`); trusted, inserted as it is."""
+    """A bare `<svg>` element (from `svg.figure_svg`); trusted, inserted as it is (as Markup)."""
     caption: str
 
 
@@ -151,61 +161,134 @@ def render_page(
     generated_at: datetime | None = None,
 ) -> str:
     """The page, from its parts (no statistics or plotting here)."""
+    context = page_context(
+        c, results, plots=plots, ranking=ranking, commands=commands, generated_at=generated_at
+    )
+    return environment().get_template(PAGE_TEMPLATE).render(context)
+
+
+def page_context(
+    c: Comparison,
+    results: Sequence[RunResult],
+    *,
+    plots: Sequence[Plot] = (),
+    ranking: Ranking | None = None,
+    commands: Sequence[str] = (),
+    generated_at: datetime | None = None,
+) -> dict[str, Any]:
+    """What the page template shows: every variable it reads, texts still unescaped."""
     from sandbox import __version__
 
-    title = _title(c)
-    when = f" on {generated_at:%Y-%m-%d %H:%M} UTC" if generated_at else ""
-    sections = [
-        _answer(c),
-        _ranking(ranking) if ranking else "",
-        _table(c),
-        _plots(plots),
-        _warnings(c),
-        _settings(results),
-        _allocators(results),
-        _host(results),
-        _versions(results),
-        _runs(results),
-        _commands(commands),
-    ]
-    body = "\n".join(s for s in sections if s)
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f'<header><h1>{_e(title)}</h1>\n<p class="sub">{_e(_subtitle(c))}</p></header>\n'
-        f"<main>\n{body}\n</main>\n"
-        f"<footer>Written by allocator-sandbox {_e(__version__)}{_e(when)}. One file: "
-        "it needs no network and no script.</footer>\n</body>\n</html>\n"
+    return {
+        "title": _title(c),
+        "subtitle": _subtitle(c),
+        "answer": _answer(c),
+        "ranking": ranking,
+        "comparison": _comparison(c),
+        "plots": [replace(p, svg=Markup(p.svg)) for p in plots],  # trusted: matplotlib's SVG
+        "warnings": [w.message for w in c.warnings],
+        "settings": _settings(results),
+        "allocators": _allocators(results),
+        "host": _host(results),
+        "versions": _versions(results),
+        "runs": _runs(results),
+        "commands": "\n".join(commands),
+        "version": __version__,
+        "generated_at": generated_at,
+    }
+
+
+# --- The templates ----------------------------------------------------------------------------
+
+
+@cache
+def environment() -> Environment:
+    """The page's templates, read from the installed package (`templates/`)."""
+    return Environment(
+        loader=PackageLoader("sandbox.analysis", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        finalize=_escaped,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
 
 
-STYLE = """
-:root{color-scheme:light;--ink:#1b1f24;--muted:#59636e;--line:#d0d7de;--soft:#f6f8fa;
---good:#1a7f37;--bad:#cf222e}
-*{box-sizing:border-box}
-body{margin:0 auto;max-width:1180px;padding:24px 28px 40px;color:var(--ink);
-font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-h1{font-size:1.5em;margin:0 0 4px}h2{font-size:1.2em;margin:32px 0 8px;
-border-bottom:1px solid var(--line);padding-bottom:4px}
-.sub,footer,figcaption,.note{color:var(--muted)}footer{margin-top:40px;font-size:.85em}
-.answer li{margin:4px 0}.answer .lead{font-size:1.08em}
-pre{background:var(--soft);padding:10px 12px;overflow-x:auto;font-size:.85em;border-radius:6px}
-code,pre,td.num{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-table{border-collapse:collapse;margin:6px 0;font-size:.9em}
-th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;vertical-align:top}
-th{background:var(--soft)}td.num{text-align:right;white-space:nowrap}
-td.better{color:var(--good);font-weight:600}td.worse{color:var(--bad);font-weight:600}
-figure{margin:14px 0}svg.figure{display:block;width:100%;height:auto}
-#reproduce pre{white-space:pre-wrap}.warnings li{margin:4px 0}details summary{cursor:pointer}
-"""
+def _escaped(value: object) -> object:
+    """Every `{{ value }}` of the templates, escaped as `html.escape` does it (`&#x27;`,
+    `&quot;`, where markupsafe writes `&#39;`, `&#34;`): the page stays byte for byte what it
+    was. Markup (the SVG figures, the macros' output) passes as it is."""
+    if hasattr(value, "__html__"):
+        return value
+    return Markup(escape(str(value), quote=True))
 
 
-def _e(text: Any) -> str:
-    """Escaped text for HTML content and quoted attributes."""
-    return escape(str(text), quote=True)
+# --- What the page shows ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of text cells; no header row when `header` is None."""
+
+    header: tuple[str, ...] | None
+    rows: Sequence[Sequence[str]]
+    numeric: tuple[int, ...] = ()
+    """The columns aligned as numbers."""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """A section of name/value rows (settings, host, versions) under an optional note."""
+
+    section: str
+    """The section's id."""
+    title: str
+    rows: list[tuple[str, str]]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Stair:
+    """One group's stair read: its first line, then the rest as bullets."""
+
+    head: str
+    lines: list[str]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The first section: the answer, what held the memory, the stairs, the figures."""
+
+    lead: list[str]
+    """The answer in plain words."""
+    verdicts: list[str]
+    """What held the memory, per group."""
+    stairs: list[Stair]
+    headlines: str
+    """The headline figures, one per line (preformatted)."""
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One metric of one group in the comparison table."""
+
+    metric: str
+    group: str
+    numbers: list[str]
+    vs: str
+    """The ratio to the group compared with, and its interval."""
+    shade: str
+    """`better` or `worse` (green or red) when the interval excludes 1.00, else empty."""
+
+
+@dataclass(frozen=True)
+class ComparisonTable:
+    """Every metric of every group, with its ratio to the group compared with."""
+
+    header: list[str]
+    rows: list[ComparisonRow]
+    times: str = TIMES
 
 
 def _title(c: Comparison) -> str:
@@ -223,102 +306,35 @@ def _subtitle(c: Comparison) -> str:
     )
 
 
-def _list(items: Iterable[str], cls: str = "") -> str:
-    attr = f' class="{cls}"' if cls else ""
-    lines = "".join(f"<li>{_e(item)}</li>\n" for item in items)
-    return f"<ul{attr}>\n{lines}</ul>" if lines else ""
+def _answer(c: Comparison) -> Answer:
+    lead = plain_answer(c) or [f"only one group ({c.baseline}): nothing to compare it with"]
+    return Answer(
+        lead=lead,
+        verdicts=list(c.verdicts),
+        stairs=[_stair(s.lines) for s in c.stairs],
+        headlines="\n".join(headlines(c)),
+    )
 
 
-def _answer(c: Comparison) -> str:
-    answer = plain_answer(c)
-    if not answer:
-        answer = [f"only one group ({c.baseline}): nothing to compare it with"]
-    parts = ['<section id="answer" class="answer">', "<h2>The answer</h2>", _list(answer, "lead")]
-    if c.verdicts:
-        parts += ["<h3>What held the memory</h3>", _list(c.verdicts)]
-    if c.stairs:
-        parts.append("<h3>The stair read</h3>")
-    for stair in c.stairs:
-        head, *rest = stair.lines
-        parts += [f"<p>{_e(head)}</p>", _list(line.strip() for line in rest)]
-    parts += [
-        "<h3>Headline figures</h3>",
-        f"<pre>{_e(chr(10).join(headlines(c)))}</pre>",
-        "</section>",
-    ]
-    return "\n".join(parts)
+def _stair(lines: Sequence[str]) -> Stair:
+    head, *rest = lines
+    return Stair(head, [line.strip() for line in rest])
 
 
-def _ranking(r: Ranking) -> str:
-    note = f'<p class="note">{_e(r.note)}</p>' if r.note else ""
-    head = ['<section id="ranking">', f"<h2>{_e(r.title)}</h2>"]
-    return "\n".join([*head, _grid(r.header, r.rows), note, "</section>"])
-
-
-def _grid(
-    header: Sequence[str] | None, rows: Iterable[Sequence[str]], numeric: Sequence[int] = ()
-) -> str:
-    """A table of escaped cells (no header row when `header` is None)."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in header or ())
-    thead = f"<thead><tr>{head}</tr></thead>\n" if header is not None else ""
-    body = []
-    for row in rows:
-        cells = "".join(
-            f'<td class="num">{_e(v)}</td>' if i in numeric else f"<td>{_e(v)}</td>"
-            for i, v in enumerate(row)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table>\n{thead}<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
-
-
-def _table(c: Comparison) -> str:
-    header = [*TABLE_HEADER, f"vs {c.baseline}"]
+def _comparison(c: Comparison) -> ComparisonTable:
     rows = []
     for m, g, texts in table_rows(c):
-        r = g.ratio(m.key)
-        cls = "num"
-        if r is not None and r.significant and r.ratio is not None:
-            lower_is_better = m.key != "throughput_rps"
-            better = (r.ratio < 1.0) == lower_is_better
-            cls += " better" if better else " worse"
         metric, group, *numbers, vs = texts
-        cells = [
-            f"<td>{_e(metric)}</td>",
-            f"<td>{_e(group)}</td>",
-            *(f'<td class="num">{_e(n)}</td>' for n in numbers),
-            f'<td class="{cls}">{_e(vs)}</td>',
-        ]
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    return "\n".join(
-        [
-            '<section id="comparison">',
-            "<h2>The comparison</h2>",
-            f'<p class="note">Ratios are of geometric means, group {TIMES} the group compared '
-            "with, with the confidence interval in brackets; green or red when the interval "
-            "excludes 1.00.</p>",
-            f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>",
-            *rows,
-            "</tbody>\n</table>",
-            "</section>",
-        ]
-    )
+        rows.append(ComparisonRow(metric, group, numbers, vs, _shade(m.key, g.ratio(m.key))))
+    return ComparisonTable([*TABLE_HEADER, f"vs {c.baseline}"], rows)
 
 
-def _plots(plots: Sequence[Plot]) -> str:
-    if not plots:
+def _shade(metric: str, r: Ratio | None) -> str:
+    """`better` or `worse` when the ratio's interval excludes 1.00, else empty."""
+    if r is None or not r.significant or r.ratio is None:
         return ""
-    figures = [
-        f"<figure>\n{p.svg}\n<figcaption>{_e(p.caption)}</figcaption>\n</figure>" for p in plots
-    ]
-    return "\n".join(['<section id="plots">', "<h2>The curves</h2>", *figures, "</section>"])
-
-
-def _warnings(c: Comparison) -> str:
-    items = _list((w.message for w in c.warnings), "warnings") or (
-        '<p class="note">None: enough repeats, stable values, the same settings everywhere.</p>'
-    )
-    return "\n".join(['<section id="warnings">', "<h2>Warnings</h2>", items, "</section>"])
+    lower_is_better = metric != "throughput_rps"
+    return "better" if (r.ratio < 1.0) == lower_is_better else "worse"
 
 
 def _values(results: Sequence[RunResult], get: Callable[[RunResult], Any]) -> str:
@@ -339,13 +355,7 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _facts(section: str, title: str, rows: Sequence[tuple[str, str]], note: str = "") -> str:
-    extra = f'<p class="note">{_e(note)}</p>' if note else ""
-    head = [f'<section id="{section}">', f"<h2>{_e(title)}</h2>", extra]
-    return "\n".join([*head, _grid(None, rows), "</section>"])
-
-
-def _settings(results: Sequence[RunResult]) -> str:
+def _settings(results: Sequence[RunResult]) -> Facts:
     rows = [(key, _values(results, get)) for key, _setting, get in MATCHING_SETTINGS]
     rows += [
         ("experiment parameters", _values(results, lambda r: r.parameters)),
@@ -355,7 +365,7 @@ def _settings(results: Sequence[RunResult]) -> str:
         ("server.max_body_bytes", _values(results, lambda r: r.server.max_body_bytes)),
         ("sampler.interval_s", _values(results, sampler_interval_s)),
     ]
-    return _facts(
+    return Facts(
         "settings",
         "Settings",
         rows,
@@ -364,7 +374,7 @@ def _settings(results: Sequence[RunResult]) -> str:
     )
 
 
-def _allocators(results: Sequence[RunResult]) -> str:
+def _allocators(results: Sequence[RunResult]) -> Table:
     by_name: dict[str, list[RunResult]] = {}
     for r in results:
         by_name.setdefault(r.allocator.name, []).append(r)
@@ -386,9 +396,7 @@ def _allocators(results: Sequence[RunResult]) -> str:
             )
         )
     header = ("allocator", "library", "environment", "package", "verified loaded", "malloc from")
-    return "\n".join(
-        ['<section id="allocators">', "<h2>Allocators</h2>", _grid(header, rows), "</section>"]
-    )
+    return Table(header, rows)
 
 
 _HOST_KEYS = (
@@ -402,10 +410,10 @@ _HOST_KEYS = (
 )
 
 
-def _host(results: Sequence[RunResult]) -> str:
+def _host(results: Sequence[RunResult]) -> Facts:
     rows = [(key, _values(results, _fact(key))) for key in _HOST_KEYS]
     rows.append(("memory_total", _values(results, _memory_total)))
-    return _facts("host", "Host", rows)
+    return Facts("host", "Host", rows)
 
 
 def _fact(key: str) -> Callable[[RunResult], Any]:
@@ -421,14 +429,14 @@ def _memory_total(result: RunResult) -> str | None:
     return f"{total / (1024 * MIB):.1f} GiB" if isinstance(total, int | float) else None
 
 
-def _versions(results: Sequence[RunResult]) -> str:
+def _versions(results: Sequence[RunResult]) -> Facts:
     rows = [
         ("allocator-sandbox", _values(results, sandbox_version)),
         ("git commit", _values(results, _commit)),
     ]
     names = dict.fromkeys(k for r in results for k in package_versions(r))
     rows += [(name, _values(results, _package(name))) for name in names]
-    return _facts("versions", "Versions", rows)
+    return Facts("versions", "Versions", rows)
 
 
 def _commit(result: RunResult) -> str | None:
@@ -436,7 +444,7 @@ def _commit(result: RunResult) -> str | None:
     return f"{commit} (with uncommitted changes)" if commit and dirty else commit
 
 
-def _runs(results: Sequence[RunResult]) -> str:
+def _runs(results: Sequence[RunResult]) -> Table:
     header = ("run", "group", "repeat", "status", "thresholds", "note")
     rows = [
         (
@@ -452,27 +460,4 @@ def _runs(results: Sequence[RunResult]) -> str:
         )
         for r in results
     ]
-    return "\n".join(
-        [
-            '<section id="runs">',
-            "<h2>Runs</h2>",
-            f"<details><summary>{len(results)} runs, in the order they ran</summary>",
-            _grid(header, rows, numeric=(2,)),
-            "</details>",
-            "</section>",
-        ]
-    )
-
-
-def _commands(commands: Sequence[str]) -> str:
-    if not commands:
-        return ""
-    return "\n".join(
-        [
-            '<section id="reproduce">',
-            "<h2>To reproduce</h2>",
-            '<p class="note">From the repository root, after its set-up (make setup).</p>',
-            f"<pre><code>{_e(chr(10).join(commands))}</code></pre>",
-            "</section>",
-        ]
-    )
+    return Table(header, rows, numeric=(2,))  # the repeat

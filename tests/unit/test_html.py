@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -9,8 +10,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from jinja2 import PackageLoader, UndefinedError
 
+import sandbox
 from sandbox.analysis import html, reproduce
+from sandbox.analysis.compare import compare
 from sandbox.errors import SandboxError
 from sandbox.load.models import LoadModel
 from sandbox.results.model import RunResult, dump
@@ -193,3 +197,68 @@ def test_write_report_goes_into_the_folder_or_beside_the_file(
     with pytest.raises(SandboxError) as info:
         html.write_report([tmp_path / "elsewhere"])
     assert str(info.value) == f"no result files under {tmp_path / 'elsewhere'}"
+
+
+# --- The templates ----------------------------------------------------------------------------
+
+TEMPLATES = Path(html.__file__).parent / "templates"
+ROOT = Path(sandbox.__file__).parent.parent
+
+
+def test_the_templates_are_found_through_the_package() -> None:
+    env = html.environment()
+    assert isinstance(env.loader, PackageLoader)
+    files = sorted(p.relative_to(TEMPLATES).as_posix() for p in TEMPLATES.rglob("*.j2"))
+    assert env.list_templates() == files
+    assert {"report.html.j2", "style.css.j2", "macros.html.j2"} <= set(files)
+    page = env.get_template(html.PAGE_TEMPLATE)
+    assert page.filename is not None and Path(page.filename) == TEMPLATES / "report.html.j2"
+
+
+def test_every_template_goes_into_the_wheel() -> None:
+    """pyproject's package-data names each template (a new folder of them would be missed)."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["sandbox"]
+    for path in TEMPLATES.rglob("*.j2"):
+        name = path.relative_to(ROOT / "sandbox").as_posix()
+        assert any(fnmatch.fnmatchcase(name, p) for p in patterns), name
+
+
+def test_a_crafted_label_is_escaped_as_html_escape_does_it() -> None:
+    label = """<script>alert("x")</script>'q'"""
+    runs = make_group("glibc", 2) + make_group(label, 2)
+    figure = html.Plot('<svg class="figure x"><text>a &amp; b</text></svg>', caption=label)
+    ranking = html.Ranking("Best <first>", ("remedy",), ((label,),), note=label)
+
+    page = html.render_page(
+        compare(runs), runs, plots=[figure], ranking=ranking, commands=[label], generated_at=WHEN
+    )
+
+    escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#x27;q&#x27;"
+    assert "<script" not in page and "</script" not in page
+    assert "script" not in {tag for tag, _ in tags_of(page)}
+    # title twice, table, allocators, runs, ranking row and note, caption, command
+    assert page.count(escaped) >= 10
+    assert "&#39;" not in page and "&#34;" not in page  # markupsafe's spelling: never
+    assert "<h2>Best &lt;first&gt;</h2>" in page
+    # the macros' markup (lists, tables, notes) is escaped once, not twice
+    assert f"<tr><td>{escaped}</td></tr>" in page and f'<p class="note">{escaped}</p>' in page
+    # the figure is markup already: inserted as it is, not escaped a second time
+    assert '<figure>\n<svg class="figure x"><text>a &amp; b</text></svg>\n<figcaption>' in page
+
+
+def test_a_missing_variable_is_an_error_not_an_empty_string(runs: list[RunResult]) -> None:
+    context = html.page_context(compare(runs), runs, generated_at=WHEN)
+    template = html.environment().get_template(html.PAGE_TEMPLATE)
+    assert "<title>" in template.render(context)
+    del context["subtitle"]
+    with pytest.raises(UndefinedError, match="subtitle"):
+        template.render(context)
+
+
+def test_a_missing_attribute_is_an_error_too(runs: list[RunResult]) -> None:
+    context = html.page_context(compare(runs), runs, generated_at=WHEN)
+    context["ranking"] = {"title": "Remedies", "header": ("remedy",), "rows": ()}  # no note
+    with pytest.raises(UndefinedError, match="note"):
+        html.environment().get_template(html.PAGE_TEMPLATE).render(context)
