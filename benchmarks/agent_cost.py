@@ -30,8 +30,8 @@ from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.system.loopback import OPENER
+from sandbox.units import MIB
 
-MIB = 2**20
 REPO = Path(__file__).resolve().parents[1]
 WAIT = "import sys; print('ready', flush=True); sys.stdin.read()"
 APP = "examples.cache_service.app:app"

@@ -62,8 +62,8 @@ from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.measure.sampler import ProcessTree
 from sandbox.results import model as results
 from sandbox.results.model import RunResult
+from sandbox.units import MIB
 
-MIB = 2**20
 REPO = Path(__file__).resolve().parents[1]
 APP = "examples.cache_service.app:app"
 READY = ["--ready-url", "http://{host}:{port}/health"]

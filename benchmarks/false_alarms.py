@@ -60,6 +60,7 @@ from pathlib import Path
 from sandbox.analysis import compare, groups, metrics, multiplicity, sequential, stats
 from sandbox.results import model as results
 from sandbox.results.model import RunResult, Summary
+from sandbox.units import MIB
 
 ALPHA = stats.ALPHA
 HEADLINE = metrics.CONFIRMATORY_METRIC
@@ -243,7 +244,7 @@ def synthetic_run(
         return level * math.exp(SPREAD_LOG * e)
 
     v = {key: draw(level) for key, level in LEVELS.items()}
-    mib = metrics.MIB
+    mib = MIB
     summary = Summary(
         baseline_rss_bytes=int(v["baseline"] * mib),
         peak_rss_bytes=int(v["peak"] * mib),

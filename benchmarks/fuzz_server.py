@@ -28,8 +28,8 @@ from sandbox.config.server_settings import ServerSettings
 from sandbox.measure.launch import build_environ, launch
 from sandbox.measure.server_client import ServerClient
 from sandbox.system.loopback import get_json
+from sandbox.units import MIB
 
-MIB = 2**20
 CAP = 1 * MIB
 
 

@@ -35,8 +35,8 @@ from pathlib import Path
 import psutil
 
 from sandbox.results import model as results
+from sandbox.units import MIB
 
-MIB = 2**20
 LIMIT_BYTES = 150_000_000
 FLAT_MIB_PER_10MIN = 1.0
 FIXED_S = 2 + 6 + 3 + 5  # baseline, idle, trim, start-up and writing the result (about)

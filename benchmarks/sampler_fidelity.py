@@ -27,8 +27,7 @@ from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec
 from sandbox.measure.launch import build_environ, launch
 from sandbox.measure.sampler import RssSampler, read_vmhwm
-
-MIB = 2**20
+from sandbox.units import MIB
 
 
 def thread_cpu_s(native_id: int | None) -> float:

@@ -30,8 +30,7 @@ from sandbox.results.model import (
     compute_summary,
 )
 from sandbox.results.sections import HostInfo, ProcessTrim, Released, SamplerInfo, TrimInfo
-
-MIB = 1024 * 1024
+from sandbox.units import MIB
 
 # allocator -> (permanent growth over the run in MiB, fraction of the working set released idle)
 PROFILES: dict[str, tuple[float, float]] = {

@@ -30,7 +30,6 @@ from sandbox.analysis.answer import plain_answer
 from sandbox.analysis.caveats import MATCHING_SETTINGS
 from sandbox.analysis.compare import Comparison, compare
 from sandbox.analysis.groups import group_label
-from sandbox.analysis.metrics import MIB
 from sandbox.analysis.report import TABLE_HEADER, TIMES, headlines, table_rows
 from sandbox.analysis.reproduce import reproduce_commands
 from sandbox.analysis.sections import (
@@ -44,6 +43,7 @@ from sandbox.analysis.sections import (
 from sandbox.analysis.stats import Ratio
 from sandbox.errors import SandboxError
 from sandbox.results.model import RunResult, load_all
+from sandbox.units import MIB
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

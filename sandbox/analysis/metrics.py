@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sandbox.results.model import RunResult
-
-MIB = 1024 * 1024
+from sandbox.units import MIB
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sandbox.analysis import stairs
 from sandbox.analysis.groups import choose_baseline, group_results, workload
-from sandbox.analysis.metrics import MIB
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results.model import Phase, RunResult
+from sandbox.units import MIB
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

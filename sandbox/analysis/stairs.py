@@ -37,8 +37,8 @@ from typing import Literal
 
 from sandbox.analysis import tdist
 from sandbox.results.model import Columns, Number, RunResult
+from sandbox.units import MIB, mib_figure
 
-MIB = 1024 * 1024
 MATERIAL_BYTES = 4 * MIB
 """The least change over the window that counts as climbing (or falling)."""
 MATERIAL_SHARE = 0.10
@@ -116,11 +116,11 @@ class Read:
         if self.slope is None:
             return f"{self.quantity}: too few batches to tell"
         if self.state == "levels":
-            return f"{self.quantity} levels off at ≈ {_mib(self.level_bytes)} MiB"
+            return f"{self.quantity} levels off at ≈ {mib_figure(self.level_bytes)} MiB"
         if self.state == "climbing":
             return (
                 f"{self.quantity} still climbing "
-                f"{_mib1(self.slope.per_1000_bytes, _decimals(self.slope))} MiB / 1,000 req"
+                f"{mib_figure(self.slope.per_1000_bytes, _decimals(self.slope))} MiB / 1,000 req"
             )
         if self.state == "falling":
             return f"{self.quantity} falling"
@@ -134,9 +134,8 @@ class Read:
             )
         interval = _slope_text(self.slope)
         if self.state == "levels":
-            return (
-                f"{self.quantity}: levels off at ≈ {_mib(self.level_bytes)} MiB (slope {interval})"
-            )
+            level = mib_figure(self.level_bytes)
+            return f"{self.quantity}: levels off at ≈ {level} MiB (slope {interval})"
         if self.state == "climbing":
             return f"{self.quantity}: still climbing {interval}"
         if self.state == "falling":
@@ -293,7 +292,7 @@ class Reach:
         when = f"in ≈ {self.requests:,.0f} requests (from {soonest})"
         if self.seconds is not None:
             when += f", ≈ {_duration(self.seconds)} at the measured rate"
-        return f"{what} would reach {_mib(self.limit_bytes)} MiB {when}"
+        return f"{what} would reach {mib_figure(self.limit_bytes)} MiB {when}"
 
 
 def reach(r: Read, now_bytes: float, limit_bytes: float, rps: float | None) -> Reach | None:
@@ -323,15 +322,6 @@ def _delta(a: float, b: float) -> str:
     return "+0.0" if text == "-0.0" else text
 
 
-def _mib(value: float) -> str:
-    return f"{round(value / MIB):d}"
-
-
-def _mib1(value: float, decimals: int = 2) -> str:
-    text = f"{value / MIB:.{decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
-
-
 def _decimals(slope: Slope) -> int:
     """Decimals that the interval supports: two significant digits of its half-width (none
     for a half-width of 10 MiB or more, two at most); two for an exact figure."""
@@ -344,8 +334,8 @@ def _decimals(slope: Slope) -> int:
 def _slope_text(slope: Slope) -> str:
     d = _decimals(slope)
     return (
-        f"{_mib1(slope.per_1000_bytes, d)} [{_mib1(slope.low, d)}, {_mib1(slope.high, d)}] "
-        "MiB per 1,000 requests"
+        f"{mib_figure(slope.per_1000_bytes, d)} "
+        f"[{mib_figure(slope.low, d)}, {mib_figure(slope.high, d)}] MiB per 1,000 requests"
     )
 
 
@@ -399,9 +389,9 @@ def group_lines(
         if got is not None:
             lines.append("  " + got.words("RSS"))
         elif now >= limit:
-            lines.append(f"  RSS is already past the limit of {_mib(limit)} MiB")
+            lines.append(f"  RSS is already past the limit of {mib_figure(limit)} MiB")
         else:
-            lines.append(f"  RSS is not climbing: no time to the limit of {_mib(limit)} MiB")
+            lines.append(f"  RSS is not climbing: no time to the limit of {mib_figure(limit)} MiB")
     return GroupStairs(label, tuple(lines))
 
 

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 from sandbox.analysis import stairs
 from sandbox.analysis.groups import group_results
-from sandbox.analysis.metrics import MIB
 from sandbox.results.model import RunResult
+from sandbox.units import MIB, mib_figure
 
 LITTLE_GROWTH_BYTES = 16 * MIB
 """Below this RSS growth there is nothing to explain; memory outside malloc is named only from
@@ -165,13 +165,13 @@ def verdict_of(label: str, runs: Sequence[RunResult]) -> Verdict | None:
         return None
     p = _parts(runs, rss_growth)
     name = runs[0].allocator.name
-    words = [f"{label}: RSS grew {_mib(rss_growth)} MiB from baseline to after idle"]
+    words = [f"{label}: RSS grew {mib_figure(rss_growth)} MiB from baseline to after idle"]
     words += _part_words(p, name, runs)
     group_stairs = [s for s in map(stairs.stairs, runs) if s is not None]
     reads = {q: stairs.read(group_stairs, q) for q in ("live", "kept-but-free")}
     trimmed = _trimmed(runs)
     if trimmed is not None:
-        words.append(f"asking for memory back returned {_mib(trimmed)} MiB of RSS")
+        words.append(f"asking for memory back returned {mib_figure(trimmed)} MiB of RSS")
     kind, parts, missing, sure = _classify(p, name, reads)
     words += sure
     tail = kind if kind != MIXED else f"{MIXED}: " + " + ".join(parts)
@@ -187,15 +187,17 @@ def _part_words(p: _Parts, name: str, runs: Sequence[RunResult]) -> list[str]:
     if p.live is not None:
         detail = ""
         if p.py_used is not None and p.in_use is not None:
-            detail = f" (malloc's in use {_mib(p.in_use)}, pymalloc's objects {_mib(p.py_used)})"
-        words.append(f"live grew {_mib(p.live)} MiB{detail}")
+            in_use, objects = mib_figure(p.in_use), mib_figure(p.py_used)
+            detail = f" (malloc's in use {in_use}, pymalloc's objects {objects})"
+        words.append(f"live grew {mib_figure(p.live)} MiB{detail}")
     elif p.py_used is not None:
-        words.append(f"pymalloc's objects grew {_mib(p.py_used)} MiB")
+        words.append(f"pymalloc's objects grew {mib_figure(p.py_used)} MiB")
     if p.kept is not None:
         detail = ""
         if p.py_free is not None and p.malloc_free is not None:
-            detail = f" ({name}'s free {_mib(p.malloc_free)}, pymalloc's free {_mib(p.py_free)})"
-        words.append(f"kept-but-free grew {_mib(p.kept)} MiB{detail}")
+            free, py_free = mib_figure(p.malloc_free), mib_figure(p.py_free)
+            detail = f" ({name}'s free {free}, pymalloc's free {py_free})"
+        words.append(f"kept-but-free grew {mib_figure(p.kept)} MiB{detail}")
     elif p.held is not None:
         words.append(f"{name} gives no in-use count, so live and free cannot be told apart")
     else:
@@ -207,11 +209,11 @@ def _part_words(p: _Parts, name: str, runs: Sequence[RunResult]) -> list[str]:
     outside = p.outside
     if outside is not None and outside >= LITTLE_GROWTH_BYTES:
         where = "pymalloc arenas, stacks" if p.pymalloc_on and p.py_used is None else "stacks"
-        words.append(f"{_mib(outside)} MiB grew outside malloc ({where})")
+        words.append(f"{mib_figure(outside)} MiB grew outside malloc ({where})")
     elif outside is not None and outside <= -LITTLE_GROWTH_BYTES:
         words.append(
-            f"the counters grew {_mib(-outside)} MiB more than RSS: not all that {name} counts "
-            "as held is resident (pages given back to the kernel by a trim or a decay still "
+            f"the counters grew {mib_figure(-outside)} MiB more than RSS: not all that {name} "
+            "counts as held is resident (pages given back to the kernel by a trim or a decay still "
             "count)"
         )
     return words
@@ -258,7 +260,7 @@ def _classify(
     largest = max((size[f] or 0.0 for f in found), default=0.0)
     minor = [f for f in found if (size[f] or 0.0) < MIX_SHARE * largest]
     found = [f for f in found if f not in minor]
-    sure += [f"also, smaller: {_short(f)} ({_mib(size[f] or 0.0)} MiB)" for f in minor]
+    sure += [f"also, smaller: {_short(f)} ({mib_figure(size[f] or 0.0)} MiB)" for f in minor]
     if not found:
         shares = {LIVE: p.live or 0.0, FREE_KEPT: p.kept or 0.0, OUTSIDE: outside or 0.0}
         what = max(shares, key=shares.__getitem__)
@@ -287,11 +289,6 @@ def group_verdicts(results: Sequence[RunResult]) -> list[Verdict]:
         if v is not None:
             out.append(v)
     return out
-
-
-def _mib(value: float) -> str:
-    """Whole MiB, without a `-0` for a small negative change."""
-    return f"{round(value / MIB):d}"  # an int: no "-0"
 
 
 def _diff(a: float | None, b: float | None) -> float | None:

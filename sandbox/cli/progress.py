@@ -16,12 +16,7 @@ from sandbox.measure import runner
 from sandbox.measure.loop import Progress
 from sandbox.results.model import RunResult
 from sandbox.results.sections import AgentProcess, PeriodicTrim
-
-MIB = 2**20
-
-
-def _mib(value: float | None) -> str:
-    return "-" if value is None else f"{value / MIB:.1f} MiB"
+from sandbox.units import mib
 
 
 def run_showing_progress(spec: RunSpec) -> tuple[RunResult, Path]:
@@ -51,7 +46,7 @@ class ProgressLine:
             return
         self._last_at = now
         phase = p.phase if not p.phase.startswith("batch-") else f"batch {p.batch}/{p.batches}"
-        rss = _mib(p.rss_bytes) if p.rss_bytes else "-"
+        rss = mib(p.rss_bytes) if p.rss_bytes else "-"
         text = f"[{p.elapsed_s:6.1f} s] {phase:<12} RSS {rss:>11}  "
         if p.requests_done >= 0:  # -1: nobody counts them (the server has no /stats, no Locust)
             text += f"requests {p.requests_done:>7}  {p.rps:6.1f} req/s"
@@ -108,19 +103,19 @@ def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) 
     click.echo(f"\nrun {result.run_id}: {result.status} after {duration:.0f} s")
     click.echo(f"  allocator  {a.name}: {lib}{'  ' + env if env else ''}")
     click.echo(
-        f"  RSS        baseline {_mib(s.baseline_rss_bytes)}   peak {_mib(s.peak_rss_bytes)}   "
-        f"end of load {_mib(s.end_of_load_rss_bytes)}   after idle {_mib(s.after_idle_rss_bytes)}"
+        f"  RSS        baseline {mib(s.baseline_rss_bytes)}   peak {mib(s.peak_rss_bytes)}   "
+        f"end of load {mib(s.end_of_load_rss_bytes)}   after idle {mib(s.after_idle_rss_bytes)}"
     )
     if s.peak_pss_bytes is not None:
         processes = int(max(result.samples.get("processes") or [0]))
         click.echo(
-            f"  PSS (sum)  baseline {_mib(s.baseline_pss_bytes)}   peak {_mib(s.peak_pss_bytes)}   "
-            f"after idle {_mib(s.after_idle_pss_bytes)}   ({processes} processes; the RSS "
+            f"  PSS (sum)  baseline {mib(s.baseline_pss_bytes)}   peak {mib(s.peak_pss_bytes)}   "
+            f"after idle {mib(s.after_idle_pss_bytes)}   ({processes} processes; the RSS "
             "above is their sum, counting shared pages once per process)"
         )
     elif s.vmhwm_bytes:
         ratio = s.peak_rss_bytes / s.vmhwm_bytes
-        click.echo(f"  VmHWM      {_mib(s.vmhwm_bytes)} (sampled peak is {ratio:.1%} of it)")
+        click.echo(f"  VmHWM      {mib(s.vmhwm_bytes)} (sampled peak is {ratio:.1%} of it)")
     load = result.load.spec
     if load.model.name != "iterations":
         workers = f", {load.workers} Locust workers" if load.workers else ""
@@ -140,7 +135,7 @@ def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) 
         )
     harness = result.sampler.harness_rss_bytes
     if harness:
-        click.echo(f"  harness    {_mib(harness)} RSS (this process, at the end)")
+        click.echo(f"  harness    {mib(harness)} RSS (this process, at the end)")
     if result.status_detail:
         click.echo(f"  note       {result.status_detail}")
     if result.trim and result.trim.done and s.after_trim_rss_bytes:
@@ -148,20 +143,20 @@ def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) 
         asked = len(result.trim.processes)
         where = f" ({result.trim.called} in {asked} processes)" if asked > 1 else ""
         click.echo(
-            f"  trim       RSS {_mib(s.after_trim_rss_bytes)} after trim: {_mib(freed)} "
+            f"  trim       RSS {mib(s.after_trim_rss_bytes)} after trim: {mib(freed)} "
             f"given back{where}"
         )
     periodic = periodic_trim_line(result.sampler.agents)
     if periodic:
         click.echo(f"  periodic   {periodic}")
     if s.held_after_idle_bytes is not None:
-        in_use = _mib(s.in_use_after_idle_bytes)
+        in_use = mib(s.in_use_after_idle_bytes)
         click.echo(
-            f"  allocator  after idle: holds {_mib(s.held_after_idle_bytes)}, in use {in_use}, "
-            f"held but unused {_mib(s.unused_after_idle_bytes)}"
+            f"  allocator  after idle: holds {mib(s.held_after_idle_bytes)}, in use {in_use}, "
+            f"held but unused {mib(s.unused_after_idle_bytes)}"
         )
     for moment, top in result.objects.items():
-        names = ", ".join(f"{o.type} {_mib(o.total_bytes)}" for o in top.types[:3])
+        names = ", ".join(f"{o.type} {mib(o.total_bytes)}" for o in top.types[:3])
         click.echo(f"  objects    {moment}: {names}")
     p = result.profile
     if p:

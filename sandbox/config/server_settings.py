@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sandbox.errors import ConfigError
+from sandbox.units import MIB
 
 Handler = Literal["sync", "async"]
 HANDLERS: tuple[Handler, ...] = ("sync", "async")
 LeakKind = Literal["small", "large"]
 LEAK_KINDS: tuple[LeakKind, ...] = ("small", "large")
 
-MIB = 1024 * 1024
 
 # Where our launcher writes the path of the library whose `malloc` the server calls (dladdr).
 OWNER_FILE_ENV = "SANDBOX_MALLOC_OWNER_FILE"

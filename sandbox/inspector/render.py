@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from sandbox.inspector.snapshot import Snapshot
 from sandbox.inspector.watch import Sample, Watch
-
-MIB = 1024 * 1024
-
-
-def mib(value: int | float | None) -> str:
-    return "-" if value is None else f"{value / MIB:.1f} MiB"
+from sandbox.units import MIB, mib
 
 
 def _malloc_line(s: Snapshot) -> str:

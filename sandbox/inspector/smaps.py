@@ -28,8 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-KIB = 1024
-MIB = 1024 * KIB
+from sandbox.units import KIB, MIB
 
 GLIBC_HEAP_MAX_BYTES = 64 * MIB
 """HEAP_MAX_SIZE on 64-bit: 2 * DEFAULT_MMAP_THRESHOLD_MAX (32 MiB)."""

@@ -18,9 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.analysis.metrics import MIB
-
-# The thresholds and the words of `sandbox compare`'s verdict, from the verdict itself.
 from sandbox.analysis.verdict import (
     FREE_KEPT,
     LITTLE_GROWTH,
@@ -30,6 +27,9 @@ from sandbox.analysis.verdict import (
     PYMALLOC_FRAGMENTATION,
 )
 from sandbox.analysis.verdict import OUTSIDE as OUTSIDE_BOTH
+
+# The thresholds and the words of `sandbox compare`'s verdict, from the verdict itself.
+from sandbox.units import mib_figure
 
 OUTSIDE_PYTHON = (
     "memory outside malloc: CPython's small-object arenas; "
@@ -124,28 +124,28 @@ def _split_words(growth: Growth, split: tuple[int, int, int, int]) -> list[str]:
     live, kept, py_free, outside = split
     in_use, used = growth.in_use_bytes or 0, growth.pymalloc_used_bytes or 0
     words = [
-        f"live grew {_mib(live)} MiB (malloc's in use {_mib(in_use)}, "
-        f"pymalloc's objects {_mib(used)})",
-        f"kept-but-free grew {_mib(kept)} MiB (pymalloc's free {_mib(py_free)})",
+        f"live grew {mib_figure(live)} MiB (malloc's in use {mib_figure(in_use)}, "
+        f"pymalloc's objects {mib_figure(used)})",
+        f"kept-but-free grew {mib_figure(kept)} MiB (pymalloc's free {mib_figure(py_free)})",
     ]
     if outside >= LITTLE_GROWTH_BYTES:
-        words.append(f"{_mib(outside)} MiB grew outside malloc and pymalloc")
+        words.append(f"{mib_figure(outside)} MiB grew outside malloc and pymalloc")
     return words
 
 
 def sentence(label: str, allocator: str, growth: Growth, python: bool = True) -> str:
     """One line: what grew, then `-> verdict`."""
-    words = [f"{label}: RSS grew {_mib(growth.rss_bytes)} MiB in {growth.duration_s:.0f} s"]
+    words = [f"{label}: RSS grew {mib_figure(growth.rss_bytes)} MiB in {growth.duration_s:.0f} s"]
     split = growth.split
     if split is not None:
         words += _split_words(growth, split)
         verdict = classify(growth, python)
         return "; ".join(words) + (f" -> {verdict}" if verdict else "")
     if growth.in_use_bytes is not None:
-        words.append(f"live allocations grew {_mib(growth.in_use_bytes)} MiB")
+        words.append(f"live allocations grew {mib_figure(growth.in_use_bytes)} MiB")
     kept = growth.free_kept_bytes
     if kept is not None:
-        words.append(f"free memory {allocator} keeps grew {_mib(kept)} MiB")
+        words.append(f"free memory {allocator} keeps grew {mib_figure(kept)} MiB")
     elif growth.held_bytes is not None:
         words.append(f"{allocator} gives no in-use count, so live and free cannot be told apart")
     else:
@@ -153,13 +153,8 @@ def sentence(label: str, allocator: str, growth: Growth, python: bool = True) ->
     outside = growth.outside_bytes
     if outside is not None and outside >= LITTLE_GROWTH_BYTES:
         where = "pymalloc arenas, stacks" if python else "stacks, other mappings"
-        words.append(f"{_mib(outside)} MiB grew outside malloc ({where})")
+        words.append(f"{mib_figure(outside)} MiB grew outside malloc ({where})")
     if growth.pymalloc_bytes is not None and abs(growth.pymalloc_bytes) >= LITTLE_GROWTH_BYTES:
-        words.append(f"pymalloc's arenas grew {_mib(growth.pymalloc_bytes)} MiB")
+        words.append(f"pymalloc's arenas grew {mib_figure(growth.pymalloc_bytes)} MiB")
     verdict = classify(growth, python)
     return "; ".join(words) + (f" -> {verdict}" if verdict else "")
-
-
-def _mib(value: float) -> str:
-    """Whole MiB, without a `-0` for a small negative change."""
-    return f"{round(value / MIB):d}"

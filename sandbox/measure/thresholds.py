@@ -19,8 +19,8 @@ from sandbox.config import settings as config
 from sandbox.errors import ConfigError
 from sandbox.results.model import RunResult
 from sandbox.results.sections import ThresholdCheck
+from sandbox.units import MIB
 
-MIB = 2**20
 SIZES = ("peak_rss", "growth")
 """The limits on memory: sizes such as 500MiB, held in bytes."""
 

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from sandbox.agent import ops
 from sandbox.server import guards, introspect
-from sandbox.server.introspect import MIB
+from sandbox.units import MIB
 
 MAX_HOLD_MIB = 64 * 1024
 HOLD_CAP_PERCENT = 25

@@ -34,6 +34,7 @@ from sandbox.agent.allocator import (
 )
 from sandbox.agent.process import python_stats, rss_bytes
 from sandbox.allocators import maps as procmaps
+from sandbox.units import MIB
 
 __all__ = [
     "HOLD_BLOCK_BYTES",
@@ -62,7 +63,6 @@ __all__ = [
     "top_objects",
 ]
 
-MIB = 1024 * 1024
 
 # Each block's buffer lands in a 1 MiB size class: bytearray asks for one byte more than its
 # length (a trailing NUL) and glibc adds a header, so a full MiB would spill into the next class.

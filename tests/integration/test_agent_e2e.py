@@ -23,13 +23,13 @@ from sandbox.config.spec import Target
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, Hello, MemorySnapshot
 from sandbox.measure.launch import ServerProcess, build_environ, launch
+from sandbox.units import MIB
 from tests.integration.conftest import post_json, resolve_or_skip
 from tests.integration.harness import REPO
 from tests.unit.test_agent_standalone import find_python
 
 pytestmark = pytest.mark.e2e
 
-MIB = 2**20
 HOLD_MIB = 64
 APP = "examples.cache_service.app:app"
 HOLD_SERVICE = Path(__file__).parent / "services" / "hold_service.py"

@@ -24,12 +24,12 @@ from sandbox.measure.inject import agent_environ, agent_folder
 from sandbox.measure.launch import ServerProcess
 from sandbox.system.loopback import answers
 from sandbox.system.processes import free_port, stop_process
+from sandbox.units import MIB
 from tests.integration.conftest import post_json, resolve_or_skip, run_sandbox, stair_stepper
 from tests.integration.harness import harness_env
 
 pytestmark = pytest.mark.e2e
 
-MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
 HOLD_MIB = 64
 MISSING_PID = 2**22 + 1  # above the kernel's pid_max limit

@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.config.server_settings import DEBUG_HEADER
 from sandbox.measure.launch import ServerProcess
-from sandbox.server.introspect import MIB
+from sandbox.units import MIB
 from tests.integration.conftest import stair_stepper
 
 pytestmark = pytest.mark.e2e

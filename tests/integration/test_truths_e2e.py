@@ -17,11 +17,11 @@ from sandbox.config.server_settings import ServerSettings
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, MemorySnapshot
 from sandbox.measure.launch import ServerProcess, build_environ, launch
+from sandbox.units import MIB
 from tests.integration.conftest import post_json
 
 pytestmark = pytest.mark.e2e
 
-MIB = 2**20
 LEAK_BYTES = 30 * 1024
 REQUESTS = 300
 WARMUP = 20

@@ -19,6 +19,7 @@ ALLOWED = (
     "sandbox.analysis",
     "sandbox.results.model",
     "sandbox.errors",
+    "sandbox.units",
     "sandbox.__version__",
     "sandbox.config.flag_names",
 )

@@ -11,8 +11,7 @@ from sandbox.config import settings as config
 from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
-
-MIB = 2**20
+from sandbox.units import MIB
 
 
 def spec_with(**options: Any) -> RunSpec:

@@ -18,6 +18,7 @@ from sandbox.config.server_settings import DEBUG_HEADER, ServerSettings
 from sandbox.server import debug, introspect
 from sandbox.server.app import create_app
 from sandbox.server.guards import host_header_is_local
+from sandbox.units import MIB
 from tests.asgi import http_scope
 
 with warnings.catch_warnings():
@@ -28,7 +29,6 @@ LOOPBACK = ("127.0.0.1", 50000)
 DEBUG = {DEBUG_HEADER: "1"}
 POSTS = ["/debug/trim", "/debug/hold?mib=0", "/debug/release"]
 GETS = ["/debug/memory", "/debug/objects?limit=1"]
-MIB = introspect.MIB
 
 
 def app_client(**headers: str) -> TestClient:

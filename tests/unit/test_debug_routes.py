@@ -12,7 +12,7 @@ import pytest
 from sandbox.config.server_settings import DEBUG_HEADER, ServerSettings
 from sandbox.server.app import create_app
 from sandbox.server.guards import is_loopback
-from sandbox.server.introspect import MIB
+from sandbox.units import MIB
 from tests.asgi import http_scope, status_of
 
 with warnings.catch_warnings():

@@ -17,6 +17,7 @@ PACKAGE = Path(sandbox.__file__).parent
 HARNESS = ("sandbox.measure", "sandbox.analysis", "sandbox.load", "sandbox.cli.main")
 ORDER = (
     "errors",
+    "units",  # KIB, MIB, GIB and the MiB formatters
     "system",  # processes, the lifeline, process identity, loopback, atomic files
     "agent",  # runs inside the measured server: standard library only
     "allocators",
@@ -31,7 +32,7 @@ ORDER = (
     "inspector",
     "cli",
 )
-"""The packages (and `sandbox.errors`) in pipeline order: each may import only those before it."""
+"""The packages (and the modules `errors` and `units`) in pipeline order: each may import only those before it."""
 TOP = ("sandbox", "sandbox.__main__")
 
 
@@ -109,7 +110,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 
 def package_of(module: str) -> str:
-    """`sandbox.results.model` -> `results`; `sandbox.errors` -> `errors`."""
+    """`sandbox.results.model` -> `results`; `sandbox.units` -> `units`."""
     return module.split(".")[1]
 
 

@@ -23,9 +23,9 @@ from sandbox.measure.agent_client import (
     PythonCounters,
     TrimResult,
 )
+from sandbox.units import MIB
 
 PID = 4242
-MIB = 1024 * 1024
 RAW = {"arena": 40 * MIB, "uordblks": 25 * MIB, "fordblks": 15 * MIB}
 PYMALLOC = PymallocCounters(
     arenas=14,

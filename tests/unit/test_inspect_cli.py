@@ -15,10 +15,10 @@ from sandbox.inspector import inspection, preflight, render, smaps
 from sandbox.inspector import watch as watching
 from sandbox.inspector.detection import Detection
 from sandbox.inspector.snapshot import Counters, Snapshot
+from sandbox.units import MIB
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MEMORY = smaps.summarise(smaps.parse((DATA / "smaps_small.txt").read_text()))
-MIB = 1024 * 1024
 
 
 def snapshot(**kw: Any) -> Snapshot:

@@ -16,9 +16,9 @@ from sandbox.inspector.detection import Detection
 from sandbox.inspector.gdb_session import Request
 from sandbox.inspector.pymalloc import Pymalloc
 from sandbox.inspector.snapshot import Snapshot
+from sandbox.units import MIB
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-MIB = 1024 * 1024
 
 GLIBC_RAW = {
     "arena": 1_204_224,

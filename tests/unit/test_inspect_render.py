@@ -10,8 +10,8 @@ from sandbox.inspector.pymalloc import Pymalloc
 from sandbox.inspector.smaps import MemoryMap, Region
 from sandbox.inspector.snapshot import Counters, PythonCounters, Snapshot, Trim
 from sandbox.inspector.watch import Sample, Watch
+from sandbox.units import MIB
 
-MIB = 1024 * 1024
 JE = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 MEMORY = MemoryMap(
     rss_bytes=100 * MIB,

@@ -11,9 +11,9 @@ import pytest
 
 from sandbox.inspector import smaps
 from sandbox.inspector.smaps import Mapping, Region
+from sandbox.units import KIB
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-KIB = 1024
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from sandbox.inspector.verdict import (
     classify,
     sentence,
 )
+from sandbox.units import MIB
 
-MIB = 1024 * 1024
 ANALYSIS = Path(__file__).resolve().parents[2] / "sandbox" / "analysis"
 
 

@@ -14,9 +14,9 @@ from sandbox.inspector.detection import Detection
 from sandbox.inspector.pymalloc import Pymalloc
 from sandbox.inspector.snapshot import Counters, PythonCounters, Snapshot
 from sandbox.inspector.watch import Sample, Watch, growth, plan, watch
+from sandbox.units import MIB
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-MIB = 1024 * 1024
 MEMORY = smaps.summarise(smaps.parse((DATA / "smaps_small.txt").read_text()))
 
 

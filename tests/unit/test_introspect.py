@@ -13,7 +13,7 @@ import pytest
 from sandbox.agent.allocator import MALLINFO2_FIELDS
 from sandbox.allocators import maps as procmaps
 from sandbox.server import introspect
-from sandbox.server.introspect import MIB
+from sandbox.units import MIB
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("LD_PRELOAD")), reason="the test process must run on glibc's malloc"

@@ -9,7 +9,8 @@ import pytest
 from sandbox.analysis import metrics
 from sandbox.load.stats import BatchStats
 from sandbox.results.model import Columns, RunResult
-from tests.fakes import MIB, make_result, with_summary
+from sandbox.units import MIB
+from tests.fakes import make_result, with_summary
 
 
 def test_metrics_per_run() -> None:

@@ -19,8 +19,8 @@ from sandbox.measure.agent_client import (
 )
 from sandbox.measure.runner import probe_timeout_s
 from sandbox.results.sections import AgentProcess
+from sandbox.units import MIB
 
-MIB = 2**20
 Answer = MemorySnapshot | AgentError | None
 
 

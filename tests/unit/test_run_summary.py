@@ -11,7 +11,8 @@ from sandbox.cli.progress import print_run_summary
 from sandbox.load.models import LoadModel
 from sandbox.results import sections
 from sandbox.results.model import RunResult
-from tests.fakes import MIB, make_result, with_load
+from sandbox.units import MIB
+from tests.fakes import make_result, with_load
 
 
 def summary_lines(result: RunResult, capsys: pytest.CaptureFixture[str]) -> list[str]:

@@ -14,7 +14,8 @@ import pytest
 from sandbox.analysis import stairs
 from sandbox.analysis.stairs import Stairs, Step
 from sandbox.results.model import Columns, Phase
-from tests.fakes import MIB, make_result
+from sandbox.units import MIB
+from tests.fakes import make_result
 
 PER_BATCH = 1000
 """Requests each synthetic batch sends."""

@@ -12,10 +12,10 @@ from sandbox.load.stats import BatchStats
 from sandbox.measure.thresholds import check_thresholds, failed, parse_thresholds
 from sandbox.results import model as results
 from sandbox.results.model import RunResult
+from sandbox.units import MIB
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FLAG = THRESHOLD.name
-MIB = 2**20
 
 
 def batch(

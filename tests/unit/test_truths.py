@@ -19,13 +19,13 @@ from sandbox.server import app as app_module
 from sandbox.server import truths, workloads
 from sandbox.server.app import create_app
 from sandbox.server.truths import PINS_PER_REQUEST, Keeper
+from sandbox.units import KIB
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient` is deprecated")
     from starlette.testclient import TestClient
 
 JSON = {"Content-Type": "application/json"}
-KIB = 1024
 BODY = json.dumps({"eventType": "t", "payload": {"rows": [{"n": i} for i in range(50)]}}).encode()
 HEADER = sys.getsizeof(b"")
 

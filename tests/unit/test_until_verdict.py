@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sandbox.analysis.metrics import MIB
 from sandbox.analysis.sequential import Design
 from sandbox.cli.main import cli
 from sandbox.config import settings as config
@@ -23,6 +22,7 @@ from sandbox.experiment import execution, manifest
 from sandbox.experiment.definition import load_experiment
 from sandbox.results import model as results
 from sandbox.results.model import RunResult
+from sandbox.units import MIB
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,8 @@ from dataclasses import replace
 from sandbox.analysis import verdict
 from sandbox.load.stats import BatchStats
 from sandbox.results.model import Columns, Phase, RunResult, compute_summary
-from tests.fakes import MIB, make_result, with_summary
+from sandbox.units import MIB
+from tests.fakes import make_result, with_summary
 
 BASE_IN_USE, BASE_HELD, BASE_PY_USED, BASE_PY_FREE, OTHER = 10, 12, 8, 1, 30
 """MiB at the baseline; OTHER: what RSS holds besides malloc and pymalloc (the interpreter)."""

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from sandbox.measure.watchdog import Stopped, Watchdog
-
-MIB = 2**20
+from sandbox.units import MIB
 
 
 @dataclass
