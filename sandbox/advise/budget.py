@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sandbox.config.values import MAX_NUMBER, Invalid
+from sandbox.config.values import MAX_SETTING_NUMBER, Invalid
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0}
@@ -32,7 +32,7 @@ def parse_budget(v: Any) -> float:
             if len(set(units)) != len(units) or units != sorted(units, key="hms".index):
                 raise Invalid(f"{EXPECTED} (each unit once, hours first)")
             seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
-    if not 0 < seconds <= MAX_NUMBER:
+    if not 0 < seconds <= MAX_SETTING_NUMBER:
         raise Invalid(f"{EXPECTED}, more than 0")
     return seconds
 

@@ -113,7 +113,7 @@ class _DlInfo(ctypes.Structure):
     ]
 
 
-class Snapshot:
+class AllocatorReading:
     """The allocator's own counters at one moment, normalised (see the module docstring).
 
     A plain class, not a dataclass: `dataclasses` imports `inspect`, about 1 MiB in a host
@@ -156,13 +156,13 @@ class Snapshot:
         }
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Snapshot) and self.to_dict() == other.to_dict()
+        return isinstance(other, AllocatorReading) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]  # mutable dict inside, like the dataclass
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{key}={value!r}" for key, value in self.to_dict().items())
-        return f"Snapshot({fields})"
+        return f"AllocatorReading({fields})"
 
 
 class Release:
@@ -207,10 +207,10 @@ class Backend:
         """Ask the allocator to return free memory to the OS; None if it cannot."""
         return None
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> AllocatorReading:
         raw = self.read()
         in_use, held = self.normalise(raw)
-        return Snapshot(self.name, self.library, in_use, held, raw, self.note)
+        return AllocatorReading(self.name, self.library, in_use, held, raw, self.note)
 
 
 def _noload(path: str) -> ctypes.CDLL:
@@ -452,7 +452,7 @@ def backend() -> Backend:
     return make_backend(detect_library())
 
 
-def snapshot() -> Snapshot:
+def snapshot() -> AllocatorReading:
     """The loaded allocator's counters now."""
     return backend().snapshot()
 

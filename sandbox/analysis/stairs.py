@@ -97,7 +97,7 @@ class Slope:
 
 
 @dataclass(frozen=True)
-class Read:
+class StairRead:
     """One quantity's read (see the module docstring for the rule)."""
 
     quantity: str
@@ -222,7 +222,7 @@ def fit(points: Sequence[tuple[float, float]]) -> Slope | None:
     return Slope(b, b - half, b + half, n)
 
 
-def read(runs: Sequence[Stairs], quantity: str) -> Read | None:
+def read(runs: Sequence[Stairs], quantity: str) -> StairRead | None:
     """The read of `quantity` over one run's or a group's stairs; None when it was not
     measured (no in-use count: live and kept-but-free)."""
     usable = [r for r in runs if r.steps and all(s.value(quantity) is not None for s in r.steps)]
@@ -245,7 +245,7 @@ def read(runs: Sequence[Stairs], quantity: str) -> Read | None:
     slope = None if few else fit(points)
     rise = statistics.median(rises)
     if slope is None:
-        return Read(quantity, "few batches", None, level, material, span, rise)
+        return StairRead(quantity, "few batches", None, level, material, span, rise)
     lo, hi = slope.low * span, slope.high * span
     state: State
     if slope.low > 0 and lo >= MATERIAL_BYTES:
@@ -256,7 +256,7 @@ def read(runs: Sequence[Stairs], quantity: str) -> Read | None:
         state = "levels"
     else:
         state = "unsure"
-    return Read(quantity, state, slope, level, material, span, rise)
+    return StairRead(quantity, state, slope, level, material, span, rise)
 
 
 def steps_table(s: Stairs) -> list[str]:
@@ -295,7 +295,7 @@ class Reach:
         return f"{what} would reach {mib_figure(self.limit_bytes)} MiB {when}"
 
 
-def reach(r: Read, now_bytes: float, limit_bytes: float, rps: float | None) -> Reach | None:
+def reach(r: StairRead, now_bytes: float, limit_bytes: float, rps: float | None) -> Reach | None:
     """When `r` (climbing) would get from `now_bytes` to `limit_bytes`; None when it is not
     climbing or already past the limit."""
     if r.state != "climbing" or r.slope is None or now_bytes >= limit_bytes:

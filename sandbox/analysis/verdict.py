@@ -224,7 +224,7 @@ def _grew(value: float | None, rss: float) -> bool:
 
 
 def _classify(
-    p: _Parts, name: str, reads: dict[str, stairs.Read | None]
+    p: _Parts, name: str, reads: dict[str, stairs.StairRead | None]
 ) -> tuple[str, tuple[str, ...], str | None, list[str]]:
     """(class, parts when mixed, what is missing when it cannot tell, how-sure words)."""
     if p.rss < LITTLE_GROWTH_BYTES:

@@ -30,25 +30,26 @@ def shown(value: Any, limit: int = 60) -> str:
 
 
 # Upper bounds far past any real setting, so that no value overflows a float or a C type later.
-MAX_WHOLE = 2**31 - 1
-MAX_NUMBER = 1e9
+MAX_SETTING_WHOLE = 2**31 - 1
+MAX_SETTING_NUMBER = 1e9
 
 
 def whole(minimum: int) -> Check:
-    """An int (not a bool) from minimum to MAX_WHOLE."""
+    """An int (not a bool) from minimum to MAX_SETTING_WHOLE."""
 
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise Invalid(f"a whole number >= {minimum}")
-        if v > MAX_WHOLE:
-            raise Invalid(f"a whole number from {minimum} to {MAX_WHOLE}")
+        if v > MAX_SETTING_WHOLE:
+            raise Invalid(f"a whole number from {minimum} to {MAX_SETTING_WHOLE}")
         return v
 
     return check
 
 
 def number(minimum: float, strict: bool = False) -> Check:
-    """A finite int or float >= minimum (> minimum when strict) and <= MAX_NUMBER, as a float."""
+    """A finite int or float >= minimum (> minimum when strict) and <= MAX_SETTING_NUMBER, as a
+    float."""
     expected = f"a number {'>' if strict else '>='} {minimum:g}"
 
     def check(v: Any) -> float:
@@ -58,8 +59,8 @@ def number(minimum: float, strict: bool = False) -> Check:
             raise Invalid(expected)
         if v <= minimum if strict else v < minimum:  # exact even for an int too big for a float
             raise Invalid(expected)
-        if v > MAX_NUMBER:
-            raise Invalid(f"{expected} and <= {MAX_NUMBER:g}")
+        if v > MAX_SETTING_NUMBER:
+            raise Invalid(f"{expected} and <= {MAX_SETTING_NUMBER:g}")
         return float(v)
 
     return check

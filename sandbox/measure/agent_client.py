@@ -50,7 +50,7 @@ class MemoryState:
 
 
 @dataclass(frozen=True)
-class PythonCounters:
+class InterpreterCounters:
     """The interpreter's own counters."""
 
     allocated_blocks: int
@@ -101,7 +101,7 @@ class MemorySnapshot(MemoryState):
     """An agent's answer to `memory`."""
 
     pid: int
-    python: PythonCounters
+    python: InterpreterCounters
     extra: Mapping[str, Any]
     """Counters registered with the agent beyond the fixed ones (pymalloc's, as sent)."""
     took_ms: float
@@ -249,7 +249,7 @@ def parse_memory(data: Any, what: str = "the memory reply") -> MemorySnapshot:
     """The MemorySnapshot in a decoded `memory` result; AgentError if malformed."""
     f = _Fields(data, what)
     p = f.sub("python")
-    python = PythonCounters(
+    python = InterpreterCounters(
         allocated_blocks=p.whole("allocated_blocks"),
         gc_counts=tuple(p.wholes("gc_counts")),
         gc_objects=p.opt_whole("gc_objects"),

@@ -19,7 +19,7 @@ from typing import Any
 
 from sandbox.config.values import shown
 
-MAX_WHOLE = 2**63 - 1
+MAX_INT64 = 2**63 - 1
 """Whole numbers in a result are counts and bytes: a signed 64-bit integer holds them all."""
 
 
@@ -110,7 +110,7 @@ def _all_numbers(values: list[Any] | tuple[Any, ...], hint: Any) -> bool:
     kinds = set(map(type, values))
     if not values or not allowed or not kinds <= allowed:
         return False
-    if int in kinds and not -MAX_WHOLE <= min(values) <= max(values) <= MAX_WHOLE:
+    if int in kinds and not -MAX_INT64 <= min(values) <= max(values) <= MAX_INT64:
         return False  # first: isfinite cannot take an int too big for a float
     return float not in kinds or all(map(math.isfinite, values))
 
@@ -121,11 +121,11 @@ def _scalar_ok(value: Any, hint: Any) -> bool:
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_WHOLE
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT64
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
-        return abs(value) <= MAX_WHOLE if isinstance(value, int) else math.isfinite(value)
+        return abs(value) <= MAX_INT64 if isinstance(value, int) else math.isfinite(value)
     if hint is str:
         return isinstance(value, str)
     if hint is Path:

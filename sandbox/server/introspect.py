@@ -13,12 +13,12 @@ import os
 from typing import Any
 
 from sandbox.agent.allocator import (
+    AllocatorReading,
     Backend,
     Glibc,
     Jemalloc,
     Mimalloc,
     Release,
-    Snapshot,
     Tcmalloc,
     backend,
     choose_library,
@@ -39,13 +39,13 @@ from sandbox.units import MIB
 __all__ = [
     "HOLD_BLOCK_BYTES",
     "MIB",
+    "AllocatorReading",
     "Backend",
     "Ballast",
     "Glibc",
     "Jemalloc",
     "Mimalloc",
     "Release",
-    "Snapshot",
     "Tcmalloc",
     "backend",
     "detect_library",

@@ -32,7 +32,8 @@ ORDER = (
     "inspector",
     "cli",
 )
-"""The packages (and the modules `errors` and `units`) in pipeline order: each may import only those before it."""
+"""The packages (and the modules `errors` and `units`) in pipeline order: each may import only
+those before it."""
 TOP = ("sandbox", "sandbox.__main__")
 
 

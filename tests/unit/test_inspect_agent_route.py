@@ -17,10 +17,10 @@ from sandbox.measure.agent_client import (
     AgentClient,
     AgentError,
     Hello,
+    InterpreterCounters,
     MemorySnapshot,
     MemoryState,
     PymallocCounters,
-    PythonCounters,
     TrimResult,
 )
 from sandbox.units import MIB
@@ -61,7 +61,7 @@ def memory(pymalloc: PymallocCounters | None = PYMALLOC) -> MemorySnapshot:
         note="mallinfo2() counts the main heap and arenas",
         rss_bytes=60 * MIB,
         pid=PID,
-        python=PythonCounters(25_140, (5, 1, 0), None, None, None),
+        python=InterpreterCounters(25_140, (5, 1, 0), None, None, None),
         extra={},
         took_ms=0.7,
         pymalloc=pymalloc,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import pytest
 
-from sandbox.results.shapes import MAX_WHOLE, Mismatch, check, check_fields, describe
+from sandbox.results.shapes import MAX_INT64, Mismatch, check, check_fields, describe
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def test_fields_are_checked_by_their_annotation_and_unknown_keys_ignored() -> No
     ("value", "hint", "message"),
     [
         (True, int, "k has value True; expected a whole number"),
-        (MAX_WHOLE + 1, int, f"k has value {MAX_WHOLE + 1}; expected a whole number"),
+        (MAX_INT64 + 1, int, f"k has value {MAX_INT64 + 1}; expected a whole number"),
         (float("inf"), float, "k has value inf; expected a number"),
         (True, Literal["a", 1], "k has value True; expected one of: a, 1"),
         ("c", Literal["a", 1], "k has value 'c'; expected one of: a, 1"),

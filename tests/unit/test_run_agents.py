@@ -11,10 +11,10 @@ import pytest
 from sandbox.measure import agents
 from sandbox.measure.agent_client import (
     AgentError,
+    InterpreterCounters,
     MemorySnapshot,
     MemoryState,
     PymallocCounters,
-    PythonCounters,
     TrimResult,
 )
 from sandbox.measure.runner import probe_timeout_s
@@ -34,7 +34,7 @@ def snap(pid: int, in_use: int | None, held: int | None, blocks: int = 1000) -> 
         note=None,
         rss_bytes=(held or 0) + 10 * MIB,
         pid=pid,
-        python=PythonCounters(blocks, (0, 0, 0), None, None, None),
+        python=InterpreterCounters(blocks, (0, 0, 0), None, None, None),
         extra={},
         took_ms=0.2,
     )

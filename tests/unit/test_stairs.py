@@ -69,7 +69,7 @@ def test_a_slope_is_shown_to_the_precision_its_interval_supports(
     per_1000: float, low: float, high: float, shown: str
 ) -> None:
     slope = stairs.Slope(per_1000 * MIB, low * MIB, high * MIB, 6)
-    read = stairs.Read("RSS", "unsure", slope, 100 * MIB, 4 * MIB, 2000.0, 50 * MIB)
+    read = stairs.StairRead("RSS", "unsure", slope, 100 * MIB, 4 * MIB, 2000.0, 50 * MIB)
     assert f"(slope {shown} MiB per 1,000 requests)" in read.answer()
 
 
