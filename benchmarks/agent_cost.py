@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from sandbox.config.spec import Target
+from sandbox.config.run_spec import Target
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.launch import ServerProcess, build_environ, launch

@@ -54,7 +54,7 @@ from pathlib import Path
 import psutil
 
 from sandbox.analysis.stats import Ratio, log_ratio
-from sandbox.config.spec import Target
+from sandbox.config.run_spec import Target
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, AgentError
 from sandbox.measure.agents import NO_AGENT_ENV

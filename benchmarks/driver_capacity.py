@@ -31,9 +31,9 @@ from pathlib import Path
 import psutil
 
 from sandbox.allocators import registry as allocators
+from sandbox.config.run_spec import Target
 from sandbox.config.server_settings import ServerSettings
 from sandbox.config.settings import REPO_ROOT
-from sandbox.config.spec import Target
 from sandbox.load.driver import locust_environ
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.system.processes import free_port, stop_process

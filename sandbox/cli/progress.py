@@ -10,7 +10,7 @@ from typing import TextIO
 
 import click
 
-from sandbox.config.spec import RunSpec
+from sandbox.config.run_spec import RunSpec
 from sandbox.load.models import LoadModel
 from sandbox.measure import runner
 from sandbox.measure.loop import Progress

@@ -22,8 +22,16 @@ import yaml
 from sandbox.allocators.registry import BUILTIN, Allocator
 from sandbox.config import values as checks
 from sandbox.config.flag_names import flag_for
+from sandbox.config.run_spec import (
+    Inspection,
+    Limits,
+    Output,
+    RunSpec,
+    SamplerSpec,
+    ServerSpec,
+    Target,
+)
 from sandbox.config.server_settings import ServerSettings
-from sandbox.config.spec import Inspection, Limits, Output, RunSpec, SamplerSpec, ServerSpec, Target
 from sandbox.errors import ConfigError
 from sandbox.load.models import MODELS, LoadModel
 from sandbox.load.spec import LoadSpec, Schedule

@@ -17,8 +17,8 @@ from sandbox.analysis.groups import choose_baseline, group_results, label, refer
 from sandbox.analysis.metrics import CONFIRMATORY_METRIC, METRIC_BY_KEY
 from sandbox.analysis.report import render
 from sandbox.config import settings as config
+from sandbox.config.run_spec import RunSpec
 from sandbox.config.settings import Benchmark
-from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError, ResultFormatError, SandboxError
 from sandbox.experiment import manifest
 from sandbox.experiment.definition import Experiment, PlannedRun, plan_runs

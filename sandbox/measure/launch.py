@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sandbox.config.spec import Target
+from sandbox.config.run_spec import Target
 from sandbox.errors import ServerError
 from sandbox.system import lifeline
 from sandbox.system.loopback import OPENER, answers

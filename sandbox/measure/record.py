@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import psutil
 
 from sandbox.allocators import registry as allocators
-from sandbox.config.spec import RunSpec
+from sandbox.config.run_spec import RunSpec
 from sandbox.errors import ResultFormatError
 from sandbox.load.stats import BatchStats
 from sandbox.measure import metadata

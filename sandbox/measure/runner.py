@@ -19,9 +19,9 @@ import psutil
 
 from sandbox.allocators import host_cores
 from sandbox.allocators import registry as allocators
+from sandbox.config.run_spec import RunSpec
 from sandbox.config.server_settings import OWNER_FILE_ENV
 from sandbox.config.settings import REPO_ROOT
-from sandbox.config.spec import RunSpec
 from sandbox.errors import ConfigError, LoadError, ServerError
 from sandbox.load import batch
 from sandbox.load.live_count import LocustCount

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sandbox.config.spec import Target
+from sandbox.config.run_spec import Target
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient, Hello, MemorySnapshot
 from sandbox.measure.launch import ServerProcess, build_environ, launch

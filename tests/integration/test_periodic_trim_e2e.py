@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sandbox.config.spec import Target
+from sandbox.config.run_spec import Target
 from sandbox.measure import inject
 from sandbox.measure.agent_client import AgentClient
 from sandbox.measure.launch import build_environ, launch

@@ -15,7 +15,7 @@ from sandbox.advise import catalogue, deploy, plan, race, render, state
 from sandbox.advise.state import RaceSettings
 from sandbox.allocators import host_cores
 from sandbox.config import settings as config
-from sandbox.config.spec import RunSpec
+from sandbox.config.run_spec import RunSpec
 from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
 from sandbox.results.model import RunResult, dump

@@ -19,7 +19,7 @@ from sandbox.allocators import registry as allocators
 from sandbox.analysis import report
 from sandbox.cli.main import cli
 from sandbox.config import settings as config
-from sandbox.config.spec import RunSpec
+from sandbox.config.run_spec import RunSpec
 from sandbox.errors import AllocatorError
 from sandbox.results import model as results
 from sandbox.results.model import RunResult

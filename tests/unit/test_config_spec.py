@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sandbox.config import settings as config
-from sandbox.config.spec import RunSpec
+from sandbox.config.run_spec import RunSpec
 from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
 from sandbox.units import MIB

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import settings as config
-from sandbox.config.spec import RunSpec
+from sandbox.config.run_spec import RunSpec
 from sandbox.errors import AllocatorError, ConfigError, ServerError
 from sandbox.experiment import execution
 from sandbox.experiment.definition import Experiment, PlannedRun, load_experiment, plan_runs

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from sandbox.cli import main as cli
 from sandbox.config import settings as config
 from sandbox.config import values as checks
-from sandbox.config.spec import Limits
+from sandbox.config.run_spec import Limits
 from sandbox.errors import ConfigError, ResultFormatError
 from sandbox.experiment import definition as experiment
 from sandbox.results import model as results

@@ -11,7 +11,7 @@ import pytest
 from sandbox.allocators import registry as allocators
 from sandbox.allocators.registry import Allocator, ResolvedAllocator
 from sandbox.config import settings as config
-from sandbox.config.spec import RunSpec
+from sandbox.config.run_spec import RunSpec
 from sandbox.measure import metadata
 from sandbox.measure.record import AgentsSeen, ResultBuilder, Sampled
 from sandbox.results import model as results

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from sandbox.cli.main import cli
 from sandbox.config import settings as config
-from sandbox.config.spec import RunSpec
+from sandbox.config.run_spec import RunSpec
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.experiment import execution, manifest
 from sandbox.experiment.definition import load_experiment, plan_runs

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sandbox.config import settings as config
-from sandbox.config.spec import RunSpec
+from sandbox.config.run_spec import RunSpec
 
 
 def spec_with(**options: Any) -> RunSpec:
