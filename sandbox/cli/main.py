@@ -1,4 +1,5 @@
-"""The `sandbox` command: thin wrappers that parse, call one core function, and print.
+"""The `sandbox` command: its click group and commands. Each parses its flags, calls the
+packages that do the work, and prints.
 
 Core code raises SandboxError subclasses; this module alone turns them into `Error: ...` and an
 exit code (2 for usage, 1 otherwise). Bugs keep their traceback.

@@ -19,9 +19,10 @@ from sandbox.errors import ConfigError, ResultFormatError
 from sandbox.experiment import manifest
 from sandbox.experiment.definition import Experiment, load_experiment, plan_runs
 from sandbox.experiment.manifest import KEPT, Attempt, Entry, Manifest, plain, run_key
-from sandbox.results import checkpoints, storage
+from sandbox.results import checkpoints
 from sandbox.results import model as results
 from sandbox.results.model import RunResult
+from sandbox.system import atomic
 
 
 def experiment_fields(exp: Experiment) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def _take_back(entry: Entry, folder: Path) -> tuple[Entry, list[str]]:
     spare = Path(entry.fallback or "")
     try:
         result = results.load(spare)
-        storage.write_atomic(folder / spare.name, spare.read_bytes())
+        atomic.write_atomic(folder / spare.name, spare.read_bytes())
     except (ResultFormatError, OSError) as exc:
         return replace(entry, fallback=None), [f"run {entry.index + 1}: {spare} not taken ({exc})"]
     spare.unlink(missing_ok=True)

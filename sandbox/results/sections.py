@@ -87,8 +87,8 @@ class HostInfo(_Section):
 
 @dataclass(frozen=True)
 class HarnessInfo(_Section):
-    """The harness process that ran the run (format 4): a checkpoint whose harness no longer runs
-    is marked `harness-died`. The start time tells a reused pid from the harness."""
+    """The harness process that ran the run (format 4 and later): a checkpoint whose harness no
+    longer runs is marked `harness-died`. The start time tells a reused pid from the harness."""
 
     pid: int
     start_ticks: int | None = None
@@ -125,11 +125,11 @@ class SamplerInfo(_Section):
     harness_peak_rss_bytes: int | None = None
     """The measuring process's peak RSS (ru_maxrss)."""
     agent_injected: bool | None = None
-    """True when the agent was put into the server's environment (format 4 on); False when
+    """True when the agent was put into the server's environment (format 4 and later); False when
     it was left out on purpose (SANDBOX_NO_AGENT=1); None in older files (the counters came
     from the stair-stepper's GET /debug/memory)."""
     agents: list[AgentProcess] = field(default_factory=list)
-    """Each server process the probe saw, and what its agent answered (format 4 on)."""
+    """Each server process the probe saw, and what its agent answered (format 4 and later)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**_plain(self), "agents": [a.to_dict() for a in self.agents]}
@@ -273,7 +273,7 @@ class ProcessTrim:
 class TrimInfo:
     """The trim phase: what was called in the server, and what that released.
 
-    From format 4 on, every process with an agent is asked (`processes`), and the top-level
+    From format 4, every process with an agent is asked (`processes`), and the top-level
     figures are over them: `before`/`after` hold the sums of rss_bytes, held_bytes and
     in_use_bytes (None when a process lacked it) and `released` their differences. Older files
     hold the single answer of the stair-stepper's POST /debug/trim and no `processes`.
@@ -285,14 +285,14 @@ class TrimInfo:
     result: int | None
     """What that function returned, with one process (None for void functions, or several)."""
     before: dict[str, Any]
-    """The server's memory state before (format 4: sums over `processes`)."""
+    """The server's memory state before (from format 4: sums over `processes`)."""
     after: dict[str, Any]
     """The same, after."""
     released: Released
     took_ms: float
-    """How long asking took (format 4: every process, one after another)."""
+    """How long asking took (from format 4: every process, one after another)."""
     processes: list[ProcessTrim] = field(default_factory=list)
-    """Each process asked (format 4 on; empty in older files)."""
+    """Each process asked (format 4 and later; empty in older files)."""
 
     @property
     def done(self) -> bool:

@@ -1,5 +1,4 @@
-"""Where a run's result goes: its results folder or, when that write fails, a fallback folder;
-and the atomic write other files use (the experiment manifest).
+"""Where a run's result goes: its results folder or, when that write fails, a fallback folder.
 
 A run can take an hour; a full disk at the end must not lose it. The fallback is gzipped (a
 nearly full disk is the usual cause) and lives in the system's temporary folder.
@@ -14,7 +13,6 @@ from pathlib import Path
 from sandbox.errors import SandboxError
 from sandbox.results import model as results
 from sandbox.results.model import RunResult
-from sandbox.system.atomic import write_atomic as write_atomic
 
 
 class ResultWriteError(SandboxError):
