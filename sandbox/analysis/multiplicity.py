@@ -17,7 +17,7 @@ report of k comparisons the chance of some false alarm grows with k.
 The headline and the exploratory family are each tested at 5 %, so an A/A comparison flags one
 or the other by chance in at most 10 % (the two rates add at worst); simulated, about 6 % with
 independent metrics and less when they are correlated, as RSS figures are
-(tests/unit/test_false_alarm_rate.py). Keeping the headline at an unadjusted 5 % *and* the
+(tests/benchmarks/test_false_alarms.py). Keeping the headline at an unadjusted 5 % *and* the
 whole comparison at 5 % is possible only by testing the other metrics after a significant
 headline (a gatekeeping order); we do not, since a throughput or latency change matters even
 when RSS does not move.

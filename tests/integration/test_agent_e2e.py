@@ -26,7 +26,7 @@ from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.units import MIB
 from tests.integration.conftest import post_json, resolve_or_skip
 from tests.integration.harness import REPO
-from tests.unit.test_agent_standalone import find_python
+from tests.unit.agent.test_standalone import find_python
 
 pytestmark = pytest.mark.e2e
 
