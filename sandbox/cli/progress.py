@@ -172,3 +172,21 @@ def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) 
         click.echo(line)
     click.echo(f"result: {path}")
     click.echo(f"next:   sandbox plot {path}")
+
+
+def run_numbered(spec: RunSpec, index: int, total: int) -> tuple[RunResult, Path]:
+    """One run of many (an experiment's, a race's), numbered, with its progress line."""
+    from sandbox.analysis.groups import label
+
+    name = label(spec.allocator, spec.parameters)
+    click.echo(f"\n[{index + 1}/{total}] {name} (repeat {spec.repeat + 1})", err=True)
+    result, path = run_showing_progress(spec)
+    click.echo(f"  -> {result.status}: {path}", err=True)
+    if result.status_detail:
+        click.echo(f"     {result.status_detail}", err=True)
+    return result, path
+
+
+def note(line: str) -> None:
+    """A line about the runs (a look of the stopping rule, a resume), on stderr."""
+    click.echo(line, err=True)

@@ -290,7 +290,7 @@ def test_mutated_configs_load_or_fail_in_one_line(
     import sandbox.cli.progress as progress
 
     monkeypatch.setattr(progress, "run_showing_progress", _no_launch)
-    monkeypatch.setattr(cli, "_run_with_progress", _no_launch)
+    monkeypatch.setattr("sandbox.cli.commands.experiment.run_numbered", _no_launch)
     monkeypatch.chdir(tmp_path)
     rng = random.Random(61)
     bench_doc = yaml.safe_load((REPO / "benchmark.yml").read_text())

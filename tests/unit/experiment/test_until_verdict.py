@@ -186,7 +186,7 @@ def test_the_cli_passes_the_rule_and_prints_the_stop(
     exp_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeRuns(SEPARATED, 0.02)
-    monkeypatch.setattr("sandbox.cli.main._run_with_progress", fake)
+    monkeypatch.setattr("sandbox.cli.commands.experiment.run_numbered", fake)
     monkeypatch.setattr(execution, "report", lambda outcome, baseline: ("the table", []))
     done = CliRunner().invoke(
         cli,
@@ -216,7 +216,7 @@ def test_the_cli_passes_the_rule_and_prints_the_stop(
 def test_the_cli_says_what_undecided_at_the_cap_means(
     exp_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sandbox.cli.main._run_with_progress", FakeRuns(SAME, 0.10))
+    monkeypatch.setattr("sandbox.cli.commands.experiment.run_numbered", FakeRuns(SAME, 0.10))
     monkeypatch.setattr(execution, "report", lambda outcome, baseline: ("the table", []))
     out = str(exp_file.parent / "out")
     args = ["experiment", str(exp_file), "--until-verdict", "--max-repeats", "3"]
