@@ -199,6 +199,8 @@ def check(answer: dict[str, Any], pid: int) -> None:
     if error == "attach":
         if "No such process" in message:
             raise access.no_such_process(pid)
+        if access.gone(pid):  # it exited before gdb got to it: the kernel refuses a zombie
+            raise access.exited(pid)
         if "Operation not permitted" in message or "Permission denied" in message:
             raise access.denied(pid, "attach to")
         raise InspectError(f"gdb could not attach to process {pid}: {_first_line(message)}")

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 # session of its own (as a daemonising --cmd server would), prints both pids, then waits.
 HARNESS = """
 import os, signal, sys, time
-from sandbox import lifeline
+from sandbox.system import lifeline
 child = lifeline.spawn(
     ["sh", "-c", "setsid sleep 60 & echo escaped $! ; exec sleep 61"],
     env=dict(os.environ), stdout=sys.stdout.fileno(),

@@ -152,11 +152,7 @@ def test_a_hung_gdb_is_interrupted(tmp_path: Path) -> None:
         ),
         (
             {"error": "attach", "message": "warning: x\nptrace: Operation not permitted."},
-            f"cannot attach to process {MISSING_PID}: permission denied; ",
-        ),
-        (
-            {"error": "attach", "message": "Can't attach to a zombie"},
-            f"gdb could not attach to process {MISSING_PID}: Can't attach to a zombie",
+            f"process {MISSING_PID} exited while it was being inspected",  # before the attach
         ),
         (
             {"error": "call", "message": "The program being debugged exited while in a function"},
@@ -188,8 +184,28 @@ def test_check_turns_answers_into_errors(answer: dict[str, Any], message: str) -
     with pytest.raises(InspectError) as info:
         check(answer, MISSING_PID)
     assert str(info.value).startswith(message)
-    gone = "no process" in message or "died" in message
+    gone = "no process" in message or "died" in message or "exited" in message
     assert isinstance(info.value, TargetExitedError) == gone
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            {"error": "attach", "message": "warning: x\nptrace: Operation not permitted."},
+            "cannot attach to process {pid}: permission denied; ",
+        ),
+        (
+            {"error": "attach", "message": "Can't attach to a zombie"},
+            "gdb could not attach to process {pid}: Can't attach to a zombie",
+        ),
+    ],
+)
+def test_check_an_attach_refused_to_a_live_process(answer: dict[str, Any], message: str) -> None:
+    with pytest.raises(InspectError) as info:
+        check(answer, os.getpid())
+    assert str(info.value).startswith(message.format(pid=os.getpid()))
+    assert not isinstance(info.value, TargetExitedError)
 
 
 def test_check_a_failed_call_in_a_live_process() -> None:
