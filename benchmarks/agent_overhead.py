@@ -60,7 +60,7 @@ from sandbox.measure.agent_client import AgentClient, AgentError
 from sandbox.measure.agents import NO_AGENT_ENV
 from sandbox.measure.launch import ServerProcess, build_environ, launch
 from sandbox.measure.sampler import ProcessTree
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from sandbox.units import MIB
 
@@ -100,7 +100,7 @@ def sandbox_run(target: str, agent: bool, args: argparse.Namespace, folder: Path
     if done.returncode != 0:
         raise SystemExit(f"sandbox run failed ({done.returncode}): {done.stderr[-2000:]}")
     (path,) = sorted((folder / "runs").glob("*.json"))
-    result = results.load(path)
+    result = result_files.load(path)
     if result.status != "ok":
         raise SystemExit(f"{path}: {result.status}: {result.status_detail}")
     return result

@@ -44,7 +44,7 @@ import psutil
 from sandbox.allocators import registry as allocators
 from sandbox.errors import SandboxError
 from sandbox.experiment import manifest
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.system import lifeline, liveness
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,7 +173,7 @@ def check_files(results_dir: Path, fallback: Path) -> list[str]:
                 elif path.name.startswith("comparison"):
                     continue  # written by the report, not a run
                 else:
-                    results.load(path)
+                    result_files.load(path)
             except SandboxError as exc:
                 bad.append(str(exc))
     return bad

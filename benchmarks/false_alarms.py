@@ -58,7 +58,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandbox.analysis import compare, groups, metrics, multiplicity, sequential, stats
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult, Summary
 from sandbox.units import MIB
 
@@ -400,7 +400,7 @@ def sequential_main(args: argparse.Namespace) -> None:
     )
     sources: list[tuple[str, Callable[[random.Random], tuple[list[float], list[float]]]]] = []
     if args.folder is not None:
-        runs = results.load_all([args.folder])
+        runs = result_files.load_all([args.folder])
         extract = metrics.METRIC_BY_KEY[HEADLINE].extract
         pool = [
             v
@@ -465,7 +465,7 @@ def main() -> None:
         return
 
     if args.simulate:
-        template = results.load(TEMPLATE)
+        template = result_files.load(TEMPLATE)
         for rho in args.correlation:
             rates = simulate(template, args.simulate, rho, random.Random(args.seed), args.runs)
             print(
@@ -477,7 +477,7 @@ def main() -> None:
         return
     if args.folder is None:
         parser.error("give a results folder of A/A runs, or --simulate N")
-    runs = results.load_all([args.folder])
+    runs = result_files.load_all([args.folder])
     base, other = ok_runs(runs, args.baseline), ok_runs(runs, args.other)
     if min(len(base), len(other)) < BLOCK:
         raise SystemExit(

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.units import MIB
 
 LIMIT_BYTES = 150_000_000
@@ -157,7 +157,7 @@ def main() -> None:
             samples = sample_until_exit(proc, args.every)
             code = proc.wait()
         log_tail = (tmp / "run.log").read_text(errors="replace").splitlines()[-12:]
-        found = results.load_all([tmp / "results"]) if (tmp / "results").exists() else []
+        found = result_files.load_all([tmp / "results"]) if (tmp / "results").exists() else []
     if not samples:
         raise SystemExit("the harness exited before the first sample")
     rss = [s.rss_bytes for s in samples]

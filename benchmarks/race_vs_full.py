@@ -31,7 +31,7 @@ import yaml
 from sandbox.advise import catalogue, plan, rules
 from sandbox.advise.race import figures_of
 from sandbox.allocators.registry import BUILTIN
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 
 
@@ -72,7 +72,7 @@ def _seconds(r: RunResult) -> float:
 
 
 def replay(folder: Path, tolerance: float, min_rounds: int) -> None:
-    runs = results.load_all([folder])
+    runs = result_files.load_all([folder])
     runs = [r for r in runs if r.status == "ok"]
     arms = list(dict.fromkeys(r.allocator.name for r in sorted(runs, key=lambda r: r.started_at)))
     repeats = max(r.repeat for r in runs) + 1

@@ -47,7 +47,7 @@ from pathlib import Path
 
 from sandbox.analysis import compare, groups, metrics, stats
 from sandbox.experiment import manifest
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 
 TOLERANCE = 0.10
@@ -135,7 +135,7 @@ def sequential_report(folders: Sequence[Path], target_min: float, args: argparse
     within = 0
     for folder in folders:
         m = manifest.load(folder)
-        runs = [r for r in results.load_all([folder]) if r.status == "ok"]
+        runs = [r for r in result_files.load_all([folder]) if r.status == "ok"]
         wall = wall_time_s(runs)
         within += wall <= target_min * 60
         stop = (m.stop or {}).get("summary", "no stop recorded (interrupted?)")
@@ -183,7 +183,7 @@ def main() -> None:
         return
     if args.folder is None:
         parser.error("give an experiment folder, --sequential FOLDER..., or --run N")
-    runs = results.load_all([args.folder])
+    runs = result_files.load_all([args.folder])
     group = by_repeat(runs, args.allocator)
     base = by_repeat(runs, args.baseline)
     n_max = min(len(group), len(base))

@@ -35,7 +35,7 @@ import yaml
 from sandbox.analysis import verdict
 from sandbox.analysis.groups import group_results
 from sandbox.analysis.verdict import Verdict
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if folder is None:
         run_experiment(args.allocators.split(","), args.repeats, args.results_dir)
         folder = args.results_dir
-    runs = results.load_all([folder])
+    runs = result_files.load_all([folder])
     print(
         f"{len(runs)} runs read from {folder}, "
         f"{sum(r.status == 'ok' for r in runs)} ok; load average {os.getloadavg()[0]:.2f}"

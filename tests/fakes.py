@@ -27,9 +27,9 @@ from sandbox.results.model import (
     ServerInfo,
     Status,
     Summary,
-    compute_summary,
 )
 from sandbox.results.sections import HostInfo, ProcessTrim, Released, SamplerInfo, TrimInfo
+from sandbox.results.summary import compute_summary
 from sandbox.units import MIB
 
 # allocator -> (permanent growth over the run in MiB, fraction of the working set released idle)

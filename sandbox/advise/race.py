@@ -256,7 +256,7 @@ def _outcome(
     results: list[RunResult] | None = None,
 ) -> RaceOutcome:
     from sandbox.errors import ResultFormatError
-    from sandbox.results import model as results_io
+    from sandbox.results import files as result_files
 
     out = RaceOutcome(folder, race, [], interrupted)
     if results is not None:
@@ -266,7 +266,7 @@ def _outcome(
             if entry.file is None:
                 continue
             try:
-                out.results.append(results_io.load(folder / entry.file))
+                out.results.append(result_files.load(folder / entry.file))
             except ResultFormatError as exc:
                 out.failures.append(str(exc))
     for entry in m.runs:

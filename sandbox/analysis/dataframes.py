@@ -21,7 +21,8 @@ from sandbox.analysis.groups import group_label
 from sandbox.analysis.metrics import METRIC_BY_KEY
 from sandbox.analysis.sections import sampler_interval_s, sandbox_version
 from sandbox.errors import ConfigError, SandboxError
-from sandbox.results.model import Phase, RunResult, Summary, load_all
+from sandbox.results.files import load_all
+from sandbox.results.model import Phase, RunResult, Summary
 
 if TYPE_CHECKING:
     import pandas as pd

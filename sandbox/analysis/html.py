@@ -42,7 +42,8 @@ from sandbox.analysis.sections import (
 )
 from sandbox.analysis.stats import Ratio
 from sandbox.errors import SandboxError
-from sandbox.results.model import RunResult, load_all
+from sandbox.results.files import load_all
+from sandbox.results.model import RunResult
 from sandbox.units import MIB
 
 if TYPE_CHECKING:

@@ -328,7 +328,7 @@ def _outcome(
     m: Manifest, exp: Experiment, folder: Path, fresh: dict[str, RunResult], interrupted: bool
 ) -> ExperimentOutcome:
     """What the experiment has now: the latest result of each planned run, and its failures."""
-    from sandbox.results import model as results
+    from sandbox.results import files as result_files
 
     stop = m.stop or {}
     outcome = ExperimentOutcome(
@@ -349,7 +349,7 @@ def _outcome(
             continue
         path = folder / entry.file
         try:
-            result = fresh.get(entry.run_id or "") or results.load(path)
+            result = fresh.get(entry.run_id or "") or result_files.load(path)
         except ResultFormatError as exc:
             outcome.failures.append(f"{who}: {exc}")
             continue

@@ -20,7 +20,7 @@ from sandbox.experiment import manifest
 from sandbox.experiment.definition import Experiment, load_experiment, plan_runs
 from sandbox.experiment.manifest import KEPT, Attempt, Entry, Manifest, plain, run_key
 from sandbox.results import checkpoints
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from sandbox.system import atomic
 
@@ -130,10 +130,10 @@ def found_in(folder: Path) -> tuple[dict[str, list[Found]], list[str]]:
     """The folder's result files by planned run, oldest first; and notes on unreadable ones."""
     by_key: dict[str, list[Found]] = {}
     notes: list[str] = []
-    for path in results.find_result_files([folder]):
+    for path in result_files.find_result_files([folder]):
         try:
-            found = Found(path, results.load(path))
-        except results.NotAResultError:
+            found = Found(path, result_files.load(path))
+        except result_files.NotAResultError:
             continue
         except ResultFormatError as exc:
             notes.append(f"ignored {exc}")
@@ -189,7 +189,7 @@ def _take_back(entry: Entry, folder: Path) -> tuple[Entry, list[str]]:
     """The result a full disk sent to the fallback folder, moved back into the experiment's."""
     spare = Path(entry.fallback or "")
     try:
-        result = results.load(spare)
+        result = result_files.load(spare)
         atomic.write_atomic(folder / spare.name, spare.read_bytes())
     except (ResultFormatError, OSError) as exc:
         return replace(entry, fallback=None), [f"run {entry.index + 1}: {spare} not taken ({exc})"]

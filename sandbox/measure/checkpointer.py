@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.checkpoints import partial_path
 from sandbox.results.model import RunResult, Status
 
@@ -58,7 +58,7 @@ class Checkpointer:
             return
         try:
             partial = self.build()
-            results.dump(partial, self.path, force=True)
+            result_files.dump(partial, self.path, force=True)
             self.written = partial
         except (OSError, ValueError) as exc:  # ValueError: a figure JSON cannot hold
             if self.failure is None:
@@ -86,4 +86,4 @@ class Checkpointer:
         # If this fails too, it stays `running`, and becomes `harness-died` once we exit.
         with contextlib.suppress(OSError):
             relabelled = replace(self.written, status=status, status_detail=detail)
-            results.dump(relabelled, self.path, force=True)
+            result_files.dump(relabelled, self.path, force=True)

@@ -23,7 +23,7 @@ from sandbox.errors import ResultFormatError
 from sandbox.load.stats import BatchStats
 from sandbox.measure import metadata
 from sandbox.measure.thresholds import check_thresholds
-from sandbox.results import model as results
+from sandbox.results import summary
 from sandbox.results.model import (
     AllocatorInfo,
     Columns,
@@ -189,7 +189,7 @@ class ResultBuilder:
             phases=sampled.phases,
             samples=sampled.samples,
             probes=sampled.probes,
-            summary=results.compute_summary(
+            summary=summary.compute_summary(
                 sampled.samples, sampled.phases, sampled.vmhwm_bytes, sampled.probes
             ),
             repeat=spec.repeat,

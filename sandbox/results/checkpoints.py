@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sandbox.errors import ResultFormatError
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from sandbox.system import liveness
 
@@ -79,7 +79,7 @@ def settle(paths: Iterable[Path]) -> list[Settled]:
     done: list[Settled] = []
     for path in find_partials(paths):
         try:
-            found = results.load(path)
+            found = result_files.load(path)
         except ResultFormatError:
             continue  # not ours to judge: the loaders report it
         if found.status != "running" or found.harness is None:
@@ -94,7 +94,7 @@ def settle(paths: Iterable[Path]) -> list[Settled]:
             continue
         marked = replace(found, status="harness-died", status_detail=died_detail(found))
         try:
-            results.dump(marked, path, force=True)
+            result_files.dump(marked, path, force=True)
         except OSError as exc:
             done.append(Settled(path, found, error=exc.strerror or str(exc)))
             continue

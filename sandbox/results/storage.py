@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from sandbox.errors import SandboxError
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 
 
@@ -53,13 +53,13 @@ def save(result: RunResult, path: Path, fallback: Path | None = None) -> Path:
     (`fallback_dir()` by default) as `<run_id>.json.gz`; the message gives both outcomes.
     """
     try:
-        return results.dump(result, path)
+        return result_files.dump(result, path)
     except OSError as exc:
         why = _reason(exc)
     folder = fallback or fallback_dir()
     spare = folder / f"{result.run_id}.json.gz"
     try:
-        results.dump(result, spare)
+        result_files.dump(result, spare)
     except OSError as exc:
         raise ResultWriteError(
             f"could not write the result to {path} ({why}), nor to {spare} ({_reason(exc)}); "

@@ -18,7 +18,7 @@ import random
 import pytest
 
 from benchmarks import false_alarms
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 
 COMPARISONS = 1500
 ALPHA = 0.05
@@ -28,7 +28,7 @@ TOLERANCE = 3 * math.sqrt(ALPHA * (1 - ALPHA) / COMPARISONS)
 
 @pytest.fixture(scope="module")
 def rates() -> false_alarms.Rates:
-    template = results.load(false_alarms.TEMPLATE)
+    template = result_files.load(false_alarms.TEMPLATE)
     return false_alarms.simulate(template, COMPARISONS, 0.0, random.Random(7))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +52,7 @@ def test_a_race_of_two_cheap_arms_stops_within_its_budget(tmp_path: Path) -> Non
     for path in folder.glob("*.json"):
         if path.name in ("race.json", "experiment.json"):
             continue
-        r = results.load(path)
+        r = result_files.load(path)
         envs[r.allocator.name] = r.server.env
         assert r.parameters == {"host_cores": 8}
     assert envs["glibc"]["MALLOC_ARENA_MAX"] == "64"
@@ -69,7 +69,7 @@ def test_run_host_cores_sets_jemallocs_narenas_in_the_servers_environment(
 
     assert done.returncode == 0, done.stderr
     (path,) = (tmp_path / "runs").glob("*.json")
-    result = results.load(path)
+    result = result_files.load(path)
     assert result.server.env["MALLOC_CONF"] == "narenas:32"
     assert "MALLOC_ARENA_MAX" not in result.server.env
     assert result.parameters == {"host_cores": 8}
@@ -90,7 +90,7 @@ def test_a_run_with_the_periodic_trim_keeps_each_trims_figures(tmp_path: Path) -
 
     assert done.returncode == 0, done.stderr
     (path,) = (tmp_path / "runs").glob("*.json")
-    (main,) = results.load(path).sampler.agents
+    (main,) = result_files.load(path).sampler.agents
     reading = main.periodic_trim
     assert reading is not None and reading.called == "malloc_trim(0)"
     assert reading.every_s == 0.3 and main.trims >= 2

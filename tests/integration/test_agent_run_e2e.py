@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from tests.integration.conftest import run_sandbox
 
@@ -46,7 +46,7 @@ def run(serve: list[str], allocator: str, folder: Path) -> tuple[RunResult, str]
     done = run_sandbox("run", *serve, *LOAD, "--allocator", allocator, "--results-dir", str(folder))
     assert done.returncode == 0, done.stderr
     (path,) = sorted((folder / "runs").glob("*.json"))
-    return results.load(path), done.stderr
+    return result_files.load(path), done.stderr
 
 
 Runs = dict[tuple[str, str], tuple[RunResult, str]]
@@ -141,7 +141,7 @@ def test_compare_gives_a_verdict_for_each_target(
 ) -> None:
     for (target, allocator), result in runs.items():
         folder = tmp_path / f"{target}-{allocator}"
-        results.dump(result, folder / f"{result.run_id}.json")
+        result_files.dump(result, folder / f"{result.run_id}.json")
         done = run_sandbox("compare", str(folder))
         assert done.returncode == 0, done.stderr
         lines = [line for line in done.stdout.splitlines() if VERDICT.match(line)]

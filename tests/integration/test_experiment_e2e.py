@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from sandbox.allocators import registry as allocators
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from tests.integration.browser import (
     LOOK,
     assert_self_contained,
@@ -54,7 +54,7 @@ def test_experiment_runs_compares_and_plots(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     [folder] = out.iterdir()
     assert folder.name.startswith("e2e-tiny-")
-    loaded = results.load_all([folder])  # skips experiment.json and comparison.json
+    loaded = result_files.load_all([folder])  # skips experiment.json and comparison.json
     assert len(loaded) == 4
     assert {r.status for r in loaded} == {"ok"}
     assert {r.experiment for r in loaded} == {"e2e-tiny"}
@@ -162,5 +162,5 @@ def test_an_experiment_killed_mid_run_resumes_where_it_stopped(tmp_path: Path) -
     manifest = json.loads((folder / "experiment.json").read_text())
     assert [r["status"] for r in manifest["runs"]] == ["ok", "ok"]
     assert [a["status"] for a in manifest["runs"][1]["superseded"]] == ["harness-died"]
-    statuses = sorted(r.status for r in results.load_all([folder]))
+    statuses = sorted(r.status for r in result_files.load_all([folder]))
     assert statuses == ["harness-died", "ok", "ok"]  # the checkpoint stays, readable

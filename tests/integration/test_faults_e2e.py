@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from sandbox.results import checkpoints
-from sandbox.results import model as results
+from sandbox.results import files as results_io
 from tests.integration.harness import (
     REPO,
     Harness,
@@ -96,7 +96,7 @@ def test_server_stopped_mid_batch_is_hung(harness: HarnessFactory) -> None:
         "it was killed"
     )
     assert last_line(run.stderr) == f"Error: {detail}; partial result written to {path}"
-    result = results.load(path)
+    result = results_io.load(path)
     assert (result.status, result.status_detail) == ("server-hung", detail)
     assert result.server.exit_code == -signal.SIGKILL
     assert result.samples["rss_bytes"]
@@ -118,7 +118,7 @@ def test_locust_killed_mid_batch_keeps_the_batches_done(harness: HarnessFactory)
     detail = "Locust was killed by SIGKILL during batch-2"
     assert last_line(run.stderr).startswith(f"Error: {detail}")
     assert last_line(run.stderr).endswith(f"; partial result written to {path}")
-    result = results.load(path)
+    result = results_io.load(path)
     assert result.status == "failed"
     assert result.status_detail.startswith(detail)
     assert [(b.index, b.requests) for b in result.load.stats] == [(1, 30)]
@@ -136,7 +136,7 @@ def test_locust_worker_killed_fails_the_batch(harness: HarnessFactory) -> None:
     [path] = result_files(run.results_dir)
     detail = "Locust worker 1 was killed by SIGKILL during batch-1"
     assert last_line(run.stderr).startswith(f"Error: {detail}")
-    assert results.load(path).status == "failed"
+    assert results_io.load(path).status == "failed"
 
 
 def test_a_cmd_listening_beyond_loopback_is_refused(harness: HarnessFactory) -> None:
@@ -199,7 +199,7 @@ def test_disk_full_writes_the_result_to_the_fallback_folder(
         "(No space left on device); "
         f"it was written to {spare} instead"
     )
-    result = results.load(spare)
+    result = results_io.load(spare)
     assert (result.run_id, result.status) == (run_id, "ok")
     assert [b.requests for b in result.load.stats] == [10]
 
@@ -220,7 +220,7 @@ def test_signal_interrupts_and_leaves_no_process(
     assert_clean_exit(run, port, 130)
     [path] = result_files(run.results_dir)
     assert last_line(run.stderr) == f"Interrupted; partial result written to {path}"
-    result = results.load(path)
+    result = results_io.load(path)
     assert (result.status, result.status_detail) == ("interrupted", "interrupted during batch-1")
     assert result.samples["rss_bytes"]
 
@@ -239,7 +239,7 @@ def test_harness_killed_mid_batch_leaves_no_process_and_a_checkpoint(
 
     def checkpoint_in_batch() -> bool:  # the first is written at once, the next 5 s later
         found = list(runs.glob("*.partial.json"))
-        return bool(found) and "batch-1" in [p.name for p in results.load(found[0]).phases]
+        return bool(found) and "batch-1" in [p.name for p in results_io.load(found[0]).phases]
 
     run.wait_for("a checkpoint during batch-1", checkpoint_in_batch)
 
@@ -254,10 +254,10 @@ def test_harness_killed_mid_batch_leaves_no_process_and_a_checkpoint(
     assert processes_of_port(port) == []
     [path] = result_files(run.results_dir)
     assert path.name.endswith(".partial.json")
-    assert results.load(path).status == "running"  # until a command finds it
+    assert results_io.load(path).status == "running"  # until a command finds it
     [settled] = checkpoints.settle([run.results_dir])
     assert settled.path == path
-    result = results.load(path)
+    result = results_io.load(path)
     assert result.status == "harness-died"
     assert result.status_detail.startswith(
         f"the harness (pid {run.proc.pid}) died; this is its last checkpoint, written "

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from sandbox.load.stats import BatchStats
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from tests.integration.conftest import run_sandbox
 from tests.integration.harness import REPO
@@ -28,9 +28,9 @@ LIGHT = ["--tags", "tiny", "--sleep-ms", "20"]
 
 def run(tmp_path: Path, *args: str) -> tuple[int, str, RunResult]:
     done = run_sandbox("run", *LIGHT, *QUICK, "--results-dir", str(tmp_path), *args, timeout_s=180)
-    files = sorted((tmp_path / "runs").glob("*.json"))
-    assert len(files) == 1, done.stderr
-    return done.returncode, done.stderr, results.load(files[0])
+    found = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(found) == 1, done.stderr
+    return done.returncode, done.stderr, result_files.load(found[0])
 
 
 def per_second(batch: BatchStats) -> list[tuple[float, int]]:

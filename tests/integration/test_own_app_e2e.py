@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def test_example_app_under_an_allocator(tmp_path: Path, allocator: str, how: str
 
     assert done.returncode == 0, done.stderr
     (path,) = sorted((tmp_path / "runs").glob("*.json"))
-    result = results.load(path)
+    result = result_files.load(path)
     batch = result.load.stats[0]
     assert batch.requests > 100 and batch.failures == 0
     assert result.allocator.verified_loaded

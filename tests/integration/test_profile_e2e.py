@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.allocators import registry as allocators
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,7 @@ def test_memray_profile_and_object_summaries(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     [path] = sorted((tmp_path / "runs").glob("*.json"))
-    result = results.load(path)
+    result = result_files.load(path)
     # memray wraps the interpreter, and jemalloc still serves malloc
     assert result.server.command[1:4] == ["-m", "memray", "run"]
     assert result.allocator.malloc_owner is not None

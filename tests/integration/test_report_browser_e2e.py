@@ -17,7 +17,8 @@ import pytest
 from sandbox.analysis import html
 from sandbox.analysis.compare import compare
 from sandbox.analysis.report import ratio_text
-from sandbox.results.model import RunResult, dump, load
+from sandbox.results.files import dump, load
+from sandbox.results.model import RunResult
 from tests.fakes import make_group
 from tests.integration.browser import (
     LOOK,

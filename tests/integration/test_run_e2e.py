@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.allocators import registry as allocators
-from sandbox.results import model as results
+from sandbox.results import files as results_io
+from sandbox.results import summary
 from sandbox.results.model import RunResult
 from tests.integration.conftest import run_sandbox
 from tests.integration.harness import (
@@ -42,7 +43,7 @@ def only_result(results_dir: Path) -> tuple[Path, RunResult]:
     files = result_files(results_dir)
     assert len(files) == 1, files
     assert files[0].parent == results_dir / "runs"
-    return files[0], results.load(files[0])
+    return files[0], results_io.load(files[0])
 
 
 def write_config(folder: Path, extra: str = "", replace: tuple[str, str] = ("", "")) -> Path:
@@ -119,7 +120,7 @@ def test_run_under_each_allocator(name: str, tmp_path: Path) -> None:
     assert batch.by_plan == dict.fromkeys(TAGS, ITERATIONS)
     assert batch.exit_code == 0
     assert result.samples["rss_bytes"]
-    assert result.summary == results.compute_summary(
+    assert result.summary == summary.compute_summary(
         result.samples, result.phases, result.summary.vmhwm_bytes, result.probes
     )
 
@@ -246,7 +247,7 @@ def test_server_killed_mid_batch(harness: HarnessFactory) -> None:
     assert last_line(run.stderr) == (
         f"Error: the server was killed by SIGKILL during batch-1; partial result written to {path}"
     )
-    result = results.load(path)
+    result = results_io.load(path)
     assert result.status == "server-died"
     assert result.status_detail == "the server was killed by SIGKILL during batch-1"
     assert result.server.exit_code == -9

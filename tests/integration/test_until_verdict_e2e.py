@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from tests.integration.conftest import run_sandbox
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +49,7 @@ def test_until_verdict_looks_after_three_repeats_and_stops_at_the_cap(tmp_path: 
 
     assert done.returncode == 0, done.stderr
     [folder] = out.iterdir()
-    loaded = results.load_all([folder])
+    loaded = result_files.load_all([folder])
     assert len(loaded) == 6  # the file's repeats: 2 yields to the rule's 3
     assert {r.status for r in loaded} == {"ok"}
     manifest = json.loads((folder / "experiment.json").read_text())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.analysis import verdict
-from sandbox.results import model as results
+from sandbox.results import files as results_io
 from tests.integration.conftest import run_sandbox
 from tests.integration.harness import result_files
 
@@ -45,7 +45,7 @@ def test_the_verdict_names_the_truth(allocator: str, truth: str, tmp_path: Path)
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     [path] = result_files(tmp_path)
-    result = results.load(path)
+    result = results_io.load(path)
     assert result.server.pymalloc
     assert "pymalloc_used_bytes" in result.probes
     [found] = verdict.group_verdicts([result])

@@ -27,10 +27,10 @@ def compare_cmd(
 ) -> None:
     """Compare runs side by side: per allocator, RSS and latency with ratios and intervals."""
     from sandbox.analysis import compare, report
-    from sandbox.results import model as results
+    from sandbox.results import files as result_files
 
     settle(paths)
-    loaded = results.load_all(paths)
+    loaded = result_files.load_all(paths)
     if not loaded:
         raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
     comparison = compare.compare(loaded, baseline=baseline, limit_bytes=limit_bytes)

@@ -45,11 +45,11 @@ def plot_cmd(
     """Plot RSS over time, one panel per allocator plus an overlay of medians (--view rss), or
     where the memory is: RSS, what the allocator holds and what is in use (--view allocator)."""
     from sandbox.analysis import plot
-    from sandbox.results import model as results
+    from sandbox.results import files as result_files
 
     settle(paths)
-    files = results.find_result_files(paths)
-    loaded = results.load_all(paths)
+    files = result_files.find_result_files(paths)
+    loaded = result_files.load_all(paths)
     if not loaded:
         raise SandboxError(f"no result files under {', '.join(map(str, paths))}")
     if out is None:

@@ -18,7 +18,8 @@ from sandbox.config import settings as config
 from sandbox.config.run_spec import RunSpec
 from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
-from sandbox.results.model import RunResult, dump
+from sandbox.results.files import dump
+from sandbox.results.model import RunResult
 from sandbox.results.sections import AgentProcess, PeriodicTrim
 from tests.fakes import fixed_run
 

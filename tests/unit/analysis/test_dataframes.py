@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.analysis.dataframes import phase_at, to_dataframe
 from sandbox.errors import ConfigError, SandboxError
+from sandbox.results import files as result_files
 from sandbox.results import model as results
 from sandbox.results.model import Phase
 from tests.fakes import make_group
@@ -26,7 +27,7 @@ def test_there_is_a_golden_file_per_format_version() -> None:
 
 @pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.name)
 def test_runs_table_of_a_golden_file(path: Path) -> None:
-    run = results.load(path)
+    run = result_files.load(path)
 
     frame = to_dataframe(path)
 
@@ -44,7 +45,7 @@ def test_runs_table_of_a_golden_file(path: Path) -> None:
 @pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.name)
 @pytest.mark.parametrize("table", ["samples", "probes"])
 def test_long_tables_of_a_golden_file(path: Path, table: str) -> None:
-    run = results.load(path)
+    run = result_files.load(path)
     columns = getattr(run, table)
 
     frame = to_dataframe([path], table)
@@ -62,7 +63,7 @@ def test_long_tables_of_a_golden_file(path: Path, table: str) -> None:
 def test_a_folder_of_two_groups_groups_by_allocator(tmp_path: Path) -> None:
     runs = make_group("glibc", 2) + make_group("jemalloc", 2, parameters={"handler": "async"})
     for r in runs:
-        results.dump(r, tmp_path / f"{r.run_id}.json")
+        result_files.dump(r, tmp_path / f"{r.run_id}.json")
     (tmp_path / "experiment.json").write_text('{"format": "sandbox-experiment"}')
 
     frame = to_dataframe(tmp_path)

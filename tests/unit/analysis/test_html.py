@@ -17,7 +17,8 @@ from sandbox.analysis import html, reproduce
 from sandbox.analysis.compare import compare
 from sandbox.errors import SandboxError
 from sandbox.load.models import LoadModel
-from sandbox.results.model import RunResult, dump
+from sandbox.results.files import dump
+from sandbox.results.model import RunResult
 from tests.fakes import make_group, make_result, with_load
 
 WHEN = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)

@@ -18,6 +18,7 @@ RESULT_DATA = ("sandbox.load", "sandbox.load.models", "sandbox.load.spec", "sand
 ALLOWED = (
     "sandbox.analysis",
     "sandbox.results.model",
+    "sandbox.results.files",
     "sandbox.errors",
     "sandbox.units",
     "sandbox.__version__",

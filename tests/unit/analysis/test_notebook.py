@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from sandbox.results.model import dump
+from sandbox.results.files import dump
 from tests.fakes import make_group
 
 NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "compare.ipynb"

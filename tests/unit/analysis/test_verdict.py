@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from sandbox.analysis import verdict
 from sandbox.load.stats import BatchStats
-from sandbox.results.model import Columns, Phase, RunResult, compute_summary
+from sandbox.results.model import Columns, Phase, RunResult
+from sandbox.results.summary import compute_summary
 from sandbox.units import MIB
 from tests.fakes import make_result, with_summary
 

@@ -7,7 +7,7 @@ NaN, unicode and deep nesting; each goes through config.load_benchmark + build_s
 experiment, load_experiment + a spec per planned run), a sample also through `sandbox run
 --config` and `sandbox experiment` with the runner patched (nothing is launched). Results: the
 golden files of tests/data, mutated the same ways plus truncated or corrupted gzip and deep
-nesting, through results.load and compare, a sample also through `sandbox compare`.
+nesting, through result_files.load and compare, a sample also through `sandbox compare`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from sandbox.cli import main as cli
 from sandbox.config import settings as config
 from sandbox.errors import SandboxError
 from sandbox.experiment import definition as experiment
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "tests" / "data"
@@ -217,7 +217,7 @@ def _write_result(doc: Doc, path: Path, rng: random.Random) -> str:
 def test_mutated_result_files_load_or_fail_in_one_line(tmp_path: Path) -> None:
     rng = random.Random(16)
     golden = _golden()
-    intact = [results.load(p) for p in sorted(DATA.glob("result_v*"))]
+    intact = [result_files.load(p) for p in sorted(DATA.glob("result_v*"))]
     loaded = 0
     cli_cases = set(rng.sample(range(CASES), CLI_SAMPLE))
     for i in range(CASES):
@@ -226,7 +226,7 @@ def test_mutated_result_files_load_or_fail_in_one_line(tmp_path: Path) -> None:
         what = f"case {i}: {what}; written {_write_result(doc, path, rng)}"
 
         def read_and_compare(path: Path = path) -> None:
-            result = results.load(path)
+            result = result_files.load(path)
             comparison = compare.compare([*intact, result], baseline=None)
             for fmt in ("table", "json"):
                 report.render(comparison, fmt)
@@ -235,7 +235,7 @@ def test_mutated_result_files_load_or_fail_in_one_line(tmp_path: Path) -> None:
         if i in cli_cases:
             _expect_clean_cli(["compare", str(path), str(DATA)], what)
         try:
-            results.load(path)
+            result_files.load(path)
             loaded += 1
         except SandboxError:
             pass

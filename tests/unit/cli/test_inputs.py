@@ -18,7 +18,7 @@ from sandbox.config import values as checks
 from sandbox.config.run_spec import Limits
 from sandbox.errors import ConfigError, ResultFormatError
 from sandbox.experiment import definition as experiment
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 NAMES = (
@@ -34,7 +34,7 @@ def golden() -> dict[str, Any]:
 
 def load_error(path: Path) -> str:
     with pytest.raises(ResultFormatError) as info:
-        results.load(path)
+        result_files.load(path)
     return str(info.value)
 
 
@@ -128,7 +128,7 @@ def test_broken_gzip_is_one_line(tmp_path: Path) -> None:
 
 
 def test_decompression_stops_at_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(results, "MAX_RESULT_BYTES", 1024 * 1024)
+    monkeypatch.setattr(result_files, "MAX_RESULT_BYTES", 1024 * 1024)
     path = tmp_path / "bomb.json.gz"
     path.write_bytes(gzip.compress(b" " * (64 * 1024 * 1024)))  # 64 MiB in 64 KiB
     assert path.stat().st_size < 100_000

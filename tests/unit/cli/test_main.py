@@ -21,7 +21,7 @@ from sandbox.cli.main import cli
 from sandbox.config import settings as config
 from sandbox.config.run_spec import RunSpec
 from sandbox.errors import AllocatorError
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from tests.fakes import make_group, make_result
 
@@ -338,7 +338,7 @@ def folder(tmp_path: Path) -> Path:
     """Three fake glibc runs and three jemalloc runs, as result files."""
     out = tmp_path / "exp"
     for r in [*make_group("glibc", 3), *make_group("jemalloc", 3)]:
-        results.dump(r, out / f"{r.run_id}.json")
+        result_files.dump(r, out / f"{r.run_id}.json")
     return out
 
 
@@ -495,7 +495,7 @@ def fake_runs(interrupt_at: int | None = None) -> MagicMock:
         if len(calls) == interrupt_at:
             raise KeyboardInterrupt
         result = make_result(spec.allocator, repeat=spec.repeat, experiment=spec.experiment)
-        return result, results.dump(result, spec.output.results_dir / f"{result.run_id}.json")
+        return result, result_files.dump(result, spec.output.results_dir / f"{result.run_id}.json")
 
     return MagicMock(side_effect=run_once)
 
@@ -536,7 +536,7 @@ def test_experiment_interrupted_keeps_the_finished_runs(tmp_path: Path) -> None:
     )
     manifest = json.loads((folder / "experiment.json").read_text())
     assert [r["status"] for r in manifest["runs"]] == ["ok", "ok", "interrupted", "pending"]
-    assert len(results.load_all([folder])) == 2
+    assert len(result_files.load_all([folder])) == 2
 
 
 # --- help -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sandbox.cli.main import cli
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from tests.fakes import make_group
 
 
@@ -32,7 +32,7 @@ def invoke(*args: str) -> Result:
 def folder(tmp_path: Path) -> Path:
     out = tmp_path / "exp"
     for r in [*make_group("glibc", 2), *make_group("jemalloc", 2)]:
-        results.dump(r, out / f"{r.run_id}.json")
+        result_files.dump(r, out / f"{r.run_id}.json")
     return out
 
 

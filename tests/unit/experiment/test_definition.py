@@ -14,7 +14,8 @@ from sandbox.config.run_spec import RunSpec
 from sandbox.errors import AllocatorError, ConfigError, ServerError
 from sandbox.experiment import execution
 from sandbox.experiment.definition import Experiment, PlannedRun, load_experiment, plan_runs
-from sandbox.results.model import RunResult, dump
+from sandbox.results.files import dump
+from sandbox.results.model import RunResult
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[3]

@@ -20,7 +20,7 @@ from sandbox.config.run_spec import RunSpec
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.experiment import execution, manifest
 from sandbox.experiment.definition import load_experiment, plan_runs
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results import storage
 from sandbox.results.model import RunResult
 from sandbox.results.sections import running_harness
@@ -74,13 +74,15 @@ class FakeRuns:
             started_at=f"2026-01-01T10:00:{n:02d}Z",
         )
         if what == "full":  # as storage.save does when the folder's disk is full
-            spare = results.dump(result, folder.parents[1] / "spare" / f"{result.run_id}.json.gz")
+            spare = result_files.dump(
+                result, folder.parents[1] / "spare" / f"{result.run_id}.json.gz"
+            )
             raise storage.ResultWriteError(
                 f"could not write the result (No space left on device); it was written to "
                 f"{spare} instead",
                 written_to=spare,
             )
-        return result, results.dump(result, folder / f"{result.run_id}.json")
+        return result, result_files.dump(result, folder / f"{result.run_id}.json")
 
 
 @pytest.fixture
@@ -191,7 +193,7 @@ def test_a_result_sent_to_the_fallback_stops_the_experiment_and_is_taken_back(
     assert fake.ran == [2, 3, 4, 5]  # run 2 is not measured again
     assert said[0] == f"note: run 2: took its result back from {spare} into {spare.name}"
     assert manifest.load(folder).runs[1].file == spare.name
-    assert results.load(folder / spare.name).status == "ok" and not spare.exists()
+    assert result_files.load(folder / spare.name).status == "ok" and not spare.exists()
 
 
 # --- resuming -------------------------------------------------------------------------------------
@@ -234,7 +236,7 @@ def test_a_run_whose_harness_died_is_rerun_and_its_checkpoint_kept(exp_file: Pat
         run_id="20260101T095959Z-killed",
         harness=replace(running_harness(), pid=dead.pid),
     )
-    results.dump(partial, folder / f"{partial.run_id}.partial.json")
+    result_files.dump(partial, folder / f"{partial.run_id}.partial.json")
     fake = FakeRuns()
 
     outcome, said = resume(folder, fake)
@@ -250,7 +252,7 @@ def test_a_run_whose_harness_died_is_rerun_and_its_checkpoint_kept(exp_file: Pat
         f"rerun [2/6] {allocator} (repeat {repeat + 1}): it was harness-died "
         f"({partial.run_id}.partial.json)"
     )
-    assert results.load(folder / f"{partial.run_id}.partial.json").status == "harness-died"
+    assert result_files.load(folder / f"{partial.run_id}.partial.json").status == "harness-died"
     assert len(outcome.results) == 6  # the checkpoint is not among them
 
 

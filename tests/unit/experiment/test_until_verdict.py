@@ -20,7 +20,7 @@ from sandbox.config.run_spec import RunSpec
 from sandbox.errors import ConfigError
 from sandbox.experiment import execution, manifest
 from sandbox.experiment.definition import load_experiment
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from sandbox.units import MIB
 from tests.fakes import make_result
@@ -59,7 +59,7 @@ class FakeRuns:
             started_at=f"2026-01-01T10:{index // 60:02d}:{index % 60:02d}Z",
             summary=replace(fake.summary, after_idle_rss_bytes=int(mib * MIB)),
         )
-        return result, results.dump(result, folder / f"{result.run_id}.json")
+        return result, result_files.dump(result, folder / f"{result.run_id}.json")
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from sandbox.config import settings as config
 from sandbox.config.run_spec import RunSpec
 from sandbox.measure import metadata
 from sandbox.measure.record import AgentsSeen, ResultBuilder, Sampled
-from sandbox.results import model as results
+from sandbox.results import files as result_files
+from sandbox.results import summary
 from sandbox.results.model import RunResult, Status
 from sandbox.results.sections import AgentProcess, HostInfo, ProcessTrim, Released, TrimInfo
 from tests.fakes import make_result
@@ -116,7 +117,7 @@ def test_allocator_server_sampler_and_summary() -> None:
     assert (result.sampler.decimation, result.sampler.peak_rss_bytes) == (1, 123)
     assert result.sampler.harness_rss_bytes and result.sampler.harness_peak_rss_bytes
     assert result.host == HostInfo(cpu_count=3)
-    assert result.summary == results.compute_summary(
+    assert result.summary == summary.compute_summary(
         result.samples, result.phases, None, result.probes
     )
 
@@ -159,7 +160,7 @@ def test_thresholds_are_checked_on_the_built_result() -> None:
 def test_the_built_result_survives_the_file(tmp_path: Path) -> None:
     spec = spec_with(batch_timeout_s=60.0)  # not recorded, and not compared
     result = build(spec, trim=TRIM, objects={"end-of-load": {**OBJECTS, "t_s": 1.0}})
-    assert results.load(results.dump(result, tmp_path / "r.json")) == result
+    assert result_files.load(result_files.dump(result, tmp_path / "r.json")) == result
 
 
 def test_build_needs_the_verified_allocator() -> None:

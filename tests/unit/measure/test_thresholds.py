@@ -10,7 +10,7 @@ from sandbox.config import settings as config
 from sandbox.errors import ConfigError
 from sandbox.load.stats import BatchStats
 from sandbox.measure.thresholds import check_thresholds, failed, parse_thresholds
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from sandbox.units import MIB
 
@@ -44,7 +44,7 @@ BATCHES = [
 
 @pytest.fixture(scope="module")
 def golden() -> RunResult:
-    return results.load(DATA / "result_v3.json.gz")
+    return result_files.load(DATA / "result_v3.json.gz")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sandbox.cli.main import cli
 from sandbox.measure.checkpointer import Checkpointer
 from sandbox.results import checkpoints
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from sandbox.results.sections import HarnessInfo, running_harness
 from sandbox.system import atomic
@@ -61,7 +61,7 @@ def test_a_checkpoint_is_written_at_once_then_every_5_s(tmp_path: Path) -> None:
 
     assert built == [100.0, 105.0, 110.0]
     assert checkpoint.path == tmp_path / "run-1.partial.json"
-    assert results.load(checkpoint.path).ended_at == "t=110"
+    assert result_files.load(checkpoint.path).ended_at == "t=110"
     assert [p.name for p in tmp_path.iterdir()] == ["run-1.partial.json"]  # no temporary file
 
 
@@ -126,7 +126,7 @@ def test_finish_removes_it_and_abandon_relabels_it(tmp_path: Path) -> None:
 
     checkpoint.maybe()
     checkpoint.abandon("interrupted", "interrupted while stopping; this is its last checkpoint")
-    relabelled = results.load(checkpoint.path)
+    relabelled = result_files.load(checkpoint.path)
     assert (relabelled.status, relabelled.status_detail) == (
         "interrupted",
         "interrupted while stopping; this is its last checkpoint",
@@ -142,11 +142,11 @@ def test_finish_removes_it_and_abandon_relabels_it(tmp_path: Path) -> None:
 def test_a_checkpoint_of_a_dead_harness_is_marked_and_stays_readable(tmp_path: Path) -> None:
     harness = dead_harness()
     found = checkpoint_of(harness, status_detail="batch 1 stopped at its time limit")
-    path = results.dump(found, tmp_path / "runs" / f"{found.run_id}.partial.json")
+    path = result_files.dump(found, tmp_path / "runs" / f"{found.run_id}.partial.json")
 
     [settled] = checkpoints.settle([tmp_path])
 
-    marked = results.load(path)
+    marked = result_files.load(path)
     t_end = found.samples["t_s"][-1]
     detail = (
         f"the harness (pid {harness.pid}) died; this is its last checkpoint, written "
@@ -164,16 +164,16 @@ def test_a_live_harness_or_one_elsewhere_is_left_alone(tmp_path: Path) -> None:
     elsewhere = checkpoint_of(replace(dead_harness(), hostname="another-machine"))
     unknown = replace(make_result(status="running"), harness=None, run_id="old")
     for r in (mine, replace(elsewhere, run_id="elsewhere"), unknown):
-        results.dump(r, tmp_path / f"{r.run_id}.partial.json")
+        result_files.dump(r, tmp_path / f"{r.run_id}.partial.json")
 
     assert checkpoints.settle([tmp_path]) == []
-    assert {r.status for r in results.load_all([tmp_path])} == {"running"}
+    assert {r.status for r in result_files.load_all([tmp_path])} == {"running"}
 
 
 def test_a_checkpoint_beside_its_final_result_is_removed(tmp_path: Path) -> None:
     found = checkpoint_of(dead_harness())
-    partial = results.dump(found, tmp_path / f"{found.run_id}.partial.json")
-    final = results.dump(replace(found, status="ok"), tmp_path / f"{found.run_id}.json.gz")
+    partial = result_files.dump(found, tmp_path / f"{found.run_id}.partial.json")
+    final = result_files.dump(replace(found, status="ok"), tmp_path / f"{found.run_id}.json.gz")
 
     [settled] = checkpoints.settle([partial])
 
@@ -184,9 +184,9 @@ def test_a_checkpoint_beside_its_final_result_is_removed(tmp_path: Path) -> None
 def test_compare_marks_and_lists_a_dead_harness_run(tmp_path: Path) -> None:
     folder = tmp_path / "exp"
     for r in [*make_group("glibc", 3), *make_group("jemalloc", 3)]:
-        results.dump(r, folder / f"{r.run_id}.json")
+        result_files.dump(r, folder / f"{r.run_id}.json")
     died = checkpoint_of(dead_harness(), run_id="20260101T000000Z-jemalloc-dead")
-    path = results.dump(died, folder / f"{died.run_id}.partial.json")
+    path = result_files.dump(died, folder / f"{died.run_id}.partial.json")
 
     done = CliRunner().invoke(cli, ["compare", str(folder), "--format", "json"])
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import ResultFormatError
+from sandbox.results import files as result_files
 from sandbox.results import model as results
+from sandbox.results import summary
 from tests.fakes import make_result
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -16,17 +18,17 @@ DATA = Path(__file__).resolve().parents[2] / "data"
 def test_round_trip_json_and_gzip(tmp_path: Path) -> None:
     result = make_result("jemalloc", repeat=1)
     for name in ("a.json", "b.json.gz"):
-        path = results.dump(result, tmp_path / name)
-        assert results.load(path) == result
+        path = result_files.dump(result, tmp_path / name)
+        assert result_files.load(path) == result
     assert gzip.decompress((tmp_path / "b.json.gz").read_bytes()).startswith(b"{")
 
 
 def test_never_overwrites(tmp_path: Path) -> None:
     result = make_result()
-    path = results.dump(result, tmp_path / "r.json")
+    path = result_files.dump(result, tmp_path / "r.json")
     with pytest.raises(FileExistsError, match="will not overwrite"):
-        results.dump(result, path)
-    results.dump(result, path, force=True)
+        result_files.dump(result, path)
+    result_files.dump(result, path, force=True)
 
 
 def test_unknown_version_is_rejected(tmp_path: Path) -> None:
@@ -35,7 +37,7 @@ def test_unknown_version_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "future.json"
     path.write_text(json.dumps(data))
     with pytest.raises(ResultFormatError) as info:
-        results.load(path)
+        result_files.load(path)
     assert str(info.value) == (
         f"{path}: result format version 99 is not supported by this sandbox "
         "(it reads versions 1, 2, 3, 4, 5); use the sandbox version that wrote it"
@@ -46,7 +48,7 @@ def test_not_a_result_and_unequal_columns(tmp_path: Path) -> None:
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}')
     with pytest.raises(ResultFormatError) as info:
-        results.load(other)
+        result_files.load(other)
     assert str(info.value) == (
         f"{other}: not a sandbox result file (JSON without 'format: sandbox-run'); pass a run's "
         "result file or the folder that holds the runs"
@@ -56,22 +58,22 @@ def test_not_a_result_and_unequal_columns(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
     with pytest.raises(ResultFormatError, match="'samples' columns have different lengths"):
-        results.load(bad)
+        result_files.load(bad)
 
 
 def test_load_all_skips_other_json_in_a_folder_but_not_a_file_named_itself(
     tmp_path: Path,
 ) -> None:
     run = make_result()
-    results.dump(run, tmp_path / f"{run.run_id}.json")
+    result_files.dump(run, tmp_path / f"{run.run_id}.json")
     manifest = tmp_path / "experiment.json"
     manifest.write_text('{"format": "sandbox-experiment", "version": 1}')
 
-    assert [r.run_id for r in results.load_all([tmp_path])] == [run.run_id]
+    assert [r.run_id for r in result_files.load_all([tmp_path])] == [run.run_id]
     # a shell glob (results/x/*.json) names the manifest too: skipped beside real runs
-    assert len(results.load_all(sorted(tmp_path.glob("*.json")))) == 1
-    with pytest.raises(results.NotAResultError) as info:
-        results.load_all([manifest])
+    assert len(result_files.load_all(sorted(tmp_path.glob("*.json")))) == 1
+    with pytest.raises(result_files.NotAResultError) as info:
+        result_files.load_all([manifest])
     assert str(info.value) == (
         f"{manifest}: not a sandbox result file (a 'sandbox-experiment' file); pass a run's "
         "result file or the folder that holds the runs"
@@ -81,7 +83,7 @@ def test_load_all_skips_other_json_in_a_folder_but_not_a_file_named_itself(
 def test_summary_is_recomputable_from_samples() -> None:
     r = make_result("glibc")
     assert (
-        results.compute_summary(r.samples, r.phases, r.summary.vmhwm_bytes, r.probes) == r.summary
+        summary.compute_summary(r.samples, r.phases, r.summary.vmhwm_bytes, r.probes) == r.summary
     )
 
 
@@ -94,7 +96,7 @@ def test_summary_definitions_on_a_known_series() -> None:
     t: list[float] = [0, 1, 2, 3, 4, 5, 6, 7, 8]
     rss: list[float] = [10, 12, 50, 90, 80, 70, 60, 40, 41]
     samples: results.Columns = {"t_s": list(t), "rss_bytes": list(rss)}
-    s = results.compute_summary(samples, phases, 95)
+    s = summary.compute_summary(samples, phases, 95)
     assert (s.baseline_rss_bytes, s.peak_rss_bytes) == (12, 90)
     assert s.end_of_load_rss_bytes == 80  # last sample at or before the batch's end (t=4)
     assert s.after_idle_rss_bytes == 40  # median of the idle phase's last quarter (t 7..8)
@@ -107,9 +109,9 @@ def test_golden_file_of_each_version_loads() -> None:
     assert versions == list(results.READABLE_VERSIONS), "one golden file per readable version"
     for path, version in zip(golden, versions, strict=True):
         assert json.loads(gzip.decompress(path.read_bytes()))["version"] == version
-        r = results.load(path)
+        r = result_files.load(path)
         assert r.status == "ok"
-        assert r.summary == results.compute_summary(
+        assert r.summary == summary.compute_summary(
             r.samples, r.phases, r.summary.vmhwm_bytes, r.probes
         )
 
@@ -142,32 +144,32 @@ def test_an_older_file_keeps_every_key_it_had(version: int) -> None:
 
 
 def test_format_4_records_the_harness_and_keeps_a_dead_harness_run_readable() -> None:
-    v4 = results.load(DATA / "result_v4.json.gz")
+    v4 = result_files.load(DATA / "result_v4.json.gz")
     assert v4.harness is not None and v4.harness.start_ticks is not None
     assert v4.harness.boot_id and v4.harness.hostname
-    died = results.load(DATA / "harness_died_v4.json.gz")  # a real run, SIGKILLed mid-way
+    died = result_files.load(DATA / "harness_died_v4.json.gz")  # a real run, SIGKILLed mid-way
     assert died.status == "harness-died"
     assert died.status_detail.startswith(
         f"the harness (pid {died.harness.pid if died.harness else 0}) died; this is its last "
         "checkpoint, written "
     )
     assert died.samples["rss_bytes"] and len(died.load.stats) == 1
-    assert died.summary == results.compute_summary(
+    assert died.summary == summary.compute_summary(
         died.samples, died.phases, died.summary.vmhwm_bytes, died.probes
     )
 
 
 def test_older_files_read_into_the_typed_sections() -> None:
-    v1 = results.load(DATA / "result_v1.json.gz")
+    v1 = result_files.load(DATA / "result_v1.json.gz")
     assert (v1.trim, v1.profile, v1.objects, v1.thresholds) == (None, None, {}, [])
     assert v1.load.spec.model.name == "iterations"
     assert v1.sampler.harness_rss_bytes is None and v1.sampler.decimation == 1
     assert v1.host.sandbox_version == "0.1.0"
-    v2 = results.load(DATA / "result_v2.json.gz")
+    v2 = result_files.load(DATA / "result_v2.json.gz")
     trim = v2.trim
     assert trim is not None and trim.called
     assert trim.released.held_bytes == trim.before["held_bytes"] - trim.after["held_bytes"]
-    v3 = results.load(DATA / "result_v3.json.gz")
+    v3 = result_files.load(DATA / "result_v3.json.gz")
     assert v3.load.spec.model.name == "spike" and v3.load.spec.workers == 2
     assert [c.passed for c in v3.thresholds] == [False]
     assert (trim.processes, v3.sampler.agents, v3.sampler.agent_injected) == ([], [], None)
@@ -175,7 +177,7 @@ def test_older_files_read_into_the_typed_sections() -> None:
 
 def test_format_5_has_each_process_and_its_agent() -> None:
     """examples/cache_service under gunicorn -w 2 (an arbiter, two workers), jemalloc."""
-    v5 = results.load(DATA / "result_v5.json.gz")
+    v5 = result_files.load(DATA / "result_v5.json.gz")
     labels = ["main", "w1", "w2"]
     assert v5.sampler.agent_injected is True
     assert [(p.label, p.agent) for p in v5.sampler.agents] == [(label, True) for label in labels]
@@ -194,11 +196,11 @@ def test_a_bad_section_names_itself(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     with pytest.raises(ResultFormatError) as info:
-        results.load(path)
+        result_files.load(path)
     assert str(info.value) == f"{path}: load: LoadInfo: 'stats' must be a list of batches"
     data = make_result().to_dict()
     data["trim"] = {"called": "malloc_trim(0)"}
     path.write_text(json.dumps(data))
     with pytest.raises(ResultFormatError) as info:
-        results.load(path)
+        result_files.load(path)
     assert str(info.value) == f"{path}: trim: TrimInfo: expected a mapping with 'released'"

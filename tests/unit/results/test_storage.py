@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import pytest
 
-from sandbox.results import model as results
+from sandbox.results import files as result_files
 from sandbox.results import storage
 from sandbox.results.storage import ResultWriteError
 from sandbox.system import atomic
@@ -51,7 +51,7 @@ def test_a_failed_write_leaves_no_file(monkeypatch: pytest.MonkeyPatch, tmp_path
     fill_disk_under(monkeypatch, tmp_path)
 
     with pytest.raises(OSError, match="No space left on device"):
-        results.dump(make_result(), tmp_path / "r.json")
+        result_files.dump(make_result(), tmp_path / "r.json")
 
     assert list(tmp_path.iterdir()) == []  # neither the result nor its temporary file
 
@@ -72,7 +72,7 @@ def test_the_result_goes_to_the_fallback_folder(
         f"could not write the result to {full / 'r.json'} (No space left on device); "
         f"it was written to {copy} instead"
     )
-    assert results.load(copy) == result
+    assert result_files.load(copy) == result
     assert list(full.iterdir()) == []
 
 
@@ -107,5 +107,5 @@ def test_a_good_write_returns_its_path(tmp_path: Path) -> None:
     path = storage.save(result, tmp_path / "r.json.gz", fallback=tmp_path / "spare")
 
     assert path == tmp_path / "r.json.gz"
-    assert results.load(path) == result
+    assert result_files.load(path) == result
     assert not (tmp_path / "spare").exists()
