@@ -1,7 +1,8 @@
 """The result file: one self-describing, versioned JSON document per run.
 
 Samples are stored as equal-length columns with the unit in each name. The summary can be
-recomputed from the samples and phases with `compute_summary`; `load` checks that it matches.
+recomputed from the samples and phases (`summary.compute_summary`); files are read and written by
+`files`.
 """
 
 from __future__ import annotations
