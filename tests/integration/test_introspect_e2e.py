@@ -56,7 +56,9 @@ def test_counters_follow_held_memory_and_trim(server: ServerProcess) -> None:
         libraries = [os.path.realpath(p) for p in health["allocator_libraries"]]
         assert os.path.realpath(start["library"]) in libraries
     assert start["held_bytes"] > 0
-    assert start["took_ms"] < 5
+    # Timed, not judged here: what a reading costs is measured by benchmarks/agent_cost.py (a
+    # loaded 2-core CI machine once took 5.8 ms); this only catches a reading that blocks.
+    assert 0 <= start["took_ms"] < 500
 
     assert call(server, "POST", f"/debug/hold?mib={HOLD_MIB}")["held_mib"] == HOLD_MIB
     held = call(server, "GET", "/debug/memory")
