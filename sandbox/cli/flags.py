@@ -211,6 +211,38 @@ RUN: tuple[Flag, ...] = (
         "Locust worker processes (distributed mode); 0: one process.",
         click.IntRange(min=0),
     ),
+    Flag(
+        "--expect-remote-workers",
+        None,
+        "Each batch's Locust master also waits for N workers started on other machines "
+        "(the command to start there is printed); needs --master-bind and --server-host.",
+        click.IntRange(min=0),
+        metavar="N",
+        default=0,
+    ),
+    Flag(
+        "--master-bind",
+        None,
+        "Where the Locust master listens for workers (default 127.0.0.1, a free port; "
+        "PORT default 5557). Beyond loopback needs --expose: make the port reachable only "
+        "from the workers.",
+        metavar="HOST[:PORT]",
+    ),
+    Flag(
+        "--server-host",
+        None,
+        "Address the server binds and the load goes to (default 127.0.0.1); beyond loopback "
+        "needs --expose: make the server's port reachable only from the workers.",
+        metavar="ADDRESS",
+    ),
+    Flag(
+        "--expose",
+        None,
+        "Allow --server-host and --master-bind beyond loopback (a network you trust); then at "
+        f"most {EXPOSED_LIMITS.max_connections} connections to the server at once.",
+        is_flag=True,
+        default=False,
+    ),
     setting_flag("workers", "uvicorn worker processes.", click.IntRange(min=1)),
     setting_flag("app", "Serve your ASGI app (module:attr) instead of the stair-stepper."),
     setting_flag("cmd", "Run any server command; {port} and {host} are filled in."),

@@ -52,12 +52,15 @@ class ServerSpec:
     pymalloc: bool
     """False: PYTHONMALLOC=malloc, so every allocation goes to the allocator under test."""
     host: str
-    """Loopback address the server binds and the load goes to."""
+    """Address the server binds and the load goes to: loopback, unless `expose`."""
     port: int | None
     """None: a free port."""
     host_cores: int | None = None
     """Run with the allocator defaults of a host of this many cores
     (sandbox/allocators/host_cores.py)."""
+    expose: bool = False
+    """`host` may be beyond loopback, for Locust workers on other machines (--server-host with
+    --expose); the server then runs with its exposed limits."""
 
 
 @dataclass(frozen=True)

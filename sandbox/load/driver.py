@@ -26,6 +26,10 @@ from sandbox.system.processes import free_port, stop_process, tail_of
 # Never forwarded to Locust: the allocator under test is the server's, not the load generator's.
 _DROP = ("LD_PRELOAD", "MALLOC_CONF", "MALLOC_ARENA_MAX", "PYTHONMALLOC", "LOCUST_ITERATIONS")
 SHAPES = Path(__file__).resolve().parents[2] / "plans" / "shapes.py"
+LOCAL_WORKERS_WAIT_S = 60.0
+REMOTE_WORKERS_WAIT_S = 300.0
+"""As long as a worker started before its master keeps trying to connect (Locust's 60 tries
+5 s apart): workers started in a loop on other machines find each batch's master."""
 
 
 def locust_files(spec: LoadSpec) -> str:
@@ -77,15 +81,28 @@ def locust_command(
     cmd += ["--csv", str(json_prefix)]  # running totals, read by live_count while it runs
     cmd += ["--exit-code-on-error", "0"]
     if master_port is not None:
-        cmd += ["--master", "--master-bind-host", "127.0.0.1"]
-        cmd += ["--master-bind-port", str(master_port), "--expect-workers", str(spec.workers)]
-        cmd += ["--expect-workers-max-wait", "60"]
+        cmd += ["--master", "--master-bind-host", spec.master_host]
+        cmd += ["--master-bind-port", str(master_port)]
+        cmd += ["--expect-workers", str(spec.expected_workers)]
+        cmd += ["--expect-workers-max-wait", f"{workers_wait_s(spec):g}"]
     return cmd
 
 
+def workers_wait_s(spec: LoadSpec) -> float:
+    """How long the master waits for its workers before it gives up (and the batch fails):
+    a person starting workers on other machines needs longer than a local process."""
+    return REMOTE_WORKERS_WAIT_S if spec.remote_workers else LOCAL_WORKERS_WAIT_S
+
+
+def local_master_host(bind_host: str) -> str:
+    """The address a worker on this machine reaches a master bound to `bind_host` at."""
+    if bind_host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return "::1" if bind_host == "::" else bind_host
+
+
 def worker_command(spec: LoadSpec, master_port: int) -> list[str]:
-    """A worker on this machine. On another machine: the same with --master-host <master's IP>
-    (and the master started with --master-bind-host 0.0.0.0)."""
+    """A worker on this machine (`remote_worker_command`: one on another machine)."""
     return [
         sys.executable,
         "-m",
@@ -94,12 +111,43 @@ def worker_command(spec: LoadSpec, master_port: int) -> list[str]:
         locust_files(spec),
         "--worker",
         "--master-host",
-        "127.0.0.1",
+        local_master_host(spec.master_host),
         "--master-port",
         str(master_port),
         "--loglevel",
         "WARNING",
     ]
+
+
+def remote_worker_command(spec: LoadSpec, master_host: str, master_port: int) -> list[str]:
+    """What to start on another machine, in a copy of this repository (or of the user's
+    Locust file's folder): Locust's file names relative to where ours runs (`locust_cwd`),
+    the master's address as the workers reach it."""
+    cwd = locust_cwd(spec)
+    files = ",".join(_relative(Path(f), cwd) for f in locust_files(spec).split(","))
+    return [
+        "locust",
+        "-f",
+        files,
+        "--worker",
+        "--master-host",
+        master_host,
+        "--master-port",
+        str(master_port),
+    ]
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)
+
+
+def locust_cwd(spec: LoadSpec) -> Path:
+    """Where Locust runs: ours from the repository root (pyproject's [tool.locust]); a user's
+    beside itself."""
+    return spec.locustfile.parent.parent if spec.drill else spec.locustfile.parent
 
 
 def locust_environ() -> dict[str, str]:
@@ -139,15 +187,21 @@ class LocustProcess:
         return tail_of(self.log, lines)
 
 
+def master_port(spec: LoadSpec) -> int | None:
+    """The master's port: the one asked for, else a free one; None without workers."""
+    if not spec.expected_workers:
+        return None
+    return spec.master_port or free_port(local_master_host(spec.master_host))
+
+
 @contextlib.contextmanager
 def start(spec: LoadSpec, host_url: str, workdir: Path) -> Iterator[LocustProcess]:
     """Start Locust (and its workers) sending load to `host_url`; on any exit path, stop them
     all (SIGTERM, then SIGKILL)."""
     prefix = prefix_in(workdir)
-    port = free_port() if spec.workers else None
+    port = master_port(spec)
     env = locust_environ()
-    # Ours runs from the repository root (pyproject's [tool.locust]); a user's beside itself.
-    cwd = spec.locustfile.parent.parent if spec.drill else spec.locustfile.parent
+    cwd = locust_cwd(spec)
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryFile(prefix="sandbox-locust-") as log:
 

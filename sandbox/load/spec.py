@@ -30,12 +30,25 @@ class LoadSpec:
     """The load model of every batch; its `users` are the concurrent Locust users."""
     workers: int = 0
     """0: one Locust process; N: a master and N worker processes (Locust's distributed mode)."""
-    # Only for driving Locust: neither is in a result file (format 3 has no key for them), a
-    # loaded result reads the defaults, and equality ignores them.
+    # Only for driving Locust: none of these is in a result file (format 3 has no key for
+    # them), a loaded result reads the defaults, and equality ignores them.
     drill: bool = field(default=True, compare=False)
     """The Locust file is ours and understands --iterations (a user's may not)."""
     timeout_s: float = field(default=900.0, compare=False)
     """The batch's time limit (run.batch_timeout_s; Locust's --run-time is a safety net)."""
+    master_host: str = field(default="127.0.0.1", compare=False)
+    """The address the Locust master binds: loopback unless workers on other machines must
+    reach it (--master-bind)."""
+    master_port: int | None = field(default=None, compare=False)
+    """The master's port; None: a free one each batch (only local workers need to find it)."""
+    remote_workers: int = field(default=0, compare=False)
+    """Workers started by hand on other machines that the master waits for, besides `workers`
+    (--expect-remote-workers)."""
+
+    @property
+    def expected_workers(self) -> int:
+        """Workers the master waits for, local and remote; 0: one Locust process, no master."""
+        return self.workers + self.remote_workers
 
     @property
     def users(self) -> int:

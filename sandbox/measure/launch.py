@@ -100,10 +100,15 @@ class ServerProcess:
 
 
 def server_command(
-    host: str, port: int, wrap: Sequence[str] = (), target: Target = STAIR_STEPPER
+    host: str,
+    port: int,
+    wrap: Sequence[str] = (),
+    target: Target = STAIR_STEPPER,
+    expose: bool = False,
 ) -> list[str]:
-    """`python [wrap...] -m sandbox.server --host H --port P [--workers N] [--app X]`
-    (wrap: e.g. `-m memray run`), or the target's own command with host and port filled in."""
+    """`python [wrap...] -m sandbox.server --host H --port P [--workers N] [--app X]
+    [--expose]` (wrap: e.g. `-m memray run`), or the target's own command with host and port
+    filled in. `expose`: a host beyond loopback, with the server's exposed limits."""
     if target.cmd:
         return shlex.split(_fill(target.cmd, host, port))
     cmd = [sys.executable, *wrap, "-m", "sandbox.server", "--host", host, "--port", str(port)]
@@ -111,6 +116,8 @@ def server_command(
         cmd += ["--workers", str(target.workers)]
     if target.app:
         cmd += ["--app", target.app]
+    if expose:
+        cmd.append("--expose")
     return cmd
 
 
@@ -124,8 +131,10 @@ def launch(
     wrap: Sequence[str] = (),
     stop_timeout_s: float = 5.0,
     target: Target = STAIR_STEPPER,
+    expose: bool = False,
 ) -> Iterator[ServerProcess]:
-    """Start the server, wait until it answers, yield it, and stop it on any exit."""
+    """Start the server, wait until it answers, yield it, and stop it on any exit. `expose`:
+    `host` is beyond loopback (`server_command`)."""
     if port is None:
         port = free_port(host)
     elif port_in_use(host, port):
@@ -133,7 +142,7 @@ def launch(
             f"port {port} on {host} is in use; stop the other server or omit --port "
             "to let the sandbox pick a free one"
         )
-    cmd = server_command(host, port, wrap, target)
+    cmd = server_command(host, port, wrap, target, expose)
     with tempfile.TemporaryFile(prefix="sandbox-server-") as log:
         try:
             # A group of its own, killed by the lifeline's reaper if the harness dies.

@@ -271,6 +271,7 @@ def run_once(
                 wrap=profiler.wrap() if profiler else (),
                 stop_timeout_s=60.0 if profiler else 5.0,
                 target=spec.target,
+                expose=spec.server.expose,
             )
         )
         mapped, malloc_owner = _verify(spec, resolved, server, env.pop(OWNER_FILE_ENV, None))

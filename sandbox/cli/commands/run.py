@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sandbox.cli import flags
 from sandbox.cli.lifecycle import settle, sigterm_as_interrupt
+
+if TYPE_CHECKING:
+    from sandbox.config.run_spec import RunSpec
 
 
 @click.command("run")
@@ -21,13 +24,20 @@ def run_cmd(
     profile: str | None,
     thresholds: tuple[str, ...],
     limit_bytes: int | None,
+    server_host: str | None,
+    expose: bool,
+    master_bind: str | None,
+    expect_remote_workers: int,
     **settings: Any,
 ) -> None:
     """Run the stair-stepper (or your app) under one allocator, drive it with Locust, and
     record its memory."""
     from sandbox.cli.progress import print_run_summary, run_showing_progress
     from sandbox.config import settings as config
+    from sandbox.config.remote import RemoteLoad, with_remote_load
     from sandbox.measure.thresholds import failed, parse_thresholds
+
+    remote = RemoteLoad(server_host, expose, master_bind, expect_remote_workers)
 
     try:
         bench = config.load_benchmark(config_path)
@@ -36,7 +46,9 @@ def run_cmd(
         settings.update(parse_thresholds(thresholds, flag=flags.THRESHOLD.name))
         overrides = config.validate_overrides("option", settings)
         spec = config.build_spec(bench, overrides, port=port, compress=compress)
-        spec = spec.with_(profile=profile)
+        spec = with_remote_load(spec.with_(profile=profile), remote)
+        if spec.load.remote_workers:
+            click.echo(remote_workers_note(spec), err=True)
         settle([spec.output.results_dir / "runs"])
         sigterm_as_interrupt()
         result, path = run_showing_progress(spec)
@@ -62,3 +74,28 @@ def _stair_lines(result: Any, limit_bytes: int | None) -> list[str]:
 
     read = group_lines(result.allocator.name, [result], limit_bytes)
     return [*read.lines] if read is not None and result.status == "ok" else []
+
+
+def remote_workers_note(spec: RunSpec) -> str:
+    """What to start on each worker machine, and what to open: a worker quits with its master,
+    and each batch starts a new master, so the command loops."""
+    import shlex
+
+    from sandbox.load.driver import locust_cwd, remote_worker_command, workers_wait_s
+
+    load, server = spec.load, spec.server
+    assert load.master_port is not None, "remote workers come with --master-bind"
+    # A master bound to every address is reached where the server is.
+    reach = server.host if load.master_host in ("0.0.0.0", "::") else load.master_host
+    command = shlex.join(remote_worker_command(load, reach, load.master_port))
+    port = server.port or "<a free port; fix it with --port>"
+    where = "this repository" if load.drill else f"the folder of {load.locustfile.name}"
+    return "\n".join(
+        [
+            f"Each batch waits up to {workers_wait_s(load):g} s for {load.remote_workers} "
+            f"Locust worker(s) from other machines. Open to them only: the master's "
+            f"{reach}:{load.master_port} and the server's {server.host}:{port}.",
+            f"On each worker machine, in a copy of {where} (cwd here: {locust_cwd(load)}), run:",
+            f"  while :; do {command}; sleep 1; done",
+        ]
+    )

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.load.driver import SHAPES, locust_command, locust_environ, worker_command
+from sandbox.load.driver import (
+    REMOTE_WORKERS_WAIT_S,
+    SHAPES,
+    locust_command,
+    locust_environ,
+    master_port,
+    remote_worker_command,
+    worker_command,
+)
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec
 
@@ -91,6 +99,43 @@ def test_master_command_with_workers() -> None:
     assert option(cmd, "--master-bind-port") == "5599"
     assert option(cmd, "--expect-workers") == "2"
     assert option(cmd, "--json-file") == str(JSON_PREFIX)
+
+
+def test_a_master_for_remote_workers_binds_where_asked_and_waits_for_them_all() -> None:
+    spec = replace(DRILL, workers=1, remote_workers=2, master_host="10.0.0.5", master_port=6000)
+    cmd = locust_command(spec, "http://10.0.0.5:8080", JSON_PREFIX, master_port=master_port(spec))
+    assert option(cmd, "--master-bind-host") == "10.0.0.5"
+    assert option(cmd, "--master-bind-port") == "6000"
+    assert option(cmd, "--expect-workers") == "3"  # the local one and the two remote ones
+    assert option(cmd, "--expect-workers-max-wait") == f"{REMOTE_WORKERS_WAIT_S:g}"
+    assert option(cmd, "--host") == "http://10.0.0.5:8080"  # sent on to every worker
+
+
+def test_local_workers_wait_a_minute_on_a_free_port() -> None:
+    spec = replace(DRILL, workers=2)
+    port = master_port(spec)
+    assert port is not None and port > 0
+    cmd = locust_command(spec, HOST, JSON_PREFIX, master_port=port)
+    assert option(cmd, "--expect-workers-max-wait") == "60"
+    assert master_port(DRILL) is None  # one Locust process, no master
+
+
+@pytest.mark.parametrize(
+    ("bind", "reached_at"), [("10.0.0.5", "10.0.0.5"), ("0.0.0.0", "127.0.0.1"), ("::", "::1")]
+)
+def test_a_local_worker_reaches_the_master_where_it_is_bound(bind: str, reached_at: str) -> None:
+    cmd = worker_command(replace(DRILL, workers=1, master_host=bind), 6000)
+    assert option(cmd, "--master-host") == reached_at
+
+
+def test_the_remote_worker_command_names_files_from_the_repository_root() -> None:
+    cmd = remote_worker_command(replace(RATE, remote_workers=2), "10.0.0.5", 6000)
+    assert cmd[0] == "locust"
+    assert option(cmd, "-f") == f"plans/locustfile.py,{SHAPES}"  # shapes.py: not under /repo
+    assert (option(cmd, "--master-host"), option(cmd, "--master-port")) == ("10.0.0.5", "6000")
+    assert "--worker" in cmd
+    own = replace(DRILL, locustfile=Path("/home/me/mine.py"), drill=False)
+    assert option(remote_worker_command(own, "10.0.0.5", 6000), "-f") == "mine.py"
 
 
 def test_users_locustfile_gets_no_iterations() -> None:
