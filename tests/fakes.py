@@ -28,7 +28,16 @@ from sandbox.results.model import (
     Status,
     Summary,
 )
-from sandbox.results.sections import HostInfo, ProcessTrim, Released, SamplerInfo, TrimInfo
+from sandbox.results.sections import (
+    CollectionInfo,
+    Freed,
+    HostInfo,
+    ProcessCollection,
+    ProcessTrim,
+    Released,
+    SamplerInfo,
+    TrimInfo,
+)
 from sandbox.results.summary import compute_summary
 from sandbox.units import MIB
 
@@ -326,3 +335,32 @@ def fixed_run(
 def fixed_runs(allocator: str, values: list[float], **kw: Any) -> list[RunResult]:
     """One `fixed_run` per after-idle value, repeats 0, 1, ..."""
     return [fixed_run(allocator, v, repeat=i, **kw) for i, v in enumerate(values)]
+
+
+def make_collection(
+    freed_in_use_mib: float,
+    freed_pymalloc_mib: float | None = 0.0,
+    *,
+    unreachable: int = 1_234_567,
+    freed_rss_mib: float = 12.0,
+    counts_before: Sequence[int] = (650, 4, 1),
+    collect_ms: float = 840.0,
+    label: str = "main",
+) -> CollectionInfo:
+    """A full collection in one process that freed these (MiB; pymalloc's None: unread)."""
+    py = None if freed_pymalloc_mib is None else int(freed_pymalloc_mib * MIB)
+    state = {"allocator": "glibc", "in_use_bytes": 0, "held_bytes": 0, "rss_bytes": 0}
+    one = ProcessCollection(
+        label=label,
+        pid=4242,
+        unreachable=unreachable,
+        counts_before=list(counts_before),
+        generations=[{"collections": 9, "collected": unreachable, "uncollectable": 0}] * 3,
+        garbage=0,
+        before=dict(state),
+        after=dict(state),
+        freed=Freed(int(freed_in_use_mib * MIB), 0, int(freed_rss_mib * MIB), py),
+        collect_ms=collect_ms,
+        took_ms=collect_ms + 1.0,
+    )
+    return CollectionInfo.over([one], took_ms=collect_ms + 2.0)

@@ -3,7 +3,9 @@
 `memory` is what the stair-stepper's /debug/memory serves (the allocator's counters, RSS, the
 interpreter's counters) plus the pid and `extra`, where more counters can be registered;
 `trim` asks the allocator for memory back and reports before, after and how long it took, as
-/debug/trim does; `hello` (alias `ping`) says which process this is.
+/debug/trim does; `collect` runs a full garbage collection and reports what it found and what
+that freed (the harness asks for it only on request, before its trim); `hello` (alias `ping`)
+says which process this is.
 
 More counters go into `extra`: a module of this package registers a cheap, JSON-ready reader
 with `register_extra(name, read)`; a reader that raises shows as {"error": "..."} under its name,
@@ -13,6 +15,7 @@ as extra["pymalloc"] (pymalloc.py: renewed at most once a second, and within 1 %
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -100,6 +103,57 @@ def trim() -> dict[str, Any]:
     }
 
 
+def _pymalloc_used() -> int | None:
+    """pymalloc's bytes in objects now (a fresh reading: a fraction of a millisecond, see
+    pymalloc.py); None when pymalloc is off or its report cannot be read."""
+    try:
+        figures = pymalloc.read()
+    except Exception:
+        return None
+    used = figures.get("used_bytes")
+    return used if isinstance(used, int) else None
+
+
+def collect() -> dict[str, Any]:
+    """The `collect` op: a full collection (gc.collect()), what it found and what it freed.
+
+    `unreachable` is gc.collect()'s return value (the unreachable objects it found: garbage
+    that only a full collection frees when it sits in reference cycles); `counts_before` is
+    gc.get_count() before it (allocations since the last collection, per generation);
+    `generations` gc.get_stats() after it; `garbage` len(gc.garbage) after it (objects kept
+    there by DEBUG_SAVEALL, or uncollectable). The allocator's state and RSS (`before`,
+    `after`) and pymalloc's bytes in objects (`pymalloc_used`) are read on both sides, and
+    `collect_ms` is the collection alone. Objects' finalizers run in this (the agent's) thread.
+    """
+    started = time.perf_counter()
+    counts_before = list(gc.get_count())
+    before = memory_state()
+    py_before = _pymalloc_used()
+    collect_started = time.perf_counter()
+    unreachable = gc.collect()
+    collect_ms = _ms(collect_started)
+    after = memory_state()
+    py_after = _pymalloc_used()
+    pymalloc.expire()  # the cached reading predates the collection
+    return {
+        "unreachable": unreachable,
+        "counts_before": counts_before,
+        "generations": [dict(generation) for generation in gc.get_stats()],
+        "garbage": len(gc.garbage),
+        "before": before,
+        "after": after,
+        "pymalloc_used": {"before": py_before, "after": py_after},
+        "freed": {
+            "in_use_bytes": _difference(before["in_use_bytes"], after["in_use_bytes"]),
+            "held_bytes": _difference(before["held_bytes"], after["held_bytes"]),
+            "rss_bytes": before["rss_bytes"] - after["rss_bytes"],
+            "pymalloc_used_bytes": _difference(py_before, py_after),
+        },
+        "collect_ms": collect_ms,
+        "took_ms": _ms(started),
+    }
+
+
 def hello() -> dict[str, Any]:
     """The `hello` op: which process, which interpreter, which allocator."""
     backend = allocator.backend()
@@ -129,6 +183,8 @@ def answer(request: Any) -> dict[str, Any]:
         result = memory(count_objects, fresh)
     elif op == "trim":
         result = trim()
+    elif op == "collect":
+        result = collect()
     elif op in ("hello", "ping"):
         result = hello()
     else:

@@ -22,7 +22,7 @@ READ_TIMEOUT_S = 1.0
 MAX_SOCKET_PATH_BYTES = 107
 """sun_path holds 108 bytes with the terminating NUL."""
 
-OPS = ("hello", "memory", "ping", "trim")
+OPS = ("collect", "hello", "memory", "ping", "trim")
 """What a request's `op` may be; `ping` is `hello` under another name."""
 
 LONGEST_SOCKET_NAME = ".agent-4194304.sock.new"

@@ -19,6 +19,14 @@ growth):
 - outside: the rest grew (from LITTLE_GROWTH_BYTES on);
 - mixed: several of those; little growth: RSS grew less than LITTLE_GROWTH_BYTES;
 - cannot tell: the allocator gives no in-use count (mimalloc), or there are no counters.
+Two causes then replace a live class when the evidence is there (`_cause`):
+- unreachable reference cycles (a leak, a cache or live growth; only with --collect-garbage):
+  the full collection before the trim freed at least CYCLES_SHARE of the live growth;
+- native memory (a leak, or live growth): malloc's in use grew while Python's objects did not
+  (the NATIVE_* rule below).
+And each line may end with where to look next (`_next_step`): what finds a leak's Python
+objects, the remedy `sandbox advise` would test first for memory the allocator holds, or a
+re-run with --collect-garbage when live growth stops or falls between batches.
 Each line gives the numbers behind it, and the stair reads (slope intervals) that say how sure.
 
 The counters are sums over the server's processes (an agent in each). A figure is only given
@@ -28,6 +36,7 @@ was called.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +44,7 @@ from dataclasses import dataclass
 from sandbox.analysis import stairs
 from sandbox.analysis.groups import group_results
 from sandbox.results.model import RunResult
-from sandbox.units import MIB, mib_figure
+from sandbox.units import KIB, MIB, mib_figure
 
 LITTLE_GROWTH_BYTES = 16 * MIB
 """Below this RSS growth there is nothing to explain; memory outside malloc is named only from
@@ -66,8 +75,40 @@ OUTSIDE_PYMALLOC = (
 )
 MIXED = "mixed"
 CANNOT_TELL = "cannot tell"
+CYCLES = "unreachable reference cycles"
+NATIVE = "native memory"
 """The names of the classes; `sandbox inspect` says the same words."""
-CLASSES = (LITTLE_GROWTH, LEAK, CACHE, LIVE, FREE_KEPT, PYMALLOC_FRAGMENTATION, OUTSIDE, MIXED)
+CLASSES = (
+    LITTLE_GROWTH,
+    LEAK,
+    CACHE,
+    LIVE,
+    FREE_KEPT,
+    PYMALLOC_FRAGMENTATION,
+    OUTSIDE,
+    MIXED,
+    CYCLES,
+    NATIVE,
+)
+
+CYCLES_SHARE = MOSTLY
+"""Live growth is garbage in unreachable reference cycles when the full collection freed at
+least this share of it: then most of what grew was reachable by nothing and freed by the
+collector alone, and what is left (if anything) is the smaller part."""
+NATIVE_PYTHON_SHARE = 0.10
+"""malloc's in-use growth is native when pymalloc's objects grew at most this share of it: a
+leak of Python objects keeps small objects too (their dicts, strings, ints, a container's
+entries), a struct a C extension mallocs keeps none."""
+NATIVE_BYTES_PER_BLOCK = 64 * KIB
+"""...and when Python's allocated blocks (sys.getallocatedblocks(), every block pymalloc or
+malloc holds for Python) outside pymalloc's share grew fewer than one per this much of the
+in-use growth: a leak of Python buffers (bytes, bytearray, arrays) adds a block per buffer, and
+buffers above this size are rare. pymalloc's share is its byte growth over MIN_BLOCK_BYTES,
+the most small blocks it can hold."""
+MIN_BLOCK_BYTES = 16
+"""pymalloc's smallest block."""
+STOP_SHARE = 0.10
+"""A batch whose live growth is below this share of the largest batch's has stopped growing."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +118,8 @@ class Verdict:
     label: str
     line: str
     kind: str
-    """LEAK, CACHE, LIVE, FREE_KEPT, PYMALLOC_FRAGMENTATION, OUTSIDE, LITTLE_GROWTH, MIXED, or
-    CANNOT_TELL; "" when nothing could be said."""
+    """LEAK, CACHE, LIVE, FREE_KEPT, PYMALLOC_FRAGMENTATION, OUTSIDE, LITTLE_GROWTH, MIXED,
+    CYCLES, NATIVE, or CANNOT_TELL; "" when nothing could be said."""
     parts: tuple[str, ...] = ()
     """For MIXED: the classes it mixes."""
     missing: str | None = None
@@ -177,7 +218,11 @@ def verdict_of(label: str, runs: Sequence[RunResult]) -> Verdict | None:
     tail = kind if kind != MIXED else f"{MIXED}: " + " + ".join(parts)
     if kind == CANNOT_TELL:
         tail = f"{CANNOT_TELL}: {missing}"
-    line = "; ".join(words) + (f" -> {tail}" if tail else "")
+    cause = _cause(kind, p, runs)
+    if cause is not None:
+        kind, tail = cause
+    hint = _next_step(kind, p, runs, reads.get("live"), group_stairs, trimmed)
+    line = "; ".join(words) + (f" -> {tail}" if tail else "") + (f"; {hint}" if hint else "")
     return Verdict(label, line, kind, parts, missing)
 
 
@@ -273,6 +318,202 @@ def _classify(
 def _short(kind: str) -> str:
     """A class's name without its explanation."""
     return kind.split(":")[0]
+
+
+# --- the causes behind a live class, and where to look next ------------------------------------
+
+
+def _cause(kind: str, p: _Parts, runs: Sequence[RunResult]) -> tuple[str, str] | None:
+    """(CYCLES or NATIVE, the words after the arrow) when the evidence names the cause of a
+    live class; None to keep the class. A measured collection is the stronger evidence, so it
+    is asked first."""
+    if kind in (LEAK, CACHE, LIVE):
+        cycles = _cycles_words(p, runs)
+        if cycles is not None:
+            return CYCLES, cycles
+    if kind in (LEAK, LIVE):
+        native = _native_words(p, runs)
+        if native is not None:
+            return NATIVE, native
+    return None
+
+
+def _collected(runs: Sequence[RunResult]) -> list[RunResult]:
+    """The runs that ran a full collection and counted what it freed of malloc's in use."""
+    return [
+        r for r in runs if r.collection is not None and r.collection.freed_live_bytes is not None
+    ]
+
+
+def _cycles_words(p: _Parts, runs: Sequence[RunResult]) -> str | None:
+    """CYCLES' words when the full collection freed at least CYCLES_SHARE of the live growth
+    (medians over the runs that ran one); None otherwise."""
+    collected = _collected(runs)
+    if not collected or p.live is None or not _grew(p.live, p.rss):
+        return None
+    freed = statistics.median(
+        r.collection.freed_live_bytes or 0 for r in collected if r.collection is not None
+    )
+    if freed < CYCLES_SHARE * p.live:
+        return None
+    found = int(statistics.median(r.collection.unreachable for r in collected if r.collection))
+    counts = "/".join(str(c) for c in _median_counts(collected))
+    left = p.live - freed
+    rest = f"; what it left grew {mib_figure(left)} MiB" if left >= GREW_BYTES else ""
+    return (
+        f"{CYCLES}: a full collection frees {mib_figure(freed)} MiB of the {mib_figure(p.live)} "
+        f"MiB live growth ({found:,} unreachable objects; generation counts before it "
+        f"{counts}){rest} -> not a leak of reachable objects; find the cycle "
+        "(gc.set_debug(gc.DEBUG_SAVEALL) and gc.garbage, or objgraph)"
+    )
+
+
+def _median_counts(runs: Sequence[RunResult]) -> list[int]:
+    """gc.get_count() before the collection, per generation, the median over the runs."""
+    counts = [r.collection.counts_before() for r in runs if r.collection is not None]
+    width = min((len(c) for c in counts), default=0)
+    return [int(statistics.median(c[g] for c in counts)) for g in range(width)]
+
+
+def _native_words(p: _Parts, runs: Sequence[RunResult]) -> str | None:
+    """NATIVE's words when malloc's in use grew (GREW_BYTES and PART_SHARE of the RSS growth),
+    pymalloc's objects grew at most NATIVE_PYTHON_SHARE of that, and Python's blocks outside
+    pymalloc fewer than one per NATIVE_BYTES_PER_BLOCK of it; None otherwise: with pymalloc off
+    or unread (Python's objects are then malloc's too), or without the probes' block count (a
+    leak of large Python buffers then looks the same)."""
+    if not p.pymalloc_on or p.py_used is None or p.in_use is None or not _grew(p.in_use, p.rss):
+        return None
+    python = max(p.py_used, 0.0)
+    if python > NATIVE_PYTHON_SHARE * p.in_use:
+        return None
+    blocks = _median_blocks_growth(runs)
+    if blocks is None or blocks - python / MIN_BLOCK_BYTES > p.in_use / NATIVE_BYTES_PER_BLOCK:
+        return None
+    return (
+        f"{NATIVE}: malloc's in use grew {mib_figure(p.in_use)} MiB while Python's objects grew "
+        f"{mib_figure(p.py_used)} MiB (pymalloc's; Python's allocated blocks {blocks:+,.0f}): "
+        "a C extension or a native library "
+        "allocates it; tracemalloc and object counters will not find it: run memray with "
+        "--native and its leaks reporter (memray run --native --trace-python-allocators -o "
+        "out.bin ...; memray flamegraph --leaks out.bin), or under jemalloc its heap profiling "
+        "(MALLOC_CONF=prof:true,prof_leak:true,prof_final:true; jeprof)"
+    )
+
+
+def _median_blocks_growth(runs: Sequence[RunResult]) -> float | None:
+    """Python's allocated blocks (the probes' py_allocated_blocks), end of baseline to end of
+    idle, the median over the runs that have them; None without."""
+    grown = [g for g in map(_blocks_growth, runs) if g is not None]
+    return statistics.median(grown) if grown else None
+
+
+def _blocks_growth(run: RunResult) -> float | None:
+    t, blocks = run.probes.get("t_s", []), run.probes.get("py_allocated_blocks")
+    phases = {ph.name: ph for ph in run.phases}
+    if not blocks or len(blocks) != len(t) or "baseline" not in phases or "idle" not in phases:
+        return None
+    start = _last_at_or_before(t, blocks, phases["baseline"].end_s)
+    end = _last_at_or_before(t, blocks, phases["idle"].end_s)
+    return None if start is None or end is None else end - start
+
+
+def _last_at_or_before(t: Sequence[float], values: Sequence[float], end: float) -> float | None:
+    before = [v for ts, v in zip(t, values, strict=True) if ts <= end]
+    return float(before[-1]) if before else None
+
+
+def _next_step(
+    kind: str,
+    p: _Parts,
+    runs: Sequence[RunResult],
+    live_read: stairs.StairRead | None,
+    group_stairs: Sequence[stairs.Stairs],
+    trimmed: float | None,
+) -> str | None:
+    """Where to look next, in a few words; None when there is nothing to add."""
+    live_class = kind in (LEAK, LIVE, CACHE, MIXED) and _grew(p.live, p.rss)
+    if live_class and not _collected(runs) and _erratic(group_stairs, live_read):
+        return (
+            "live growth stops or falls between batches, as garbage in reference cycles "
+            "does when the collector runs: re-run with --collect-garbage to measure what a "
+            "full collection frees"
+        )
+    if kind == LEAK:
+        return _python_objects_hint(runs)
+    if kind == FREE_KEPT:
+        return _free_kept_hint(p, trimmed)
+    if kind == PYMALLOC_FRAGMENTATION:
+        return (
+            "next: sandbox advise --arms glibc,pymalloc-off tests PYTHONMALLOC=malloc first "
+            "(Python's small objects in the allocator, which can return their pages)"
+        )
+    return None
+
+
+def _erratic(group_stairs: Sequence[stairs.Stairs], live_read: stairs.StairRead | None) -> bool:
+    """Live growth is erratic when, in some run, a batch adds at least GREW_BYTES and a later
+    batch adds less than STOP_SHARE of the largest batch's (it stopped), with growth resuming
+    after it or a stair read that does not say it levels off, or a batch takes back at least
+    GREW_BYTES (it fell): the shape of garbage that piles up until the collector runs."""
+    levels = live_read is not None and live_read.state == "levels"
+    for run in group_stairs:
+        points = [s.live_bytes for s in (run.start, *run.steps)]
+        if any(v is None for v in points):
+            continue
+        values = [float(v) for v in points if v is not None]
+        added = [b - a for a, b in itertools.pairwise(values)]
+        if _stops_or_falls(added, levels):
+            return True
+    return False
+
+
+def _stops_or_falls(added: Sequence[float], levels: bool) -> bool:
+    """See `_erratic`: `added` is what each batch added to live memory."""
+    top = max(added, default=0.0)
+    if top < GREW_BYTES:
+        return False
+    if any(a <= -GREW_BYTES for a in added):
+        return True
+    first_rise = next(i for i, a in enumerate(added) if a >= GREW_BYTES)
+    for i in range(first_rise + 1, len(added)):
+        if added[i] < STOP_SHARE * top:
+            resumes = any(a >= GREW_BYTES for a in added[i + 1 :])
+            if resumes or not levels:
+                return True
+    return False
+
+
+def _python_objects_hint(runs: Sequence[RunResult]) -> str:
+    """What finds a leak's Python objects: the largest types pympler saw, when --objects was on;
+    else how to get them."""
+    tops = [top for r in runs for top in (r.objects.get("after-idle"),) if top is not None]
+    if tops:
+        types = ", ".join(f"{t.type} {mib_figure(t.total_bytes)} MiB" for t in tops[0].types[:3])
+        return (
+            f"find the objects: pympler's largest types after idle were {types} (the result's "
+            "objects section); tracemalloc snapshots compared (compare_to) name the lines that "
+            "allocate them"
+        )
+    ours = all(r.server.app is None for r in runs)
+    objects = "re-run with --objects (pympler's top types) or " if ours else ""
+    return (
+        f"find the objects: {objects}compare tracemalloc snapshots (take_snapshot, compare_to) "
+        "to name the types and lines that grow"
+    )
+
+
+def _free_kept_hint(p: _Parts, trimmed: float | None) -> str:
+    """The remedy `sandbox advise` would test first for memory the allocator holds: a periodic
+    trim when a trim returned at least half of what was kept (MOSTLY), else fewer arenas."""
+    if trimmed is not None and p.kept is not None and p.kept > 0 and trimmed >= MOSTLY * p.kept:
+        return (
+            f"next: a trim returned {mib_figure(trimmed)} MiB, so sandbox advise --arms "
+            "glibc,glibc-trim5s tests a periodic malloc_trim first"
+        )
+    return (
+        "next: sandbox advise tests the allocator remedies, fewer glibc arenas "
+        "(MALLOC_ARENA_MAX=2) first, then jemalloc and a periodic trim"
+    )
 
 
 def verdicts(results: Sequence[RunResult]) -> list[str]:

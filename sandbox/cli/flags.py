@@ -184,6 +184,12 @@ RUN: tuple[Flag, ...] = (
     ),
     setting_flag("trim_s", "Seconds after asking for memory back.", _float0),
     setting_flag("objects", "Record top Python object types (pympler).", is_flag=True),
+    setting_flag(
+        "collect_garbage",
+        "In the trim phase, first run a full gc.collect() in each process and record what it "
+        "freed (garbage in reference cycles).",
+        is_flag=True,
+    ),
     Flag("--profile", None, "Run the server under memray.", click.Choice(["memray"])),
     Flag("--port", None, "Server port (default: a free one).", click.IntRange(1, 65535)),
     setting_flag("results_dir", "Where results go.", click.Path(file_okay=False)),

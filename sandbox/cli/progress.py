@@ -15,7 +15,7 @@ from sandbox.load.models import LoadModel
 from sandbox.measure import runner
 from sandbox.measure.loop import Progress
 from sandbox.results.model import RunResult
-from sandbox.results.sections import AgentProcess, PeriodicTrim
+from sandbox.results.sections import AgentProcess, CollectionInfo, PeriodicTrim
 from sandbox.units import mib
 
 
@@ -92,6 +92,29 @@ def periodic_trim_line(processes: Sequence[AgentProcess]) -> str | None:
     return trims.describe(where)
 
 
+def collection_line(collection: CollectionInfo) -> str:
+    """The full garbage collection in one line: unreachable objects found, what it freed of
+    malloc's in use (and of pymalloc's objects, when read), RSS, how long."""
+    freed = collection.freed
+    parts = []
+    if freed.in_use_bytes is not None:
+        parts.append(f"{mib(freed.in_use_bytes)} of malloc's in use")
+    if freed.pymalloc_used_bytes is not None:
+        parts.append(f"{mib(freed.pymalloc_used_bytes)} of pymalloc's objects")
+    what = " and ".join(parts) or "(the allocator does not count what it freed)"
+    where = f" in {len(collection.processes)} processes" if len(collection.processes) > 1 else ""
+    return (
+        f"a full collection{where} found {collection.unreachable:,} unreachable objects and "
+        f"freed {what} (RSS {_signed_mib(-freed.rss_bytes)}), in {collection.collect_ms:.0f} ms"
+    )
+
+
+def _signed_mib(value: int) -> str:
+    """`+1.2 MiB` or `−3.4 MiB` (a minus sign, not a hyphen)."""
+    text = mib(abs(value))
+    return f"−{text}" if value < 0 else f"+{text}"
+
+
 def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) -> None:
     """The closing summary: allocator, RSS figures, per-batch load, `extra` lines (the stair
     read), the file and what next."""
@@ -146,6 +169,8 @@ def print_run_summary(result: RunResult, path: Path, extra: Sequence[str] = ()) 
             f"  trim       RSS {mib(s.after_trim_rss_bytes)} after trim: {mib(freed)} "
             f"given back{where}"
         )
+    if result.collection is not None:
+        click.echo(f"  gc         {collection_line(result.collection)}")
     periodic = periodic_trim_line(result.sampler.agents)
     if periodic:
         click.echo(f"  periodic   {periodic}")

@@ -28,6 +28,7 @@ FLAG_NAMES: dict[str, str] = {
     "hang_timeout_s": "--hang-timeout",
     "trim_s": "--trim",
     "objects": "--objects",
+    "collect_garbage": "--collect-garbage",
     "results_dir": "--results-dir",
     "load": "--load",
     "rate": "--rate",

@@ -102,6 +102,9 @@ class Inspection:
     """Record pympler's top object types at end of load and after idle."""
     profile: str | None
     """`memray` to run the server under memray."""
+    collect_garbage: bool = False
+    """In the trim phase, before the trim: a full gc.collect() in every process with an agent,
+    recording what it found and freed (garbage held in reference cycles)."""
 
 
 @dataclass(frozen=True)

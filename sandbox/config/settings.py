@@ -77,6 +77,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("run.max_rss", checks.optional_size, None),
         Setting("run.trim_s", checks.number(0), 3.0),
         Setting("run.objects", checks.boolean, False),
+        Setting("run.collect_garbage", checks.boolean, False),
         Setting("run.load", checks.one_of(*MODELS), "iterations"),
         Setting("run.rate", checks.number(0), 0.0),
         Setting("run.to_rate", checks.number(0), 0.0),
@@ -381,7 +382,7 @@ def build_spec(
         schedule=_section(Schedule, v),
         sampler=_section(SamplerSpec, v),
         limits=_section(Limits, v, max_rss_bytes="max_rss"),
-        inspect=Inspection(trim_s=v["trim_s"], objects=v["objects"], profile=None),
+        inspect=_inspection(v),
         output=Output(
             results_dir=results_dir if results_dir.is_absolute() else root / results_dir,
             compress=compress,
@@ -391,6 +392,22 @@ def build_spec(
         experiment=experiment,
         repeat=repeat,
         parameters=parameters,
+    )
+
+
+def _inspection(v: Mapping[str, Any]) -> Inspection:
+    """The opt-in looks; ConfigError for a garbage collection without the trim phase it runs in."""
+    if v["collect_garbage"] and not v["trim_s"]:
+        raise ConfigError(
+            f"{SETTINGS['collect_garbage'].key} ({flag_for('collect_garbage')}) runs in the trim "
+            f"phase, before the trim: give {SETTINGS['trim_s'].key} ({flag_for('trim_s')}) a "
+            "positive time"
+        )
+    return Inspection(
+        trim_s=v["trim_s"],
+        objects=v["objects"],
+        profile=None,
+        collect_garbage=v["collect_garbage"],
     )
 
 

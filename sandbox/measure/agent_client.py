@@ -22,6 +22,9 @@ from sandbox.errors import SandboxError
 SNAPSHOT_TIMEOUT_S = 2.0
 TRIM_TIMEOUT_S = 30.0
 """malloc_trim walks every arena: seconds on a big, fragmented heap."""
+COLLECT_TIMEOUT_S = 60.0
+"""A full collection walks every tracked object: about a second per 10 million, more when
+finalizers run; twice the trim's time."""
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 
@@ -132,6 +135,35 @@ class TrimResult:
 
 
 @dataclass(frozen=True)
+class CollectResult:
+    """An agent's answer to `collect`: a full collection, what it found and what it freed."""
+
+    pid: int
+    unreachable: int
+    """gc.collect()'s return value: the unreachable objects it found."""
+    counts_before: tuple[int, ...]
+    """gc.get_count() before it: allocations since the last collection, per generation."""
+    generations: tuple[Mapping[str, int], ...]
+    """gc.get_stats() after it: per generation, collections, collected, uncollectable."""
+    garbage: int
+    """len(gc.garbage) after it."""
+    before: MemoryState
+    after: MemoryState
+    pymalloc_used_before_bytes: int | None
+    """pymalloc's bytes in objects before; None when pymalloc is off or unread."""
+    pymalloc_used_after_bytes: int | None
+    freed_in_use_bytes: int | None
+    """before.in_use_bytes - after.in_use_bytes; None when either is unknown."""
+    freed_held_bytes: int | None
+    freed_rss_bytes: int
+    freed_pymalloc_used_bytes: int | None
+    collect_ms: float
+    """The collection alone."""
+    took_ms: float
+    """The whole op, readings included."""
+
+
+@dataclass(frozen=True)
 class Hello:
     """An agent's answer to `hello`: which process it lives in."""
 
@@ -187,6 +219,11 @@ class _Fields:
 
     def sub(self, key: str) -> _Fields:
         return _Fields(self._get(key, (dict,), False), f"{self.what}[{key!r}]")
+
+    def subs(self, key: str) -> list[_Fields]:
+        """The objects in the list under `key`, each as _Fields."""
+        values = self._get(key, (list,), False)
+        return [_Fields(v, f"{self.what}[{key!r}][{i}]") for i, v in enumerate(values)]
 
     def wholes(self, key: str) -> list[int]:
         values = self._get(key, (list,), False)
@@ -286,6 +323,29 @@ def parse_trim(data: Any, pid: int, what: str = "the trim reply") -> TrimResult:
         after=MemoryState(**_state_fields(f.sub("after"))),
         released_held_bytes=released.opt_whole("held_bytes"),
         released_rss_bytes=released.whole("rss_bytes"),
+        took_ms=f.number("took_ms"),
+    )
+
+
+def parse_collect(data: Any, pid: int, what: str = "the collect reply") -> CollectResult:
+    """The CollectResult in a decoded `collect` result; AgentError if malformed."""
+    f = _Fields(data, what)
+    freed, pymalloc_used = f.sub("freed"), f.sub("pymalloc_used")
+    return CollectResult(
+        pid=pid,
+        unreachable=f.whole("unreachable"),
+        counts_before=tuple(f.wholes("counts_before")),
+        generations=tuple({key: g.whole(key) for key in g.data} for g in f.subs("generations")),
+        garbage=f.whole("garbage"),
+        before=MemoryState(**_state_fields(f.sub("before"))),
+        after=MemoryState(**_state_fields(f.sub("after"))),
+        pymalloc_used_before_bytes=pymalloc_used.opt_whole("before"),
+        pymalloc_used_after_bytes=pymalloc_used.opt_whole("after"),
+        freed_in_use_bytes=freed.opt_whole("in_use_bytes"),
+        freed_held_bytes=freed.opt_whole("held_bytes"),
+        freed_rss_bytes=freed.whole("rss_bytes"),
+        freed_pymalloc_used_bytes=freed.opt_whole("pymalloc_used_bytes"),
+        collect_ms=f.number("collect_ms"),
         took_ms=f.number("took_ms"),
     )
 
@@ -396,6 +456,12 @@ class AgentClient:
         """Ask `pid`'s allocator for its free memory back; None without an agent."""
         data = self.request(pid, {"op": "trim"}, timeout_s)
         return None if data is None else parse_trim(data, pid, f"pid {pid}'s trim reply")
+
+    def collect(self, pid: int, timeout_s: float = COLLECT_TIMEOUT_S) -> CollectResult | None:
+        """Run a full garbage collection in `pid`; what it found and freed. None without an
+        agent."""
+        data = self.request(pid, {"op": "collect"}, timeout_s)
+        return None if data is None else parse_collect(data, pid, f"pid {pid}'s collect reply")
 
 
 def _exchange(path: Path, request: bytes, timeout_s: float) -> bytes:

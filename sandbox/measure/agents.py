@@ -29,10 +29,19 @@ from typing import Protocol
 import psutil
 
 from sandbox.errors import ResultFormatError
-from sandbox.measure.agent_client import AgentError, MemorySnapshot, TrimResult
+from sandbox.measure.agent_client import (
+    AgentError,
+    CollectResult,
+    MemorySnapshot,
+    MemoryState,
+    TrimResult,
+)
 from sandbox.results.sections import (
     AgentProcess,
+    CollectionInfo,
+    Freed,
     PeriodicTrim,
+    ProcessCollection,
     ProcessTrim,
     Released,
     TrimInfo,
@@ -87,6 +96,8 @@ class Agents(Protocol):
     ) -> MemorySnapshot | None: ...
 
     def trim(self, pid: int, timeout_s: float = ...) -> TrimResult | None: ...
+
+    def collect(self, pid: int, timeout_s: float = ...) -> CollectResult | None: ...
 
 
 def _counters(snap: MemorySnapshot) -> dict[str, int | None]:
@@ -341,8 +352,59 @@ def trim_each(
     return TrimInfo.over(done, took_ms=round((clock() - started) * 1000, 3)), notes
 
 
+def collect_each(
+    agents: Agents, processes: Labelled, clock: Callable[[], float] = time.perf_counter
+) -> tuple[CollectionInfo | None, list[str]]:
+    """Run a full garbage collection in each process, one after another: the collection section
+    (None when no process had an agent to ask) and a note per agent that failed."""
+    started = clock()
+    done: list[ProcessCollection] = []
+    notes: list[str] = []
+    for label, pid in processes:
+        try:
+            answer = agents.collect(pid)
+        except AgentError as exc:
+            notes.append(f"garbage collection in {label} (pid {pid}) failed: {exc}")
+            continue
+        if answer is not None:
+            done.append(_collection(label, answer))
+    if not done:
+        return None, notes
+    return CollectionInfo.over(done, took_ms=round((clock() - started) * 1000, 3)), notes
+
+
+def _collection(label: str, answer: CollectResult) -> ProcessCollection:
+    return ProcessCollection(
+        label=label,
+        pid=answer.pid,
+        unreachable=answer.unreachable,
+        counts_before=list(answer.counts_before),
+        generations=[dict(g) for g in answer.generations],
+        garbage=answer.garbage,
+        before={
+            **_state_dict(answer.before),
+            "pymalloc_used_bytes": answer.pymalloc_used_before_bytes,
+        },
+        after={
+            **_state_dict(answer.after),
+            "pymalloc_used_bytes": answer.pymalloc_used_after_bytes,
+        },
+        freed=Freed(
+            in_use_bytes=answer.freed_in_use_bytes,
+            held_bytes=answer.freed_held_bytes,
+            rss_bytes=answer.freed_rss_bytes,
+            pymalloc_used_bytes=answer.freed_pymalloc_used_bytes,
+        ),
+        collect_ms=answer.collect_ms,
+        took_ms=answer.took_ms,
+    )
+
+
 def _state(answer: TrimResult, which: str) -> dict[str, object]:
-    state = answer.before if which == "before" else answer.after
+    return _state_dict(answer.before if which == "before" else answer.after)
+
+
+def _state_dict(state: MemoryState) -> dict[str, object]:
     return {
         "allocator": state.allocator,
         "library": state.library,

@@ -35,6 +35,7 @@ from sandbox.results.model import (
 )
 from sandbox.results.sections import (
     AgentProcess,
+    CollectionInfo,
     HostInfo,
     ProfileInfo,
     SamplerInfo,
@@ -137,9 +138,11 @@ class ResultBuilder:
         objects: Mapping[str, Mapping[str, Any]],
         profile: ProfileInfo | None,
         agents: AgentsSeen,
+        collection: CollectionInfo | None = None,
     ) -> RunResult:
         """The result: `detail` and the `notes` joined into its status detail; `trim` is what
-        the trim phase did (None: not run); `objects` the server's answers ({} when not asked
+        the trim phase did (None: not run), `collection` the full garbage collection before it
+        (None: not asked for); `objects` the server's answers ({} when not asked
         or not answered). Called every few seconds for a checkpoint: the machine's facts are
         gathered once."""
         if self._allocator is None:
@@ -195,6 +198,7 @@ class ResultBuilder:
             repeat=spec.repeat,
             parameters=dict(spec.parameters),
             trim=trim,
+            collection=collection,
             objects=_objects(objects, notes),
             profile=profile,
             harness=self._harness,

@@ -38,7 +38,7 @@ from sandbox.measure.server_client import ServerClient
 from sandbox.measure.watchdog import ServerGroup, Stopped, Watchdog
 from sandbox.results import storage
 from sandbox.results.model import Columns, RunResult, Status
-from sandbox.results.sections import TrimInfo
+from sandbox.results.sections import CollectionInfo, TrimInfo
 
 
 def make_run_id(allocator: str, now: datetime | None = None) -> str:
@@ -126,6 +126,7 @@ class _Run:
         """Called when a batch's statistics are in (the runner checkpoints them)."""
         self.notes: list[str] = []
         self.trim: TrimInfo | None = None
+        self.collection: CollectionInfo | None = None
         self.objects: dict[str, Any] = {}
 
     def _answered(self) -> None:
@@ -198,12 +199,18 @@ class _Run:
 
     def trim_memory(self) -> None:
         """Ask every process's agent for its allocator's free memory back, then sample for
-        trim_s. Skipped (no trim phase) when no process has an agent to ask."""
+        trim_s. Skipped (no trim phase) when no process has an agent to ask. With
+        --collect-garbage, a full collection in each process comes first, so that the trim
+        then returns what the collection freed."""
         targets = self.agent_probe.answering() if self.agent_probe else []
         if self.agents is None or not targets:
             self.notes.append("nothing was trimmed: no process of the server had an agent")
             return
         self.loop.mark("trim")
+        if self.spec.inspect.collect_garbage:
+            self.collection, failed = agents.collect_each(self.agents, targets)
+            self.notes.extend(failed)
+            self._answered()  # a long collection is not a hang
         self.trim, failed = agents.trim_each(self.agents, targets)
         self.notes.extend(failed)
         self._answered()  # a long trim is not a hang
@@ -318,6 +325,7 @@ def run_once(
             vmhwm_bytes=vmhwm,
         ),
         trim=run.trim,
+        collection=run.collection,
         objects=run.objects,
         profile=profile,
         agents=run.agents_seen(),
@@ -347,6 +355,7 @@ def _partial(
         stats=run.stats,
         sampled=run.sampled_so_far(server.pid),
         trim=run.trim,
+        collection=run.collection,
         objects=run.objects,
         profile=None,
         agents=run.agents_seen(),

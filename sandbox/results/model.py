@@ -15,6 +15,7 @@ from sandbox.errors import ResultFormatError
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.load.stats import BatchStats
 from sandbox.results.sections import (
+    CollectionInfo,
     HarnessInfo,
     HostInfo,
     ProfileInfo,
@@ -54,6 +55,9 @@ FORMAT = "sandbox-run"
 #     stats.active); summary gains pymalloc used/free at baseline, end of load and after idle,
 #     and active_end_of_load_bytes; each of sampler.agents may hold `periodic_trim` (its agent's
 #     periodic trims: every_s, count, called, total_ms, max_ms, last_ms), absent without one.
+#     Also (still 5, additive): `collection` (a full gc.collect() in every process with an
+#     agent, in the trim phase before the trim: unreachable objects found, what it freed, each
+#     process's figures), absent unless asked for (--collect-garbage).
 FORMAT_VERSION = 5
 READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
@@ -291,11 +295,16 @@ class RunResult:
     """Each limit checked after the run."""
     harness: HarnessInfo | None = None
     """The harness process; None (on disk {}) in files before format 4."""
+    collection: CollectionInfo | None = None
+    """A full garbage collection in each process with an agent, before the trim; None (absent
+    on disk): not asked for (--collect-garbage), or no process had an agent to ask."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
+            if value is None and f.name in _ABSENT_WHEN_NONE:
+                continue
             out[f.name] = {} if value is None and f.name in _EMPTY_WHEN_NONE else _to_plain(value)
         return out
 
@@ -323,6 +332,9 @@ class RunResult:
 
 
 _EMPTY_WHEN_NONE = ("trim", "profile", "harness")
+_ABSENT_WHEN_NONE = ("collection",)
+"""Sections added after their format: left out when not recorded, so older files write back
+byte for byte."""
 
 
 def _to_plain(obj: Any) -> Any:
@@ -350,6 +362,7 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "profile": lambda v: ProfileInfo.from_dict(v) if v else None,
     "thresholds": lambda v: [ThresholdCheck.from_dict(c) for c in v],
     "harness": lambda v: HarnessInfo.from_dict(v) if v else None,
+    "collection": lambda v: CollectionInfo.from_dict(v) if v else None,
 }
 
 

@@ -1,7 +1,7 @@
 """The smaller sections of a result file, typed: host, harness, sampler (with the server's
-agents), trim, objects, profile and threshold checks. Each has `to_dict` (what lands on disk, key
-for key as the current format writes it) and `from_dict` (which reads every older format, and
-ignores keys it does not know, so newer files still read).
+agents), trim, garbage collection, objects, profile and threshold checks. Each has `to_dict`
+(what lands on disk, key for key as the current format writes it) and `from_dict` (which reads
+every older format, and ignores keys it does not know, so newer files still read).
 """
 
 from __future__ import annotations
@@ -351,6 +351,133 @@ class TrimInfo:
                 **data,
                 "released": from_fields(Released, data["released"]),
                 "processes": [ProcessTrim.from_dict(p) for p in raw],
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Freed:
+    """What a full collection freed in one process: before minus after (None: not counted)."""
+
+    in_use_bytes: int | None
+    """malloc's in-use count."""
+    held_bytes: int | None
+    """What the allocator holds from the OS."""
+    rss_bytes: int
+    pymalloc_used_bytes: int | None
+    """pymalloc's bytes in objects; None when pymalloc is off or unread."""
+
+
+@dataclass(frozen=True)
+class ProcessCollection:
+    """What a full collection (gc.collect()) in one server process found and freed."""
+
+    label: str
+    """main, w1, w2, ...: as in the per-process probe columns."""
+    pid: int
+    unreachable: int
+    """gc.collect()'s return value: the unreachable objects it found."""
+    counts_before: list[int]
+    """gc.get_count() before it: allocations since the last collection, per generation."""
+    generations: list[dict[str, int]]
+    """gc.get_stats() after it: per generation, collections, collected, uncollectable."""
+    garbage: int
+    """len(gc.garbage) after it."""
+    before: dict[str, Any]
+    """The allocator's snapshot and rss_bytes before, as in ProcessTrim."""
+    after: dict[str, Any]
+    freed: Freed
+    collect_ms: float
+    """The collection alone."""
+    took_ms: float
+    """With the readings before and after."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**_plain(self), "freed": _plain(self.freed)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProcessCollection:
+        if not isinstance(data, Mapping) or "freed" not in data:
+            raise ResultFormatError("ProcessCollection: expected a mapping with 'freed'")
+        return from_fields(cls, {**data, "freed": from_fields(Freed, data["freed"])})
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A full garbage collection asked of every server process with an agent, in the trim phase
+    before the trim (format 5, added later; only with --collect-garbage). The top-level figures
+    are over the processes: `unreachable` their sum, `freed` the sums (None when a process
+    lacked that figure)."""
+
+    unreachable: int
+    freed: Freed
+    took_ms: float
+    """How long asking took: every process, one after another."""
+    processes: list[ProcessCollection] = field(default_factory=list)
+
+    @classmethod
+    def over(cls, processes: list[ProcessCollection], took_ms: float) -> CollectionInfo:
+        """The section for the processes asked (at least one)."""
+        if not processes:
+            raise ValueError("CollectionInfo.over needs at least one process")
+
+        def total(key: str) -> int | None:
+            values = [getattr(p.freed, key) for p in processes]
+            return None if None in values else sum(v for v in values if v is not None)
+
+        return cls(
+            unreachable=sum(p.unreachable for p in processes),
+            freed=Freed(
+                in_use_bytes=total("in_use_bytes"),
+                held_bytes=total("held_bytes"),
+                rss_bytes=sum(p.freed.rss_bytes for p in processes),
+                pymalloc_used_bytes=total("pymalloc_used_bytes"),
+            ),
+            took_ms=took_ms,
+            processes=list(processes),
+        )
+
+    @property
+    def freed_live_bytes(self) -> int | None:
+        """What it freed of live memory as the verdict counts it: malloc's in use plus
+        pymalloc's bytes in objects (0 when pymalloc's were not read); None without malloc's."""
+        if self.freed.in_use_bytes is None:
+            return None
+        return self.freed.in_use_bytes + (self.freed.pymalloc_used_bytes or 0)
+
+    @property
+    def collect_ms(self) -> float:
+        """The longest collection of any one process."""
+        return max((p.collect_ms for p in self.processes), default=0.0)
+
+    def counts_before(self) -> list[int]:
+        """gc.get_count() before, per generation, summed over the processes."""
+        width = max((len(p.counts_before) for p in self.processes), default=0)
+        return [
+            sum(p.counts_before[g] for p in self.processes if g < len(p.counts_before))
+            for g in range(width)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **_plain(self),
+            "freed": _plain(self.freed),
+            "processes": [p.to_dict() for p in self.processes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CollectionInfo:
+        if not isinstance(data, Mapping) or "freed" not in data:
+            raise ResultFormatError("CollectionInfo: expected a mapping with 'freed'")
+        raw = data.get("processes", [])
+        if not isinstance(raw, list):
+            raise ResultFormatError("CollectionInfo: 'processes' must be a list")
+        return from_fields(
+            cls,
+            {
+                **data,
+                "freed": from_fields(Freed, data["freed"]),
+                "processes": [ProcessCollection.from_dict(p) for p in raw],
             },
         )
 

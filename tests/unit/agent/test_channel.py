@@ -118,6 +118,71 @@ def test_trim_reply(agent: channel.Agent) -> None:
     )
 
 
+class _Node:
+    """One link of a reference cycle, with a payload big enough to see in malloc's count."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.other: _Node | None = None
+
+
+def _make_cycles(count: int, payload_bytes: int) -> None:
+    """`count` pairs of nodes that refer to each other, dropped at once: garbage that only a
+    collection frees (the payloads, over 512 bytes, come from malloc)."""
+    for i in range(count):
+        a, b = _Node(bytes([i % 256]) * payload_bytes), _Node(b"")
+        a.other, b.other = b, a
+
+
+@on_glibc
+def test_collect_finds_the_cycles_and_reports_what_it_freed(agent: channel.Agent) -> None:
+    import gc
+
+    gc.collect()
+    gc.disable()  # so that the cycles made below wait for the agent's collection
+    try:
+        _make_cycles(2000, 8192)  # about 16 MiB of payloads
+        reply = ask(agent, {"op": "collect"})
+    finally:
+        gc.enable()
+    assert (reply["ok"], reply["op"]) == (True, "collect")
+    result = reply["result"]
+    assert set(result) == {
+        "unreachable",
+        "counts_before",
+        "generations",
+        "garbage",
+        "before",
+        "after",
+        "pymalloc_used",
+        "freed",
+        "collect_ms",
+        "took_ms",
+    }
+    assert result["unreachable"] >= 2000 * 2  # two nodes a pair (their __dict__s too, < 3.11)
+    assert result["counts_before"][0] >= 2000
+    assert len(result["generations"]) == 3
+    assert set(result["generations"][2]) == {"collections", "collected", "uncollectable"}
+    assert result["garbage"] == len(gc.garbage)
+    freed = result["freed"]
+    assert freed["in_use_bytes"] >= 2000 * 8192
+    assert freed["in_use_bytes"] == (
+        result["before"]["in_use_bytes"] - result["after"]["in_use_bytes"]
+    )
+    assert freed["rss_bytes"] == result["before"]["rss_bytes"] - result["after"]["rss_bytes"]
+    used = result["pymalloc_used"]
+    assert freed["pymalloc_used_bytes"] == used["before"] - used["after"] > 0
+    assert 0 <= result["collect_ms"] <= result["took_ms"]
+
+
+def test_collect_reports_nothing_found_when_there_is_no_garbage(agent: channel.Agent) -> None:
+    import gc
+
+    gc.collect()
+    result = ask(agent, {"op": "collect"})["result"]
+    assert result["unreachable"] < 100  # what the test run itself left in between
+
+
 @pytest.mark.parametrize("op", ["hello", "ping"])
 def test_hello_says_which_process(agent: channel.Agent, op: str) -> None:
     result = ask(agent, {"op": op})["result"]
@@ -143,7 +208,10 @@ def test_hello_says_which_process(agent: channel.Agent, op: str) -> None:
         ),
         (b"[1, 2]\n", 'a request is a JSON object with an "op", e.g. {"op": "memory"}'),
         (b'{"op": 7}\n', 'a request is a JSON object with an "op", e.g. {"op": "memory"}'),
-        (b'{"op": "rm -rf"}\n', "unknown op 'rm -rf'; the agent knows hello, memory, ping, trim"),
+        (
+            b'{"op": "rm -rf"}\n',
+            "unknown op 'rm -rf'; the agent knows collect, hello, memory, ping, trim",
+        ),
         (b'{"op": "memory", "gc_objects": 1}\n', '"gc_objects" and "fresh" must be true or false'),
         (b'{"op": "memory", "fresh": "yes"}\n', '"gc_objects" and "fresh" must be true or false'),
         (b"", "empty request; send one JSON object and a newline"),

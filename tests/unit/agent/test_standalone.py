@@ -155,7 +155,7 @@ PROBE = textwrap.dedent(
             conn.sendall(json.dumps({"op": op}).encode() + b"\\n")
             reply = json.loads(conn.makefile().readline())
             return reply["result"] if reply["ok"] else reply["error"]
-    seen = {op: ask(os.getpid(), op) for op in ("memory", "hello", "trim", "nope")}
+    seen = {op: ask(os.getpid(), op) for op in ("memory", "hello", "trim", "collect", "nope")}
     seen["chained"] = getattr(sys.modules["sitecustomize"], "MARK", None)
     seen["imported"] = sorted(m for m in sys.modules if m.split(".")[0] in ("sandbox", "agent"))
     r, w = os.pipe()
@@ -217,7 +217,13 @@ def test_a_bare_copy_runs_under_python_3(tmp_path: Path, minor: int) -> None:
     if not os.environ.get("LD_PRELOAD"):
         assert memory["allocator"] == "glibc" and memory["in_use_bytes"] > 0
         assert trim["called"] == "malloc_trim(0)"
-    assert seen["nope"] == "unknown op 'nope'; the agent knows hello, memory, ping, trim"
+    collect = seen["collect"]
+    assert isinstance(collect, dict) and collect["unreachable"] >= 0
+    assert len(collect["counts_before"]) == len(collect["generations"]) == 3
+    assert collect["freed"]["rss_bytes"] == (
+        collect["before"]["rss_bytes"] - collect["after"]["rss_bytes"]
+    )
+    assert seen["nope"] == ("unknown op 'nope'; the agent knows collect, hello, memory, ping, trim")
     assert seen["chained"] == "theirs"
     assert seen["imported"] == []  # neither `sandbox` nor the copy's folder name
 

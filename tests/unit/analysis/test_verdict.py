@@ -9,12 +9,15 @@ from dataclasses import replace
 from sandbox.analysis import verdict
 from sandbox.load.stats import BatchStats
 from sandbox.results.model import Columns, Phase, RunResult
+from sandbox.results.sections import ObjectType, Released, TopObjects, TrimInfo
 from sandbox.results.summary import compute_summary
 from sandbox.units import MIB
-from tests.fakes import make_result, with_summary
+from tests.fakes import make_collection, make_result, with_summary
 
 BASE_IN_USE, BASE_HELD, BASE_PY_USED, BASE_PY_FREE, OTHER = 10, 12, 8, 1, 30
 """MiB at the baseline; OTHER: what RSS holds besides malloc and pymalloc (the interpreter)."""
+BASE_BLOCKS = 60_000
+"""Python's allocated blocks at the baseline."""
 
 
 def staircase(
@@ -26,9 +29,11 @@ def staircase(
     outside: Sequence[float] | None = None,
     pymalloc: bool = True,
     repeat: int = 0,
+    blocks: Sequence[float] | None = None,
 ) -> RunResult:
     """A run whose figures at each batch end are the given growths (MiB over the baseline, one
-    per batch); idle keeps the last batch's. RSS = all parts + OTHER. 1,000 requests a batch."""
+    per batch); idle keeps the last batch's. RSS = all parts + OTHER. 1,000 requests a batch.
+    `blocks`: Python's allocated blocks added by each batch end (none: no such column)."""
     n = len(in_use)
     zero = [0.0] * n
     py_used = zero if py_used is None else py_used
@@ -60,6 +65,9 @@ def staircase(
         probes |= {"pymalloc_used_bytes": [*pu], "pymalloc_free_bytes": [*pf]}
     else:
         rss = [h + o for h, o in zip(held, out, strict=True)]
+    if blocks is not None:
+        added = [0.0, *(blocks[i] for i in rows[1:])]
+        probes["py_allocated_blocks"] = [BASE_BLOCKS + int(b) for b in added]
     samples: Columns = {"t_s": list(t), "rss_bytes": [*rss]}
     run = make_result(allocator, repeat=repeat)
     run = replace(
@@ -89,7 +97,7 @@ def test_a_live_series_that_keeps_climbing_is_a_leak_with_its_slope() -> None:
     assert v.kind == verdict.LEAK
     assert v.line.startswith("glibc: RSS grew 60 MiB from baseline to after idle; live grew 60 MiB")
     assert "live: still climbing 12.00 [12.00, 12.00] MiB per 1,000 requests" in v.line
-    assert v.line.endswith("-> " + verdict.LEAK)
+    assert f"-> {verdict.LEAK}; find the objects: " in v.line
 
 
 def test_a_leak_of_small_objects_is_seen_in_pymalloc_not_in_malloc() -> None:
@@ -115,7 +123,7 @@ def test_free_memory_kept_with_live_flat_is_fragmentation() -> None:
     v = one([staircase("glibc", FLAT, LEVELS)])
     assert v.kind == verdict.FREE_KEPT
     assert "kept-but-free grew 40 MiB (glibc's free 40, pymalloc's free 0)" in v.line
-    assert v.line.endswith("-> " + verdict.FREE_KEPT)
+    assert f"-> {verdict.FREE_KEPT}; next: sandbox advise" in v.line
 
 
 def test_pymalloc_free_growth_is_arena_fragmentation() -> None:
@@ -224,3 +232,135 @@ def test_what_a_trim_returned_only_when_a_release_was_called() -> None:
     for trim in (nothing, None):
         [line] = verdict.verdicts([replace(run, trim=trim)])
         assert "asking for memory back" not in line
+
+
+# --- the causes behind a live class, and where to look next ------------------------------------
+
+FEW_BLOCKS = [30.0, 10.0, 50.0, 20.0, 40.0]
+"""Python's allocated blocks barely move: what request handling leaves behind."""
+
+
+def test_malloc_growth_without_python_objects_is_native_memory() -> None:
+    v = one([staircase("glibc", LINEAR, FLAT, blocks=FEW_BLOCKS)])
+    assert v.kind == verdict.NATIVE
+    assert "live grew 60 MiB (malloc's in use 60, pymalloc's objects 0)" in v.line
+    assert (
+        "-> native memory: malloc's in use grew 60 MiB while Python's objects grew 0 MiB "
+        "(pymalloc's; Python's allocated blocks +40): a C extension or a native library "
+        "allocates it; tracemalloc and object counters will not find it: run memray with --native"
+    ) in v.line
+    assert "memray flamegraph --leaks" in v.line and "MALLOC_CONF=prof:true" in v.line
+
+
+def test_a_leak_of_python_buffers_adds_blocks_and_stays_a_leak() -> None:
+    """16 KiB bytes objects: malloc's, outside pymalloc, but one Python block each."""
+    buffers = [mib * MIB / (16 * 1024) for mib in LINEAR]
+    v = one([staircase("glibc", LINEAR, FLAT, blocks=buffers)])
+    assert v.kind == verdict.LEAK, v.line
+
+
+def test_python_objects_above_a_tenth_of_the_malloc_growth_are_not_native() -> None:
+    tenth = [g * 0.12 for g in LINEAR]  # the dicts and strings around a leak of buffers
+    v = one([staircase("glibc", LINEAR, FLAT, py_used=tenth, blocks=FEW_BLOCKS)])
+    assert v.kind == verdict.LEAK, v.line
+    at_most = [g * 0.08 for g in LINEAR]
+    v = one([staircase("glibc", LINEAR, FLAT, py_used=at_most, blocks=FEW_BLOCKS)])
+    assert v.kind == verdict.NATIVE, v.line
+
+
+def test_native_needs_the_block_count_and_pymalloc() -> None:
+    assert one([staircase("glibc", LINEAR, FLAT)]).kind == verdict.LEAK  # no block count
+    off = one([staircase("glibc", LINEAR, FLAT, pymalloc=False, blocks=FEW_BLOCKS)])
+    assert off.kind == verdict.LEAK  # Python's objects are malloc's too
+
+
+def _collected(run: RunResult, freed_mib: float, py_freed_mib: float = 0.0) -> RunResult:
+    return replace(run, collection=make_collection(freed_mib, py_freed_mib))
+
+
+def test_a_collection_that_frees_most_of_the_live_growth_names_the_cycles() -> None:
+    run = _collected(staircase("glibc", LINEAR, FLAT, py_used=LINEAR), 50.0, 40.0)
+    v = one([run])
+    assert v.kind == verdict.CYCLES
+    assert (
+        "-> unreachable reference cycles: a full collection frees 90 MiB of the 120 MiB live "
+        "growth (1,234,567 unreachable objects; generation counts before it 650/4/1); what it "
+        "left grew 30 MiB -> not a leak of reachable objects; find the cycle "
+        "(gc.set_debug(gc.DEBUG_SAVEALL) and gc.garbage, or objgraph)"
+    ) in v.line
+
+
+def test_a_collection_comes_before_the_native_rule() -> None:
+    v = one([_collected(staircase("glibc", LINEAR, FLAT, blocks=FEW_BLOCKS), 60.0)])
+    assert v.kind == verdict.CYCLES
+    assert "a full collection frees 60 MiB of the 60 MiB live growth (" in v.line
+    assert "what it left" not in v.line
+
+
+def test_a_collection_that_frees_less_than_half_keeps_the_class() -> None:
+    v = one([_collected(staircase("glibc", LINEAR, FLAT), 29.0)])
+    assert v.kind == verdict.LEAK
+    assert "unreachable" not in v.line and "--collect-garbage" not in v.line
+
+
+STOPS = [77.0, 154.0, 231.0, 231.0]
+"""The public report's shape: +77, +77, +77, then +0 MiB a batch."""
+SAWTOOTH = [40.0, 80.0, 20.0, 60.0, 100.0]
+"""Garbage that piles up, and falls when the collector runs."""
+RERUN = "re-run with --collect-garbage to measure what a full collection frees"
+
+
+def test_live_growth_that_stops_or_falls_suggests_a_collection() -> None:
+    for shape in (STOPS, SAWTOOTH):
+        v = one([staircase("glibc", shape, FLAT)])
+        assert v.kind in (verdict.LIVE, verdict.LEAK, verdict.CACHE), v.line
+        assert (
+            "live growth stops or falls between batches, as garbage in reference cycles does "
+            f"when the collector runs: {RERUN}"
+        ) in v.line, shape
+
+
+def test_steady_or_levelled_growth_or_a_measured_collection_suggests_none() -> None:
+    assert RERUN not in one([staircase("glibc", LINEAR, FLAT)]).line
+    assert RERUN not in one([staircase("jemalloc", LEVELS, FLAT)]).line  # a cache: filled once
+    assert RERUN not in one([_collected(staircase("glibc", STOPS, FLAT), 10.0)]).line
+
+
+def test_a_leak_of_python_objects_points_at_what_finds_them() -> None:
+    run = staircase("glibc", FLAT, FLAT, py_used=LINEAR)
+    v = one([run])
+    assert v.line.endswith(
+        "find the objects: re-run with --objects (pympler's top types) or compare tracemalloc "
+        "snapshots (take_snapshot, compare_to) to name the types and lines that grow"
+    )
+    own = one([replace(run, server=replace(run.server, app="svc:app"))])
+    assert "--objects" not in own.line  # a user's app serves no /debug/objects
+    top = TopObjects(3, [ObjectType("dict", 9, 40 * MIB), ObjectType("str", 5, 12 * MIB)], 9, 1)
+    seen = one([replace(run, objects={"after-idle": top})])
+    assert (
+        "find the objects: pympler's largest types after idle were dict 40 MiB, str 12 MiB"
+    ) in seen.line
+
+
+def _trimmed(run: RunResult, returned_mib: float) -> RunResult:
+    s = run.summary
+    after = s.after_idle_rss_bytes - int(returned_mib * MIB)
+    trim = TrimInfo("malloc_trim(0)", 1, {}, {}, Released(None, None), 5.0)
+    return replace(run, trim=trim, summary=replace(s, after_trim_rss_bytes=after))
+
+
+def test_memory_the_allocator_holds_names_the_remedy_advise_tests_first() -> None:
+    run = staircase("glibc", FLAT, LEVELS)
+    assert "next: sandbox advise tests the allocator remedies, fewer glibc arenas" in (
+        one([run]).line
+    )
+    trims = one([_trimmed(run, 30.0)])
+    assert trims.kind == verdict.FREE_KEPT
+    assert trims.line.endswith(
+        "next: a trim returned 30 MiB, so sandbox advise --arms glibc,glibc-trim5s tests a "
+        "periodic malloc_trim first"
+    )
+    arenas = one([staircase("jemalloc", FLAT, FLAT, py_free=LEVELS)])
+    assert "next: sandbox advise --arms glibc,pymalloc-off tests PYTHONMALLOC=malloc" in (
+        arenas.line
+    )

@@ -12,7 +12,7 @@ from sandbox.load.models import LoadModel
 from sandbox.results import sections
 from sandbox.results.model import RunResult
 from sandbox.units import MIB
-from tests.fakes import make_result, with_load
+from tests.fakes import make_collection, make_result, with_load
 
 
 def summary_lines(result: RunResult, capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -122,3 +122,16 @@ def test_no_periodic_line_without_a_trim_made(capsys: pytest.CaptureFixture[str]
         quiet = sections.SamplerInfo(interval_s=0.1, agents=seen)
         lines = summary_lines(replace(make_result("glibc"), sampler=quiet), capsys)
         assert not any(line.startswith("  periodic") for line in lines)
+
+
+def test_a_full_collection_is_one_line_and_absent_without_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = make_result("glibc")
+    assert not [line for line in summary_lines(run, capsys) if line.startswith("  gc ")]
+    collected = replace(run, collection=make_collection(231.4, 2.5, freed_rss_mib=12.0))
+    [line] = [line for line in summary_lines(collected, capsys) if line.startswith("  gc ")]
+    assert line == (
+        "  gc         a full collection found 1,234,567 unreachable objects and freed 231.4 MiB "
+        "of malloc's in use and 2.5 MiB of pymalloc's objects (RSS −12.0 MiB), in 840 ms"
+    )

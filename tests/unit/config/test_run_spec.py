@@ -9,6 +9,7 @@ import pytest
 
 from sandbox.config import settings as config
 from sandbox.config.run_spec import RunSpec
+from sandbox.errors import ConfigError
 
 
 def spec_with(**options: Any) -> RunSpec:
@@ -30,6 +31,17 @@ def test_sections_take_the_settings_of_their_names() -> None:
     assert spec.limits.max_rss_bytes == 2**30
     assert (spec.inspect.trim_s, spec.inspect.objects, spec.inspect.profile) == (0.0, True, None)
     assert spec.load.timeout_s == 120.0
+
+
+def test_a_garbage_collection_is_off_by_default_and_needs_the_trim_phase() -> None:
+    assert spec_with().inspect.collect_garbage is False
+    assert spec_with(collect_garbage=True, trim_s=2).inspect.collect_garbage is True
+    with pytest.raises(ConfigError) as raised:
+        spec_with(collect_garbage=True, trim_s=0)
+    assert str(raised.value) == (
+        "run.collect_garbage (--collect-garbage) runs in the trim phase, before the trim: give "
+        "run.trim_s (--trim) a positive time"
+    )
 
 
 def test_with_replaces_a_top_level_field_a_path_or_a_unique_name(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from sandbox.measure.agent_client import (
     AgentError,
     MemorySnapshot,
     PymallocCounters,
+    parse_collect,
     parse_hello,
     parse_memory,
 )
@@ -112,6 +113,10 @@ def test_real_agent_replies_are_typed(agent: channel.Agent, folder: Path) -> Non
     trim = client.trim(pid)
     assert trim is not None and trim.pid == pid
     assert trim.released_rss_bytes == trim.before.rss_bytes - trim.after.rss_bytes
+    collected = client.collect(pid)
+    assert collected is not None and collected.pid == pid
+    assert collected.unreachable >= 0 and len(collected.counts_before) == 3
+    assert collected.freed_rss_bytes == collected.before.rss_bytes - collected.after.rss_bytes
 
 
 def test_an_agent_that_does_not_answer_times_out(folder: Path, fake_agent: FakeAgent) -> None:
@@ -277,3 +282,77 @@ def test_parse_hello_names_the_bad_field() -> None:
                      "implementation": "cpython", "executable": "/x", "argv": ["-c", 1],
                      "allocator": "glibc", "library": None})  # fmt: skip
     assert str(raised.value) == "the hello reply has a bad 'argv': ['-c', 1]"
+
+
+def collect_result() -> dict[str, Any]:
+    state = {k: v for k, v in memory_result().items() if k not in ("python", "extra", "pid")}
+    del state["took_ms"]
+    return {
+        "unreachable": 1234567,
+        "counts_before": [650, 3, 1],
+        "generations": [
+            {"collections": 90, "collected": 5, "uncollectable": 0},
+            {"collections": 8, "collected": 0, "uncollectable": 0},
+            {"collections": 1, "collected": 1234567, "uncollectable": 0},
+        ],
+        "garbage": 0,
+        "before": {**state, "in_use_bytes": 300, "rss_bytes": 900},
+        "after": {**state, "in_use_bytes": 100, "rss_bytes": 880},
+        "pymalloc_used": {"before": 70, "after": 40},
+        "freed": {
+            "in_use_bytes": 200,
+            "held_bytes": 0,
+            "rss_bytes": 20,
+            "pymalloc_used_bytes": 30,
+        },
+        "collect_ms": 840.5,
+        "took_ms": 841.0,
+    }
+
+
+def test_parse_collect() -> None:
+    found = parse_collect(collect_result(), pid=7)
+    assert (found.pid, found.unreachable, found.counts_before, found.garbage) == (
+        7,
+        1234567,
+        (650, 3, 1),
+        0,
+    )
+    assert found.generations[2] == {"collections": 1, "collected": 1234567, "uncollectable": 0}
+    assert (found.before.in_use_bytes, found.after.in_use_bytes) == (300, 100)
+    assert (found.pymalloc_used_before_bytes, found.pymalloc_used_after_bytes) == (70, 40)
+    assert (found.freed_in_use_bytes, found.freed_rss_bytes, found.freed_pymalloc_used_bytes) == (
+        200,
+        20,
+        30,
+    )
+    assert (found.collect_ms, found.took_ms) == (840.5, 841.0)
+
+
+def test_parse_collect_without_pymalloc_or_an_in_use_count() -> None:
+    data = collect_result()
+    data["pymalloc_used"] = {"before": None, "after": None}
+    data["freed"] = {**data["freed"], "in_use_bytes": None, "pymalloc_used_bytes": None}
+    found = parse_collect(data, pid=7)
+    assert found.pymalloc_used_before_bytes is None and found.freed_pymalloc_used_bytes is None
+    assert found.freed_in_use_bytes is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"unreachable": "many"}, "the collect reply has a bad 'unreachable': 'many'"),
+        ({"counts_before": [1, "2"]}, "the collect reply has a bad 'counts_before': [1, '2']"),
+        (
+            {"generations": [{"collections": 1.5}]},
+            "the collect reply['generations'][0] has a bad 'collections': 1.5",
+        ),
+        ({"generations": ["x"]}, "the collect reply['generations'][0] is not a JSON object"),
+        ({"freed": {"in_use_bytes": 1}}, "the collect reply['freed'] has no 'held_bytes'"),
+        ({"pymalloc_used": None}, "the collect reply has a bad 'pymalloc_used': None"),
+    ],
+)
+def test_parse_collect_names_the_bad_field(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(AgentError) as raised:
+        parse_collect({**collect_result(), **change}, pid=7)
+    assert str(raised.value) == message

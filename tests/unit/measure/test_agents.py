@@ -11,6 +11,7 @@ import pytest
 from sandbox.measure import agents
 from sandbox.measure.agent_client import (
     AgentError,
+    CollectResult,
     InterpreterCounters,
     MemorySnapshot,
     MemoryState,
@@ -46,6 +47,7 @@ class FakeAgents:
 
     script: dict[int, list[Answer]]
     trims: dict[int, TrimResult | AgentError | None] = field(default_factory=dict)
+    collections: dict[int, CollectResult | AgentError | None] = field(default_factory=dict)
     asked: list[int] = field(default_factory=list)
     timeouts: list[float | None] = field(default_factory=list)
     fresh: list[bool] = field(default_factory=list)
@@ -71,6 +73,12 @@ class FakeAgents:
 
     def trim(self, pid: int, timeout_s: float = 30.0) -> TrimResult | None:
         answer = self.trims.get(pid)
+        if isinstance(answer, AgentError):
+            raise answer
+        return answer
+
+    def collect(self, pid: int, timeout_s: float = 60.0) -> CollectResult | None:
+        answer = self.collections.get(pid)
         if isinstance(answer, AgentError):
             raise answer
         return answer
@@ -306,6 +314,75 @@ def test_a_held_figure_missing_in_one_process_leaves_the_sum_unknown() -> None:
 
 def test_no_agent_to_ask_is_no_trim() -> None:
     assert agents.trim_each(FakeAgents({}), WORKERS) == (None, [])
+
+
+def collected(
+    pid: int, unreachable: int, freed_mib: int, py_freed_mib: int | None
+) -> CollectResult:
+    """A collection that freed `freed_mib` of malloc's in use (and RSS) and `py_freed_mib` of
+    pymalloc's objects (None: pymalloc unread)."""
+    before, after = state(100, 120), state(100 - freed_mib, 120 - freed_mib)
+    before = replace(before, in_use_bytes=90 * MIB)
+    after = replace(after, in_use_bytes=(90 - freed_mib) * MIB)
+    py_before = None if py_freed_mib is None else 50 * MIB
+    py_after = None if py_freed_mib is None else (50 - py_freed_mib) * MIB
+    return CollectResult(
+        pid=pid,
+        unreachable=unreachable,
+        counts_before=(600, 9, 2),
+        generations=({"collections": 3, "collected": unreachable, "uncollectable": 0},),
+        garbage=0,
+        before=before,
+        after=after,
+        pymalloc_used_before_bytes=py_before,
+        pymalloc_used_after_bytes=py_after,
+        freed_in_use_bytes=freed_mib * MIB,
+        freed_held_bytes=freed_mib * MIB,
+        freed_rss_bytes=freed_mib * MIB,
+        freed_pymalloc_used_bytes=None if py_freed_mib is None else py_freed_mib * MIB,
+        collect_ms=40.0,
+        took_ms=41.0,
+    )
+
+
+def test_a_collection_asks_every_process_and_sums_what_it_freed() -> None:
+    fake = FakeAgents(
+        {},
+        collections={
+            10: collected(10, 1000, 30, 4),
+            11: collected(11, 500, 10, 2),
+            12: AgentError("the agent of pid 12 refused collect: unknown op 'collect'"),
+        },
+    )
+    ticks = iter([1.0, 1.5])
+    collection, notes = agents.collect_each(fake, WORKERS, clock=lambda: next(ticks))
+    assert notes == [
+        "garbage collection in w2 (pid 12) failed: the agent of pid 12 refused collect: "
+        "unknown op 'collect'"
+    ]
+    assert collection is not None
+    assert [(p.label, p.pid) for p in collection.processes] == [("main", 10), ("w1", 11)]
+    assert collection.unreachable == 1500
+    assert (collection.freed.in_use_bytes, collection.freed.pymalloc_used_bytes) == (
+        40 * MIB,
+        6 * MIB,
+    )
+    assert collection.freed_live_bytes == 46 * MIB
+    assert collection.counts_before() == [1200, 18, 4]
+    assert collection.processes[0].before["pymalloc_used_bytes"] == 50 * MIB
+    assert collection.took_ms == 500.0
+
+
+def test_a_pymalloc_figure_missing_in_one_process_leaves_its_sum_unknown() -> None:
+    fake = FakeAgents({}, collections={10: collected(10, 9, 30, None), 11: collected(11, 9, 5, 1)})
+    collection, _ = agents.collect_each(fake, WORKERS[:2])
+    assert collection is not None
+    assert collection.freed.pymalloc_used_bytes is None
+    assert collection.freed_live_bytes == 35 * MIB  # malloc's alone
+
+
+def test_no_agent_to_collect_in_is_no_collection() -> None:
+    assert agents.collect_each(FakeAgents({}), WORKERS) == (None, [])
 
 
 def test_the_wait_ends_once_every_python_process_answers() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from sandbox.errors import ResultFormatError
 from sandbox.results import files as result_files
 from sandbox.results import model as results
 from sandbox.results import summary
-from tests.fakes import make_result
+from tests.fakes import make_collection, make_result
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -204,3 +205,13 @@ def test_a_bad_section_names_itself(tmp_path: Path) -> None:
     with pytest.raises(ResultFormatError) as info:
         result_files.load(path)
     assert str(info.value) == f"{path}: trim: TrimInfo: expected a mapping with 'released'"
+
+
+def test_a_collection_is_written_only_when_recorded_and_reads_back() -> None:
+    run = make_result("glibc")
+    assert "collection" not in run.to_dict()  # absent, not {}: older files write back as read
+    recorded = replace(run, collection=make_collection(40.0, 2.0))
+    written = recorded.to_dict()
+    assert written["collection"]["unreachable"] == 1_234_567
+    back = results.RunResult.from_dict(json.loads(json.dumps(written)))
+    assert back.collection == recorded.collection

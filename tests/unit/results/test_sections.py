@@ -8,6 +8,7 @@ import pytest
 from sandbox.errors import ResultFormatError
 from sandbox.results.sections import (
     AgentProcess,
+    CollectionInfo,
     HostInfo,
     ObjectType,
     PeriodicTrim,
@@ -19,6 +20,7 @@ from sandbox.results.sections import (
     TopObjects,
     TrimInfo,
 )
+from tests.fakes import make_collection
 
 
 def test_threshold_checks_without_a_figure_have_no_unit_nor_where() -> None:
@@ -132,3 +134,18 @@ def test_host_reads_the_early_sandbox_key_as_its_version() -> None:
     )
     host = HostInfo(python="3.11.7", cpu_count=2, packages={"psutil": "7.2.2"})
     assert HostInfo.from_dict(host.to_dict()) == host
+
+
+def test_a_collection_round_trips_with_its_sums() -> None:
+    collection = make_collection(231.4, 3.0, unreachable=1000)
+    written = collection.to_dict()
+    assert list(written) == ["unreachable", "freed", "took_ms", "processes"]
+    assert written["freed"]["pymalloc_used_bytes"] == 3 * 2**20
+    assert CollectionInfo.from_dict(written) == collection
+    assert collection.freed_live_bytes == int(231.4 * 2**20) + 3 * 2**20
+    assert collection.counts_before() == [650, 4, 1]
+
+
+def test_a_collection_without_freed_figures_is_refused() -> None:
+    with pytest.raises(ResultFormatError, match="CollectionInfo: expected a mapping with 'freed'"):
+        CollectionInfo.from_dict({"unreachable": 1, "took_ms": 1.0})
