@@ -178,6 +178,9 @@ class _Run:
         self.run_batches()
         self.record_objects("end-of-load")
         self.loop.hold("idle", schedule.idle_s)
+        # After-idle figures from a reading finished before the trim phase: a tick still in
+        # flight when a collection or a trim starts would report what they freed as idle's.
+        self.probe.tick_now(timeout_s=2 * self.spec.sampler.probe_interval_s + 1)
         self.record_objects("after-idle")
         if self.spec.inspect.trim_s > 0:
             self.trim_memory()
