@@ -6,33 +6,35 @@ The interval at x requests (`Forecaster.band`) has three parts, added as varianc
 - the batches: the curve's own errors on held-out batch ends (`growth.held_out_errors`), each
   scaled from the distance it was predicted over to the distance to x: in proportion for a
   straight line (an error in the slope grows with the distance), by the square root for the
-  sublinear curve, not at all for the saturating one (once the level is in sight, its error
-  is the level's);
+  log and saturating curves (what is left once growth has slowed or stopped wanders like a
+  random walk: a settled heap still moves by a page here, a free list there);
 - the noise: the curve's residual.
 The half-width is Student's t (degrees of freedom: the rolling origins behind the errors) times
 the square root of their sum. With no held-out batch there is no interval.
 
 Where it is going (`trend`): the curve's rise over as many requests again as the run made.
-Climbing when it adds at least MATERIAL_BYTES ("slowing" when the curve that climbs is not a
-straight line), falling when it loses as much, else it levels off. The measure is absolute, not
-a share of the level: a leak of a few MiB per run's worth of requests on a large heap is still a
-leak; a flat but noisy series is kept from "climbing" by the choice of curve (a straight line
-through noise predicts held-out batches worse than a level does). Another curve that predicted
+Climbing when it adds at least M, the larger of MATERIAL_BYTES and MATERIAL_SHARE of the level
+("slowing" when the curve that climbs is not a straight line), falling when it loses as much,
+else it levels off: a rise that small over as many requests again is within what a settling
+heap still does (a few pages pinned, an arena's free lists filling) and would take the run's
+length ten times over to grow the service by its own size. Another curve that predicted
 held-out batches almost as well (score within TIE of the best) but goes elsewhere (levels off
-where the best climbs, or the reverse) makes it "unsure".
+where the best climbs, or the reverse) makes it "unsure". When the contenders agree, the one
+with the fewest parameters is the one read (`simplest`): a saturating curve with a tau far beyond
+the run predicts a straight line as well as the line does, and should not call it "slowing".
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 from sandbox.analysis import tdist
-from sandbox.analysis.growth import Choice, Curve, Model, Run, fit
+from sandbox.analysis.growth import MODELS, Choice, Curve, Model, Run, fit
 from sandbox.units import MIB
 
 CONFIDENCE = 0.90
@@ -41,7 +43,9 @@ BOOTSTRAP = 200
 TIE = 1.5
 """A curve whose held-out score is within this factor of the best's is a contender."""
 MATERIAL_BYTES = 4 * MIB
-"""The least rise over the horizon (as many requests again) that counts as climbing."""
+"""The least rise over the horizon (as many requests again) that counts as climbing ..."""
+MATERIAL_SHARE = 0.10
+"""... or this share of the level, when that is larger."""
 REACH_SPAN = 10_000
 """A limit is looked for up to this many times the run's requests."""
 
@@ -49,7 +53,7 @@ Trend = Literal["levels", "climbing", "slowing", "falling"]
 SCALING: dict[Model, Callable[[float], float]] = {
     "linear": lambda ratio: ratio,
     "sublinear": math.sqrt,
-    "saturating": lambda ratio: 1.0,
+    "saturating": math.sqrt,
 }
 
 
@@ -147,12 +151,24 @@ def _first_at(reached: Callable[[float], bool], start: float) -> float | None:
 
 def trend_of(curve: Curve, last: float) -> Trend:
     """Where `curve` goes over as many requests again as the run made (module docstring)."""
-    rise = curve.value(2 * last) - curve.value(last)
-    if rise >= MATERIAL_BYTES:
+    now = curve.value(last)
+    rise = curve.value(2 * last) - now
+    material = max(MATERIAL_BYTES, MATERIAL_SHARE * abs(now))
+    if rise >= material:
         return "climbing" if curve.model == "linear" else "slowing"
-    if rise <= -MATERIAL_BYTES:
+    if rise <= -material:
         return "falling"
     return "levels"
+
+
+PARAMETERS: dict[Model, int] = {"linear": 2, "sublinear": 2, "saturating": 3}
+
+
+def simplest(choice: Choice, names: Sequence[Model]) -> Choice:
+    """`choice` with, among the contenders `names`, the one of fewest parameters chosen (the
+    lower held-out score among equals)."""
+    best = min(names, key=lambda m: (PARAMETERS[m], choice.score(m), MODELS.index(m)))
+    return replace(choice, chosen=best)
 
 
 def _goes(trend: Trend) -> str:

@@ -7,8 +7,11 @@ y = the quantity there (bytes). Three curves, each a cause of growth:
 - saturating, y = L - A·exp(-x/tau), fitted to the baseline and the batch ends: an approach to a
   level L, each batch adding a constant fraction exp(-batch/tau) of what the one before added (a
   cache filling up, fragmentation that settles); tau on a grid, L and A by least squares;
-- sublinear, y = a + b·log(1 + x/x1), x1 the first batch's requests, fitted likewise: a creep
-  that slows but never stops.
+- sublinear, y = a + b·log(1 + x/x1), x1 the first batch's requests, fitted to the batch ends
+  only (as the line): a creep that slows but never stops.
+Only the saturating curve takes the baseline: the first batch's jump is part of an approach to
+a level (fragmentation's first batch makes most of it), while a leak or a creep would read the
+one-off warm-up as growth.
 
 The choice (`choose`): each curve is judged by how well it predicts batch ends it was not fitted
 on. Rolling origin: for every m from 2 to n - 1, each curve is fitted to the first m batch ends
@@ -121,7 +124,7 @@ def fit(runs: Sequence[Run], model: Model, unit: float) -> Curve | None:
     """`model` through the runs' points (least squares); None when they are too few."""
     if min((r.ends for r in runs), default=0) < MIN_ENDS:
         return None
-    x, y = _points(runs, baseline=model != "linear")
+    x, y = _points(runs, baseline=model == "saturating")
     u = x / unit
     ones = np.ones_like(u)
     if model == "linear":

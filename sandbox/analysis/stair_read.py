@@ -190,13 +190,17 @@ def read(all_stairs: Sequence[Stairs], quantity: str) -> StairRead | None:
     choice = choose(runs) if n >= MIN_BATCHES else None
     if choice is None:
         return StairRead(quantity, "few batches", n, len(runs), rise)
-    teller = Forecaster(runs, choice)
-    horizon = 2 * teller.last
-    trend, contenders = forecast.agreed_trend(choice, teller.last)
-    curve = choice.curve
+    last = forecast.last_requests(runs)
+    trend, contenders = forecast.agreed_trend(choice, last)
     others: tuple[Band, ...] = ()
     if trend is None:
-        others = tuple(Forecaster(runs, _as_chosen(choice, m)).band(horizon) for m in contenders)
+        others = tuple(Forecaster(runs, _as_chosen(choice, m)).band(2 * last) for m in contenders)
+    elif choice.scored:
+        choice = forecast.simplest(choice, contenders)
+        trend = forecast.trend_of(choice.curve, last)
+    teller = Forecaster(runs, choice)
+    horizon = 2 * last
+    curve = choice.curve
     scores: dict[str, float] = {m: e.score for m, e in choice.errors.items() if e.origins}
     return StairRead(
         quantity,

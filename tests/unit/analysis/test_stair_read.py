@@ -101,10 +101,17 @@ def test_noise_around_a_level_levels_off_at_it() -> None:
     assert r.band is not None and r.band.low < (60 + 27.6) * MIB < r.band.high
 
 
-def test_a_slow_sure_climb_on_a_high_level_is_not_a_level() -> None:
-    # +6 MiB a batch on ~500 MiB: over another run's requests it adds 48 MiB, 10 % of the level.
-    r = rss([stairs_of([500.0] + [6.0] * 7, base_mib=0.0)])
-    assert r.state == "climbing"
+def test_a_climb_is_material_against_the_level_it_climbs_on() -> None:
+    # 8 batches on ~500 MiB; over 8 more, a straight line adds 8 x per batch: climbing when that
+    # is at least 10 % of the level, else it levels off.
+    def read_at(per_batch: float) -> stair_read.StairRead:
+        return rss([stairs_of([500.0] + [per_batch] * 7, base_mib=0.0)])
+
+    share = forecast.MATERIAL_SHARE
+    assert share * (500 + 7 * 12.0) < 8 * 12.0
+    assert read_at(12.0).state == "climbing"
+    assert share * (500 + 7 * 4.0) > 8 * 4.0
+    assert read_at(4.0).state == "levels"
 
 
 def test_an_unmeasured_quantity_has_no_read() -> None:
