@@ -250,6 +250,12 @@ def _ratio(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f} %" if whole else "-"
 
 
+def _load() -> str:
+    """The host's load averages (1, 5, 15 min): the machine is shared with other work."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="runs of each case per allocator")
@@ -262,8 +268,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         root = args.results_dir or Path(tempfile.mkdtemp(prefix="forecast-backtest-"))
         print(f"results: {root}")
         started = time.monotonic()
+        print(f"host: {os.cpu_count()} cores, shared; {_load()} before the runs")
         make_runs(root, args.runs)
-        print(f"runs made in {(time.monotonic() - started) / 60:.1f} min")
+        took = (time.monotonic() - started) / 60
+        print(f"runs made in {took:.1f} min; {_load()} after them")
     if not args.runs_only:
         print("\n".join(report(root)))
 
