@@ -10,7 +10,6 @@ import random
 import pytest
 
 from sandbox.analysis import forecast, stair_read
-from sandbox.analysis.growth import Run
 from sandbox.analysis.stairs import Stairs
 from sandbox.units import MIB
 from tests.unit.analysis.synthetic import PER_BATCH, stairs_of
@@ -135,19 +134,6 @@ def test_when_a_climbing_series_reaches_a_limit() -> None:
     )
     flat = rss([stairs_of([0.0] * 5)])
     assert stair_read.reach(flat, 1024 * MIB, 50.0) is None
-
-
-def test_the_interval_widens_with_the_distance_for_a_straight_line() -> None:
-    rng = random.Random(7)
-    runs = [Run((0.0, *(1000.0 * k for k in range(1, 7))), (0.0, *(
-        k * 5 * MIB + rng.gauss(0, MIB) for k in range(1, 7)))) for _ in range(2)]  # fmt: skip
-    from sandbox.analysis.growth import choose
-
-    choice = choose(runs)
-    assert choice is not None and choice.chosen == "linear"
-    teller = forecast.Forecaster(runs, choice)
-    near, far = teller.band(8000.0), teller.band(30000.0)
-    assert far.high - far.low > near.high - near.low > 0
 
 
 def test_the_figures_behind_the_words_go_into_the_json() -> None:
