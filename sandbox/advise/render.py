@@ -15,7 +15,7 @@ from sandbox.advise.state import RaceState
 from sandbox.allocators import host_cores
 from sandbox.analysis.caveats import uneven_load_warning
 from sandbox.analysis.groups import group_results
-from sandbox.analysis.stairs import group_lines
+from sandbox.analysis.stair_read import group_lines
 from sandbox.analysis.stats import Ratio, log_ratio
 from sandbox.analysis.verdict import verdicts
 from sandbox.results.model import RunResult

@@ -25,7 +25,7 @@ from sandbox.analysis.caveats import (
 from sandbox.analysis.groups import choose_baseline, group_results, references, workload
 from sandbox.analysis.metrics import CONFIRMATORY_METRIC, METRICS, metric_values
 from sandbox.analysis.multiplicity import adjust
-from sandbox.analysis.stairs import GroupStairs, group_lines
+from sandbox.analysis.stair_read import GroupStairs, group_lines
 from sandbox.analysis.stats import CONFIDENCE, Ratio, Stats, describe, log_ratio
 from sandbox.analysis.verdict import verdicts
 from sandbox.errors import SandboxError
@@ -97,6 +97,7 @@ class Comparison:
             "workload": self.workload,
             "verdicts": list(self.verdicts),
             "stairs": {s.label: list(s.lines) for s in self.stairs},
+            "stair_reads": {s.label: [r.to_dict() for r in s.reads] for s in self.stairs},
             "confirmatory_metric": CONFIRMATORY_METRIC,
             "metrics": [{"key": m.key, "label": m.label, "unit": m.unit} for m in METRICS],
             "groups": [

@@ -189,7 +189,9 @@ def _annotate_steps(ax: Axes, runs: Sequence[RunResult], x: XAxis, colour: str) 
             bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.8},
         )
         prev = step.rss_bytes
-    rss = stairs.read(read, "RSS")
+    from sandbox.analysis import stair_read  # numpy: only when a plot is drawn
+
+    rss = stair_read.read(read, "RSS")
     if rss is not None:
         ax.text(
             0.98,

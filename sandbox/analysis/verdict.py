@@ -11,9 +11,11 @@ shown. A file without pymalloc's columns (or a reading that failed) counts its a
 
 The classes (each part counts when it grew by GREW_BYTES and at least PART_SHARE of the RSS
 growth):
-- a leak: live grew and its stair read (`stairs`) is still climbing;
-- a bounded cache: live grew and its stair read levels off;
-- live growth that cannot be told leak or cache: fewer than 3 batches, or too wide an interval;
+- a leak: live grew and its stair read (`stair_read`) climbs (straight, or slowing but still
+  adding over as many requests again);
+- a bounded cache: live grew and its stair read levels off (from 2 batches on: weakly, said so);
+- live growth that cannot be told leak or cache: 1 batch, or growth curves that predicted the
+  held-out batches as well go different ways;
 - fragmentation: kept-but-free grew (FREE_KEPT);
 - pymalloc arena fragmentation: kept-but-free grew, at least half of it pymalloc's;
 - outside: the rest grew (from LITTLE_GROWTH_BYTES on);
@@ -27,7 +29,8 @@ Two causes then replace a live class when the evidence is there (`_cause`):
 And each line may end with where to look next (`_next_step`): what finds a leak's Python
 objects, the remedy `sandbox advise` would test first for memory the allocator holds, or a
 re-run with --collect-garbage when live growth stops or falls between batches.
-Each line gives the numbers behind it, and the stair reads (slope intervals) that say how sure.
+Each line gives the numbers behind it, and the stair reads (forecast intervals) that say how
+sure.
 
 The counters are sums over the server's processes (an agent in each). A figure is only given
 for what was measured: what a trim returned only from runs whose trim section says a release
@@ -41,7 +44,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sandbox.analysis import stairs
+from sandbox.analysis import stair_read, stairs
 from sandbox.analysis.groups import group_results
 from sandbox.results.model import RunResult
 from sandbox.units import KIB, MIB, mib_figure
@@ -78,6 +81,8 @@ CANNOT_TELL = "cannot tell"
 CYCLES = "unreachable reference cycles"
 NATIVE = "native memory"
 """The names of the classes; `sandbox inspect` says the same words."""
+LIVE_CLASS = {"climbing": LEAK, "slowing": LEAK, "levels": CACHE}
+"""The class of live growth by its stair read (`stair_read.State`); any other state: LIVE."""
 CLASSES = (
     LITTLE_GROWTH,
     LEAK,
@@ -209,7 +214,7 @@ def verdict_of(label: str, runs: Sequence[RunResult]) -> Verdict | None:
     words = [f"{label}: RSS grew {mib_figure(rss_growth)} MiB from baseline to after idle"]
     words += _part_words(p, name, runs)
     group_stairs = [s for s in map(stairs.stairs, runs) if s is not None]
-    reads = {q: stairs.read(group_stairs, q) for q in ("live", "kept-but-free")}
+    reads = {q: stair_read.read(group_stairs, q) for q in ("live", "kept-but-free")}
     trimmed = _trimmed(runs)
     if trimmed is not None:
         words.append(f"asking for memory back returned {mib_figure(trimmed)} MiB of RSS")
@@ -269,7 +274,7 @@ def _grew(value: float | None, rss: float) -> bool:
 
 
 def _classify(
-    p: _Parts, name: str, reads: dict[str, stairs.StairRead | None]
+    p: _Parts, name: str, reads: dict[str, stair_read.StairRead | None]
 ) -> tuple[str, tuple[str, ...], str | None, list[str]]:
     """(class, parts when mixed, what is missing when it cannot tell, how-sure words)."""
     if p.rss < LITTLE_GROWTH_BYTES:
@@ -283,19 +288,19 @@ def _classify(
     found: list[str] = []
     live_read = reads.get("live")
     if _grew(p.live, p.rss):
-        if live_read is None or live_read.slope is None:
+        if live_read is None or live_read.state == "few batches":
             found.append(LIVE)
-            sure.append("fewer than 3 batches: a leak and a cache cannot be told apart")
+            sure.append("one batch: a leak and a cache cannot be told apart")
         else:
             sure.append(live_read.answer())
-            found.append({"climbing": LEAK, "levels": CACHE}.get(live_read.state, LIVE))
+            found.append(LIVE_CLASS.get(live_read.state, LIVE))
             if found[-1] == LIVE:
-                sure.append("the interval is too wide to tell a leak from a cache")
+                sure.append("growth curves that predict the batches as well disagree")
     if _grew(p.kept, p.rss):
         pymalloc = p.py_free is not None and p.kept is not None and p.py_free >= 0.5 * p.kept
         found.append(PYMALLOC_FRAGMENTATION if pymalloc else FREE_KEPT)
         kept_read = reads.get("kept-but-free")
-        if kept_read is not None and kept_read.slope is not None:
+        if kept_read is not None and kept_read.state != "few batches":
             sure.append(kept_read.answer())
     outside = p.outside
     if outside is not None and outside >= LITTLE_GROWTH_BYTES and outside >= PART_SHARE * p.rss:
@@ -426,7 +431,7 @@ def _next_step(
     kind: str,
     p: _Parts,
     runs: Sequence[RunResult],
-    live_read: stairs.StairRead | None,
+    live_read: stair_read.StairRead | None,
     group_stairs: Sequence[stairs.Stairs],
     trimmed: float | None,
 ) -> str | None:
@@ -450,7 +455,7 @@ def _next_step(
     return None
 
 
-def _erratic(group_stairs: Sequence[stairs.Stairs], live_read: stairs.StairRead | None) -> bool:
+def _erratic(group_stairs: Sequence[stairs.Stairs], live_read: stair_read.StairRead | None) -> bool:
     """Live growth is erratic when, in some run, a batch adds at least GREW_BYTES and a later
     batch adds less than STOP_SHARE of the largest batch's (it stopped), with growth resuming
     after it or a stair read that does not say it levels off, or a batch takes back at least

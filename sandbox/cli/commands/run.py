@@ -70,7 +70,7 @@ def run_cmd(
 
 def _stair_lines(result: Any, limit_bytes: int | None) -> list[str]:
     """The run's stair read (what each batch added, levels off or climbing), when it has one."""
-    from sandbox.analysis.stairs import group_lines
+    from sandbox.analysis.stair_read import group_lines
 
     read = group_lines(result.allocator.name, [result], limit_bytes)
     return [*read.lines] if read is not None and result.status == "ok" else []

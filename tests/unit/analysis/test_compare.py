@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sandbox.analysis import compare, report
@@ -86,6 +88,12 @@ def test_each_group_has_its_stair_read() -> None:
     assert [line.split(":")[0] for line in glibc[4:]] == ["  RSS", "  live", "  kept-but-free"]
     assert not any("would reach" in line for line in glibc)  # no limit, no threshold
     assert c.to_dict()["stairs"]["jemalloc"] == list(c.stairs[1].lines)
+    figures = c.to_dict()["stair_reads"]["glibc"]
+    assert [f["quantity"] for f in figures] == ["RSS", "live", "kept-but-free"]
+    rss = figures[0]
+    assert rss["state"] == "climbing" and rss["model"] == "linear" and rss["weak"] is True
+    assert rss["forecast"]["low_bytes"] <= rss["forecast"]["bytes"] <= rss["forecast"]["high_bytes"]
+    json.dumps(c.to_dict())  # the figures are JSON as they are
     markdown = report.render(c, "markdown")
     assert "**The stair read**" in markdown
-    assert "- RSS: still climbing " in markdown
+    assert "- RSS: still climbing, " in markdown

@@ -96,7 +96,8 @@ def test_a_live_series_that_keeps_climbing_is_a_leak_with_its_slope() -> None:
     v = one([staircase("glibc", LINEAR, FLAT)])
     assert v.kind == verdict.LEAK
     assert v.line.startswith("glibc: RSS grew 60 MiB from baseline to after idle; live grew 60 MiB")
-    assert "live: still climbing 12.00 [12.00, 12.00] MiB per 1,000 requests" in v.line
+    assert "live: still climbing, 12.0 MiB per 1,000 requests: ≈ 138 [" in v.line
+    assert "MiB after 10,000 requests (straight line)" in v.line
     assert f"-> {verdict.LEAK}; find the objects: " in v.line
 
 
@@ -110,13 +111,26 @@ def test_a_leak_of_small_objects_is_seen_in_pymalloc_not_in_malloc() -> None:
 def test_live_growth_that_levels_off_is_a_bounded_cache() -> None:
     v = one([staircase("jemalloc", LEVELS, FLAT)])
     assert v.kind == verdict.CACHE
-    assert "live: levels off at ≈ 58 MiB" in v.line
+    assert "live: levels off at ≈ 58 [" in v.line
+    assert "MiB (saturating curve) -> " in v.line
+
+
+def test_two_batches_whose_second_adds_nothing_are_a_weak_cache() -> None:
+    v = one([staircase("glibc", [40.0, 40.0], [0.5, 0.5])])
+    assert v.kind == verdict.CACHE
+    assert "live: levels off at ≈ 58 MiB (straight line; weak: 2 batches, no interval)" in v.line
+
+
+def test_two_batches_that_add_alike_are_a_weak_leak() -> None:
+    v = one([staircase("glibc", [20.0, 40.0], [0.5, 0.5])])
+    assert v.kind == verdict.LEAK
+    assert "(straight line; weak: 2 batches, no interval)" in v.line
 
 
 def test_one_batch_cannot_tell_a_leak_from_a_cache() -> None:
     v = one([staircase("glibc", [40.0], [0.5])])
     assert v.kind == verdict.LIVE
-    assert "fewer than 3 batches: a leak and a cache cannot be told apart" in v.line
+    assert "one batch: a leak and a cache cannot be told apart" in v.line
 
 
 def test_free_memory_kept_with_live_flat_is_fragmentation() -> None:
@@ -190,7 +204,7 @@ def test_repeats_are_pooled_into_one_read() -> None:
     runs = [staircase("glibc", [v + r * 0.2 for v in LINEAR], FLAT, repeat=r) for r in range(3)]
     v = one(runs)
     assert v.kind == verdict.LEAK
-    assert "live: still climbing 12.00 [" in v.line
+    assert "live: still climbing, 12.0 MiB per 1,000 requests: ≈ 138 [" in v.line
 
 
 def test_verdict_without_allocator_counters_says_so_and_skips_runs_not_ok() -> None:

@@ -358,7 +358,7 @@ def test_compare_shows_the_stair_read_and_the_time_to_a_limit(folder: Path) -> N
     assert "glibc: the stair read over 3 batches (3 runs; MiB each batch added, median)" in (
         done.stdout
     )
-    assert "  RSS: still climbing " in done.stdout
+    assert "  RSS: still climbing, " in done.stdout
     assert done.stdout.count("  RSS would reach 4096 MiB in ≈ ") == 2
     bad = invoke("compare", str(folder), "--limit", "lots")
     assert bad.exit_code == 2

@@ -1,0 +1,196 @@
+"""A forecast from the chosen growth curve, with a 90 % interval, and where it is going.
+
+The interval at x requests (`Forecaster.band`) has three parts, added as variances:
+- the runs: the chosen curve refitted to BOOTSTRAP resamples of the runs (with replacement),
+  its spread at x (0 with one run);
+- the batches: the curve's own errors on held-out batch ends (`growth.held_out_errors`), each
+  scaled from the distance it was predicted over to the distance to x: in proportion for a
+  straight line (an error in the slope grows with the distance), by the square root for the
+  log and saturating curves (what is left once growth has slowed or stopped wanders like a
+  random walk: a settled heap still moves by a page here, a free list there);
+- the noise: the curve's residual.
+The half-width is Student's t (degrees of freedom: the rolling origins behind the errors) times
+the square root of their sum. With no held-out batch there is no interval.
+
+Where it is going (`trend`): the curve's rise over as many requests again as the run made.
+Climbing when it adds at least M, the larger of MATERIAL_BYTES and MATERIAL_SHARE of the level
+("slowing" when the curve that climbs is not a straight line), falling when it loses as much,
+else it levels off: a rise that small over as many requests again is within what a settling
+heap still does (a few pages pinned, an arena's free lists filling) and would take the run's
+length ten times over to grow the service by its own size. Another curve that predicted
+held-out batches almost as well (score within TIE of the best) but goes elsewhere (levels off
+where the best climbs, or the reverse) makes it "unsure". When the contenders agree, the one
+with the fewest parameters is the one read (`simplest`): a saturating curve with a tau far beyond
+the run predicts a straight line as well as the line does, and should not call it "slowing".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+from sandbox.analysis import tdist
+from sandbox.analysis.growth import MODELS, Choice, Curve, Model, Run, fit
+from sandbox.units import MIB
+
+CONFIDENCE = 0.90
+BOOTSTRAP = 200
+"""Resamples of the runs."""
+TIE = 1.5
+"""A curve whose held-out score is within this factor of the best's is a contender."""
+MATERIAL_BYTES = 4 * MIB
+"""The least rise over the horizon (as many requests again) that counts as climbing ..."""
+MATERIAL_SHARE = 0.10
+"""... or this share of the level, when that is larger."""
+REACH_SPAN = 10_000
+"""A limit is looked for up to this many times the run's requests."""
+
+Trend = Literal["levels", "climbing", "slowing", "falling"]
+SCALING: dict[Model, Callable[[float], float]] = {
+    "linear": lambda ratio: ratio,
+    "sublinear": math.sqrt,
+    "saturating": math.sqrt,
+}
+
+
+@dataclass(frozen=True)
+class Band:
+    """A forecast at `requests`: the curve's value and its interval (bytes)."""
+
+    requests: float
+    mid: float
+    low: float
+    high: float
+
+
+def last_requests(runs: Sequence[Run]) -> float:
+    """The median over the runs of the requests at their last batch end."""
+    ends = sorted(r.x[-1] for r in runs)
+    return ends[len(ends) // 2]
+
+
+class Forecaster:
+    """The chosen curve of `choice`, with the interval of the module docstring."""
+
+    def __init__(self, runs: Sequence[Run], choice: Choice) -> None:
+        self.choice = choice
+        self.curve = choice.curve
+        self.last = last_requests(runs)
+        errors = choice.errors[choice.chosen]
+        self._errors = list(zip(errors.bytes, errors.ahead, strict=True))
+        self._t = tdist.ppf(0.5 + CONFIDENCE / 2, errors.origins) if errors.origins else None
+        self._resampled = _bootstrap(runs, self.curve) if len(runs) > 1 else []
+
+    @property
+    def has_interval(self) -> bool:
+        return self._t is not None
+
+    def band(self, requests: float) -> Band:
+        """The forecast at `requests`; low = high = mid without an interval."""
+        mid = self.curve.value(requests)
+        if self._t is None:
+            return Band(requests, mid, mid, mid)
+        half = self._t * math.sqrt(self._variance(requests))
+        return Band(requests, mid, mid - half, mid + half)
+
+    def _variance(self, requests: float) -> float:
+        spread = [c.value(requests) for c in self._resampled]
+        runs = float(np.var(spread)) if spread else 0.0
+        scale = SCALING[self.curve.model]
+        distance = max(0.0, requests - self.last)
+        scaled = [(e * scale(distance / ahead)) ** 2 for e, ahead in self._errors if ahead > 0]
+        batches = sum(scaled) / len(scaled) if scaled else 0.0
+        return runs + batches + self.curve.residual_bytes**2
+
+    def reach(self, limit_bytes: float) -> tuple[float, float, float | None] | None:
+        """Requests from the last batch end until the curve reaches `limit_bytes`: (expected,
+        soonest: the interval's top, latest: its bottom, None if it never does within
+        REACH_SPAN runs); None when the curve itself does not reach it."""
+        expected = _first_at(lambda x: self.curve.value(x) >= limit_bytes, self.last)
+        if expected is None:
+            return None
+        soonest = _first_at(lambda x: self.band(x).high >= limit_bytes, self.last)
+        latest = _first_at(lambda x: self.band(x).low >= limit_bytes, self.last)
+        start = self.last
+        return (
+            expected - start,
+            (soonest if soonest is not None else expected) - start,
+            None if latest is None else latest - start,
+        )
+
+
+def _bootstrap(runs: Sequence[Run], curve: Curve) -> list[Curve]:
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(BOOTSTRAP):
+        picked = [runs[int(i)] for i in rng.integers(0, len(runs), len(runs))]
+        refit = fit(picked, curve.model, curve.unit)
+        if refit is not None:
+            out.append(refit)
+    return out
+
+
+def _first_at(reached: Callable[[float], bool], start: float) -> float | None:
+    """The least x > start where `reached` holds (a geometric scan, then bisection)."""
+    if reached(start):
+        return start
+    low, high = start, start
+    while high < start * REACH_SPAN:
+        low, high = high, high * 1.25
+        if reached(high):
+            for _ in range(40):
+                mid = (low + high) / 2
+                low, high = (low, mid) if reached(mid) else (mid, high)
+            return high
+    return None
+
+
+def trend_of(curve: Curve, last: float) -> Trend:
+    """Where `curve` goes over as many requests again as the run made (module docstring)."""
+    now = curve.value(last)
+    rise = curve.value(2 * last) - now
+    material = max(MATERIAL_BYTES, MATERIAL_SHARE * abs(now))
+    if rise >= material:
+        return "climbing" if curve.model == "linear" else "slowing"
+    if rise <= -material:
+        return "falling"
+    return "levels"
+
+
+PARAMETERS: dict[Model, int] = {"linear": 2, "sublinear": 2, "saturating": 3}
+
+
+def simplest(choice: Choice, names: Sequence[Model]) -> Choice:
+    """`choice` with, among the contenders `names`, the one of fewest parameters chosen (the
+    lower held-out score among equals)."""
+    best = min(names, key=lambda m: (PARAMETERS[m], choice.score(m), MODELS.index(m)))
+    return replace(choice, chosen=best)
+
+
+def _goes(trend: Trend) -> str:
+    return "up" if trend in ("climbing", "slowing") else trend
+
+
+def contenders(choice: Choice) -> list[Model]:
+    """The curves whose held-out score is within TIE of the chosen one's (the chosen first);
+    with 2 batch ends (nothing scored), the straight line and the saturating curve."""
+    best = choice.score(choice.chosen)
+    others = [m for m in choice.curves if m != choice.chosen]
+    if not choice.scored:
+        # 2 batch ends: did the second add what the first did (a leak) or less (a level)?
+        return [choice.chosen, *(m for m in others if m == "saturating")]
+    return [choice.chosen, *(m for m in others if choice.score(m) <= TIE * best)]
+
+
+def agreed_trend(choice: Choice, last: float) -> tuple[Trend | None, list[Model]]:
+    """The chosen curve's trend, or None when a contender goes elsewhere; and the contenders."""
+    names = contenders(choice)
+    trends = {m: trend_of(choice.curves[m], last) for m in names}
+    mine = trends[choice.chosen]
+    if any(_goes(t) != _goes(mine) for t in trends.values()):
+        return None, names
+    return mine, names
