@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import psutil
 
@@ -46,6 +46,9 @@ from sandbox.results.sections import (
     Released,
     TrimInfo,
 )
+
+Answer = TypeVar("Answer")
+Part = TypeVar("Part")
 
 SUMS = (
     "alloc_in_use_bytes",
@@ -325,28 +328,7 @@ def trim_each(
     """Ask each process's allocator for its free memory back, one after another: the trim
     section (None when no process had an agent to ask) and a note per agent that failed."""
     started = clock()
-    done: list[ProcessTrim] = []
-    notes: list[str] = []
-    for label, pid in processes:
-        try:
-            answer = agents.trim(pid)
-        except AgentError as exc:
-            notes.append(f"trim of {label} (pid {pid}) failed: {exc}")
-            continue
-        if answer is None:
-            continue
-        done.append(
-            ProcessTrim(
-                label=label,
-                pid=pid,
-                called=answer.called,
-                result=answer.result,
-                before=_state(answer, "before"),
-                after=_state(answer, "after"),
-                released=Released(answer.released_held_bytes, answer.released_rss_bytes),
-                took_ms=answer.took_ms,
-            )
-        )
+    done, notes = _ask_each(processes, agents.trim, _trim, "trim")
     if not done:
         return None, notes
     return TrimInfo.over(done, took_ms=round((clock() - started) * 1000, 3)), notes
@@ -358,25 +340,50 @@ def collect_each(
     """Run a full garbage collection in each process, one after another: the collection section
     (None when no process had an agent to ask) and a note per agent that failed."""
     started = clock()
-    done: list[ProcessCollection] = []
-    notes: list[str] = []
-    for label, pid in processes:
-        try:
-            answer = agents.collect(pid)
-        except AgentError as exc:
-            notes.append(f"garbage collection in {label} (pid {pid}) failed: {exc}")
-            continue
-        if answer is not None:
-            done.append(_collection(label, answer))
+    done, notes = _ask_each(processes, agents.collect, _collection, "garbage collection")
     if not done:
         return None, notes
     return CollectionInfo.over(done, took_ms=round((clock() - started) * 1000, 3)), notes
 
 
-def _collection(label: str, answer: CollectResult) -> ProcessCollection:
+def _ask_each(
+    processes: Labelled,
+    ask: Callable[[int], Answer | None],
+    section: Callable[[str, int, Answer], Part],
+    what: str,
+) -> tuple[list[Part], list[str]]:
+    """Ask each process in turn (`ask(pid)`), making each answer its part of a section; an
+    agent that fails gets a note naming `what` failed, and the others are still asked."""
+    done: list[Part] = []
+    notes: list[str] = []
+    for label, pid in processes:
+        try:
+            answer = ask(pid)
+        except AgentError as exc:
+            notes.append(f"{what} of {label} (pid {pid}) failed: {exc}")
+            continue
+        if answer is not None:
+            done.append(section(label, pid, answer))
+    return done, notes
+
+
+def _trim(label: str, pid: int, answer: TrimResult) -> ProcessTrim:
+    return ProcessTrim(
+        label=label,
+        pid=pid,
+        called=answer.called,
+        result=answer.result,
+        before=_state(answer, "before"),
+        after=_state(answer, "after"),
+        released=Released(answer.released_held_bytes, answer.released_rss_bytes),
+        took_ms=answer.took_ms,
+    )
+
+
+def _collection(label: str, pid: int, answer: CollectResult) -> ProcessCollection:
     return ProcessCollection(
         label=label,
-        pid=answer.pid,
+        pid=pid,
         unreachable=answer.unreachable,
         counts_before=list(answer.counts_before),
         generations=[dict(g) for g in answer.generations],

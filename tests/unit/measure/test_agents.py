@@ -357,7 +357,7 @@ def test_a_collection_asks_every_process_and_sums_what_it_freed() -> None:
     ticks = iter([1.0, 1.5])
     collection, notes = agents.collect_each(fake, WORKERS, clock=lambda: next(ticks))
     assert notes == [
-        "garbage collection in w2 (pid 12) failed: the agent of pid 12 refused collect: "
+        "garbage collection of w2 (pid 12) failed: the agent of pid 12 refused collect: "
         "unknown op 'collect'"
     ]
     assert collection is not None
