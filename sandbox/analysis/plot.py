@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from sandbox.analysis.stair_read import StairRead
+
 XAxis = Literal["time", "requests"]
 MAX_COLUMNS = 5
 GRID_POINTS = 400
@@ -192,6 +194,8 @@ def _annotate_steps(ax: Axes, runs: Sequence[RunResult], x: XAxis, colour: str) 
     from sandbox.analysis import stair_read  # numpy: only when a plot is drawn
 
     rss = stair_read.read(read, "RSS")
+    if rss is not None and x == "requests" and rss.state not in ("unsure", "few batches"):
+        _draw_projection(ax, rss, float(median.steps[0].requests), colour)
     if rss is not None:
         ax.text(
             0.98,
@@ -203,6 +207,51 @@ def _annotate_steps(ax: Axes, runs: Sequence[RunResult], x: XAxis, colour: str) 
             fontsize=6.5,
             color="0.2",
             bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "alpha": 0.85},
+        )
+
+
+PROJECTION = 1.5
+"""How far past the runs' last batch the growth read's curve is drawn (× the requests made)."""
+
+
+def _draw_projection(ax: Axes, read: StairRead, first: float, colour: str) -> None:
+    """The growth read's chosen curve of RSS: thin over the batches it was fitted on, dashed
+    past them to PROJECTION × the requests the runs made, with its 90 % band there (the
+    forecast's interval; none from 2 batch ends). Only on the requests axis, where the curve
+    lives, and only when the read names one curve."""
+    import numpy as np
+
+    forecaster = read.forecaster
+    if forecaster is None:
+        return
+    last = forecaster.last
+    fitted = np.linspace(first, last, 40)
+    ax.plot(
+        fitted,
+        [forecaster.curve.value(float(v)) / MIB for v in fitted],
+        color=colour,
+        linewidth=0.8,
+        alpha=0.6,
+        label="_fitted",
+    )
+    ahead = np.linspace(last, last * PROJECTION, 30)
+    bands = [forecaster.band(float(v)) for v in ahead]
+    ax.plot(
+        ahead,
+        [b.mid / MIB for b in bands],
+        color=colour,
+        linestyle="--",
+        linewidth=1.0,
+        label="_projection",
+    )
+    if forecaster.has_interval:
+        ax.fill_between(
+            ahead,
+            [b.low / MIB for b in bands],
+            [b.high / MIB for b in bands],
+            color=colour,
+            alpha=0.15,
+            linewidth=0,
         )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.lines import Line2D
 
-from sandbox.analysis import plot
+from sandbox.analysis import plot, stair_read, stairs
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results.model import RunResult
 from tests.fakes import make_group, make_result
@@ -65,6 +65,23 @@ def test_each_batch_end_is_marked_with_what_it_added_and_the_read_is_in_the_corn
     assert len(dots) == 3  # one dot at each batch's end
 
 
+def test_the_read_s_curve_is_projected_dashed_with_its_band_on_the_requests_axis() -> None:
+    runs = make_group("glibc", 3)
+    last = stair_read.read([s for s in map(stairs.stairs, runs) if s is not None], "RSS")
+    assert last is not None and last.forecaster is not None
+    panel = plot.plot_rss(runs, x="requests").axes[0]
+    dashed = [line for line in panel.get_lines() if line.get_label() == "_projection"]
+    assert len(dashed) == 1 and dashed[0].get_linestyle() == "--"
+    xs = np.asarray(dashed[0].get_xdata(), dtype=float)
+    assert xs[0] == last.forecaster.last
+    assert xs[-1] == pytest.approx(last.forecaster.last * plot.PROJECTION)
+    ys = np.asarray(dashed[0].get_ydata(), dtype=float)
+    expected = last.forecaster.curve.value(float(xs[-1])) / 2**20
+    assert ys[-1] == pytest.approx(expected)
+    on_time = plot.plot_rss(runs).axes[0]  # time: the curve lives on the requests axis only
+    assert not [line for line in on_time.get_lines() if line.get_label() == "_projection"]
+
+
 def test_median_is_bold_and_in_mib() -> None:
     results = make_group("glibc", 3)
     fig = plot.plot_rss(results)
@@ -87,7 +104,9 @@ def test_x_requests(results: list[RunResult]) -> None:
     total = sum(b.requests for b in run.load.stats)
     assert max(xs(ax.get_lines()[0])) == pytest.approx(total, rel=0.01)
     assert ax.get_xlabel() == "requests completed"
-    assert len(ax.get_lines()) == 3
+    read = ("_fitted", "_projection")  # the growth read's curve, drawn besides
+    runs_and_median = [line for line in ax.get_lines() if line.get_label() not in read]
+    assert len(runs_and_median) == 3  # two runs and their median
 
 
 def test_x_requests_without_probes_uses_batch_stats() -> None:
