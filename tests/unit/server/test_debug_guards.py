@@ -190,28 +190,29 @@ def test_a_long_hold_leaves_the_loop_free_between_steps(slow_hold: list[int]) ->
         pending = pool.submit(c.post, "/debug/hold?mib=320")
         while not slow_hold:
             time.sleep(0.005)
-        started = time.monotonic()
         assert c.get("/debug/memory").status_code == 200
         assert c.get("/stats").status_code == 200
-        answered_s = time.monotonic() - started
-        assert not pending.done()  # answered while the hold was still going
+        # The proof is the order, not a time (a loaded CI machine once took 0.68 s to answer):
+        # both routes answered while the hold was still going.
+        assert not pending.done()
         assert pending.result(timeout=10).status_code == 201
-    assert answered_s < 320 * S_PER_MIB / 3
     assert slow_hold == [debug.HOLD_STEP_MIB] * (320 // debug.HOLD_STEP_MIB)
 
 
 def test_a_hold_in_progress_counts_against_the_cap(
     monkeypatch: pytest.MonkeyPatch, slow_hold: list[int]
 ) -> None:
-    monkeypatch.setattr(debug, "memory_total_bytes", lambda: 64 * MIB)  # cap: 16 MiB
+    monkeypatch.setattr(debug, "memory_total_bytes", lambda: 256 * MIB)  # cap: 64 MiB
     with app_client(**DEBUG) as c, ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(c.post, "/debug/hold?mib=12")
+        # Three steps of 16 MiB: the second request is served in a pause between two of them
+        # (12 MiB in one step left a single pause to land in, and it once missed it).
+        pending = pool.submit(c.post, "/debug/hold?mib=48")
         while not slow_hold:
             time.sleep(0.005)
-        refused = c.post("/debug/hold?mib=8")
+        refused = c.post("/debug/hold?mib=20")
         assert pending.result(timeout=10).status_code == 201
     assert refused.status_code == 409
-    assert "would hold 20 MiB" in refused.json()["error"]
+    assert "would hold 68 MiB" in refused.json()["error"]
 
 
 def test_a_client_that_disconnects_mid_body_is_one_log_line(
