@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import signal
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,20 +26,7 @@ from tests.fakes import make_group, make_result
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(autouse=True)
-def _keep_sigterm() -> Iterator[None]:
-    """`run` and `experiment` turn SIGTERM into KeyboardInterrupt; don't leave that to pytest."""
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
-
-
-@pytest.fixture(autouse=True)
-def _repository_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Run from an empty folder, so the commands read the repository's benchmark.yml."""
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
+pytestmark = pytest.mark.usefixtures("keep_sigterm", "repository_config")
 
 
 def invoke(*args: str) -> Result:

@@ -3,8 +3,6 @@ is printed before anything runs, and options that cannot work are refused before
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from unittest.mock import MagicMock, patch
 
@@ -21,20 +19,7 @@ REMOTE = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _keep_sigterm() -> Iterator[None]:
-    """`run` turns SIGTERM into KeyboardInterrupt; don't leave that to pytest."""
-    previous = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, previous)
-
-
-@pytest.fixture(autouse=True)
-def _repository_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Run from an empty folder, so the command reads the repository's benchmark.yml."""
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
+pytestmark = pytest.mark.usefixtures("keep_sigterm", "repository_config")
 
 
 def invoke(*args: str) -> tuple[Result, MagicMock]:
