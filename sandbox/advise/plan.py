@@ -22,11 +22,17 @@ QUICK = config.REPO_ROOT / "experiments" / "quick.yml"
 TARGET_SETTINGS = ("app", "cmd", "locustfile")
 
 
+def workload_file(experiment_file: Path | None, flags: Mapping[str, Any]) -> Path | None:
+    """The experiment file the workload comes from: the one given, else quick.yml for the
+    stair-stepper (none for a service of the user's own)."""
+    own_target = any(flags.get(k) for k in TARGET_SETTINGS)
+    return experiment_file or (None if own_target else QUICK)
+
+
 def workload(experiment_file: Path | None, flags: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """The settings of every run and where they came from: the experiment file's (quick.yml's
     for the stair-stepper when none is given), then the flags."""
-    own_target = any(flags.get(k) for k in TARGET_SETTINGS)
-    path = experiment_file or (None if own_target else QUICK)
+    path = workload_file(experiment_file, flags)
     base: dict[str, Any] = {}
     words = []
     if path is not None:
@@ -85,8 +91,13 @@ def race_settings(
     min_rounds: int = rules.MIN_ROUNDS,
     max_rounds: int = rules.MAX_ROUNDS,
     seed: int = 0,
+    side_by_side: int | None = None,
 ) -> RaceSettings:
+    """The race's settings; runs at once: `side_by_side`, else the workload file's."""
     overrides, source = workload(experiment_file, flags)
+    if side_by_side is None:
+        path = workload_file(experiment_file, flags)
+        side_by_side = load_experiment(path).side_by_side if path is not None else 1
     values = config.merge(bench.values, overrides)
     chosen, skipped = arms(names, bench, values.get("cmd"))
     config.build_spec(bench, overrides)  # the workload's errors now, not a round in
@@ -101,6 +112,7 @@ def race_settings(
         max_rounds=max_rounds,
         seed=seed,
         workload=source,
+        side_by_side=side_by_side,
     )
 
 

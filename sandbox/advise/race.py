@@ -21,8 +21,9 @@ from sandbox.config import settings as config
 from sandbox.config.settings import Benchmark
 from sandbox.experiment import manifest
 from sandbox.experiment.definition import Experiment
-from sandbox.experiment.execution import NoteFn, RunFn, execute, output_folder
+from sandbox.experiment.execution import NoteFn, execute, output_folder
 from sandbox.experiment.manifest import Entry, Manifest, plain
+from sandbox.experiment.side_by_side import RunFn
 from sandbox.measure.record import utc_now
 from sandbox.results import checkpoints
 from sandbox.results.model import RunResult
@@ -97,6 +98,7 @@ def _new_manifest(settings: RaceSettings, exp: Experiment, bench: Benchmark) -> 
         ),
         runs=(),
         started_at=utc_now(),
+        side_by_side=settings.side_by_side,
     )
 
 

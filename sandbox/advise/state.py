@@ -41,6 +41,8 @@ class RaceSettings:
     baseline: str = "glibc"
     workload: str = ""
     """Where the workload's settings came from, in words."""
+    side_by_side: int = 1
+    """Runs at once (`sandbox.experiment.side_by_side`)."""
 
 
 @dataclass(frozen=True)

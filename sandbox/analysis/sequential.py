@@ -36,7 +36,7 @@ repeated measurements of arms (an experiment, `sandbox advise`'s race) can reuse
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sandbox.analysis.stats import ALPHA, Ratio, log_ratio
@@ -67,6 +67,9 @@ class Design:
     """The false-alarm rate the whole sequence keeps, per comparison."""
     first_share: float = FIRST_SHARE
     """The share of `alpha` the first look spends (all of it when it is the only look)."""
+    look_every: int = 1
+    """Rounds between looks: runs side by side finish several rounds at once, and a look in the
+    middle of them would spend alpha on a stop that saves no time (`for_slots`)."""
 
     def __post_init__(self) -> None:
         if self.min_repeats < 2:
@@ -81,11 +84,27 @@ class Design:
             raise ValueError(f"alpha is {self.alpha}; expected between 0 and 1")
         if not 0 < self.first_share < 1:
             raise ValueError(f"first_share is {self.first_share}; expected between 0 and 1")
+        if self.look_every < 1 or (self.max_repeats - self.min_repeats) % self.look_every:
+            raise ValueError(
+                f"look_every is {self.look_every}; expected >= 1 and a divisor of "
+                f"max_repeats - min_repeats ({self.max_repeats - self.min_repeats})"
+            )
+
+    def for_slots(self, rounds_per_slot: int) -> Design:
+        """The design for runs that finish `rounds_per_slot` rounds at a time: a look at the end
+        of each slot only, the first at the first slot that reaches `min_repeats`, the cap
+        lowered to the last slot end within it (never below that first look)."""
+        if rounds_per_slot <= 1:
+            return self
+        first = -(-self.min_repeats // rounds_per_slot) * rounds_per_slot
+        last = max(first, first + (self.max_repeats - first) // rounds_per_slot * rounds_per_slot)
+        return replace(self, min_repeats=first, max_repeats=last, look_every=rounds_per_slot)
 
     @property
     def looks(self) -> int:
-        """How many looks the design plans: one per round from min_repeats to max_repeats."""
-        return self.max_repeats - self.min_repeats + 1
+        """How many looks the design plans: one every `look_every` rounds from min_repeats to
+        max_repeats."""
+        return (self.max_repeats - self.min_repeats) // self.look_every + 1
 
     def level(self, rounds: int) -> float:
         """The two-sided level of the look after `rounds` rounds: `first_share` of alpha at
@@ -114,16 +133,17 @@ class Design:
     def describe(self, runs_per_round: int) -> str:
         """The plan in one line, for the start of an experiment."""
         later = (
-            f", then {self.confidence(self.min_repeats + 1):.1%} at each of the "
+            f", then {self.confidence(self.min_repeats + self.look_every):.1%} at each of the "
             f"{self.looks - 1} others"
             if self.looks > 1
             else ""
         )
         low, high = self.bounds
         first = self.confidence(self.min_repeats)
+        every = "every round" if self.look_every == 1 else f"every {self.look_every} rounds"
         return (
             f"until a verdict: up to {self.max_repeats} repeats "
-            f"({self.max_repeats * runs_per_round} runs); a look after every round from "
+            f"({self.max_repeats * runs_per_round} runs); a look after {every} from "
             f"{self.min_repeats} repeats on, its interval at {first:.1%}{later}; it stops once "
             "every comparison's interval excludes 1.00 or lies inside "
             f"[{low:.3f}, {high:.3f}]"
@@ -131,7 +151,10 @@ class Design:
 
     def is_look(self, rounds: int) -> bool:
         """Whether the design looks after this many complete rounds."""
-        return self.min_repeats <= rounds <= self.max_repeats
+        return (
+            self.min_repeats <= rounds <= self.max_repeats
+            and (rounds - self.min_repeats) % self.look_every == 0
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +164,7 @@ class Design:
             "alpha": self.alpha,
             "first_share": self.first_share,
             "rule": "bonferroni",
+            **({"look_every": self.look_every} if self.look_every != 1 else {}),
         }
 
     @classmethod
@@ -151,6 +175,7 @@ class Design:
             min_effect=float(data["min_effect"]),
             alpha=float(data["alpha"]),
             first_share=float(data["first_share"]),
+            look_every=int(data.get("look_every", 1)),
         )
 
 

@@ -17,6 +17,7 @@ import click
 from sandbox.advise.budget import BudgetType
 from sandbox.config.flag_names import FLAG_NAMES
 from sandbox.config.server_settings import EXPOSED_LIMITS
+from sandbox.experiment.definition import MAX_SIDE_BY_SIDE
 from sandbox.load.models import MODELS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -313,6 +314,13 @@ EXPERIMENT: tuple[Flag, ...] = (
         default=0.05,
         show_default=True,
     ),
+    Flag(
+        "--side-by-side",
+        None,
+        "Runs at once, each a server of its own (overrides the file's side_by_side).",
+        click.IntRange(min=1, max=MAX_SIDE_BY_SIDE),
+        metavar="N",
+    ),
     _RUN["results_dir"].but(help=None, type=click.Path(file_okay=False, path_type=Path)),
     Flag(
         "--resume",
@@ -368,6 +376,14 @@ ADVISE: tuple[Flag, ...] = (
         "experiments/quick.yml).",
         click.Path(exists=True, dir_okay=False, path_type=Path),
         dest="experiment_file",
+    ),
+    Flag(
+        "--side-by-side",
+        None,
+        "Runs at once, each a server of its own (default: the workload file's side_by_side; "
+        "1 for your own service).",
+        click.IntRange(min=1, max=MAX_SIDE_BY_SIDE),
+        metavar="N",
     ),
     Flag(
         "--resume",

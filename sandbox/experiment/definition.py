@@ -3,6 +3,7 @@ server; read from its file and planned run by run (`execution` runs it).
 
 An experiment file (experiments/NAME.yml) holds benchmark.yml's keys as overrides, plus:
   name, description, allocators (list), repeats, order (interleaved | shuffled), seed,
+  side_by_side (how many runs at once, 1 by default: `side_by_side`),
   baseline (group to compare against) and vary (setting -> list of values: every combination
   is a group) or cases (a list of setting -> value mappings: each one is a group, e.g. one known
   truth each in experiments/truths.yml).
@@ -24,7 +25,19 @@ from sandbox.errors import ConfigError
 
 MAX_RUNS = 10_000
 """More runs than an experiment could ever finish (each starts a server: about a minute)."""
-_EXPERIMENT_KEYS = ("name", "description", "allocators", "repeats", "order", "seed", "baseline")
+_EXPERIMENT_KEYS = (
+    "name",
+    "description",
+    "allocators",
+    "repeats",
+    "order",
+    "seed",
+    "baseline",
+    "side_by_side",
+)
+MAX_SIDE_BY_SIDE = 8
+"""More servers at once than 2 cores can serve without the answer moving (docs/evidence.md,
+section 14)."""
 # Also: custom_allocators (like benchmark.yml's allocators:), vary, cases.
 
 
@@ -48,6 +61,8 @@ class Experiment:
     custom_allocators: Mapping[str, Allocator] = field(default_factory=dict)
     """Allocators defined by the experiment itself (e.g. a second glibc label for A/A)."""
     path: Path | None = None
+    side_by_side: int = 1
+    """How many runs at once, each a server of its own (`sandbox.experiment.side_by_side`)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,16 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
             f"{source}: {runs:,} runs planned (allocators x vary x repeats); at most "
             f"{MAX_RUNS:,}: lower repeats or vary fewer values"
         )
+    side_by_side = head.get("side_by_side", 1)
+    if (
+        isinstance(side_by_side, bool)
+        or not isinstance(side_by_side, int)
+        or not 1 <= side_by_side <= MAX_SIDE_BY_SIDE
+    ):
+        raise ConfigError(
+            f"{source}: side_by_side has value {side_by_side!r}; expected a whole number from 1 "
+            f"to {MAX_SIDE_BY_SIDE}"
+        )
     baseline = head.get("baseline")
     return Experiment(
         name=name,
@@ -122,6 +147,7 @@ def load_experiment(path: Path, text: str | None = None) -> Experiment:
         cases=cases,
         custom_allocators=custom,
         path=path,
+        side_by_side=side_by_side,
     )
 
 

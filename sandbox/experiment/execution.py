@@ -5,7 +5,7 @@ comparison, plots and report at the end."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +23,7 @@ from sandbox.errors import ConfigError, ResultFormatError, SandboxError
 from sandbox.experiment import manifest
 from sandbox.experiment.definition import Experiment, PlannedRun, plan_runs
 from sandbox.experiment.manifest import Entry, Manifest, plain
+from sandbox.experiment.side_by_side import Job, RunFn, run_side_by_side
 from sandbox.measure.record import utc_now
 from sandbox.results import storage
 from sandbox.results.model import RunResult
@@ -59,7 +60,6 @@ def output_folder(results_dir: Path, name: str, now: datetime | None = None) -> 
     return folder
 
 
-RunFn = Callable[[RunSpec, int, int], tuple[RunResult, Path]]
 NoteFn = Callable[[str], None]
 
 
@@ -125,6 +125,7 @@ def new_manifest(
         runs=tuple(Entry(i, p.allocator, p.repeat, p.parameters) for i, p in enumerate(planned)),
         started_at=utc_now(),
         sequential=design.to_dict() if design else None,
+        side_by_side=exp.side_by_side,
     )
 
 
@@ -137,32 +138,40 @@ def run_experiment(
     results_dir: Path | None = None,
     on_note: NoteFn | None = None,
     design: sequential.Design | None = None,
+    side_by_side: int | None = None,
 ) -> ExperimentOutcome:
     """Run every planned run through `run(spec, index, total)`; a failed run does not stop the
     others, an interrupt does. experiment.json (the plan and what happened) is written beside
     them at the start and around every run. With a stopping rule `design` (`--until-verdict`),
     up to `design.max_repeats` repeats are planned and the rule looks after every round from
-    `design.min_repeats` on (`sandbox.analysis.sequential`); `repeats` must then be None."""
+    `design.min_repeats` on (`sandbox.analysis.sequential`); `repeats` must then be None.
+    `side_by_side` overrides the experiment's runs at once."""
+    if design is not None and repeats is not None:
+        raise ValueError("a stopping rule decides the repeats; give max_repeats instead")
+    if side_by_side is not None:
+        exp = replace(exp, side_by_side=side_by_side)
+    bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
+    planned = _check_allocators_and_baseline(exp, bench)
+    groups = len({label(p.allocator, p.parameters) for p in planned})
     if design is not None:
-        if repeats is not None:
-            raise ValueError("a stopping rule decides the repeats; give max_repeats instead")
+        if groups < 2:
+            raise ConfigError(
+                f"{exp.path or exp.name}: one group only ({label(planned[0].allocator, {})}), "
+                "so --until-verdict has nothing to compare; add an allocator or a vary setting, "
+                "or drop --until-verdict"
+            )
+        if exp.side_by_side % groups == 0:  # slots of whole rounds: look at their ends only
+            design = design.for_slots(exp.side_by_side // groups)
         repeats = design.max_repeats
     if repeats is not None:
         exp = replace(exp, repeats=repeats)
-    bench = replace(bench, allocators={**bench.allocators, **exp.custom_allocators})
-    planned = _check_allocators_and_baseline(exp, bench)
-    if design is not None and len({label(p.allocator, p.parameters) for p in planned}) < 2:
-        raise ConfigError(
-            f"{exp.path or exp.name}: one group only ({label(planned[0].allocator, {})}), so "
-            "--until-verdict has nothing to compare; add an allocator or a vary setting, or "
-            "drop --until-verdict"
-        )
+        planned = plan_runs(exp)
     first = config.build_spec(bench, exp.overrides)
     folder = output_folder(results_dir or first.output.results_dir, exp.name)
     with manifest.lock(folder):
         fresh = new_manifest(exp, bench, planned, design)
         if design is not None and on_note is not None:
-            on_note(design.describe(len(planned) // design.max_repeats))
+            on_note(design.describe(groups))
         return execute(fresh, exp, bench, folder, run, on_note)
 
 
@@ -204,8 +213,10 @@ def execute(
     run: RunFn,
     on_note: NoteFn | None = None,
 ) -> ExperimentOutcome:
-    """Run the manifest's runs that are not done, in order, saving it around each (the caller
-    holds the folder's lock)."""
+    """Run the manifest's runs that are not done, in order, its `side_by_side` at a time (each
+    in a child process when more than one: `side_by_side`), saving it around each slot (the caller
+    holds the folder's lock). The stopping rule looks after each slot at every round the slot
+    finished, on the runs of the rounds up to that one only."""
     note = on_note or (lambda _: None)
     total = len(m.runs)
     interrupted = False
@@ -213,59 +224,139 @@ def execute(
     design = sequential.Design.from_dict(m.sequential) if m.sequential else None
     m = replace(m, harness=running_harness())
     manifest.save(_stamped(m), folder)
-    for entry in m.runs:
+    for slot in _slots(m.runs, m.side_by_side):
         if m.stop is not None:
             break
-        name = f"[{entry.index + 1}/{total}] {label(entry.allocator, entry.parameters)}"
-        name += f" (repeat {entry.repeat + 1})"
-        if entry.done:
-            note(f"skip  {name}: {entry.status} in {entry.file}")
-            if design is not None and _ends_round(m, entry):
-                m = _look_if_due(m, exp, design, folder, fresh, note, entry.repeat + 1)
-                manifest.save(_stamped(m), folder)
-            continue
-        if entry.status != "pending":
-            was = f" ({entry.file})" if entry.file else ""
-            note(f"rerun {name}: it was {entry.status}{was}")
-        entry = entry.started()
-        m = m.with_entry(entry)
-        manifest.save(_stamped(m), folder)
-        spec = config.build_spec(
-            bench,
-            {**exp.overrides, **entry.parameters, "allocator": entry.allocator},
-            experiment=exp.name,
-            repeat=entry.repeat,
-            parameters=entry.parameters,
-        ).with_(results_dir=folder)
-        full: storage.ResultWriteError | None = None
-        try:
-            result, path = run(spec, entry.index, total)
-        except KeyboardInterrupt:
-            interrupted = True
-            entry = replace(entry, status="interrupted")
-        except storage.ResultWriteError as exc:  # a full disk: the next runs would fail too
-            full = exc
-            spare = str(exc.written_to) if exc.written_to else None
-            entry = replace(entry, status="failed", error=str(exc), fallback=spare)
-        except SandboxError as exc:  # this run could not start; go on
-            entry = replace(entry, status="failed", error=str(exc))
-        else:
-            fresh[result.run_id] = result
-            entry = replace(entry, status=result.status, run_id=result.run_id, file=path.name)
-            interrupted = result.status == "interrupted"
-        m = m.with_entry(entry)
-        manifest.save(_stamped(m), folder)
-        if full is not None:
-            raise SandboxError(
-                f"{full}; the experiment stops: make room in {folder}, then continue with: "
-                f"sandbox experiment --resume {folder}"
-            )
-        if interrupted:
-            break
-        if design is not None and _ends_round(m, entry):
-            m = _look_if_due(m, exp, design, folder, fresh, note, entry.repeat + 1)
+        todo: list[Entry] = []
+        for entry in (m.runs[i] for i in slot):
+            name = f"[{entry.index + 1}/{total}] {label(entry.allocator, entry.parameters)}"
+            name += f" (repeat {entry.repeat + 1})"
+            if entry.done:
+                note(f"skip  {name}: {entry.status} in {entry.file}")
+                continue
+            if entry.status != "pending":
+                was = f" ({entry.file})" if entry.file else ""
+                note(f"rerun {name}: it was {entry.status}{was}")
+            todo.append(entry.started())
+            m = m.with_entry(todo[-1])
+        if todo:
             manifest.save(_stamped(m), folder)
+            specs = [_spec_of(entry, exp, bench, folder) for entry in todo]
+            if len(todo) == 1:
+                one, full, interrupted = _run_here(run, todo[0], specs[0], total, fresh)
+                ended = [one]
+            else:
+                names = ", ".join(f"[{e.index + 1}/{total}]" for e in todo)
+                note(f"side by side: {names}")
+                ended, full, interrupted = _run_apart(run, todo, specs, total, fresh)
+            for entry in ended:
+                m = m.with_entry(entry)
+            manifest.save(_stamped(m), folder)
+            if full is not None:
+                raise SandboxError(
+                    f"{full}; the experiment stops: make room in {folder}, then continue with: "
+                    f"sandbox experiment --resume {folder}"
+                )
+            if interrupted:
+                break
+        if design is not None:
+            for entry in (m.runs[i] for i in slot):
+                if m.stop is None and _ends_round(m, entry):
+                    m = _look_if_due(m, exp, design, folder, fresh, note, entry.repeat + 1)
+                    manifest.save(_stamped(m), folder)
     return _outcome(m, exp, folder, fresh, interrupted)
+
+
+def _slots(runs: Sequence[Entry], size: int) -> list[list[int]]:
+    """The runs' indices in order, cut into slots of at most `size` runs still to do; a done
+    run joins the slot it falls in, and done runs before the first run to do make a slot of
+    their own (their looks come before anything more runs)."""
+    slots: list[list[int]] = []
+    current: list[int] = []
+    todo = 0
+    for entry in runs:
+        if not entry.done:
+            if todo == size or (current and todo == 0):
+                slots.append(current)
+                current, todo = [], 0
+            todo += 1
+        current.append(entry.index)
+    if current:
+        slots.append(current)
+    return slots
+
+
+def _spec_of(entry: Entry, exp: Experiment, bench: Benchmark, folder: Path) -> RunSpec:
+    return config.build_spec(
+        bench,
+        {**exp.overrides, **entry.parameters, "allocator": entry.allocator},
+        experiment=exp.name,
+        repeat=entry.repeat,
+        parameters=entry.parameters,
+    ).with_(results_dir=folder)
+
+
+def _run_here(
+    run: RunFn, entry: Entry, spec: RunSpec, total: int, fresh: dict[str, RunResult]
+) -> tuple[Entry, str | None, bool]:
+    """One run in this process: the entry it became, a full disk's error, and whether
+    interrupted."""
+    full: str | None = None
+    interrupted = False
+    try:
+        result, path = run(spec, entry.index, total)
+    except KeyboardInterrupt:
+        return replace(entry, status="interrupted"), None, True
+    except storage.ResultWriteError as exc:  # a full disk: the next runs would fail too
+        full = str(exc)
+        spare = str(exc.written_to) if exc.written_to else None
+        entry = replace(entry, status="failed", error=str(exc), fallback=spare)
+    except SandboxError as exc:  # this run could not start; go on
+        entry = replace(entry, status="failed", error=str(exc))
+    else:
+        fresh[result.run_id] = result
+        entry = replace(entry, status=result.status, run_id=result.run_id, file=path.name)
+        interrupted = result.status == "interrupted"
+    return entry, full, interrupted
+
+
+def _run_apart(
+    run: RunFn,
+    todo: Sequence[Entry],
+    specs: Sequence[RunSpec],
+    total: int,
+    fresh: dict[str, RunResult],
+) -> tuple[list[Entry], str | None, bool]:
+    """Several runs at once, each in a child process: the entries they became, a full disk's
+    error, and whether interrupted."""
+    from sandbox.results import files as result_files
+
+    jobs = [Job(spec, e.index, total) for e, spec in zip(todo, specs, strict=True)]
+    finished, interrupted = run_side_by_side(run, jobs)
+    ended: list[Entry] = []
+    full: str | None = None
+    for entry, done in zip(todo, finished, strict=True):
+        if done.kind == "ok" and done.path is not None:
+            try:
+                result = result_files.load(done.path)
+            except ResultFormatError as exc:
+                ended.append(replace(entry, status="failed", error=str(exc)))
+                continue
+            fresh[result.run_id] = result
+            interrupted |= result.status == "interrupted"
+            ended.append(
+                replace(entry, status=result.status, run_id=result.run_id, file=done.path.name)
+            )
+        elif done.kind == "write-failed":
+            full = done.error
+            spare = str(done.path) if done.path else None
+            ended.append(replace(entry, status="failed", error=done.error, fallback=spare))
+        elif done.kind == "interrupted":
+            interrupted = True
+            ended.append(replace(entry, status="interrupted"))
+        else:
+            ended.append(replace(entry, status="failed", error=done.error))
+    return ended, full, interrupted
 
 
 def _ends_round(m: Manifest, entry: Entry) -> bool:
@@ -305,7 +396,7 @@ def _look_if_due(
     if it stops. A run of the round that failed leaves its arm one value short."""
     if not design.is_look(rounds) or any(seen["rounds"] == rounds for seen in m.looks):
         return m
-    runs = _outcome(m, exp, folder, fresh, False).results
+    runs = _outcome(m, exp, folder, fresh, False, rounds=rounds).results
     values, refs = headline_values(runs, exp.baseline)
     seen = sequential.look(values, refs, rounds, design, CONFIRMATORY_METRIC)
     for line in seen.lines(design):
@@ -325,9 +416,15 @@ def _stamped(m: Manifest) -> Manifest:
 
 
 def _outcome(
-    m: Manifest, exp: Experiment, folder: Path, fresh: dict[str, RunResult], interrupted: bool
+    m: Manifest,
+    exp: Experiment,
+    folder: Path,
+    fresh: dict[str, RunResult],
+    interrupted: bool,
+    rounds: int | None = None,
 ) -> ExperimentOutcome:
-    """What the experiment has now: the latest result of each planned run, and its failures."""
+    """What the experiment has now: the latest result of each planned run (of the first
+    `rounds` rounds only, when given: what a look after them may see), and its failures."""
     from sandbox.results import files as result_files
 
     stop = m.stop or {}
@@ -342,6 +439,8 @@ def _outcome(
         stop_reason=str(stop.get("reason", "")),
     )
     for entry in m.runs:
+        if rounds is not None and entry.repeat >= rounds:
+            continue
         who = f"{entry.allocator} repeat {entry.repeat + 1}"
         if entry.file is None:
             if entry.error is not None:

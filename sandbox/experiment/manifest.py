@@ -34,8 +34,9 @@ FORMAT = "sandbox-experiment"
 # 3 - (0.5.1) `sequential`: the stopping rule of `--until-verdict` (its design), `looks` (what
 #     each look saw) and `stop` (the look that stopped it); the runs past the stop stay pending.
 #     Version 2 (no rule) is still resumed.
-VERSION = 3
-RESUMABLE = (2, 3)
+# 4 - (0.5.2) `side_by_side`: how many runs at once (1 when absent).
+VERSION = 4
+RESUMABLE = (2, 3, 4)
 NAME = "experiment.json"
 
 KEPT = ("ok", "server-died", "server-hung", "memory-cap")
@@ -185,6 +186,8 @@ class Manifest:
     stop: dict[str, Any] | None = None
     """The look that stopped the experiment, and its summary; the runs after it stay pending
     and a resume runs none of them."""
+    side_by_side: int = 1
+    """How many runs at once (a resume runs the rest so too)."""
 
     def with_entry(self, entry: Entry) -> Manifest:
         runs = list(self.runs)

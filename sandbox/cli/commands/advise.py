@@ -23,6 +23,7 @@ def advise_cmd(
     min_rounds: int,
     max_rounds: int,
     experiment_file: Path | None,
+    side_by_side: int | None,
     resume: Path | None,
     config_path: Path | None,
     **settings: Any,
@@ -39,7 +40,7 @@ def advise_cmd(
     bench = config.load_benchmark(config_path)
     given = {k: v for k, v in settings.items() if v is not None}
     if resume is not None:
-        if given or arms or experiment_file:
+        if given or arms or experiment_file or side_by_side:
             raise click.UsageError("--resume runs DIR as it was planned: drop the other options")
         sigterm_as_interrupt()
         outcome = race.resume_race(resume.resolve(), bench, run_numbered, on_note=note)
@@ -57,6 +58,7 @@ def advise_cmd(
             tolerance=tolerance,
             min_rounds=min_rounds,
             max_rounds=max_rounds,
+            side_by_side=side_by_side,
         )
         for line in race_settings.skipped:
             note(f"note: {line}")

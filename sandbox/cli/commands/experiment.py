@@ -21,6 +21,7 @@ def experiment_cmd(
     until_verdict: bool,
     max_repeats: int,
     min_effect: float,
+    side_by_side: int | None,
     results_dir: Path | None,
     resume: Path | None,
     config_path: Path | None,
@@ -36,7 +37,14 @@ def experiment_cmd(
     ctx = click.get_current_context()
     given = [
         f"--{name.replace('_', '-')}"
-        for name in ("repeats", "until_verdict", "max_repeats", "min_effect", "results_dir")
+        for name in (
+            "repeats",
+            "until_verdict",
+            "max_repeats",
+            "min_effect",
+            "side_by_side",
+            "results_dir",
+        )
         if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
     ]
     rule_flags = [f for f in given if f in ("--max-repeats", "--min-effect")]
@@ -71,6 +79,7 @@ def experiment_cmd(
             results_dir=results_dir.resolve() if results_dir else None,
             on_note=note,
             design=design,
+            side_by_side=side_by_side,
         )
     ok = [r for r in outcome.results if r.status == "ok"]
     if not ok:

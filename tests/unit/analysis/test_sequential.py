@@ -170,3 +170,31 @@ def test_the_rule_keeps_aa_false_alarms_at_5_percent_where_naive_looks_do_not() 
     naive = Design(min_repeats=3, max_repeats=8, alpha=0.05 * 6, first_share=1 / 6)
     assert [naive.level(n) for n in range(3, 9)] == pytest.approx([0.05] * 6)
     assert aa_rate(naive, 600, seed=3) > 0.07
+
+
+@pytest.mark.parametrize(
+    ("per_slot", "first", "cap", "levels"),
+    [
+        (1, 3, 8, None),
+        (2, 4, 8, (0.025, 0.0125, 0.0125)),
+        (3, 3, 6, (0.025, 0.025)),
+        (4, 4, 8, (0.025, 0.025)),
+    ],
+)
+def test_slots_of_rounds_get_a_look_at_each_slot_end_and_the_same_alpha(
+    per_slot: int, first: int, cap: int, levels: tuple[float, ...] | None
+) -> None:
+    design = Design(max_repeats=8).for_slots(per_slot)
+    assert (design.min_repeats, design.max_repeats) == (first, cap)
+    looks = [r for r in range(1, 9) if design.is_look(r)]
+    assert looks == list(range(first, cap + 1, per_slot))
+    spent = [design.level(r) for r in looks]
+    assert sum(spent) == pytest.approx(design.alpha)
+    if levels is not None:
+        assert spent == pytest.approx(list(levels))
+    assert Design.from_dict(design.to_dict()) == design
+
+
+def test_looks_that_miss_the_cap_are_refused() -> None:
+    with pytest.raises(ValueError, match="look_every is 2; expected >= 1 and a divisor of"):
+        Design(min_repeats=3, max_repeats=6, look_every=2)
