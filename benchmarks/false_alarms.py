@@ -390,7 +390,8 @@ def resampled(
 
 def sequential_main(args: argparse.Namespace) -> None:
     design = sequential.Design(max_repeats=args.max_repeats, min_effect=args.min_effect)
-    looks = range(design.min_repeats, design.max_repeats + 1)
+    design = design.for_slots(args.rounds_per_slot)
+    looks = range(design.min_repeats, design.max_repeats + 1, design.look_every)
     levels = ", ".join(f"{design.confidence(n):.2%}" for n in looks)
     print(
         f"stopping rule: {design.looks} looks, after {design.min_repeats}..{design.max_repeats} "
@@ -453,6 +454,12 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=4000)
     parser.add_argument("--max-repeats", type=int, default=sequential.MAX_REPEATS)
     parser.add_argument("--min-effect", type=float, default=sequential.MIN_EFFECT)
+    parser.add_argument(
+        "--rounds-per-slot",
+        type=int,
+        default=1,
+        help="rounds run at once (side_by_side / arms): the rule looks at each slot's end",
+    )
     parser.add_argument("--effect", type=float, nargs="*", default=[1.0, 0.95, 0.9, 0.81])
     parser.add_argument("--spread", type=float, default=SPREAD_LOG, help="sd of the logs")
     parser.add_argument(

@@ -309,7 +309,7 @@ def run_sequence(
 ) -> Look:
     """The rule played over arms measured up to the cap in round order (`values[arm][i]` is
     round i's): the look where it stops. For simulations; an experiment looks as it goes."""
-    for rounds in range(design.min_repeats, design.max_repeats + 1):
+    for rounds in range(design.min_repeats, design.max_repeats + 1, design.look_every):
         seen = look({k: v[:rounds] for k, v in values.items()}, references, rounds, design)
         if seen.stop:
             return seen

@@ -170,6 +170,11 @@ def run_experiment(
     folder = output_folder(results_dir or first.output.results_dir, exp.name)
     with manifest.lock(folder):
         fresh = new_manifest(exp, bench, planned, design)
+        if exp.side_by_side > 1 and on_note is not None:
+            on_note(
+                f"side by side: {exp.side_by_side} runs at once, each a server of its own "
+                "(the design assumes they see the same machine; README, Until a verdict)"
+            )
         if design is not None and on_note is not None:
             on_note(design.describe(groups))
         return execute(fresh, exp, bench, folder, run, on_note)

@@ -62,7 +62,8 @@ class Finished:
 
 
 class PrefixedLines(io.TextIOBase):
-    """A text stream that writes whole lines to `out`, each after `prefix`; not a terminal, so a
+    """A text stream that writes whole lines to `out`, each after `prefix` (unless it starts with
+    it), and drops empty ones; not a terminal, so a
     progress line prints a line per phase instead of rewriting one line in place."""
 
     def __init__(self, out: TextIO, prefix: str) -> None:
@@ -74,8 +75,10 @@ class PrefixedLines(io.TextIOBase):
         self._pending += s
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
-            if line.strip():
-                self._out.write(f"{self._prefix}{line.lstrip(chr(13))}\n")
+            line = line.lstrip("\r")
+            if line.strip():  # a line that names its run already keeps its own name
+                prefix = "" if line.startswith(self._prefix) else self._prefix
+                self._out.write(f"{prefix}{line}\n")
         self._out.flush()
         return len(s)
 

@@ -145,7 +145,8 @@ def test_slots_of_whole_rounds_look_at_their_ends_only(tmp_path: Path) -> None:
     assert m.sequential is not None
     assert (m.sequential["min_repeats"], m.sequential["max_repeats"]) == (4, 6)
     assert m.sequential["look_every"] == 2
-    assert "a look after every 2 rounds from 4 repeats on" in said[0]
+    assert said[0].startswith("side by side: 4 runs at once, each a server of its own")
+    assert "a look after every 2 rounds from 4 repeats on" in said[1]
     assert [look["rounds"] for look in m.looks] == [4]
     assert [e.status for e in m.runs] == ["ok"] * 8 + ["pending"] * 4
 
@@ -208,8 +209,8 @@ def test_prefixed_lines_prefix_whole_lines_and_are_no_terminal() -> None:
     out = io.StringIO()
     lines = PrefixedLines(out, "[3/8] ")
     lines.write("\r[   1.0 s] batch 1/3 ")
-    lines.write("RSS 32 MiB\n\nnext")
-    assert out.getvalue() == "[3/8] [   1.0 s] batch 1/3 RSS 32 MiB\n"
+    lines.write("RSS 32 MiB\n\n[3/8] glibc (repeat 2)\nnext")
+    assert out.getvalue() == "[3/8] [   1.0 s] batch 1/3 RSS 32 MiB\n[3/8] glibc (repeat 2)\n"
     lines.close()
     assert out.getvalue().endswith("[3/8] next\n")
     assert not lines.isatty()
