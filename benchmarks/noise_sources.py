@@ -71,6 +71,18 @@ def served_mean(result: RunResult) -> float | None:
     return area / (pts[-1][0] - pts[0][0]) / MIB
 
 
+def last_batch_and_pause_mean(result: RunResult) -> float | None:
+    """Mean RSS over the last batch and the idle after it (the issue's "last batch and its
+    pause"): samples from the start of the last batch to the end of idle."""
+    batches = [p for p in result.phases if p.name.startswith("batch")]
+    end = next((p.end_s for p in result.phases if p.name == "idle"), None)
+    if not batches or end is None:
+        return None
+    t, rss = result.samples.get("t_s", []), result.samples.get("rss_bytes", [])
+    pts = [b for a, b in zip(t, rss, strict=False) if batches[-1].start_s <= a <= end]
+    return statistics.fmean(pts) / MIB if pts else None
+
+
 def _summary(attr: str) -> Callable[[RunResult], float | None]:
     def extract(result: RunResult) -> float | None:
         value = getattr(result.summary, attr, None)
@@ -82,6 +94,7 @@ def _summary(attr: str) -> Callable[[RunResult], float | None]:
 CANDIDATES: dict[str, Callable[[RunResult], float | None]] = {
     "after-idle RSS": _summary("after_idle_rss_bytes"),
     "mean RSS over idle": idle_mean,
+    "mean RSS, last batch to end of idle": last_batch_and_pause_mean,
     "mean RSS, batch 1 to end of idle": served_mean,
     "peak RSS": _summary("peak_rss_bytes"),
 }
@@ -152,6 +165,8 @@ def read_folder(path: Path) -> Folder:
 
 
 def report(folder: Folder) -> list[str]:
+    if not folder.runs:
+        return [f"{folder.path.name}: no run finished ok yet"]
     names = [label(r.allocator.name, r.parameters) for r in folder.runs]
     aa = (
         len({(r.allocator.library, tuple(sorted(r.allocator.env.items()))) for r in folder.runs})
@@ -179,7 +194,7 @@ def report(folder: Folder) -> list[str]:
     order = list(dict.fromkeys(names))
     base = order[0]
     for other in order[1:]:
-        for metric in ("after-idle RSS", "mean RSS over idle"):
+        for metric in CANDIDATES:
             extract = CANDIDATES[metric]
             a = [
                 v
