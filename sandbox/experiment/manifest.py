@@ -20,6 +20,7 @@ from typing import Any
 from sandbox.allocators.registry import Allocator
 from sandbox.errors import ResultFormatError, SandboxError
 from sandbox.results.sections import HarnessInfo
+from sandbox.results.shapes import from_plain, to_plain
 from sandbox.system import state_file
 
 FORMAT = "sandbox-experiment"
@@ -196,7 +197,7 @@ class Manifest:
         for key, value in vars(self).items():
             if key == "runs":
                 continue
-            out[key] = value.to_dict() if isinstance(value, HarnessInfo) else plain(value)
+            out[key] = to_plain(value) if isinstance(value, HarnessInfo) else plain(value)
         out["runs"] = [e.to_dict() for e in self.runs]
         return out
 
@@ -209,7 +210,7 @@ class Manifest:
             **kwargs,
             looks=tuple(data.get("looks", ())),
             runs=tuple(Entry.from_dict(e) for e in data["runs"]),
-            harness=HarnessInfo.from_dict(harness) if harness else None,
+            harness=from_plain(HarnessInfo, harness) if harness else None,
         )
 
 

@@ -28,7 +28,6 @@ from typing import Protocol, TypeVar
 
 import psutil
 
-from sandbox.errors import ResultFormatError
 from sandbox.measure.agent_client import (
     AgentError,
     CollectResult,
@@ -46,6 +45,7 @@ from sandbox.results.sections import (
     Released,
     TrimInfo,
 )
+from sandbox.results.shapes import Mismatch, from_plain
 
 Answer = TypeVar("Answer")
 Part = TypeVar("Part")
@@ -190,8 +190,8 @@ class AgentProbe:
             trims = snap.extra.get("periodic_trim")
             if trims is not None:
                 # one this harness cannot read keeps the last good one
-                with contextlib.suppress(ResultFormatError):
-                    seen.periodic_trim = PeriodicTrim.from_dict(trims)
+                with contextlib.suppress(Mismatch):
+                    seen.periodic_trim = from_plain(PeriodicTrim, trims)
 
     def read(
         self, processes: Labelled, *, per_process: bool, fresh: bool = False

@@ -19,7 +19,6 @@ import psutil
 
 from sandbox.allocators import registry as allocators
 from sandbox.config.run_spec import RunSpec
-from sandbox.errors import ResultFormatError
 from sandbox.load.stats import BatchStats
 from sandbox.measure import metadata
 from sandbox.measure.thresholds import check_thresholds
@@ -43,6 +42,7 @@ from sandbox.results.sections import (
     TrimInfo,
     running_harness,
 )
+from sandbox.results.shapes import Mismatch, from_plain
 
 SOURCE = (
     "psutil memory_info().rss; probes: memory_full_info() uss/pss, GET /stats, "
@@ -214,7 +214,7 @@ def _objects(answers: Mapping[str, Mapping[str, Any]], notes: list[str]) -> dict
     out = {}
     for moment, answer in answers.items():
         try:
-            out[moment] = TopObjects.from_dict(answer)
-        except ResultFormatError as exc:
+            out[moment] = from_plain(TopObjects, answer)
+        except Mismatch as exc:
             notes.append(f"the object summary at {moment} is not recorded: {exc}")
     return out

@@ -7,11 +7,11 @@ recomputed from the samples and phases (`summary.compute_summary`); files are re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from sandbox.errors import ResultFormatError
+from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.load.stats import BatchStats
 from sandbox.results.sections import (
@@ -23,9 +23,8 @@ from sandbox.results.sections import (
     ThresholdCheck,
     TopObjects,
     TrimInfo,
-    from_fields,
 )
-from sandbox.results.shapes import Mismatch, check, check_fields, field_types
+from sandbox.results.shapes import empty_when_none, flattened, omitted_when_none
 
 FORMAT = "sandbox-run"
 # History of FORMAT_VERSION:
@@ -134,40 +133,33 @@ class LoadInfo:
     """The workload the harness drove: the load as configured, its schedule, and what Locust
     reported for each batch. On disk one flat mapping (format 3's keys)."""
 
-    spec: LoadSpec
+    spec: LoadSpec = field(metadata=flattened())
     """The Locust file, plans, users and load model of every batch."""
-    schedule: Schedule
+    schedule: Schedule = field(metadata=flattened())
     """Batches, the pauses between them, baseline and idle."""
     stats: list[BatchStats]
     """One entry per batch that ran."""
 
-    def to_dict(self) -> dict[str, Any]:
-        spec = self.spec.to_dict()
+    def on_disk(self, plain: dict[str, Any]) -> dict[str, Any]:
+        """Format 3's order, with the model's `users` after the plans and its pace; the spec's
+        settings for driving Locust alone are left out."""
         return {
-            **{k: spec.pop(k) for k in ("locustfile", "tags", "users", "spawn_rate", "iterations")},
-            **self.schedule.to_dict(),
-            "stats": [_to_plain(b) for b in self.stats],
-            **spec,  # model, workers
+            **{k: plain[k] for k in ("locustfile", "tags")},
+            "users": self.spec.users,
+            **{k: plain[k] for k in ("spawn_rate", "iterations", *_SCHEDULE_KEYS, "stats")},
+            "model": {**plain["model"], "pace": round(self.spec.model.pace(), 6)},
+            "workers": plain["workers"],
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LoadInfo:
-        if not isinstance(data.get("stats"), list):
-            raise ResultFormatError("LoadInfo: 'stats' must be a list of batches")
-        try:
-            check_fields(LoadSpec, data)
-            check_fields(Schedule, data)
-            check(data.get("users", 1), int, "users")
-        except Mismatch as exc:
-            raise ResultFormatError(f"LoadInfo: {exc}") from None
-        try:
-            return cls(
-                LoadSpec.from_dict(data),
-                Schedule.from_dict(data),
-                [from_fields(BatchStats, b) for b in data["stats"]],
-            )
-        except (KeyError, TypeError) as exc:
-            raise ResultFormatError(f"LoadInfo: missing or bad {exc}") from None
+    def from_disk(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Format 1-2 files have no model: drill's iterations, and `users`."""
+        if data.get("model"):
+            return data
+        return {**data, "model": {"users": data.get("users", LoadModel().users)}}
+
+
+_SCHEDULE_KEYS = ("batches", "pause_s", "baseline_s", "idle_s")
 
 
 @dataclass(frozen=True)
@@ -251,7 +243,7 @@ def _gap(held: int | None, in_use: int | None) -> int | None:
 
 @dataclass(frozen=True)
 class RunResult:
-    """Everything about one run; `to_dict` is what lands on disk."""
+    """Everything about one run; `shapes.to_plain` of it is what lands on disk."""
 
     run_id: str
     """Unique id: UTC start time, allocator and a random suffix."""
@@ -284,86 +276,25 @@ class RunResult:
     """Repeat index within an experiment."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Experiment parameters that vary between runs (besides the allocator)."""
-    trim: TrimInfo | None = None
+    trim: TrimInfo | None = field(default=None, metadata=empty_when_none())
     """What the trim phase asked of the server's processes and what came back; None (on disk
     {}): not run, or no process had an agent to ask."""
     objects: dict[str, TopObjects] = field(default_factory=dict)
     """Pympler's top object types by size, by moment (end-of-load, after-idle); opt-in."""
-    profile: ProfileInfo | None = None
+    profile: ProfileInfo | None = field(default=None, metadata=empty_when_none())
     """The memray capture and what was rendered from it; None (on disk {}): not profiled."""
     thresholds: list[ThresholdCheck] = field(default_factory=list)
     """Each limit checked after the run."""
-    harness: HarnessInfo | None = None
+    harness: HarnessInfo | None = field(default=None, metadata=empty_when_none())
     """The harness process; None (on disk {}) in files before format 4."""
-    collection: CollectionInfo | None = None
+    collection: CollectionInfo | None = field(default=None, metadata=omitted_when_none())
     """A full garbage collection in each process with an agent, before the trim; None (absent
-    on disk): not asked for (--collect-garbage), or no process had an agent to ask."""
+    on disk, added after format 5): not asked for (--collect-garbage), or no process had an
+    agent to ask."""
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name in _ABSENT_WHEN_NONE:
-                continue
-            out[f.name] = {} if value is None and f.name in _EMPTY_WHEN_NONE else _to_plain(value)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
-        known = field_types(cls)
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known:
-                continue  # format and version; additive fields from newer minor writers
-            try:
-                if key not in _READERS:
-                    check(value, known[key], key)
-                kwargs[key] = _READERS[key](value) if key in _READERS else value
-            except Mismatch as exc:
-                raise ResultFormatError(str(exc)) from None
-            except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                raise ResultFormatError(f"{key}: missing or bad {exc}") from None
-            except ResultFormatError as exc:
-                raise ResultFormatError(f"{key}: {exc}") from None
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:
-            raise ResultFormatError(f"{cls.__name__}: {exc}") from None
-
-
-_EMPTY_WHEN_NONE = ("trim", "profile", "harness")
-_ABSENT_WHEN_NONE = ("collection",)
-"""Sections added after their format: left out when not recorded, so older files write back
-byte for byte."""
-
-
-def _to_plain(obj: Any) -> Any:
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if hasattr(obj, "__dataclass_fields__"):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_to_plain(v) for v in obj]
-    return obj
-
-
-_READERS: dict[str, Callable[[Any], Any]] = {
-    "allocator": lambda v: from_fields(AllocatorInfo, v),
-    "server": lambda v: from_fields(ServerInfo, v),
-    "load": LoadInfo.from_dict,
-    "host": HostInfo.from_dict,
-    "sampler": SamplerInfo.from_dict,
-    "phases": lambda v: [from_fields(Phase, p) for p in v],
-    "summary": lambda v: from_fields(Summary, v),
-    "trim": lambda v: TrimInfo.from_dict(v) if v else None,
-    "objects": lambda v: {moment: TopObjects.from_dict(top) for moment, top in v.items()},
-    "profile": lambda v: ProfileInfo.from_dict(v) if v else None,
-    "thresholds": lambda v: [ThresholdCheck.from_dict(c) for c in v],
-    "harness": lambda v: HarnessInfo.from_dict(v) if v else None,
-    "collection": lambda v: CollectionInfo.from_dict(v) if v else None,
-}
+    def on_disk(self, plain: dict[str, Any]) -> dict[str, Any]:
+        """The file's format and version first."""
+        return {"format": FORMAT, "version": FORMAT_VERSION, **plain}
 
 
 def column_lengths_ok(columns: Columns) -> bool:

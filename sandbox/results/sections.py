@@ -1,64 +1,21 @@
 """The smaller sections of a result file, typed: host, harness, sampler (with the server's
-agents), trim, garbage collection, objects, profile and threshold checks. Each has `to_dict`
-(what lands on disk, key for key as the current format writes it) and `from_dict` (which reads
-every older format, and ignores keys it does not know, so newer files still read).
+agents), trim, garbage collection, objects, profile and threshold checks. Each is written and read
+by `shapes` (`to_plain`, `from_plain`): the keys the current format writes, and every older
+format read back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sandbox.errors import ResultFormatError
-from sandbox.results.shapes import Mismatch, check_fields
+from sandbox.results.shapes import omitted_when_none, read_also
 from sandbox.system import liveness
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
-
-T = TypeVar("T", bound="DataclassInstance")
-
-
-def from_fields(cls: type[T], data: Mapping[str, Any]) -> T:
-    """A flat dataclass from the keys of `data` that name its fields (newer writers may add
-    others); ResultFormatError when `data` is not a mapping, lacks a field or has a value of
-    the wrong type."""
-    if not isinstance(data, Mapping):
-        raise ResultFormatError(f"{cls.__name__}: expected a mapping, got {data!r:.60}")
-    try:
-        check_fields(cls, data)
-    except Mismatch as exc:
-        raise ResultFormatError(f"{cls.__name__}: {exc}") from None
-    names = {f.name for f in fields(cls)}
-    try:
-        return cls(**{k: v for k, v in data.items() if k in names})
-    except TypeError as exc:
-        raise ResultFormatError(f"{cls.__name__}: {exc}") from None
-
-
-def _plain(obj: DataclassInstance, *, skip_none: bool = False) -> dict[str, Any]:
-    """The fields of a flat dataclass by name, in their order (None ones left out if asked)."""
-    out = {f.name: getattr(obj, f.name) for f in fields(obj)}
-    return {k: v for k, v in out.items() if v is not None} if skip_none else out
-
-
-S = TypeVar("S", bound="_Section")
-
-
-class _Section:
-    """A flat section: its fields are its keys on disk."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self)  # type: ignore[arg-type]  # every subclass is a dataclass
-
-    @classmethod
-    def from_dict(cls: type[S], data: Mapping[str, Any]) -> S:
-        return from_fields(cls, data)  # type: ignore[type-var]
 
 
 @dataclass(frozen=True)
-class HostInfo(_Section):
+class HostInfo:
     """The machine and software the run happened on (None: not known, or an older file)."""
 
     hostname: str | None = None
@@ -71,22 +28,17 @@ class HostInfo(_Section):
     machine: str | None = None
     cpu_count: int | None = None
     memory_total_bytes: int | None = None
-    sandbox_version: str | None = None
+    sandbox_version: str | None = field(default=None, metadata=read_also("sandbox"))
+    """Read from `sandbox` in files before format 1 settled."""
     packages: dict[str, str | None] = field(default_factory=dict)
     """Versions of the packages that shape a run (starlette, uvicorn, locust, ...)."""
     git_commit: str | None = None
     git_dirty: bool | None = None
     """True when tracked files differed from the commit."""
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HostInfo:
-        if isinstance(data, Mapping) and "sandbox_version" not in data and "sandbox" in data:
-            data = {**data, "sandbox_version": data["sandbox"]}  # before format 1 settled
-        return from_fields(cls, data)
-
 
 @dataclass(frozen=True)
-class HarnessInfo(_Section):
+class HarnessInfo:
     """The harness process that ran the run (format 4 and later): a checkpoint whose harness no
     longer runs is marked `harness-died`. The start time tells a reused pid from the harness."""
 
@@ -107,7 +59,7 @@ def running_harness() -> HarnessInfo:
 
 
 @dataclass(frozen=True)
-class SamplerInfo(_Section):
+class SamplerInfo:
     """How memory was sampled."""
 
     interval_s: float
@@ -131,19 +83,9 @@ class SamplerInfo(_Section):
     agents: list[AgentProcess] = field(default_factory=list)
     """Each server process the probe saw, and what its agent answered (format 4 and later)."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**_plain(self), "agents": [a.to_dict() for a in self.agents]}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SamplerInfo:
-        raw = data.get("agents", []) if isinstance(data, Mapping) else []
-        if not isinstance(raw, list):
-            raise ResultFormatError("SamplerInfo: 'agents' must be a list")
-        return from_fields(cls, {**data, "agents": [AgentProcess.from_dict(a) for a in raw]})
-
 
 @dataclass(frozen=True)
-class PeriodicTrim(_Section):
+class PeriodicTrim:
     """One process's periodic trims so far, as its agent counts them."""
 
     every_s: float
@@ -192,7 +134,7 @@ class PeriodicTrim(_Section):
 
 
 @dataclass(frozen=True)
-class AgentProcess(_Section):
+class AgentProcess:
     """One server process as the probe saw it: whether it had an agent, how often it answered."""
 
     label: str
@@ -208,7 +150,7 @@ class AgentProcess(_Section):
     """Probes it did not answer in time, or answered wrongly (its last figures were carried)."""
     error: str | None = None
     """The first failure, in words."""
-    periodic_trim: PeriodicTrim | None = None
+    periodic_trim: PeriodicTrim | None = field(default=None, metadata=omitted_when_none())
     """Its agent's periodic trims (SANDBOX_AGENT_TRIM_EVERY_S), as its last answer gave them
     (format 5, added later); None when its agent runs no periodic trim."""
 
@@ -216,20 +158,6 @@ class AgentProcess(_Section):
     def trims(self) -> int:
         """Periodic trims done (0 without a periodic trim)."""
         return self.periodic_trim.count if self.periodic_trim else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        out = _plain(self)
-        if self.periodic_trim is None:
-            del out["periodic_trim"]  # as files without a periodic trim have always been
-        else:
-            out["periodic_trim"] = self.periodic_trim.to_dict()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AgentProcess:
-        seen = from_fields(cls, data)
-        raw = data.get("periodic_trim")
-        return replace(seen, periodic_trim=None if raw is None else PeriodicTrim.from_dict(raw))
 
 
 @dataclass(frozen=True)
@@ -258,15 +186,6 @@ class ProcessTrim:
     """The same, after."""
     released: Released
     took_ms: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**_plain(self), "released": _plain(self.released)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ProcessTrim:
-        if not isinstance(data, Mapping) or "released" not in data:
-            raise ResultFormatError("ProcessTrim: expected a mapping with 'released'")
-        return from_fields(cls, {**data, "released": from_fields(Released, data["released"])})
 
 
 @dataclass(frozen=True)
@@ -331,29 +250,6 @@ class TrimInfo:
             processes=list(processes),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **_plain(self),
-            "released": _plain(self.released),
-            "processes": [p.to_dict() for p in self.processes],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrimInfo:
-        if not isinstance(data, Mapping) or "released" not in data:
-            raise ResultFormatError("TrimInfo: expected a mapping with 'released'")
-        raw = data.get("processes", [])
-        if not isinstance(raw, list):
-            raise ResultFormatError("TrimInfo: 'processes' must be a list")
-        return from_fields(
-            cls,
-            {
-                **data,
-                "released": from_fields(Released, data["released"]),
-                "processes": [ProcessTrim.from_dict(p) for p in raw],
-            },
-        )
-
 
 @dataclass(frozen=True)
 class Freed:
@@ -391,15 +287,6 @@ class ProcessCollection:
     """The collection alone."""
     took_ms: float
     """With the readings before and after."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**_plain(self), "freed": _plain(self.freed)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ProcessCollection:
-        if not isinstance(data, Mapping) or "freed" not in data:
-            raise ResultFormatError("ProcessCollection: expected a mapping with 'freed'")
-        return from_fields(cls, {**data, "freed": from_fields(Freed, data["freed"])})
 
 
 @dataclass(frozen=True)
@@ -458,29 +345,6 @@ class CollectionInfo:
             for g in range(width)
         ]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **_plain(self),
-            "freed": _plain(self.freed),
-            "processes": [p.to_dict() for p in self.processes],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CollectionInfo:
-        if not isinstance(data, Mapping) or "freed" not in data:
-            raise ResultFormatError("CollectionInfo: expected a mapping with 'freed'")
-        raw = data.get("processes", [])
-        if not isinstance(raw, list):
-            raise ResultFormatError("CollectionInfo: 'processes' must be a list")
-        return from_fields(
-            cls,
-            {
-                **data,
-                "freed": from_fields(Freed, data["freed"]),
-                "processes": [ProcessCollection.from_dict(p) for p in raw],
-            },
-        )
-
 
 @dataclass(frozen=True)
 class ObjectType:
@@ -507,19 +371,9 @@ class TopObjects:
     t_s: float
     """When, seconds since the run's t=0."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**_plain(self), "types": [_plain(t) for t in self.types]}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TopObjects:
-        raw = data.get("types") if isinstance(data, Mapping) else None
-        if not isinstance(raw, list):
-            raise ResultFormatError("TopObjects: 'types' must be a list")
-        return from_fields(cls, {**data, "types": [from_fields(ObjectType, t) for t in raw]})
-
 
 @dataclass(frozen=True)
-class ProfileInfo(_Section):
+class ProfileInfo:
     """A memray capture of the server and what was rendered from it."""
 
     tool: str = "memray"
@@ -530,22 +384,19 @@ class ProfileInfo(_Section):
     """What profiling does to the figures."""
     capture: str = ""
     """The capture file (memray's aggregated format)."""
-    error: str | None = None
+    error: str | None = field(default=None, metadata=omitted_when_none())
     """Why there is no capture."""
-    capture_bytes: int | None = None
-    flamegraph: str | None = None
+    capture_bytes: int | None = field(default=None, metadata=omitted_when_none())
+    flamegraph: str | None = field(default=None, metadata=omitted_when_none())
     """The rendered flamegraph (HTML)."""
-    flamegraph_error: str | None = None
-    stats: str | None = None
+    flamegraph_error: str | None = field(default=None, metadata=omitted_when_none())
+    stats: str | None = field(default=None, metadata=omitted_when_none())
     """memray's summary of the allocating locations (text)."""
-    stats_error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(self, skip_none=True)
+    stats_error: str | None = field(default=None, metadata=omitted_when_none())
 
 
 @dataclass(frozen=True)
-class ThresholdCheck(_Section):
+class ThresholdCheck:
     """One limit checked after the run."""
 
     name: str
@@ -554,14 +405,9 @@ class ThresholdCheck(_Section):
     """In `unit` (MiB for the memory limits)."""
     value: float | None
     """The run's figure; None when it has none (no batch completed)."""
-    unit: str | None = None
-    where: str | None = None
+    unit: str | None = field(default=None, metadata=omitted_when_none(of="value"))
+    """Left out with no figure, as is `where`."""
+    where: str | None = field(default=None, metadata=omitted_when_none(of="value"))
     """Which figure: the batch, or what memory was measured."""
     passed: bool | None = None
     """None: nothing to check against (counts as broken)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        plain = _plain(self)
-        if self.value is None:  # no figure: no unit, nor where
-            del plain["unit"], plain["where"]
-        return plain
