@@ -18,27 +18,18 @@ from typing import Any
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.load.stats import BatchStats
-from sandbox.results.model import (
-    AllocatorInfo,
-    Columns,
-    LoadInfo,
-    Phase,
-    RunResult,
-    ServerInfo,
-    Status,
-    Summary,
-)
-from sandbox.results.sections import (
+from sandbox.results.conditions import AllocatorInfo, HostInfo, LoadInfo, ServerInfo
+from sandbox.results.model import RunResult, Status
+from sandbox.results.releases import (
     CollectionInfo,
     Freed,
-    HostInfo,
     ProcessCollection,
     ProcessTrim,
     Released,
-    SamplerInfo,
     TrimInfo,
 )
-from sandbox.results.summary import compute_summary
+from sandbox.results.sampling import Columns, Phase, SamplerInfo
+from sandbox.results.summary import Summary, compute_summary
 from sandbox.units import MIB
 
 # allocator -> (permanent growth over the run in MiB, fraction of the working set released idle)

@@ -19,7 +19,7 @@ from typing import Any
 
 from sandbox.allocators.registry import Allocator
 from sandbox.errors import ResultFormatError, SandboxError
-from sandbox.results.sections import HarnessInfo
+from sandbox.results.conditions import HarnessInfo
 from sandbox.results.shapes import from_plain, to_plain
 from sandbox.system import state_file
 

@@ -35,16 +35,15 @@ from sandbox.measure.agent_client import (
     MemoryState,
     TrimResult,
 )
-from sandbox.results.sections import (
-    AgentProcess,
+from sandbox.results.releases import (
     CollectionInfo,
     Freed,
-    PeriodicTrim,
     ProcessCollection,
     ProcessTrim,
     Released,
     TrimInfo,
 )
+from sandbox.results.sampling import AgentProcess, PeriodicTrim
 from sandbox.results.shapes import Mismatch, from_plain
 
 Answer = TypeVar("Answer")

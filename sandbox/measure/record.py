@@ -23,25 +23,17 @@ from sandbox.load.stats import BatchStats
 from sandbox.measure import metadata
 from sandbox.measure.thresholds import check_thresholds
 from sandbox.results import summary
-from sandbox.results.model import (
+from sandbox.results.conditions import (
     AllocatorInfo,
-    Columns,
-    LoadInfo,
-    Phase,
-    RunResult,
-    ServerInfo,
-    Status,
-)
-from sandbox.results.sections import (
-    AgentProcess,
-    CollectionInfo,
     HostInfo,
-    ProfileInfo,
-    SamplerInfo,
-    TopObjects,
-    TrimInfo,
+    LoadInfo,
+    ServerInfo,
     running_harness,
 )
+from sandbox.results.heap import ProfileInfo, TopObjects
+from sandbox.results.model import RunResult, Status
+from sandbox.results.releases import CollectionInfo, TrimInfo
+from sandbox.results.sampling import AgentProcess, Columns, Phase, SamplerInfo
 from sandbox.results.shapes import Mismatch, from_plain
 
 SOURCE = (

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import ResultFormatError
-from sandbox.results.model import FORMAT, READABLE_VERSIONS, RunResult, column_lengths_ok
+from sandbox.results.model import FORMAT, READABLE_VERSIONS, RunResult
+from sandbox.results.sampling import column_lengths_ok
 from sandbox.results.shapes import Mismatch, from_plain, to_plain
 from sandbox.system.atomic import write_atomic
 

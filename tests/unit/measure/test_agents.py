@@ -19,7 +19,7 @@ from sandbox.measure.agent_client import (
     TrimResult,
 )
 from sandbox.measure.runner import probe_timeout_s
-from sandbox.results.sections import AgentProcess
+from sandbox.results.sampling import AgentProcess
 from sandbox.units import MIB
 
 Answer = MemorySnapshot | AgentError | None

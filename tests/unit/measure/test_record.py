@@ -16,8 +16,10 @@ from sandbox.measure import metadata
 from sandbox.measure.record import AgentsSeen, ResultBuilder, Sampled
 from sandbox.results import files as result_files
 from sandbox.results import summary
+from sandbox.results.conditions import HostInfo
 from sandbox.results.model import RunResult, Status
-from sandbox.results.sections import AgentProcess, HostInfo, ProcessTrim, Released, TrimInfo
+from sandbox.results.releases import ProcessTrim, Released, TrimInfo
+from sandbox.results.sampling import AgentProcess
 from sandbox.results.shapes import to_plain
 from tests.fakes import make_result
 

@@ -18,8 +18,8 @@ from sandbox.cli.main import cli
 from sandbox.measure.checkpointer import Checkpointer
 from sandbox.results import checkpoints
 from sandbox.results import files as result_files
+from sandbox.results.conditions import HarnessInfo, running_harness
 from sandbox.results.model import RunResult
-from sandbox.results.sections import HarnessInfo, running_harness
 from sandbox.results.shapes import from_plain, to_plain
 from sandbox.system import atomic
 from tests.fakes import make_group, make_result

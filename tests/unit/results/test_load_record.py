@@ -9,7 +9,7 @@ import pytest
 
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec, Schedule
-from sandbox.results.model import LoadInfo
+from sandbox.results.conditions import LoadInfo
 from sandbox.results.shapes import Mismatch, from_plain, to_plain
 
 RATE = LoadSpec(

@@ -11,6 +11,7 @@ from sandbox.errors import ResultFormatError
 from sandbox.results import files as result_files
 from sandbox.results import model as results
 from sandbox.results import summary
+from sandbox.results.sampling import Columns, Phase
 from sandbox.results.shapes import from_plain, to_plain
 from tests.fakes import make_collection, make_result
 
@@ -91,13 +92,13 @@ def test_summary_is_recomputable_from_samples() -> None:
 
 def test_summary_definitions_on_a_known_series() -> None:
     phases = [
-        results.Phase("baseline", 0, 2),
-        results.Phase("batch-1", 2, 4),
-        results.Phase("idle", 4, 8),
+        Phase("baseline", 0, 2),
+        Phase("batch-1", 2, 4),
+        Phase("idle", 4, 8),
     ]
     t: list[float] = [0, 1, 2, 3, 4, 5, 6, 7, 8]
     rss: list[float] = [10, 12, 50, 90, 80, 70, 60, 40, 41]
-    samples: results.Columns = {"t_s": list(t), "rss_bytes": list(rss)}
+    samples: Columns = {"t_s": list(t), "rss_bytes": list(rss)}
     s = summary.compute_summary(samples, phases, 95)
     assert (s.baseline_rss_bytes, s.peak_rss_bytes) == (12, 90)
     assert s.end_of_load_rss_bytes == 80  # last sample at or before the batch's end (t=4)

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.results.sections import (
-    AgentProcess,
-    CollectionInfo,
-    HostInfo,
-    ObjectType,
-    PeriodicTrim,
-    ProcessTrim,
-    ProfileInfo,
-    Released,
-    SamplerInfo,
-    ThresholdCheck,
-    TopObjects,
-    TrimInfo,
-)
+from sandbox.results.conditions import HostInfo
+from sandbox.results.heap import ObjectType, ProfileInfo, TopObjects
+from sandbox.results.releases import CollectionInfo, ProcessTrim, Released, TrimInfo
+from sandbox.results.sampling import AgentProcess, PeriodicTrim, SamplerInfo
 from sandbox.results.shapes import Mismatch, from_plain, to_plain
+from sandbox.results.thresholds import ThresholdCheck
 from tests.fakes import make_collection
 
 
