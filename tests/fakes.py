@@ -21,8 +21,10 @@ from sandbox.load.stats import BatchStats
 from sandbox.results.conditions import AllocatorInfo, HostInfo, LoadInfo, ServerInfo
 from sandbox.results.model import RunResult, Status
 from sandbox.results.releases import (
+    CollectedState,
     CollectionInfo,
     Freed,
+    MemoryState,
     ProcessCollection,
     ProcessTrim,
     Released,
@@ -212,7 +214,8 @@ def make_result(
     stamp = f"20260101T{10 + repeat % 10:02d}{seed % 60:02d}00Z"
     trim = None
     if any(p.name == "trim" for p in phases):  # the agent of the one process was asked
-        before, after = {"rss_bytes": samples["rss_bytes"][-1]}, {"rss_bytes": 0}
+        before = MemoryState(allocator, None, None, None, {}, None, int(samples["rss_bytes"][-1]))
+        after = replace(before, rss_bytes=0)
         call = RELEASE_CALLS.get(allocator, "malloc_trim(0)")
         asked = ProcessTrim("main", 4242, call, 1, before, after, Released(None, None), 2.0)
         trim = TrimInfo.over([asked], took_ms=2.5)
@@ -340,7 +343,7 @@ def make_collection(
 ) -> CollectionInfo:
     """A full collection in one process that freed these (MiB; pymalloc's None: unread)."""
     py = None if freed_pymalloc_mib is None else int(freed_pymalloc_mib * MIB)
-    state = {"allocator": "glibc", "in_use_bytes": 0, "held_bytes": 0, "rss_bytes": 0}
+    state = CollectedState("glibc", None, 0, 0, {}, None, 0, pymalloc_used_bytes=None)
     one = ProcessCollection(
         label=label,
         pid=4242,
@@ -348,8 +351,8 @@ def make_collection(
         counts_before=list(counts_before),
         generations=[{"collections": 9, "collected": unreachable, "uncollectable": 0}] * 3,
         garbage=0,
-        before=dict(state),
-        after=dict(state),
+        before=state,
+        after=state,
         freed=Freed(int(freed_in_use_mib * MIB), 0, int(freed_rss_mib * MIB), py),
         collect_ms=collect_ms,
         took_ms=collect_ms + 1.0,

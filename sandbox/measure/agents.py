@@ -32,15 +32,13 @@ from sandbox.measure.agent_client import (
     AgentError,
     CollectResult,
     MemorySnapshot,
-    MemoryState,
     TrimResult,
 )
 from sandbox.results.releases import (
+    CollectedState,
     CollectionInfo,
-    Freed,
     ProcessCollection,
     ProcessTrim,
-    Released,
     TrimInfo,
 )
 from sandbox.results.sampling import AgentProcess, PeriodicTrim
@@ -372,9 +370,9 @@ def _trim(label: str, pid: int, answer: TrimResult) -> ProcessTrim:
         pid=pid,
         called=answer.called,
         result=answer.result,
-        before=_state(answer, "before"),
-        after=_state(answer, "after"),
-        released=Released(answer.released_held_bytes, answer.released_rss_bytes),
+        before=answer.before,
+        after=answer.after,
+        released=answer.released,
         took_ms=answer.took_ms,
     )
 
@@ -387,36 +385,9 @@ def _collection(label: str, pid: int, answer: CollectResult) -> ProcessCollectio
         counts_before=list(answer.counts_before),
         generations=[dict(g) for g in answer.generations],
         garbage=answer.garbage,
-        before={
-            **_state_dict(answer.before),
-            "pymalloc_used_bytes": answer.pymalloc_used_before_bytes,
-        },
-        after={
-            **_state_dict(answer.after),
-            "pymalloc_used_bytes": answer.pymalloc_used_after_bytes,
-        },
-        freed=Freed(
-            in_use_bytes=answer.freed_in_use_bytes,
-            held_bytes=answer.freed_held_bytes,
-            rss_bytes=answer.freed_rss_bytes,
-            pymalloc_used_bytes=answer.freed_pymalloc_used_bytes,
-        ),
+        before=CollectedState.of(answer.before, answer.pymalloc_used.before),
+        after=CollectedState.of(answer.after, answer.pymalloc_used.after),
+        freed=answer.freed,
         collect_ms=answer.collect_ms,
         took_ms=answer.took_ms,
     )
-
-
-def _state(answer: TrimResult, which: str) -> dict[str, object]:
-    return _state_dict(answer.before if which == "before" else answer.after)
-
-
-def _state_dict(state: MemoryState) -> dict[str, object]:
-    return {
-        "allocator": state.allocator,
-        "library": state.library,
-        "in_use_bytes": state.in_use_bytes,
-        "held_bytes": state.held_bytes,
-        "raw": dict(state.raw),
-        "note": state.note,
-        "rss_bytes": state.rss_bytes,
-    }

@@ -5,8 +5,43 @@ sums.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+
+@dataclass(frozen=True)
+class MemoryState:
+    """One process's allocator counters and RSS at one moment, as its agent reported them before
+    and after a trim or a collection."""
+
+    allocator: str
+    """glibc, jemalloc, tcmalloc, mimalloc, or the library's file name when unknown."""
+    library: str | None
+    """Path of the library that provides malloc; None for glibc's own."""
+    in_use_bytes: int | None
+    """Allocated by the application and not freed; None when the allocator does not count it."""
+    held_bytes: int | None
+    """Taken from the OS and not returned; None when unavailable."""
+    raw: Mapping[str, int]
+    """The allocator's native counters, by their native names."""
+    note: str | None
+    """What limits these numbers, or why they are missing."""
+    rss_bytes: int
+    """The process's resident set size (/proc/self/statm)."""
+
+
+@dataclass(frozen=True)
+class CollectedState(MemoryState):
+    """A process's memory before or after a full collection: with pymalloc's count."""
+
+    pymalloc_used_bytes: int | None
+    """pymalloc's bytes in live objects; None when pymalloc is off or unread."""
+
+    @classmethod
+    def of(cls, state: MemoryState, pymalloc_used_bytes: int | None) -> CollectedState:
+        return cls(**{f.name: getattr(state, f.name) for f in fields(state)},
+                   pymalloc_used_bytes=pymalloc_used_bytes)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -28,11 +63,8 @@ class ProcessTrim:
     """The allocator function called, e.g. `malloc_trim(0)`; None when it has none."""
     result: int | None
     """What that function returned (None for void functions)."""
-    before: dict[str, Any]
-    """The allocator's snapshot (allocator, library, in_use_bytes, held_bytes, raw counters,
-    note) and rss_bytes, before."""
-    after: dict[str, Any]
-    """The same, after."""
+    before: MemoryState
+    after: MemoryState
     released: Released
     took_ms: float
 
@@ -76,7 +108,7 @@ class TrimInfo:
         calls = list(dict.fromkeys(p.called for p in processes if p.called is not None))
 
         def total(state: str, key: str) -> int | None:
-            values = [getattr(p, state).get(key) for p in processes]
+            values = [getattr(getattr(p, state), key) for p in processes]
             ints = [v for v in values if isinstance(v, int)]
             return sum(ints) if len(ints) == len(values) else None
 
@@ -128,9 +160,8 @@ class ProcessCollection:
     """gc.get_stats() after it: per generation, collections, collected, uncollectable."""
     garbage: int
     """len(gc.garbage) after it."""
-    before: dict[str, Any]
-    """The allocator's snapshot and rss_bytes before, as in ProcessTrim."""
-    after: dict[str, Any]
+    before: CollectedState
+    after: CollectedState
     freed: Freed
     collect_ms: float
     """The collection alone."""

@@ -19,10 +19,10 @@ from sandbox.measure.agent_client import (
     Hello,
     InterpreterCounters,
     MemorySnapshot,
-    MemoryState,
     PymallocCounters,
     TrimResult,
 )
+from sandbox.results.releases import MemoryState, Released
 from sandbox.units import MIB
 
 PID = 4242
@@ -75,8 +75,7 @@ TRIMMED = TrimResult(
     result=1,
     before=state(60 * MIB, 40 * MIB),
     after=state(45 * MIB, 27 * MIB),
-    released_held_bytes=13 * MIB,
-    released_rss_bytes=15 * MIB,
+    released=Released(held_bytes=13 * MIB, rss_bytes=15 * MIB),
     took_ms=12.0,
 )
 
@@ -197,7 +196,9 @@ def test_look_with_a_trim() -> None:
 
 
 def test_look_with_a_trim_the_allocator_does_not_have() -> None:
-    bare = TrimResult(PID, None, None, state(60 * MIB, None), state(60 * MIB, None), None, 0, 0.1)
+    bare = TrimResult(
+        PID, None, None, state(60 * MIB, None), state(60 * MIB, None), Released(None, 0), 0.1
+    )
     found = agent_route.look(PID, FakeClient(trimmed=bare), trim=True)
     assert found is not None and found.trim is not None
     assert found.trim.called == "nothing (this allocator has no release call)"

@@ -3,11 +3,13 @@ back, and reads what older formats wrote."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sandbox.results.conditions import HostInfo
 from sandbox.results.heap import ObjectType, ProfileInfo, TopObjects
-from sandbox.results.releases import CollectionInfo, ProcessTrim, Released, TrimInfo
+from sandbox.results.releases import CollectionInfo, MemoryState, ProcessTrim, Released, TrimInfo
 from sandbox.results.sampling import AgentProcess, PeriodicTrim, SamplerInfo
 from sandbox.results.shapes import Mismatch, from_plain, to_plain
 from sandbox.results.thresholds import ThresholdCheck
@@ -55,8 +57,8 @@ def test_trim_and_objects_round_trip() -> None:
 
 def test_a_trim_of_several_processes_round_trips_with_its_sums() -> None:
     def asked(label: str, pid: int, rss: tuple[int, int]) -> ProcessTrim:
-        before = {"allocator": "jemalloc", "held_bytes": 9, "in_use_bytes": 4, "rss_bytes": rss[0]}
-        after = {**before, "held_bytes": 5, "rss_bytes": rss[1]}
+        before = MemoryState("jemalloc", None, 4, 9, {"stats.active": 8}, None, rss[0])
+        after = replace(before, held_bytes=5, rss_bytes=rss[1])
         return ProcessTrim(label, pid, 'mallctl("arena.4096.purge")', 0, before, after,
                            Released(4, rss[0] - rss[1]), 1.5)  # fmt: skip
 
@@ -71,8 +73,8 @@ def test_a_trim_of_several_processes_round_trips_with_its_sums() -> None:
 
 
 def test_a_trim_without_a_release_call_is_not_done() -> None:
-    nothing = ProcessTrim("main", 10, None, None, {"rss_bytes": 5}, {"rss_bytes": 5},
-                          Released(None, 0), 0.1)  # fmt: skip
+    state = MemoryState("mimalloc", None, None, None, {}, None, 5)
+    nothing = ProcessTrim("main", 10, None, None, state, state, Released(None, 0), 0.1)
     trim = TrimInfo.over([nothing], took_ms=0.2)
     assert (trim.called, trim.done, trim.result) == (None, False, None)
 
