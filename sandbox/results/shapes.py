@@ -10,9 +10,9 @@ dataclasses (a mapping on disk). Keys a reader does not know are ignored (newer 
 
 The on-disk quirks of older formats are hooks, declared where they apply:
 - per field, as `dataclasses.field(metadata=...)`: `omitted_when_none()` (the key is left out
-  while the value, or another field's, is None), `empty_when_none()` (None is written as `{}`),
-  `read_also(...)` (an older key read for the field) and `flattened()` (a nested dataclass
-  whose keys are its parent's);
+  while the value, or another field's, is None), `omitted_when_empty()` (while it is empty),
+  `empty_when_none()` (None is written as `{}`), `read_also(...)` (an older key read for the
+  field) and `flattened()` (a nested dataclass whose keys are its parent's);
 - per class: a method `on_disk(self, plain) -> dict` that rearranges the written mapping, and a
   classmethod `from_disk(cls, data) -> Mapping` that undoes it before reading.
 """
@@ -69,6 +69,11 @@ def omitted_when_none(of: str | None = None) -> dict[str, Any]:
     return {_NONE: "omitted", _NONE_OF: of}
 
 
+def omitted_when_empty() -> dict[str, Any]:
+    """Field metadata: the key is left out while the value is empty (or None)."""
+    return {_NONE: "omitted_empty", _NONE_OF: None}
+
+
 def empty_when_none() -> dict[str, Any]:
     """Field metadata: an optional section written as `{}` when None (and `{}` read as None)."""
     return {_NONE: "empty", _NONE_OF: None}
@@ -94,6 +99,8 @@ def to_plain(value: Any) -> Any:
             item = getattr(value, f.name)
             rule = f.metadata.get(_NONE)
             if rule == "omitted" and getattr(value, f.metadata[_NONE_OF] or f.name) is None:
+                continue
+            if rule == "omitted_empty" and not item:
                 continue
             if f.metadata.get(_FLAT):
                 out.update(to_plain(item))
@@ -139,7 +146,7 @@ def from_plain(cls: type[T], data: Any, where: str = "") -> T:
         if not f.init or key is None or f.name in kwargs:
             continue
         value = data[key]
-        if value == {} and f.metadata.get(_NONE) is not None:
+        if value == {} and f.metadata.get(_NONE) in ("omitted", "empty"):
             kwargs[f.name] = None
         else:
             kwargs[f.name] = read(value, hints[f.name], f"{where}{f.name}")
