@@ -120,7 +120,7 @@ def to_plain(value: Any) -> Any:
 _FIELD_TYPES: dict[type, dict[str, Any]] = {}
 
 
-def field_types(cls: type) -> dict[str, Any]:
+def _field_types(cls: type) -> dict[str, Any]:
     """The resolved annotations of a dataclass's fields (resolved once per class)."""
     if cls not in _FIELD_TYPES:
         hints = typing.get_type_hints(cls)
@@ -137,7 +137,7 @@ def from_plain(cls: type[T], data: Any, where: str = "") -> T:
     from_disk = getattr(cls, "from_disk", None)
     if from_disk is not None:
         data = from_disk(data)
-    hints = field_types(cls)
+    hints = _field_types(cls)
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
         key = next((k for k in (f.name, *f.metadata.get(_ALSO, ())) if k in data), None)
@@ -158,19 +158,6 @@ def from_plain(cls: type[T], data: Any, where: str = "") -> T:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise Missing(where.rstrip(".") or cls.__name__, f"is refused: {exc}") from None
-
-
-def check_fields(cls: type, data: Mapping[str, Any], where: str = "") -> None:
-    """Check each key of `data` that names a field of the dataclass `cls` (others are ignored:
-    newer writers may add keys); raise Mismatch naming the first wrong one."""
-    for name, hint in field_types(cls).items():
-        if name in data:
-            read(data[name], hint, f"{where}{name}")
-
-
-def check(value: Any, hint: Any, key: str) -> None:
-    """Raise Mismatch when `value` does not have the type `hint`."""
-    read(value, hint, key)
 
 
 def read(value: Any, hint: Any, key: str) -> Any:
