@@ -28,6 +28,7 @@ from sandbox.results.releases import (
     ProcessCollection,
     ProcessTrim,
     Released,
+    TrimAnswer,
     TrimInfo,
 )
 from sandbox.results.sampling import Columns, Phase, SamplerInfo
@@ -217,7 +218,8 @@ def make_result(
         before = MemoryState(allocator, None, None, None, {}, None, int(samples["rss_bytes"][-1]))
         after = replace(before, rss_bytes=0)
         call = RELEASE_CALLS.get(allocator, "malloc_trim(0)")
-        asked = ProcessTrim("main", 4242, call, 1, before, after, Released(None, None), 2.0)
+        answer = TrimAnswer(4242, call, 1, before, after, Released(None, None), 2.0)
+        asked = ProcessTrim("main", answer)
         trim = TrimInfo.over([asked], took_ms=2.5)
     return RunResult(
         run_id=f"{stamp}-{allocator}-{seed % 0xFFFF:04x}",

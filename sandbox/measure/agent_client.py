@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.agent import protocol
 from sandbox.errors import SandboxError
-from sandbox.results.releases import Freed, MemoryState, Released
+from sandbox.results.releases import Freed, MemoryState, TrimAnswer
 from sandbox.results.shapes import Mismatch, from_plain
 
 if TYPE_CHECKING:
@@ -104,22 +104,6 @@ class MemorySnapshot(MemoryState):
 
 
 @dataclass(frozen=True)
-class TrimResult:
-    """An agent's answer to `trim`: what it called and what came back."""
-
-    pid: int
-    called: str | None
-    """The release function called, e.g. `malloc_trim(0)`; None when the allocator has none."""
-    result: int | None
-    """What it returned (None for void functions)."""
-    before: MemoryState
-    after: MemoryState
-    released: Released
-    """before minus after (held_bytes None when either is unknown)."""
-    took_ms: float
-
-
-@dataclass(frozen=True)
 class PymallocUsed:
     """pymalloc's bytes in objects before and after a collection; None when pymalloc is off or
     unread."""
@@ -197,9 +181,9 @@ def parse_memory(data: Any, what: str = "the memory reply") -> MemorySnapshot:
     return replace(snap, pymalloc=pymalloc, pymalloc_note=note)
 
 
-def parse_trim(data: Any, pid: int, what: str = "the trim reply") -> TrimResult:
-    """The TrimResult in a decoded `trim` result; AgentError if malformed."""
-    return _read(TrimResult, _with_pid(data, pid), what)
+def parse_trim(data: Any, pid: int, what: str = "the trim reply") -> TrimAnswer:
+    """The TrimAnswer in a decoded `trim` result; AgentError if malformed."""
+    return _read(TrimAnswer, _with_pid(data, pid), what)
 
 
 def parse_collect(data: Any, pid: int, what: str = "the collect reply") -> CollectResult:
@@ -303,7 +287,7 @@ class AgentClient:
         data = self.request(pid, payload, timeout_s)
         return None if data is None else parse_memory(data, f"pid {pid}'s memory reply")
 
-    def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimResult | None:
+    def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimAnswer | None:
         """Ask `pid`'s allocator for its free memory back; None without an agent."""
         data = self.request(pid, {"op": "trim"}, timeout_s)
         return None if data is None else parse_trim(data, pid, f"pid {pid}'s trim reply")

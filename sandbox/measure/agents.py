@@ -32,13 +32,13 @@ from sandbox.measure.agent_client import (
     AgentError,
     CollectResult,
     MemorySnapshot,
-    TrimResult,
 )
 from sandbox.results.releases import (
     CollectedState,
     CollectionInfo,
     ProcessCollection,
     ProcessTrim,
+    TrimAnswer,
     TrimInfo,
 )
 from sandbox.results.sampling import AgentProcess, PeriodicTrim
@@ -95,7 +95,7 @@ class Agents(Protocol):
         fresh: bool = False,
     ) -> MemorySnapshot | None: ...
 
-    def trim(self, pid: int, timeout_s: float = ...) -> TrimResult | None: ...
+    def trim(self, pid: int, timeout_s: float = ...) -> TrimAnswer | None: ...
 
     def collect(self, pid: int, timeout_s: float = ...) -> CollectResult | None: ...
 
@@ -364,17 +364,8 @@ def _ask_each(
     return done, notes
 
 
-def _trim(label: str, pid: int, answer: TrimResult) -> ProcessTrim:
-    return ProcessTrim(
-        label=label,
-        pid=pid,
-        called=answer.called,
-        result=answer.result,
-        before=answer.before,
-        after=answer.after,
-        released=answer.released,
-        took_ms=answer.took_ms,
-    )
+def _trim(label: str, pid: int, answer: TrimAnswer) -> ProcessTrim:
+    return ProcessTrim(label, answer)
 
 
 def _collection(label: str, pid: int, answer: CollectResult) -> ProcessCollection:

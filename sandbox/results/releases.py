@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sandbox.results.shapes import flattened
+
 
 @dataclass(frozen=True)
 class MemoryState:
@@ -53,11 +55,9 @@ class Released:
 
 
 @dataclass(frozen=True)
-class ProcessTrim:
-    """What asking one server process's allocator for its free memory back did."""
+class TrimAnswer:
+    """A process's agent's answer to `trim`: what it called and what came back."""
 
-    label: str
-    """main, w1, w2, ...: as in the per-process probe columns."""
     pid: int
     called: str | None
     """The allocator function called, e.g. `malloc_trim(0)`; None when it has none."""
@@ -66,7 +66,18 @@ class ProcessTrim:
     before: MemoryState
     after: MemoryState
     released: Released
+    """before minus after (held_bytes None when either is unknown)."""
     took_ms: float
+
+
+@dataclass(frozen=True)
+class ProcessTrim:
+    """What asking one server process's allocator for its free memory back did: its agent's
+    answer, with the process's label (on disk, one mapping)."""
+
+    label: str
+    """main, w1, w2, ...: as in the per-process probe columns."""
+    answer: TrimAnswer = field(metadata=flattened())
 
 
 @dataclass(frozen=True)
@@ -105,10 +116,11 @@ class TrimInfo:
         """The section for the processes asked (at least one)."""
         if not processes:
             raise ValueError("TrimInfo.over needs at least one process")
-        calls = list(dict.fromkeys(p.called for p in processes if p.called is not None))
+        answers = [p.answer for p in processes]
+        calls = list(dict.fromkeys(a.called for a in answers if a.called is not None))
 
         def total(state: str, key: str) -> int | None:
-            values = [getattr(getattr(p, state), key) for p in processes]
+            values = [getattr(getattr(a, state), key) for a in answers]
             ints = [v for v in values if isinstance(v, int)]
             return sum(ints) if len(ints) == len(values) else None
 
@@ -116,11 +128,11 @@ class TrimInfo:
             keys = ("rss_bytes", "held_bytes", "in_use_bytes")
             return {**{k: total(which, k) for k in keys}, "processes": len(processes)}
 
-        held = [p.released.held_bytes for p in processes]
-        rss = [p.released.rss_bytes for p in processes]
+        held = [a.released.held_bytes for a in answers]
+        rss = [a.released.rss_bytes for a in answers]
         return cls(
             called=", ".join(c for c in calls if c) if calls else None,
-            result=processes[0].result if len(processes) == 1 else None,
+            result=answers[0].result if len(answers) == 1 else None,
             before=state("before"),
             after=state("after"),
             released=Released(

@@ -11,7 +11,7 @@ from sandbox.cli.progress import print_run_summary
 from sandbox.load.models import LoadModel
 from sandbox.results.heap import ObjectType, ProfileInfo, TopObjects
 from sandbox.results.model import RunResult
-from sandbox.results.releases import MemoryState, ProcessTrim, Released, TrimInfo
+from sandbox.results.releases import MemoryState, ProcessTrim, Released, TrimAnswer, TrimInfo
 from sandbox.results.sampling import AgentProcess, PeriodicTrim, SamplerInfo
 from sandbox.results.thresholds import ThresholdCheck
 from sandbox.units import MIB
@@ -74,7 +74,7 @@ STATE = MemoryState("glibc", None, None, None, {}, None, 0)
 def test_trim_in_several_processes_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     run = make_result("glibc")
     asked = [
-        ProcessTrim(label, pid, "malloc_trim(0)", 1, STATE, STATE, Released(0, 0), 1)
+        ProcessTrim(label, TrimAnswer(pid, "malloc_trim(0)", 1, STATE, STATE, Released(0, 0), 1))
         for label, pid in (("main", 10), ("w1", 11), ("w2", 12))
     ]
     result = replace(run, trim=TrimInfo.over(asked, took_ms=4.0))

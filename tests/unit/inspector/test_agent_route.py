@@ -20,9 +20,8 @@ from sandbox.measure.agent_client import (
     InterpreterCounters,
     MemorySnapshot,
     PymallocCounters,
-    TrimResult,
 )
-from sandbox.results.releases import MemoryState, Released
+from sandbox.results.releases import MemoryState, Released, TrimAnswer
 from sandbox.units import MIB
 
 PID = 4242
@@ -69,7 +68,7 @@ def memory(pymalloc: PymallocCounters | None = PYMALLOC) -> MemorySnapshot:
     )
 
 
-TRIMMED = TrimResult(
+TRIMMED = TrimAnswer(
     pid=PID,
     called="malloc_trim(0)",
     result=1,
@@ -87,7 +86,7 @@ class FakeClient(AgentClient):
         self,
         said: Hello | None = None,
         snap: MemorySnapshot | None = None,
-        trimmed: TrimResult | None = TRIMMED,
+        trimmed: TrimAnswer | None = TRIMMED,
         error: AgentError | None = None,
     ) -> None:
         super().__init__(Path("/nonexistent"))
@@ -114,7 +113,7 @@ class FakeClient(AgentClient):
         self.asked.append(f"snapshot {pid} fresh={fresh}")
         return self.snap
 
-    def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimResult | None:
+    def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimAnswer | None:
         self.asked.append(f"trim {pid}")
         return self.trimmed
 
@@ -196,7 +195,7 @@ def test_look_with_a_trim() -> None:
 
 
 def test_look_with_a_trim_the_allocator_does_not_have() -> None:
-    bare = TrimResult(
+    bare = TrimAnswer(
         PID, None, None, state(60 * MIB, None), state(60 * MIB, None), Released(None, 0), 0.1
     )
     found = agent_route.look(PID, FakeClient(trimmed=bare), trim=True)

@@ -5,19 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec
-
-RATE = LoadSpec(
-    locustfile=Path("/repo/plans/locustfile.py"),
-    tags=("tiny", "small"),
-    spawn_rate=8.0,
-    iterations=100,
-    model=LoadModel("rate", users=8, rate=20.0, duration_s=30.0),
-    workers=2,
-    drill=True,
-    timeout_s=120.0,
-)
 
 
 def test_relative_to_names_the_locustfile_from_the_repository(tmp_path: Path) -> None:

@@ -16,10 +16,9 @@ from sandbox.measure.agent_client import (
     MemorySnapshot,
     PymallocCounters,
     PymallocUsed,
-    TrimResult,
 )
 from sandbox.measure.runner import probe_timeout_s
-from sandbox.results.releases import Freed, MemoryState, Released
+from sandbox.results.releases import Freed, MemoryState, Released, TrimAnswer
 from sandbox.results.sampling import AgentProcess
 from sandbox.units import MIB
 
@@ -47,7 +46,7 @@ class FakeAgents:
     """Answers each pid with the next of its scripted answers (the last one repeats)."""
 
     script: dict[int, list[Answer]]
-    trims: dict[int, TrimResult | AgentError | None] = field(default_factory=dict)
+    trims: dict[int, TrimAnswer | AgentError | None] = field(default_factory=dict)
     collections: dict[int, CollectResult | AgentError | None] = field(default_factory=dict)
     asked: list[int] = field(default_factory=list)
     timeouts: list[float | None] = field(default_factory=list)
@@ -72,7 +71,7 @@ class FakeAgents:
             raise answer
         return answer
 
-    def trim(self, pid: int, timeout_s: float = 30.0) -> TrimResult | None:
+    def trim(self, pid: int, timeout_s: float = 30.0) -> TrimAnswer | None:
         answer = self.trims.get(pid)
         if isinstance(answer, AgentError):
             raise answer
@@ -269,11 +268,11 @@ def state(rss_mib: int, held_mib: int | None) -> MemoryState:
     return MemoryState("glibc", None, MIB, held, {"arena": 1}, None, rss_mib * MIB)
 
 
-def trimmed(pid: int, before: tuple[int, int | None], after: tuple[int, int | None]) -> TrimResult:
+def trimmed(pid: int, before: tuple[int, int | None], after: tuple[int, int | None]) -> TrimAnswer:
     b, a = state(*before), state(*after)
     held = None if b.held_bytes is None or a.held_bytes is None else b.held_bytes - a.held_bytes
     released = Released(held, b.rss_bytes - a.rss_bytes)
-    return TrimResult(pid, "malloc_trim(0)", 1, b, a, released, took_ms=3.0)
+    return TrimAnswer(pid, "malloc_trim(0)", 1, b, a, released, took_ms=3.0)
 
 
 def test_trim_asks_every_process_and_sums_what_came_back() -> None:
@@ -291,9 +290,9 @@ def test_trim_asks_every_process_and_sums_what_came_back() -> None:
         "trim of w2 (pid 12) failed: the agent of pid 12 did not answer trim within 30 s"
     ]
     assert trim is not None and trim.done
-    assert [(p.label, p.pid) for p in trim.processes] == [("main", 10), ("w1", 11)]
-    assert trim.processes[1].released.rss_bytes == 20 * MIB
-    assert trim.processes[1].before.raw == {"arena": 1}
+    assert [(p.label, p.answer.pid) for p in trim.processes] == [("main", 10), ("w1", 11)]
+    assert trim.processes[1].answer.released.rss_bytes == 20 * MIB
+    assert trim.processes[1].answer.before.raw == {"arena": 1}
     assert trim.called == "malloc_trim(0)" and trim.result is None  # two processes
     assert trim.before == {
         "rss_bytes": 130 * MIB, "held_bytes": 90 * MIB, "in_use_bytes": 2 * MIB, "processes": 2

@@ -18,7 +18,7 @@ from sandbox.results import files as result_files
 from sandbox.results import summary
 from sandbox.results.conditions import HostInfo
 from sandbox.results.model import RunResult, Status
-from sandbox.results.releases import MemoryState, ProcessTrim, Released, TrimInfo
+from sandbox.results.releases import MemoryState, ProcessTrim, Released, TrimAnswer, TrimInfo
 from sandbox.results.sampling import AgentProcess
 from sandbox.results.shapes import to_plain
 from tests.fakes import make_result
@@ -31,12 +31,12 @@ JEMALLOC = ResolvedAllocator(
 PURGE = 'mallctl("arena.4096.purge")'
 TRIM = TrimInfo.over(
     [
-        ProcessTrim(
-            "main", 4242, PURGE, 0,
+        ProcessTrim("main", TrimAnswer(
+            4242, PURGE, 0,
             MemoryState("jemalloc", None, None, 40, {}, None, 90),
             MemoryState("jemalloc", None, None, 25, {}, None, 80),
             Released(15, 10), 2.1,
-        )
+        ))
     ],
     took_ms=2.5,
 )  # fmt: skip

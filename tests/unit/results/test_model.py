@@ -189,7 +189,7 @@ def test_format_5_has_each_process_and_its_agent() -> None:
     trim = v5.trim
     assert trim is not None and trim.done
     assert [p.label for p in trim.processes] == labels
-    assert trim.released.rss_bytes == sum(p.released.rss_bytes or 0 for p in trim.processes)
+    assert trim.released.rss_bytes == sum(p.answer.released.rss_bytes or 0 for p in trim.processes)
 
 
 def test_a_bad_section_names_itself(tmp_path: Path) -> None:

@@ -9,7 +9,14 @@ import pytest
 
 from sandbox.results.conditions import HostInfo
 from sandbox.results.heap import ObjectType, ProfileInfo, TopObjects
-from sandbox.results.releases import CollectionInfo, MemoryState, ProcessTrim, Released, TrimInfo
+from sandbox.results.releases import (
+    CollectionInfo,
+    MemoryState,
+    ProcessTrim,
+    Released,
+    TrimAnswer,
+    TrimInfo,
+)
 from sandbox.results.sampling import AgentProcess, PeriodicTrim, SamplerInfo
 from sandbox.results.shapes import Mismatch, from_plain, to_plain
 from sandbox.results.thresholds import ThresholdCheck
@@ -59,8 +66,8 @@ def test_a_trim_of_several_processes_round_trips_with_its_sums() -> None:
     def asked(label: str, pid: int, rss: tuple[int, int]) -> ProcessTrim:
         before = MemoryState("jemalloc", None, 4, 9, {"stats.active": 8}, None, rss[0])
         after = replace(before, held_bytes=5, rss_bytes=rss[1])
-        return ProcessTrim(label, pid, 'mallctl("arena.4096.purge")', 0, before, after,
-                           Released(4, rss[0] - rss[1]), 1.5)  # fmt: skip
+        return ProcessTrim(label, TrimAnswer(pid, 'mallctl("arena.4096.purge")', 0, before, after,
+                           Released(4, rss[0] - rss[1]), 1.5))  # fmt: skip
 
     trim = TrimInfo.over([asked("main", 10, (20, 18)), asked("w1", 11, (50, 40))], took_ms=3.5)
     assert trim.done and trim.called == 'mallctl("arena.4096.purge")' and trim.result is None
@@ -74,7 +81,7 @@ def test_a_trim_of_several_processes_round_trips_with_its_sums() -> None:
 
 def test_a_trim_without_a_release_call_is_not_done() -> None:
     state = MemoryState("mimalloc", None, None, None, {}, None, 5)
-    nothing = ProcessTrim("main", 10, None, None, state, state, Released(None, 0), 0.1)
+    nothing = ProcessTrim("main", TrimAnswer(10, None, None, state, state, Released(None, 0), 0.1))
     trim = TrimInfo.over([nothing], took_ms=0.2)
     assert (trim.called, trim.done, trim.result) == (None, False, None)
 
