@@ -42,8 +42,11 @@ class CollectedState(MemoryState):
 
     @classmethod
     def of(cls, state: MemoryState, pymalloc_used_bytes: int | None) -> CollectedState:
-        return cls(**{f.name: getattr(state, f.name) for f in fields(state)},
-                   pymalloc_used_bytes=pymalloc_used_bytes)  # fmt: skip
+        """`state` with pymalloc's count."""
+        return cls(
+            **{f.name: getattr(state, f.name) for f in fields(state)},
+            pymalloc_used_bytes=pymalloc_used_bytes,
+        )
 
 
 @dataclass(frozen=True)
