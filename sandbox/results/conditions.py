@@ -12,7 +12,7 @@ from typing import Any
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.load.stats import BatchStats
-from sandbox.results.shapes import flattened, read_also
+from sandbox.results.shapes import flattened, read, read_also
 from sandbox.system import liveness
 
 
@@ -92,11 +92,11 @@ class LoadInfo:
         }
 
     @classmethod
-    def from_disk(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Format 1-2 files have no model: drill's iterations, and `users`."""
-        if data.get("model"):
-            return data
-        return {**data, "model": {"users": data.get("users", LoadModel().users)}}
+    def from_disk(cls, data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+        """The model's `users` is written beside the plans too (checked, not read: the model's
+        are); format 1-2 files have no model: drill's iterations, and those `users`."""
+        users = read(data.get("users", LoadModel().users), int, f"{where}users")
+        return data if data.get("model") else {**data, "model": {"users": users}}
 
 
 _SCHEDULE_KEYS = ("batches", "pause_s", "baseline_s", "idle_s")

@@ -14,7 +14,8 @@ The on-disk quirks of older formats are hooks, declared where they apply:
   `empty_when_none()` (None is written as `{}`), `read_also(...)` (an older key read for the
   field) and `flattened()` (a nested dataclass whose keys are its parent's);
 - per class: a method `on_disk(self, plain) -> dict` that rearranges the written mapping, and a
-  classmethod `from_disk(cls, data) -> Mapping` that undoes it before reading.
+  classmethod `from_disk(cls, data, where) -> Mapping` that undoes it before reading (and checks
+  what it reads itself, naming keys after `where`).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def from_plain(cls: type[T], data: Any, where: str = "") -> T:
         raise Mismatch(where.rstrip(".") or cls.__name__, data, "a mapping")
     from_disk = getattr(cls, "from_disk", None)
     if from_disk is not None:
-        data = from_disk(data)
+        data = from_disk(data, where)
     hints = _field_types(cls)
     kwargs: dict[str, Any] = {}
     for f in fields(cls):

@@ -76,7 +76,7 @@ class Quirks:
         return {"format": "quirks", **plain}
 
     @classmethod
-    def from_disk(cls, data: Any) -> Any:
+    def from_disk(cls, data: Any, where: str) -> Any:
         version = data.get("version")
         return {**data, "version": version.upper()} if isinstance(version, str) else data
 
