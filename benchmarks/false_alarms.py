@@ -59,7 +59,8 @@ from pathlib import Path
 
 from sandbox.analysis import compare, groups, metrics, multiplicity, sequential, stats
 from sandbox.results import files as result_files
-from sandbox.results.model import RunResult, Summary
+from sandbox.results.model import RunResult
+from sandbox.results.summary import Summary
 from sandbox.units import MIB
 
 ALPHA = stats.ALPHA

@@ -18,27 +18,21 @@ from typing import Any
 from sandbox.load.models import LoadModel
 from sandbox.load.spec import LoadSpec, Schedule
 from sandbox.load.stats import BatchStats
-from sandbox.results.model import (
-    AllocatorInfo,
-    Columns,
-    LoadInfo,
-    Phase,
-    RunResult,
-    ServerInfo,
-    Status,
-    Summary,
-)
-from sandbox.results.sections import (
+from sandbox.results.conditions import AllocatorInfo, HostInfo, LoadInfo, ServerInfo
+from sandbox.results.model import RunResult, Status
+from sandbox.results.releases import (
+    CollectedState,
     CollectionInfo,
     Freed,
-    HostInfo,
+    MemoryState,
     ProcessCollection,
     ProcessTrim,
     Released,
-    SamplerInfo,
+    TrimAnswer,
     TrimInfo,
 )
-from sandbox.results.summary import compute_summary
+from sandbox.results.sampling import Columns, Phase, SamplerInfo
+from sandbox.results.summary import Summary, compute_summary
 from sandbox.units import MIB
 
 # allocator -> (permanent growth over the run in MiB, fraction of the working set released idle)
@@ -221,9 +215,11 @@ def make_result(
     stamp = f"20260101T{10 + repeat % 10:02d}{seed % 60:02d}00Z"
     trim = None
     if any(p.name == "trim" for p in phases):  # the agent of the one process was asked
-        before, after = {"rss_bytes": samples["rss_bytes"][-1]}, {"rss_bytes": 0}
+        before = MemoryState(allocator, None, None, None, {}, None, int(samples["rss_bytes"][-1]))
+        after = replace(before, rss_bytes=0)
         call = RELEASE_CALLS.get(allocator, "malloc_trim(0)")
-        asked = ProcessTrim("main", 4242, call, 1, before, after, Released(None, None), 2.0)
+        answer = TrimAnswer(4242, call, 1, before, after, Released(None, None), 2.0)
+        asked = ProcessTrim("main", answer)
         trim = TrimInfo.over([asked], took_ms=2.5)
     return RunResult(
         run_id=f"{stamp}-{allocator}-{seed % 0xFFFF:04x}",
@@ -349,7 +345,7 @@ def make_collection(
 ) -> CollectionInfo:
     """A full collection in one process that freed these (MiB; pymalloc's None: unread)."""
     py = None if freed_pymalloc_mib is None else int(freed_pymalloc_mib * MIB)
-    state = {"allocator": "glibc", "in_use_bytes": 0, "held_bytes": 0, "rss_bytes": 0}
+    state = CollectedState("glibc", None, 0, 0, {}, None, 0, pymalloc_used_bytes=None)
     one = ProcessCollection(
         label=label,
         pid=4242,
@@ -357,8 +353,8 @@ def make_collection(
         counts_before=list(counts_before),
         generations=[{"collections": 9, "collected": unreachable, "uncollectable": 0}] * 3,
         garbage=0,
-        before=dict(state),
-        after=dict(state),
+        before=state,
+        after=state,
         freed=Freed(int(freed_in_use_mib * MIB), 0, int(freed_rss_mib * MIB), py),
         collect_ms=collect_ms,
         took_ms=collect_ms + 1.0,

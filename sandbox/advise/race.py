@@ -26,8 +26,8 @@ from sandbox.experiment.manifest import Entry, Manifest, plain
 from sandbox.experiment.side_by_side import RunFn
 from sandbox.measure.record import utc_now
 from sandbox.results import checkpoints
+from sandbox.results.conditions import running_harness
 from sandbox.results.model import RunResult
-from sandbox.results.sections import running_harness
 
 Clock = Callable[[], float]
 FIGURES = ("after_idle_rss_mib", "peak_rss_mib", "throughput_rps", "p95_ms")

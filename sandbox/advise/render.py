@@ -19,7 +19,7 @@ from sandbox.analysis.stair_read import group_lines
 from sandbox.analysis.stats import Ratio, log_ratio
 from sandbox.analysis.verdict import verdicts
 from sandbox.results.model import RunResult
-from sandbox.results.sections import PeriodicTrim
+from sandbox.results.sampling import PeriodicTrim
 
 HEADERS = ("rank", "arm", "runs", "after-idle MiB", "after-idle", "peak", "throughput", "p95")
 """The ratio columns are each arm's figure over the baseline's (x glibc)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from sandbox.advise.catalogue import Arm
 from sandbox.errors import ResultFormatError, SandboxError
-from sandbox.experiment.manifest import plain
+from sandbox.results.shapes import Mismatch, from_plain, to_plain
 from sandbox.system import state_file
 
 FORMAT = "sandbox-race"
@@ -43,6 +43,11 @@ class RaceSettings:
     """Where the workload's settings came from, in words."""
     side_by_side: int = 1
     """Runs at once (`sandbox.experiment.side_by_side`)."""
+
+    def on_disk(self, plain: dict[str, Any]) -> dict[str, Any]:
+        """The arms last."""
+        arms = plain.pop("arms")
+        return {**plain, "arms": arms}
 
 
 @dataclass(frozen=True)
@@ -90,44 +95,15 @@ class RaceState:
         rounds = [x for x in self.rounds if x.index != r.index]
         return replace(self, rounds=tuple(sorted([*rounds, r], key=lambda x: x.index)))
 
-    def to_dict(self) -> dict[str, Any]:
-        s = self.settings
-        settings = {k: v for k, v in vars(s).items() if k != "arms"}
-        settings["arms"] = [_arm_dict(a) for a in s.arms]
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "settings": plain(settings),
-            "rounds": [plain(vars(r)) for r in self.rounds],
-            "stopped": self.stopped,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RaceState:
-        raw = dict(data["settings"])
-        arms = tuple(_arm_from(a) for a in raw.pop("arms"))
-        raw["skipped"] = tuple(raw.get("skipped", ()))
-        settings = RaceSettings(arms=arms, **raw)
-        rounds = tuple(
-            Round(**{**r, "arms": tuple(r["arms"]), "runs": tuple(r["runs"])})
-            for r in data.get("rounds", ())
-        )
-        return cls(settings, rounds, data.get("stopped"))
-
-
-def _arm_dict(arm: Arm) -> dict[str, Any]:
-    out: dict[str, Any] = plain(vars(arm))
-    return out
-
-
-def _arm_from(data: Mapping[str, Any]) -> Arm:
-    return Arm(**{**data, "caveats": tuple(data.get("caveats", ()))})
+    def on_disk(self, plain: dict[str, Any]) -> dict[str, Any]:
+        """The file's format and version first."""
+        return {"format": FORMAT, "version": VERSION, **plain}
 
 
 def save(state: RaceState, folder: Path) -> Path:
     path = folder / NAME
     try:
-        state_file.write(path, state.to_dict())
+        state_file.write(path, to_plain(state))
     except OSError as exc:
         raise SandboxError(
             f"could not write {path} ({exc.strerror or exc}); make room, then continue with: "
@@ -152,6 +128,6 @@ def load(folder: Path) -> RaceState:
             f"resumes version {VERSION}); run the race anew"
         )
     try:
-        return RaceState.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ResultFormatError(f"{path}: missing or bad {exc}") from None
+        return from_plain(RaceState, data)
+    except Mismatch as exc:
+        raise ResultFormatError(f"{path}: {exc}") from None

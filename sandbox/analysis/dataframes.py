@@ -22,7 +22,9 @@ from sandbox.analysis.metrics import METRIC_BY_KEY
 from sandbox.analysis.sections import sampler_interval_s, sandbox_version
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results.files import load_all
-from sandbox.results.model import Phase, RunResult, Summary
+from sandbox.results.model import RunResult
+from sandbox.results.sampling import Phase
+from sandbox.results.summary import Summary
 
 if TYPE_CHECKING:
     import pandas as pd

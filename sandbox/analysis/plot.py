@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from sandbox.analysis import stairs
 from sandbox.analysis.groups import choose_baseline, group_results, workload
 from sandbox.errors import ConfigError, SandboxError
-from sandbox.results.model import Phase, RunResult
+from sandbox.results.model import RunResult
+from sandbox.results.sampling import Phase
 from sandbox.units import MIB
 
 if TYPE_CHECKING:

@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from sandbox.results.model import RunResult
+from sandbox.results.shapes import to_plain
 
 
 def host_facts(result: RunResult) -> Mapping[str, Any]:
     """The host section as plain values: python, glibc, kernel, cpu_count, packages, ..."""
-    return result.host.to_dict()
+    facts: Mapping[str, Any] = to_plain(result.host)
+    return facts
 
 
 def package_versions(result: RunResult) -> Mapping[str, Any]:

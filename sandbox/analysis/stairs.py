@@ -17,7 +17,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sandbox.results.model import Columns, Number, RunResult
+from sandbox.results.model import RunResult
+from sandbox.results.sampling import Columns, Number
 from sandbox.units import MIB
 
 QUANTITIES = ("RSS", "live", "kept-but-free")

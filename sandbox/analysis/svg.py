@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sandbox.results.model import Columns, RunResult
+from sandbox.results.model import RunResult
+from sandbox.results.sampling import Columns
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

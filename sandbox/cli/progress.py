@@ -15,7 +15,8 @@ from sandbox.load.models import LoadModel
 from sandbox.measure import runner
 from sandbox.measure.loop import Progress
 from sandbox.results.model import RunResult
-from sandbox.results.sections import AgentProcess, CollectionInfo, PeriodicTrim
+from sandbox.results.releases import CollectionInfo
+from sandbox.results.sampling import AgentProcess, PeriodicTrim
 from sandbox.units import mib
 
 

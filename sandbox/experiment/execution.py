@@ -26,8 +26,8 @@ from sandbox.experiment.manifest import Entry, Manifest, plain
 from sandbox.experiment.side_by_side import Job, RunFn, run_side_by_side
 from sandbox.measure.record import utc_now
 from sandbox.results import storage
+from sandbox.results.conditions import running_harness
 from sandbox.results.model import RunResult
-from sandbox.results.sections import running_harness
 
 
 def report(outcome: ExperimentOutcome, baseline: str | None) -> tuple[str, list[Path]]:

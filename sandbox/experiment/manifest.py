@@ -13,13 +13,20 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sandbox.allocators.registry import Allocator
 from sandbox.errors import ResultFormatError, SandboxError
-from sandbox.results.sections import HarnessInfo
+from sandbox.results.conditions import HarnessInfo
+from sandbox.results.shapes import (
+    Mismatch,
+    from_plain,
+    omitted_when_empty,
+    omitted_when_none,
+    to_plain,
+)
 from sandbox.system import state_file
 
 FORMAT = "sandbox-experiment"
@@ -64,12 +71,9 @@ class Attempt:
     """An earlier attempt at a planned run, superseded by a rerun."""
 
     status: str
-    run_id: str | None = None
-    file: str | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v is not None}
+    run_id: str | None = field(default=None, metadata=omitted_when_none())
+    file: str | None = field(default=None, metadata=omitted_when_none())
+    error: str | None = field(default=None, metadata=omitted_when_none())
 
 
 @dataclass(frozen=True)
@@ -81,15 +85,15 @@ class Entry:
     repeat: int
     parameters: Mapping[str, Any]
     status: str = "pending"
-    run_id: str | None = None
-    file: str | None = None
+    run_id: str | None = field(default=None, metadata=omitted_when_none())
+    file: str | None = field(default=None, metadata=omitted_when_none())
     """The result file's name in the experiment's folder."""
-    error: str | None = None
+    error: str | None = field(default=None, metadata=omitted_when_none())
     """Why a run that could not start or be written has no file."""
-    fallback: str | None = None
+    fallback: str | None = field(default=None, metadata=omitted_when_none())
     """Where its result went when the folder could not take it (a full disk): a resume takes it
     back."""
-    superseded: tuple[Attempt, ...] = ()
+    superseded: tuple[Attempt, ...] = field(default=(), metadata=omitted_when_empty())
 
     @property
     def done(self) -> bool:
@@ -116,35 +120,6 @@ class Entry:
             error=None,
             fallback=None,
             superseded=earlier,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "index": self.index,
-            "allocator": self.allocator,
-            "repeat": self.repeat,
-            "parameters": plain(self.parameters),
-            "status": self.status,
-        }
-        keys = ("run_id", "file", "error", "fallback")
-        out |= {k: v for k in keys if (v := getattr(self, k)) is not None}
-        if self.superseded:
-            out["superseded"] = [a.to_dict() for a in self.superseded]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Entry:
-        return cls(
-            index=int(data["index"]),
-            allocator=str(data["allocator"]),
-            repeat=int(data["repeat"]),
-            parameters=dict(data.get("parameters") or {}),
-            status=str(data.get("status", "pending")),
-            run_id=data.get("run_id"),
-            file=data.get("file"),
-            error=data.get("error"),
-            fallback=data.get("fallback"),
-            superseded=tuple(Attempt(**a) for a in data.get("superseded", ())),
         )
 
 
@@ -194,26 +169,10 @@ class Manifest:
         runs[entry.index] = entry
         return replace(self, runs=tuple(runs))
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
-        for key, value in vars(self).items():
-            if key == "runs":
-                continue
-            out[key] = value.to_dict() if isinstance(value, HarnessInfo) else plain(value)
-        out["runs"] = [e.to_dict() for e in self.runs]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
-        known = set(cls.__dataclass_fields__) - {"runs", "harness", "looks"}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        harness = data.get("harness")
-        return cls(
-            **kwargs,
-            looks=tuple(data.get("looks", ())),
-            runs=tuple(Entry.from_dict(e) for e in data["runs"]),
-            harness=HarnessInfo.from_dict(harness) if harness else None,
-        )
+    def on_disk(self, plain: dict[str, Any]) -> dict[str, Any]:
+        """The file's format and version first, the runs last."""
+        runs = plain.pop("runs")
+        return {"format": FORMAT, "version": VERSION, **plain, "runs": runs}
 
 
 def shared_settings(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -244,7 +203,7 @@ def save(manifest: Manifest, folder: Path) -> Path:
     """Write `folder/experiment.json` atomically; ManifestWriteError names the fix."""
     path = folder / NAME
     try:
-        state_file.write(path, manifest.to_dict())
+        state_file.write(path, to_plain(manifest))
     except OSError as exc:
         raise ManifestWriteError(
             f"could not write {path} ({exc.strerror or exc}); the runs so far are in {folder}: "
@@ -271,9 +230,9 @@ def load(folder: Path) -> Manifest:
             f"resumes versions {', '.join(map(str, RESUMABLE))}); run the experiment anew"
         )
     try:
-        return Manifest.from_dict(data)
-    except (KeyError, TypeError, ValueError, ResultFormatError) as exc:
-        raise ResultFormatError(f"{path}: missing or bad {exc}") from None
+        return from_plain(Manifest, data)
+    except Mismatch as exc:
+        raise ResultFormatError(f"{path}: {exc}") from None
 
 
 def _holder(folder: Path) -> str:

@@ -17,7 +17,8 @@ from sandbox.agent import protocol
 from sandbox.errors import InspectError
 from sandbox.inspector.pymalloc import Pymalloc
 from sandbox.inspector.snapshot import Counters, PythonCounters, Trim
-from sandbox.measure.agent_client import AgentClient, AgentError, MemorySnapshot, MemoryState
+from sandbox.measure.agent_client import AgentClient, AgentError, MemorySnapshot
+from sandbox.results.releases import MemoryState
 
 SOURCE = "the sandbox's agent inside the process (no attach)"
 

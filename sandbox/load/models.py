@@ -14,9 +14,8 @@ and the achieved rate falls short (the result shows it: it records Locust's per-
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 ModelName = Literal["iterations", "rate", "ramp", "spike", "soak"]
 MODELS: tuple[ModelName, ...] = ("iterations", "rate", "ramp", "spike", "soak")
@@ -153,12 +152,3 @@ class LoadModel:
             f"spike {self.rate:g}/s, ×{self.spike_x:g} for {self.spike_s:g} s at "
             f"{self.spike_at_s:g} s, {self.duration_s:g} s"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "pace": round(self.pace(), 6)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LoadModel:
-        """The model recorded in a result (`to_dict`); unknown keys (pace) are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})

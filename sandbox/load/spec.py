@@ -1,15 +1,13 @@
 """What load a run sends: one batch's load (`LoadSpec`) and the batches' schedule (`Schedule`).
 
 Config builds both, the driver runs a `LoadSpec` against a host URL, and the result records
-both as they are (its `load` section). Standard library only.
+both as they are (its `load` section, `sandbox.results.model.LoadInfo`). Standard library only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from sandbox.load.models import LoadModel
 
@@ -63,36 +61,6 @@ class LoadSpec:
             return self
         return replace(self, locustfile=inside)
 
-    def to_dict(self) -> dict[str, Any]:
-        """What a result file records (format 3 keys; `users` is the model's)."""
-        return {
-            "locustfile": str(self.locustfile),
-            "tags": list(self.tags),
-            "users": self.users,
-            "spawn_rate": self.spawn_rate,
-            "iterations": self.iterations,
-            "model": self.model.to_dict(),
-            "workers": self.workers,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LoadSpec:
-        """Read `to_dict`'s keys; format 1-2 files have no model: drill's iterations, `users`."""
-        raw_model = data.get("model")
-        model = (
-            LoadModel.from_dict(raw_model)
-            if raw_model
-            else LoadModel(users=int(data.get("users", LoadModel().users)))
-        )
-        return cls(
-            locustfile=Path(data["locustfile"]),
-            tags=tuple(data["tags"]),
-            spawn_rate=data["spawn_rate"],
-            iterations=data["iterations"],
-            model=model,
-            workers=data.get("workers", 0),
-        )
-
 
 @dataclass(frozen=True)
 class Schedule:
@@ -106,10 +74,3 @@ class Schedule:
     """Idle period before the first batch."""
     idle_s: float
     """Idle period after the last batch."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Schedule:
-        return cls(data["batches"], data["pause_s"], data["baseline_s"], data["idle_s"])

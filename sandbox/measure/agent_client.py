@@ -12,12 +12,17 @@ import json
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.agent import protocol
 from sandbox.errors import SandboxError
+from sandbox.results.releases import Freed, MemoryState, TrimAnswer
+from sandbox.results.shapes import Mismatch, from_plain
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 SNAPSHOT_TIMEOUT_S = 2.0
 TRIM_TIMEOUT_S = 30.0
@@ -27,29 +32,11 @@ COLLECT_TIMEOUT_S = 60.0
 finalizers run; twice the trim's time."""
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 
+Reply = TypeVar("Reply", bound="DataclassInstance")
+
 
 class AgentError(SandboxError):
     """An agent is there but did not answer as it should (late, an error, a malformed reply)."""
-
-
-@dataclass(frozen=True)
-class MemoryState:
-    """The allocator's counters and RSS at one moment (what `trim` reports before and after)."""
-
-    allocator: str
-    """glibc, jemalloc, tcmalloc, mimalloc, or the library's file name when unknown."""
-    library: str | None
-    """Path of the library that provides malloc; None for glibc's own."""
-    in_use_bytes: int | None
-    """Allocated by the application and not freed; None when the allocator does not count it."""
-    held_bytes: int | None
-    """Taken from the OS and not returned; None when unavailable."""
-    raw: Mapping[str, int]
-    """The allocator's native counters, by their native names."""
-    note: str | None
-    """What limits these numbers, or why they are missing."""
-    rss_bytes: int
-    """The process's resident set size (/proc/self/statm)."""
 
 
 @dataclass(frozen=True)
@@ -117,21 +104,12 @@ class MemorySnapshot(MemoryState):
 
 
 @dataclass(frozen=True)
-class TrimResult:
-    """An agent's answer to `trim`: what it called and what came back."""
+class PymallocUsed:
+    """pymalloc's bytes in objects before and after a collection; None when pymalloc is off or
+    unread."""
 
-    pid: int
-    called: str | None
-    """The release function called, e.g. `malloc_trim(0)`; None when the allocator has none."""
-    result: int | None
-    """What it returned (None for void functions)."""
-    before: MemoryState
-    after: MemoryState
-    released_held_bytes: int | None
-    """before.held_bytes - after.held_bytes; None when either is unknown."""
-    released_rss_bytes: int
-    """before.rss_bytes - after.rss_bytes."""
-    took_ms: float
+    before: int | None
+    after: int | None
 
 
 @dataclass(frozen=True)
@@ -149,14 +127,9 @@ class CollectResult:
     """len(gc.garbage) after it."""
     before: MemoryState
     after: MemoryState
-    pymalloc_used_before_bytes: int | None
-    """pymalloc's bytes in objects before; None when pymalloc is off or unread."""
-    pymalloc_used_after_bytes: int | None
-    freed_in_use_bytes: int | None
-    """before.in_use_bytes - after.in_use_bytes; None when either is unknown."""
-    freed_held_bytes: int | None
-    freed_rss_bytes: int
-    freed_pymalloc_used_bytes: int | None
+    pymalloc_used: PymallocUsed
+    freed: Freed
+    """before minus after (None when either is unknown)."""
     collect_ms: float
     """The collection alone."""
     took_ms: float
@@ -179,191 +152,53 @@ class Hello:
     library: str | None
 
 
-class _Fields:
-    """Typed reads from one decoded reply; AgentError naming the field when one is wrong."""
-
-    def __init__(self, data: Any, what: str) -> None:
-        if not isinstance(data, dict):
-            raise AgentError(f"{what} is not a JSON object")
-        self.data: dict[str, Any] = data
-        self.what = what
-
-    def _get(self, key: str, types: tuple[type, ...], optional: bool) -> Any:
-        if key not in self.data:
-            raise AgentError(f"{self.what} has no {key!r}")
-        value = self.data[key]
-        if value is None and optional:
-            return None
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise AgentError(f"{self.what} has a bad {key!r}: {value!r}"[:300])
-        return value
-
-    def whole(self, key: str) -> int:
-        value: int = self._get(key, (int,), False)
-        return value
-
-    def opt_whole(self, key: str) -> int | None:
-        value: int | None = self._get(key, (int,), True)
-        return value
-
-    def number(self, key: str) -> float:
-        return float(self._get(key, (int, float), False))
-
-    def text(self, key: str) -> str:
-        value: str = self._get(key, (str,), False)
-        return value
-
-    def opt_text(self, key: str) -> str | None:
-        value: str | None = self._get(key, (str,), True)
-        return value
-
-    def sub(self, key: str) -> _Fields:
-        return _Fields(self._get(key, (dict,), False), f"{self.what}[{key!r}]")
-
-    def subs(self, key: str) -> list[_Fields]:
-        """The objects in the list under `key`, each as _Fields."""
-        values = self._get(key, (list,), False)
-        return [_Fields(v, f"{self.what}[{key!r}][{i}]") for i, v in enumerate(values)]
-
-    def wholes(self, key: str) -> list[int]:
-        values = self._get(key, (list,), False)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise AgentError(f"{self.what} has a bad {key!r}: {values!r}"[:300])
-        return list(values)
-
-    def texts(self, key: str) -> list[str]:
-        values = self._get(key, (list,), False)
-        if not all(isinstance(v, str) for v in values):
-            raise AgentError(f"{self.what} has a bad {key!r}: {values!r}"[:300])
-        return list(values)
-
-    def whole_map(self, key: str) -> dict[str, int]:
-        values = self._get(key, (dict,), False)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
-            raise AgentError(f"{self.what} has a bad {key!r}: {values!r}"[:300])
-        return dict(values)
-
-
-def _state_fields(f: _Fields) -> dict[str, Any]:
-    return {
-        "allocator": f.text("allocator"),
-        "library": f.opt_text("library"),
-        "in_use_bytes": f.opt_whole("in_use_bytes"),
-        "held_bytes": f.opt_whole("held_bytes"),
-        "raw": f.whole_map("raw"),
-        "note": f.opt_text("note"),
-        "rss_bytes": f.whole("rss_bytes"),
-    }
+def _read(cls: type[Reply], data: Any, what: str) -> Reply:
+    """The reply `data` as `cls`, its shape checked as a result file's is; AgentError naming
+    the first bad or missing field."""
+    if not isinstance(data, dict):
+        raise AgentError(f"{what} is not a JSON object")
+    try:
+        return from_plain(cls, data)
+    except Mismatch as exc:
+        raise AgentError(f"{what}: {exc}") from None
 
 
 def parse_pymalloc(data: Any, what: str) -> tuple[PymallocCounters | None, str | None]:
     """The counters in extra["pymalloc"] (absent: `data` is None), or None and why."""
     if data is None:
         return None, "the agent sent no pymalloc figures"
-    f = _Fields(data, what)
-    if "error" in f.data:
-        return None, f"reading pymalloc failed: {f.text('error')}"
-    if "unavailable" in f.data:
-        return None, f.text("unavailable")
-    counters = PymallocCounters(
-        arenas=f.whole("arenas"),
-        arena_bytes=f.whole("arena_bytes"),
-        used_bytes=f.whole("used_bytes"),
-        free_bytes=f.whole("free_bytes"),
-        unused_pool_bytes=f.opt_whole("unused_pool_bytes"),
-        overhead_bytes=f.opt_whole("overhead_bytes"),
-        pools=f.opt_whole("pools"),
-        highwater_arenas=f.opt_whole("highwater_arenas"),
-        source=f.text("source"),
-        age_s=f.number("age_s"),
-        every_s=f.number("every_s"),
-        cpu_ms=f.number("cpu_ms"),
-    )
-    return counters, None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return None, f"reading pymalloc failed: {data['error']}"
+    if isinstance(data, dict) and isinstance(data.get("unavailable"), str):
+        return None, data["unavailable"]
+    return _read(PymallocCounters, data, what), None
 
 
 def parse_memory(data: Any, what: str = "the memory reply") -> MemorySnapshot:
     """The MemorySnapshot in a decoded `memory` result; AgentError if malformed."""
-    f = _Fields(data, what)
-    p = f.sub("python")
-    python = InterpreterCounters(
-        allocated_blocks=p.whole("allocated_blocks"),
-        gc_counts=tuple(p.wholes("gc_counts")),
-        gc_objects=p.opt_whole("gc_objects"),
-        tracemalloc_bytes=p.opt_whole("tracemalloc_bytes"),
-        tracemalloc_peak_bytes=p.opt_whole("tracemalloc_peak_bytes"),
-    )
-    state, pid, took_ms, extra = (
-        _state_fields(f),
-        f.whole("pid"),
-        f.number("took_ms"),
-        f.sub("extra"),
-    )
-    pymalloc, note = parse_pymalloc(extra.data.get("pymalloc"), f"{what}'s extra['pymalloc']")
-    return MemorySnapshot(
-        **state,
-        pid=pid,
-        python=python,
-        extra=dict(extra.data),
-        took_ms=took_ms,
-        pymalloc=pymalloc,
-        pymalloc_note=note,
-    )
+    snap = _read(MemorySnapshot, data, what)
+    pymalloc, note = parse_pymalloc(snap.extra.get("pymalloc"), f"{what}'s extra['pymalloc']")
+    return replace(snap, pymalloc=pymalloc, pymalloc_note=note)
 
 
-def parse_trim(data: Any, pid: int, what: str = "the trim reply") -> TrimResult:
-    """The TrimResult in a decoded `trim` result; AgentError if malformed."""
-    f = _Fields(data, what)
-    released = f.sub("released")
-    return TrimResult(
-        pid=pid,
-        called=f.opt_text("called"),
-        result=f.opt_whole("result"),
-        before=MemoryState(**_state_fields(f.sub("before"))),
-        after=MemoryState(**_state_fields(f.sub("after"))),
-        released_held_bytes=released.opt_whole("held_bytes"),
-        released_rss_bytes=released.whole("rss_bytes"),
-        took_ms=f.number("took_ms"),
-    )
+def parse_trim(data: Any, pid: int, what: str = "the trim reply") -> TrimAnswer:
+    """The TrimAnswer in a decoded `trim` result; AgentError if malformed."""
+    return _read(TrimAnswer, _with_pid(data, pid), what)
 
 
 def parse_collect(data: Any, pid: int, what: str = "the collect reply") -> CollectResult:
     """The CollectResult in a decoded `collect` result; AgentError if malformed."""
-    f = _Fields(data, what)
-    freed, pymalloc_used = f.sub("freed"), f.sub("pymalloc_used")
-    return CollectResult(
-        pid=pid,
-        unreachable=f.whole("unreachable"),
-        counts_before=tuple(f.wholes("counts_before")),
-        generations=tuple({key: g.whole(key) for key in g.data} for g in f.subs("generations")),
-        garbage=f.whole("garbage"),
-        before=MemoryState(**_state_fields(f.sub("before"))),
-        after=MemoryState(**_state_fields(f.sub("after"))),
-        pymalloc_used_before_bytes=pymalloc_used.opt_whole("before"),
-        pymalloc_used_after_bytes=pymalloc_used.opt_whole("after"),
-        freed_in_use_bytes=freed.opt_whole("in_use_bytes"),
-        freed_held_bytes=freed.opt_whole("held_bytes"),
-        freed_rss_bytes=freed.whole("rss_bytes"),
-        freed_pymalloc_used_bytes=freed.opt_whole("pymalloc_used_bytes"),
-        collect_ms=f.number("collect_ms"),
-        took_ms=f.number("took_ms"),
-    )
+    return _read(CollectResult, _with_pid(data, pid), what)
+
+
+def _with_pid(data: Any, pid: int) -> Any:
+    """A trim or collect reply names no pid: the one asked."""
+    return {**data, "pid": pid} if isinstance(data, dict) else data
 
 
 def parse_hello(data: Any, what: str = "the hello reply") -> Hello:
     """The Hello in a decoded `hello` result; AgentError if malformed."""
-    f = _Fields(data, what)
-    return Hello(
-        protocol=f.whole("protocol"),
-        pid=f.whole("pid"),
-        ppid=f.whole("ppid"),
-        python=f.text("python"),
-        implementation=f.text("implementation"),
-        executable=f.text("executable"),
-        argv=tuple(f.texts("argv")),
-        allocator=f.text("allocator"),
-        library=f.opt_text("library"),
-    )
+    return _read(Hello, data, what)
 
 
 class AgentClient:
@@ -452,7 +287,7 @@ class AgentClient:
         data = self.request(pid, payload, timeout_s)
         return None if data is None else parse_memory(data, f"pid {pid}'s memory reply")
 
-    def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimResult | None:
+    def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimAnswer | None:
         """Ask `pid`'s allocator for its free memory back; None without an agent."""
         data = self.request(pid, {"op": "trim"}, timeout_s)
         return None if data is None else parse_trim(data, pid, f"pid {pid}'s trim reply")

@@ -28,24 +28,21 @@ from typing import Protocol, TypeVar
 
 import psutil
 
-from sandbox.errors import ResultFormatError
 from sandbox.measure.agent_client import (
     AgentError,
     CollectResult,
     MemorySnapshot,
-    MemoryState,
-    TrimResult,
 )
-from sandbox.results.sections import (
-    AgentProcess,
+from sandbox.results.releases import (
+    CollectedState,
     CollectionInfo,
-    Freed,
-    PeriodicTrim,
     ProcessCollection,
     ProcessTrim,
-    Released,
+    TrimAnswer,
     TrimInfo,
 )
+from sandbox.results.sampling import AgentProcess, PeriodicTrim
+from sandbox.results.shapes import Mismatch, from_plain
 
 Answer = TypeVar("Answer")
 Part = TypeVar("Part")
@@ -98,7 +95,7 @@ class Agents(Protocol):
         fresh: bool = False,
     ) -> MemorySnapshot | None: ...
 
-    def trim(self, pid: int, timeout_s: float = ...) -> TrimResult | None: ...
+    def trim(self, pid: int, timeout_s: float = ...) -> TrimAnswer | None: ...
 
     def collect(self, pid: int, timeout_s: float = ...) -> CollectResult | None: ...
 
@@ -190,8 +187,8 @@ class AgentProbe:
             trims = snap.extra.get("periodic_trim")
             if trims is not None:
                 # one this harness cannot read keeps the last good one
-                with contextlib.suppress(ResultFormatError):
-                    seen.periodic_trim = PeriodicTrim.from_dict(trims)
+                with contextlib.suppress(Mismatch):
+                    seen.periodic_trim = from_plain(PeriodicTrim, trims)
 
     def read(
         self, processes: Labelled, *, per_process: bool, fresh: bool = False
@@ -367,17 +364,8 @@ def _ask_each(
     return done, notes
 
 
-def _trim(label: str, pid: int, answer: TrimResult) -> ProcessTrim:
-    return ProcessTrim(
-        label=label,
-        pid=pid,
-        called=answer.called,
-        result=answer.result,
-        before=_state(answer, "before"),
-        after=_state(answer, "after"),
-        released=Released(answer.released_held_bytes, answer.released_rss_bytes),
-        took_ms=answer.took_ms,
-    )
+def _trim(label: str, pid: int, answer: TrimAnswer) -> ProcessTrim:
+    return ProcessTrim(label, answer)
 
 
 def _collection(label: str, pid: int, answer: CollectResult) -> ProcessCollection:
@@ -388,36 +376,9 @@ def _collection(label: str, pid: int, answer: CollectResult) -> ProcessCollectio
         counts_before=list(answer.counts_before),
         generations=[dict(g) for g in answer.generations],
         garbage=answer.garbage,
-        before={
-            **_state_dict(answer.before),
-            "pymalloc_used_bytes": answer.pymalloc_used_before_bytes,
-        },
-        after={
-            **_state_dict(answer.after),
-            "pymalloc_used_bytes": answer.pymalloc_used_after_bytes,
-        },
-        freed=Freed(
-            in_use_bytes=answer.freed_in_use_bytes,
-            held_bytes=answer.freed_held_bytes,
-            rss_bytes=answer.freed_rss_bytes,
-            pymalloc_used_bytes=answer.freed_pymalloc_used_bytes,
-        ),
+        before=CollectedState.of(answer.before, answer.pymalloc_used.before),
+        after=CollectedState.of(answer.after, answer.pymalloc_used.after),
+        freed=answer.freed,
         collect_ms=answer.collect_ms,
         took_ms=answer.took_ms,
     )
-
-
-def _state(answer: TrimResult, which: str) -> dict[str, object]:
-    return _state_dict(answer.before if which == "before" else answer.after)
-
-
-def _state_dict(state: MemoryState) -> dict[str, object]:
-    return {
-        "allocator": state.allocator,
-        "library": state.library,
-        "in_use_bytes": state.in_use_bytes,
-        "held_bytes": state.held_bytes,
-        "raw": dict(state.raw),
-        "note": state.note,
-        "rss_bytes": state.rss_bytes,
-    }

@@ -9,7 +9,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from sandbox import __version__
-from sandbox.results.sections import HostInfo
+from sandbox.results.conditions import HostInfo
 
 _PACKAGES = ("starlette", "uvicorn", "locust", "psutil", "anyio")
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sandbox.results.sections import ProfileInfo
+from sandbox.results.heap import ProfileInfo
 
 OVERHEAD_NOTE = (
     "RSS includes memray's own tracking memory and the run is slower under memray; compare "

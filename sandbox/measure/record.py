@@ -19,30 +19,22 @@ import psutil
 
 from sandbox.allocators import registry as allocators
 from sandbox.config.run_spec import RunSpec
-from sandbox.errors import ResultFormatError
 from sandbox.load.stats import BatchStats
 from sandbox.measure import metadata
 from sandbox.measure.thresholds import check_thresholds
 from sandbox.results import summary
-from sandbox.results.model import (
+from sandbox.results.conditions import (
     AllocatorInfo,
-    Columns,
-    LoadInfo,
-    Phase,
-    RunResult,
-    ServerInfo,
-    Status,
-)
-from sandbox.results.sections import (
-    AgentProcess,
-    CollectionInfo,
     HostInfo,
-    ProfileInfo,
-    SamplerInfo,
-    TopObjects,
-    TrimInfo,
+    LoadInfo,
+    ServerInfo,
     running_harness,
 )
+from sandbox.results.heap import ProfileInfo, TopObjects
+from sandbox.results.model import RunResult, Status
+from sandbox.results.releases import CollectionInfo, TrimInfo
+from sandbox.results.sampling import AgentProcess, Columns, Phase, SamplerInfo
+from sandbox.results.shapes import Mismatch, from_plain
 
 SOURCE = (
     "psutil memory_info().rss; probes: memory_full_info() uss/pss, GET /stats, "
@@ -214,7 +206,7 @@ def _objects(answers: Mapping[str, Mapping[str, Any]], notes: list[str]) -> dict
     out = {}
     for moment, answer in answers.items():
         try:
-            out[moment] = TopObjects.from_dict(answer)
-        except ResultFormatError as exc:
+            out[moment] = from_plain(TopObjects, answer)
+        except Mismatch as exc:
             notes.append(f"the object summary at {moment} is not recorded: {exc}")
     return out

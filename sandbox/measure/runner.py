@@ -37,8 +37,9 @@ from sandbox.measure.sampler import Live, ProbePoller, ProcessTree, RssSampler, 
 from sandbox.measure.server_client import ServerClient
 from sandbox.measure.watchdog import ServerGroup, Stopped, Watchdog
 from sandbox.results import storage
-from sandbox.results.model import Columns, RunResult, Status
-from sandbox.results.sections import CollectionInfo, TrimInfo
+from sandbox.results.model import RunResult, Status
+from sandbox.results.releases import CollectionInfo, TrimInfo
+from sandbox.results.sampling import Columns
 
 
 def make_run_id(allocator: str, now: datetime | None = None) -> str:

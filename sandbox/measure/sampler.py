@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import psutil
 
-from sandbox.results.model import Columns, Phase
+from sandbox.results.sampling import Columns, Phase
 from sandbox.system.loopback import answers, get_json
 
 Reduce = str  # "max" | "last" | "first"

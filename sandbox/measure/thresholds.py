@@ -18,7 +18,7 @@ from typing import Any
 from sandbox.config import settings as config
 from sandbox.errors import ConfigError
 from sandbox.results.model import RunResult
-from sandbox.results.sections import ThresholdCheck
+from sandbox.results.thresholds import ThresholdCheck
 from sandbox.units import MIB
 
 SIZES = ("peak_rss", "growth")

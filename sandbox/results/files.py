@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import ResultFormatError
-from sandbox.results.model import FORMAT, READABLE_VERSIONS, RunResult, column_lengths_ok
+from sandbox.results.model import FORMAT, READABLE_VERSIONS, RunResult
+from sandbox.results.sampling import column_lengths_ok
+from sandbox.results.shapes import Mismatch, from_plain, to_plain
 from sandbox.system.atomic import write_atomic
 
 
@@ -28,7 +30,7 @@ def dump(result: RunResult, path: Path, *, force: bool = False) -> Path:
         raise FileExistsError(
             errno.EEXIST, f"result file already exists, will not overwrite: {path}"
         )
-    text = json.dumps(result.to_dict(), indent=1, allow_nan=False)
+    text = json.dumps(to_plain(result), indent=1, allow_nan=False)
     data = text.encode()
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
@@ -106,8 +108,8 @@ def load(path: Path | str) -> RunResult:
             f"(it reads versions {readable}); use the sandbox version that wrote it"
         )
     try:
-        result = RunResult.from_dict(data)
-    except ResultFormatError as exc:
+        result = from_plain(RunResult, data)
+    except Mismatch as exc:
         raise ResultFormatError(f"{path}: {exc}") from None
     for name in ("samples", "probes"):
         if not column_lengths_ok(getattr(result, name)):

@@ -1,31 +1,24 @@
-"""The result file: one self-describing, versioned JSON document per run.
+"""The result file: one self-describing, versioned JSON document per run (`RunResult`), its
+format's history and the run's status.
 
-Samples are stored as equal-length columns with the unit in each name. The summary can be
-recomputed from the samples and phases (`summary.compute_summary`); files are read and written by
-`files`.
+Its sections live by concept: what the run ran under (`conditions`), what it measured over time
+(`sampling`), its headline figures (`summary`), what releasing memory did (`releases`), what was
+in the heap (`heap`) and the limits checked (`thresholds`). `shapes` writes and reads them all;
+`files` reads and writes the files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from sandbox.errors import ResultFormatError
-from sandbox.load.spec import LoadSpec, Schedule
-from sandbox.load.stats import BatchStats
-from sandbox.results.sections import (
-    CollectionInfo,
-    HarnessInfo,
-    HostInfo,
-    ProfileInfo,
-    SamplerInfo,
-    ThresholdCheck,
-    TopObjects,
-    TrimInfo,
-    from_fields,
-)
-from sandbox.results.shapes import Mismatch, check, check_fields, field_types
+from sandbox.results.conditions import AllocatorInfo, HarnessInfo, HostInfo, LoadInfo, ServerInfo
+from sandbox.results.heap import ProfileInfo, TopObjects
+from sandbox.results.releases import CollectionInfo, TrimInfo
+from sandbox.results.sampling import Columns, Phase, SamplerInfo
+from sandbox.results.shapes import empty_when_none, omitted_when_none
+from sandbox.results.summary import Summary
+from sandbox.results.thresholds import ThresholdCheck
 
 FORMAT = "sandbox-run"
 # History of FORMAT_VERSION:
@@ -61,6 +54,7 @@ FORMAT = "sandbox-run"
 FORMAT_VERSION = 5
 READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
+
 Status = Literal[
     "ok",
     "interrupted",
@@ -71,187 +65,14 @@ Status = Literal[
     "running",
     "harness-died",
 ]
+
+
 STATUSES: tuple[Status, ...] = get_args(Status)
-
-Number = float | int
-Columns = dict[str, list[Number]]
-
-
-@dataclass(frozen=True)
-class AllocatorInfo:
-    """Which allocator the server ran under, and the proof that it was really loaded."""
-
-    name: str
-    """Registry name, e.g. `jemalloc` or `glibc-arena2`."""
-    library: str | None
-    """Path preloaded with LD_PRELOAD; None for glibc's own malloc."""
-    env: dict[str, str]
-    """Allocator environment variables set before the server started (MALLOC_CONF, ...)."""
-    verified_loaded: bool
-    """True when `library` was found in the server's /proc/PID/maps (always True for glibc)."""
-    mapped_libraries: list[str]
-    """Every allocator library seen in the server's memory map."""
-    package: str | None = None
-    """Debian package that ships the library, when known."""
-    package_version: str | None = None
-    """Version of that package, from dpkg."""
-    malloc_owner: str | None = None
-    """The library whose `malloc` the server calls (dladdr inside the server), when it says."""
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    """How the server ran."""
-
-    handler: str
-    """`sync` (threadpool) or `async`."""
-    sleep_ms: int
-    """Simulated database latency per request."""
-    threads: int
-    """Threadpool size for the sync handler."""
-    max_body_bytes: int
-    """Request bodies over this get 413."""
-    pymalloc: bool
-    """False when the server ran with PYTHONMALLOC=malloc."""
-    command: list[str]
-    """The exact command line of the server process."""
-    env: dict[str, str]
-    """The whole environment the harness built for the server."""
-    pid: int | None
-    """The server's process id."""
-    exit_code: int | None = None
-    """How the server ended when it died on its own (negative: killed by that signal)."""
-    workers: int = 1
-    """Server processes serving requests (uvicorn --workers); memory is then the process tree's."""
-    app: str | None = None
-    """`module:attr` of a user's ASGI app, or `cmd` for a user's server command; None: ours."""
-    ready_url: str | None = None
-    """The URL polled until the server was ready."""
-
-
-@dataclass(frozen=True)
-class LoadInfo:
-    """The workload the harness drove: the load as configured, its schedule, and what Locust
-    reported for each batch. On disk one flat mapping (format 3's keys)."""
-
-    spec: LoadSpec
-    """The Locust file, plans, users and load model of every batch."""
-    schedule: Schedule
-    """Batches, the pauses between them, baseline and idle."""
-    stats: list[BatchStats]
-    """One entry per batch that ran."""
-
-    def to_dict(self) -> dict[str, Any]:
-        spec = self.spec.to_dict()
-        return {
-            **{k: spec.pop(k) for k in ("locustfile", "tags", "users", "spawn_rate", "iterations")},
-            **self.schedule.to_dict(),
-            "stats": [_to_plain(b) for b in self.stats],
-            **spec,  # model, workers
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LoadInfo:
-        if not isinstance(data.get("stats"), list):
-            raise ResultFormatError("LoadInfo: 'stats' must be a list of batches")
-        try:
-            check_fields(LoadSpec, data)
-            check_fields(Schedule, data)
-            check(data.get("users", 1), int, "users")
-        except Mismatch as exc:
-            raise ResultFormatError(f"LoadInfo: {exc}") from None
-        try:
-            return cls(
-                LoadSpec.from_dict(data),
-                Schedule.from_dict(data),
-                [from_fields(BatchStats, b) for b in data["stats"]],
-            )
-        except (KeyError, TypeError) as exc:
-            raise ResultFormatError(f"LoadInfo: missing or bad {exc}") from None
-
-
-@dataclass(frozen=True)
-class Phase:
-    """A named interval of the run (baseline, batch-N, pause-N, idle)."""
-
-    name: str
-    start_s: float
-    end_s: float
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Headline figures; recomputable from samples and phases with `compute_summary`."""
-
-    baseline_rss_bytes: int
-    """Median RSS during the baseline phase."""
-    peak_rss_bytes: int
-    """Highest sampled RSS."""
-    end_of_load_rss_bytes: int
-    """RSS at the end of the last load batch."""
-    after_idle_rss_bytes: int
-    """Median RSS over the last quarter of the final idle phase."""
-    vmhwm_bytes: int | None
-    """The kernel's own peak RSS (VmHWM) read at the end; None when unavailable."""
-    in_use_baseline_bytes: int | None = None
-    """What the application had allocated (allocator's count) at the end of the baseline."""
-    held_baseline_bytes: int | None = None
-    """What the allocator held from the OS at the end of the baseline."""
-    in_use_end_of_load_bytes: int | None = None
-    """What the application had allocated and not freed (allocator's count) at end of load."""
-    held_end_of_load_bytes: int | None = None
-    """What the allocator held from the OS at end of load."""
-    in_use_after_idle_bytes: int | None = None
-    """As in_use_end_of_load_bytes, at the end of the idle phase."""
-    held_after_idle_bytes: int | None = None
-    """As held_end_of_load_bytes, at the end of the idle phase."""
-    after_trim_rss_bytes: int | None = None
-    """Median RSS over the last quarter of the `trim` phase (after asking for free memory back)."""
-    baseline_pss_bytes: int | None = None
-    """Several server processes: the PSS sum (shared pages once) during the baseline."""
-    peak_pss_bytes: int | None = None
-    """Several server processes: the highest sampled PSS sum."""
-    after_idle_pss_bytes: int | None = None
-    """Several server processes: the PSS sum over the last quarter of the idle phase."""
-    pymalloc_used_baseline_bytes: int | None = None
-    """pymalloc's bytes in live objects at the end of the baseline; None: pymalloc off or
-    unread."""
-    pymalloc_free_baseline_bytes: int | None = None
-    """pymalloc's arena bytes not in live objects at the end of the baseline."""
-    pymalloc_used_end_of_load_bytes: int | None = None
-    pymalloc_free_end_of_load_bytes: int | None = None
-    pymalloc_used_after_idle_bytes: int | None = None
-    pymalloc_free_after_idle_bytes: int | None = None
-    active_end_of_load_bytes: int | None = None
-    """jemalloc's stats.active at the end of load (pages of live slabs); None elsewhere."""
-
-    @property
-    def unused_end_of_load_bytes(self) -> int | None:
-        """Held but not in use at end of load: fragmentation plus free pages kept."""
-        return _gap(self.held_end_of_load_bytes, self.in_use_end_of_load_bytes)
-
-    @property
-    def unused_after_idle_bytes(self) -> int | None:
-        """Held but not in use after idle."""
-        return _gap(self.held_after_idle_bytes, self.in_use_after_idle_bytes)
-
-    @property
-    def active_per_allocated(self) -> float | None:
-        """active / allocated at the end of load (the definition behind Redis's
-        allocator_frag_ratio): jemalloc only."""
-        active, allocated = self.active_end_of_load_bytes, self.in_use_end_of_load_bytes
-        if active is None or not allocated:
-            return None
-        return active / allocated
-
-
-def _gap(held: int | None, in_use: int | None) -> int | None:
-    return held - in_use if held is not None and in_use is not None else None
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """Everything about one run; `to_dict` is what lands on disk."""
+    """Everything about one run; `shapes.to_plain` of it is what lands on disk."""
 
     run_id: str
     """Unique id: UTC start time, allocator and a random suffix."""
@@ -284,87 +105,22 @@ class RunResult:
     """Repeat index within an experiment."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Experiment parameters that vary between runs (besides the allocator)."""
-    trim: TrimInfo | None = None
+    trim: TrimInfo | None = field(default=None, metadata=empty_when_none())
     """What the trim phase asked of the server's processes and what came back; None (on disk
     {}): not run, or no process had an agent to ask."""
     objects: dict[str, TopObjects] = field(default_factory=dict)
     """Pympler's top object types by size, by moment (end-of-load, after-idle); opt-in."""
-    profile: ProfileInfo | None = None
+    profile: ProfileInfo | None = field(default=None, metadata=empty_when_none())
     """The memray capture and what was rendered from it; None (on disk {}): not profiled."""
     thresholds: list[ThresholdCheck] = field(default_factory=list)
     """Each limit checked after the run."""
-    harness: HarnessInfo | None = None
+    harness: HarnessInfo | None = field(default=None, metadata=empty_when_none())
     """The harness process; None (on disk {}) in files before format 4."""
-    collection: CollectionInfo | None = None
+    collection: CollectionInfo | None = field(default=None, metadata=omitted_when_none())
     """A full garbage collection in each process with an agent, before the trim; None (absent
-    on disk): not asked for (--collect-garbage), or no process had an agent to ask."""
+    on disk, added after format 5): not asked for (--collect-garbage), or no process had an
+    agent to ask."""
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name in _ABSENT_WHEN_NONE:
-                continue
-            out[f.name] = {} if value is None and f.name in _EMPTY_WHEN_NONE else _to_plain(value)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
-        known = field_types(cls)
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known:
-                continue  # format and version; additive fields from newer minor writers
-            try:
-                if key not in _READERS:
-                    check(value, known[key], key)
-                kwargs[key] = _READERS[key](value) if key in _READERS else value
-            except Mismatch as exc:
-                raise ResultFormatError(str(exc)) from None
-            except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                raise ResultFormatError(f"{key}: missing or bad {exc}") from None
-            except ResultFormatError as exc:
-                raise ResultFormatError(f"{key}: {exc}") from None
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:
-            raise ResultFormatError(f"{cls.__name__}: {exc}") from None
-
-
-_EMPTY_WHEN_NONE = ("trim", "profile", "harness")
-_ABSENT_WHEN_NONE = ("collection",)
-"""Sections added after their format: left out when not recorded, so older files write back
-byte for byte."""
-
-
-def _to_plain(obj: Any) -> Any:
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if hasattr(obj, "__dataclass_fields__"):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_to_plain(v) for v in obj]
-    return obj
-
-
-_READERS: dict[str, Callable[[Any], Any]] = {
-    "allocator": lambda v: from_fields(AllocatorInfo, v),
-    "server": lambda v: from_fields(ServerInfo, v),
-    "load": LoadInfo.from_dict,
-    "host": HostInfo.from_dict,
-    "sampler": SamplerInfo.from_dict,
-    "phases": lambda v: [from_fields(Phase, p) for p in v],
-    "summary": lambda v: from_fields(Summary, v),
-    "trim": lambda v: TrimInfo.from_dict(v) if v else None,
-    "objects": lambda v: {moment: TopObjects.from_dict(top) for moment, top in v.items()},
-    "profile": lambda v: ProfileInfo.from_dict(v) if v else None,
-    "thresholds": lambda v: [ThresholdCheck.from_dict(c) for c in v],
-    "harness": lambda v: HarnessInfo.from_dict(v) if v else None,
-    "collection": lambda v: CollectionInfo.from_dict(v) if v else None,
-}
-
-
-def column_lengths_ok(columns: Columns) -> bool:
-    return len({len(v) for v in columns.values()}) <= 1
+    def on_disk(self, plain: dict[str, Any]) -> dict[str, Any]:
+        """The file's format and version first."""
+        return {"format": FORMAT, "version": FORMAT_VERSION, **plain}

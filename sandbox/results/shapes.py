@@ -1,40 +1,127 @@
-"""Does a value read from JSON have the type that a dataclass field declares?
+"""Typed dataclasses as plain JSON values and back: the one serialisation of every result section,
+and the one shape check of JSON read back (result files, checkpoints, manifests, agent replies).
 
-A result file is read into typed sections; a wrong type anywhere (a string where a number
-belongs, `samples: [1, 2]`, a huge integer) is named here, with its key and what was expected,
-instead of failing later deep in the analysis. The field's annotation is the schema: int, float,
-str, bool, None, Literal, unions, list / tuple / dict of those, Path (a string on disk), Any,
-and nested dataclasses (a mapping on disk).
+A dataclass's annotations are its schema. `to_plain` writes its fields by name, in their order;
+`from_plain` checks each value against its field's type and builds it, naming the first wrong
+value with its key and what was expected (`samples.rss_bytes[3] has value 'x'; expected a
+number`), instead of failing later deep in the analysis. Types: int, float, str, bool, None,
+Literal, unions, list / tuple / dict of those, Path (a string on disk), Any, and nested
+dataclasses (a mapping on disk). Keys a reader does not know are ignored (newer writers add keys).
+
+The on-disk quirks of older formats are hooks, declared where they apply:
+- per field, as `dataclasses.field(metadata=...)`: `omitted_when_none()` (the key is left out
+  while the value, or another field's, is None), `omitted_when_empty()` (while it is empty),
+  `empty_when_none()` (None is written as `{}`), `read_also(...)` (an older key read for the
+  field) and `flattened()` (a nested dataclass whose keys are its parent's);
+- per class: a method `on_disk(self, plain) -> dict` that rearranges the written mapping, and a
+  classmethod `from_disk(cls, data, where) -> Mapping` that undoes it before reading (and checks
+  what it reads itself, naming keys after `where`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.config.values import shown
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 MAX_INT64 = 2**63 - 1
 """Whole numbers in a result are counts and bytes: a signed 64-bit integer holds them all."""
 
 
 class Mismatch(ValueError):
-    """A value has the wrong type; `key` says where (`samples.rss_bytes[3]`)."""
+    """A value has the wrong type, or a key is missing; `key` says where
+    (`samples.rss_bytes[3]`)."""
 
     def __init__(self, key: str, value: Any, expected: str) -> None:
         super().__init__(f"{key} has value {shown(value)}; expected {expected}")
         self.key = key
 
 
+class Missing(Mismatch):
+    """A field without a default has no key, or the values together make no section (`reason`
+    says why)."""
+
+    def __init__(self, key: str, reason: str = "is missing") -> None:
+        ValueError.__init__(self, f"{key} {reason}")
+        self.key = key
+
+
+_NONE = "sandbox.none"
+_NONE_OF = "sandbox.none_of"
+_ALSO = "sandbox.read_also"
+_FLAT = "sandbox.flat"
+
+
+def omitted_when_none(of: str | None = None) -> dict[str, Any]:
+    """Field metadata: the key is left out while the value (or the field `of`) is None; for keys
+    added after their format, so that older files write back as they were read."""
+    return {_NONE: "omitted", _NONE_OF: of}
+
+
+def omitted_when_empty() -> dict[str, Any]:
+    """Field metadata: the key is left out while the value is empty (or None)."""
+    return {_NONE: "omitted_empty", _NONE_OF: None}
+
+
+def empty_when_none() -> dict[str, Any]:
+    """Field metadata: an optional section written as `{}` when None (and `{}` read as None)."""
+    return {_NONE: "empty", _NONE_OF: None}
+
+
+def flattened() -> dict[str, Any]:
+    """Field metadata: a nested dataclass whose keys are its parent's on disk."""
+    return {_FLAT: True}
+
+
+def read_also(*keys: str) -> dict[str, Any]:
+    """Field metadata: older files wrote the field under these keys, read when its own is
+    absent."""
+    return {_ALSO: keys}
+
+
+def to_plain(value: Any) -> Any:
+    """`value` as JSON values: dataclasses as mappings of their fields, tuples as lists, paths
+    as strings."""
+    if is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in fields(value):
+            item = getattr(value, f.name)
+            rule = f.metadata.get(_NONE)
+            if rule == "omitted" and getattr(value, f.metadata[_NONE_OF] or f.name) is None:
+                continue
+            if rule == "omitted_empty" and not item:
+                continue
+            if f.metadata.get(_FLAT):
+                out.update(to_plain(item))
+            else:
+                out[f.name] = {} if item is None and rule == "empty" else to_plain(item)
+        on_disk = getattr(value, "on_disk", None)
+        return on_disk(out) if on_disk is not None else out
+    if isinstance(value, Mapping):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
 _FIELD_TYPES: dict[type, dict[str, Any]] = {}
 
 
-def field_types(cls: type) -> dict[str, Any]:
+def _field_types(cls: type) -> dict[str, Any]:
     """The resolved annotations of a dataclass's fields (resolved once per class)."""
     if cls not in _FIELD_TYPES:
         hints = typing.get_type_hints(cls)
@@ -42,25 +129,49 @@ def field_types(cls: type) -> dict[str, Any]:
     return _FIELD_TYPES[cls]
 
 
-def check_fields(cls: type, data: Mapping[str, Any], where: str = "") -> None:
-    """Check each key of `data` that names a field of the dataclass `cls` (others are ignored:
-    newer writers may add keys); raise Mismatch naming the first wrong one."""
-    for name, hint in field_types(cls).items():
-        if name in data:
-            check(data[name], hint, f"{where}{name}")
+def from_plain(cls: type[T], data: Any, where: str = "") -> T:
+    """The dataclass `cls` read from the mapping `data` (its `from_disk` applied first); keys
+    it does not know are ignored. Raises Mismatch naming the first wrong or missing value, its
+    key prefixed with `where`."""
+    if not isinstance(data, Mapping):
+        raise Mismatch(where.rstrip(".") or cls.__name__, data, "a mapping")
+    from_disk = getattr(cls, "from_disk", None)
+    if from_disk is not None:
+        data = from_disk(data, where)
+    hints = _field_types(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        key = next((k for k in (f.name, *f.metadata.get(_ALSO, ())) if k in data), None)
+        if f.init and f.metadata.get(_FLAT):
+            kwargs[f.name] = from_plain(hints[f.name], data, where)
+        if not f.init or key is None or f.name in kwargs:
+            continue
+        value = data[key]
+        if value == {} and f.metadata.get(_NONE) in ("omitted", "empty"):
+            kwargs[f.name] = None
+        else:
+            kwargs[f.name] = read(value, hints[f.name], f"{where}{f.name}")
+    for f in fields(cls):
+        no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if f.init and no_default and f.name not in kwargs:
+            raise Missing(f"{where}{f.name}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise Missing(where.rstrip(".") or cls.__name__, f"is refused: {exc}") from None
 
 
-def check(value: Any, hint: Any, key: str) -> None:
-    """Raise Mismatch when `value` does not have the type `hint`."""
+def read(value: Any, hint: Any, key: str) -> Any:
+    """`value` as the type `hint` (a tuple for a tuple, a Path for a Path, a dataclass built from
+    its mapping); Mismatch when it does not have that type."""
     if hint is Any:
-        return
+        return value
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin is typing.Union or origin is types.UnionType:
         for option in args:
             try:
-                check(value, option, key)
-                return
+                return read(value, option, key)
             except Mismatch as exc:
                 if exc.key != key:  # the right shape, wrong inside: that is the error
                     raise
@@ -68,34 +179,33 @@ def check(value: Any, hint: Any, key: str) -> None:
     if origin is typing.Literal:
         if value not in args or isinstance(value, bool) != any(isinstance(a, bool) for a in args):
             raise Mismatch(key, value, describe(hint))
-        return
+        return value
     if origin in (list, tuple) or hint in (list, tuple):
         if not isinstance(value, list | tuple):
             raise Mismatch(key, value, "a list")
         item = args[0] if args else Any
         if _all_numbers(value, item):
-            return
-        for i, v in enumerate(value):
-            check(v, item, f"{key}[{i}]")
-        return
+            items = list(value)
+        else:
+            items = [read(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if tuple in (origin, hint) else items
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise Mismatch(key, value, "a mapping")
         item = args[1] if len(args) == 2 else Any
+        out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise Mismatch(key, k, "a mapping with string keys")
-            check(v, item, f"{key}.{k}")
-        return
+            out[k] = read(v, item, f"{key}.{k}")
+        return out
     if isinstance(hint, type) and is_dataclass(hint):
         if isinstance(value, hint):
-            return
-        if not isinstance(value, Mapping):
-            raise Mismatch(key, value, "a mapping")
-        check_fields(hint, value, f"{key}.")
-        return
+            return value
+        return from_plain(hint, value, f"{key}.")
     if not _scalar_ok(value, hint):
         raise Mismatch(key, value, describe(hint))
+    return Path(value) if hint is Path else value
 
 
 _NUMBER_HINTS: dict[Any, set[type]] = {float: {int, float}, int: {int}}
@@ -130,7 +240,7 @@ def _scalar_ok(value: Any, hint: Any) -> bool:
         return isinstance(value, str)
     if hint is Path:
         return isinstance(value, str | Path)
-    raise TypeError(f"json_shapes cannot check the type {hint!r}")  # a new field type: add it
+    raise TypeError(f"shapes cannot check the type {hint!r}")  # a new field type: add it
 
 
 def describe(hint: Any) -> str:

@@ -1,12 +1,83 @@
-"""The headline figures of a run, recomputed from its samples and phases: a result file's summary
-must match them when it is read back."""
+"""The headline figures of a run (`Summary`), and how they are computed from its samples and
+phases: a result file's summary must match them when it is read back."""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sandbox.results.model import Columns, Number, Phase, Summary
+from sandbox.results.sampling import Columns, Number, Phase
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Headline figures; recomputable from samples and phases with `compute_summary`."""
+
+    baseline_rss_bytes: int
+    """Median RSS during the baseline phase."""
+    peak_rss_bytes: int
+    """Highest sampled RSS."""
+    end_of_load_rss_bytes: int
+    """RSS at the end of the last load batch."""
+    after_idle_rss_bytes: int
+    """Median RSS over the last quarter of the final idle phase."""
+    vmhwm_bytes: int | None
+    """The kernel's own peak RSS (VmHWM) read at the end; None when unavailable."""
+    in_use_baseline_bytes: int | None = None
+    """What the application had allocated (allocator's count) at the end of the baseline."""
+    held_baseline_bytes: int | None = None
+    """What the allocator held from the OS at the end of the baseline."""
+    in_use_end_of_load_bytes: int | None = None
+    """What the application had allocated and not freed (allocator's count) at end of load."""
+    held_end_of_load_bytes: int | None = None
+    """What the allocator held from the OS at end of load."""
+    in_use_after_idle_bytes: int | None = None
+    """As in_use_end_of_load_bytes, at the end of the idle phase."""
+    held_after_idle_bytes: int | None = None
+    """As held_end_of_load_bytes, at the end of the idle phase."""
+    after_trim_rss_bytes: int | None = None
+    """Median RSS over the last quarter of the `trim` phase (after asking for free memory back)."""
+    baseline_pss_bytes: int | None = None
+    """Several server processes: the PSS sum (shared pages once) during the baseline."""
+    peak_pss_bytes: int | None = None
+    """Several server processes: the highest sampled PSS sum."""
+    after_idle_pss_bytes: int | None = None
+    """Several server processes: the PSS sum over the last quarter of the idle phase."""
+    pymalloc_used_baseline_bytes: int | None = None
+    """pymalloc's bytes in live objects at the end of the baseline; None: pymalloc off or
+    unread."""
+    pymalloc_free_baseline_bytes: int | None = None
+    """pymalloc's arena bytes not in live objects at the end of the baseline."""
+    pymalloc_used_end_of_load_bytes: int | None = None
+    pymalloc_free_end_of_load_bytes: int | None = None
+    pymalloc_used_after_idle_bytes: int | None = None
+    pymalloc_free_after_idle_bytes: int | None = None
+    active_end_of_load_bytes: int | None = None
+    """jemalloc's stats.active at the end of load (pages of live slabs); None elsewhere."""
+
+    @property
+    def unused_end_of_load_bytes(self) -> int | None:
+        """Held but not in use at end of load: fragmentation plus free pages kept."""
+        return _gap(self.held_end_of_load_bytes, self.in_use_end_of_load_bytes)
+
+    @property
+    def unused_after_idle_bytes(self) -> int | None:
+        """Held but not in use after idle."""
+        return _gap(self.held_after_idle_bytes, self.in_use_after_idle_bytes)
+
+    @property
+    def active_per_allocated(self) -> float | None:
+        """active / allocated at the end of load (the definition behind Redis's
+        allocator_frag_ratio): jemalloc only."""
+        active, allocated = self.active_end_of_load_bytes, self.in_use_end_of_load_bytes
+        if active is None or not allocated:
+            return None
+        return active / allocated
+
+
+def _gap(held: int | None, in_use: int | None) -> int | None:
+    return held - in_use if held is not None and in_use is not None else None
 
 
 def _phase(phases: Sequence[Phase], name: str) -> Phase | None:

@@ -2,7 +2,7 @@
 on), so that a reused pid never passes for a harness that died.
 
 Standard library only: a run records the identity as its `HarnessInfo` section
-(`sandbox.results.sections.running_harness`).
+(`sandbox.results.conditions.running_harness`).
 """
 
 from __future__ import annotations

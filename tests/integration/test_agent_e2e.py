@@ -151,7 +151,7 @@ def test_uvicorn_workers_each_have_an_agent(allocator: str) -> None:
             check_counters(snap, pid, allocator, served.library)
             trim = served.client.trim(pid)
             assert trim is not None and trim.called == RELEASE_CALLS[allocator]
-            assert trim.released_rss_bytes == trim.before.rss_bytes - trim.after.rss_bytes
+            assert trim.released.rss_bytes == trim.before.rss_bytes - trim.after.rss_bytes
         print(f"\n{allocator}: uvicorn pids {everyone}, workers {spawned}")
     # uvicorn's workers re-raise SIGTERM after their graceful shutdown, so they die of it and
     # atexit never runs: their sockets stay, and read as no agent, not as an error.

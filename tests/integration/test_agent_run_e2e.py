@@ -98,9 +98,9 @@ def test_every_process_has_its_counters_and_is_trimmed(
     )
     assert {p.label for p in trim.processes} == LABELS[target]
     for p in trim.processes:
-        assert p.called == trim.called
-        assert p.released.rss_bytes == p.before["rss_bytes"] - p.after["rss_bytes"]
-    assert trim.released.rss_bytes == sum(p.released.rss_bytes or 0 for p in trim.processes)
+        assert p.answer.called == trim.called
+        assert p.answer.released.rss_bytes == p.answer.before.rss_bytes - p.answer.after.rss_bytes
+    assert trim.released.rss_bytes == sum(p.answer.released.rss_bytes or 0 for p in trim.processes)
     assert s.after_trim_rss_bytes is not None
     assert "agent" not in result.status_detail  # no process without one, no missed probe
 

@@ -86,7 +86,7 @@ def test_spike_bursts_then_returns_to_baseline(tmp_path: Path) -> None:
     assert statistics.median(calm) == pytest.approx(10, rel=0.3), seconds
     assert batch.requests == pytest.approx(expected(result), rel=0.15)
     model = result.load.spec.model
-    assert model.name == "spike" and model.to_dict()["pace"] == 5.0
+    assert model.name == "spike" and model.pace() == 5.0
 
 
 def test_soak_runs_for_its_duration_unpaced_and_thresholds_fail_the_run(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from sandbox.errors import ConfigError
 from sandbox.load.models import LoadModel
 from sandbox.results.files import dump
 from sandbox.results.model import RunResult
-from sandbox.results.sections import AgentProcess, PeriodicTrim
+from sandbox.results.sampling import AgentProcess, PeriodicTrim
 from tests.fakes import fixed_run
 
 REPO = Path(__file__).resolve().parents[3]

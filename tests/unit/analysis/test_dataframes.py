@@ -14,7 +14,7 @@ from sandbox.analysis.dataframes import phase_at, to_dataframe
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.results import files as result_files
 from sandbox.results import model as results
-from sandbox.results.model import Phase
+from sandbox.results.sampling import Phase
 from tests.fakes import make_group
 
 DATA = Path(__file__).resolve().parents[2] / "data"

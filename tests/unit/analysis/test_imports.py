@@ -17,7 +17,15 @@ FORBIDDEN = ("sandbox.measure", "sandbox.load", "sandbox.server", "sandbox.confi
 RESULT_DATA = ("sandbox.load", "sandbox.load.models", "sandbox.load.spec", "sandbox.load.stats")
 ALLOWED = (
     "sandbox.analysis",
+    # the result model and its sections (by concept), their one serialisation, and its files
     "sandbox.results.model",
+    "sandbox.results.conditions",
+    "sandbox.results.sampling",
+    "sandbox.results.summary",
+    "sandbox.results.releases",
+    "sandbox.results.heap",
+    "sandbox.results.thresholds",
+    "sandbox.results.shapes",
     "sandbox.results.files",
     "sandbox.errors",
     "sandbox.units",

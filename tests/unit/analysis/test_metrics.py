@@ -8,7 +8,8 @@ import pytest
 
 from sandbox.analysis import metrics
 from sandbox.load.stats import BatchStats
-from sandbox.results.model import Columns, RunResult
+from sandbox.results.model import RunResult
+from sandbox.results.sampling import Columns
 from sandbox.units import MIB
 from tests.fakes import make_result, with_summary
 

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import replace
 
 from sandbox.analysis import stairs
-from sandbox.results.model import Columns, Phase
+from sandbox.results.sampling import Columns, Phase
 from sandbox.units import MIB
 from tests.fakes import make_result
 

@@ -8,8 +8,10 @@ from dataclasses import replace
 
 from sandbox.analysis import verdict
 from sandbox.load.stats import BatchStats
-from sandbox.results.model import Columns, Phase, RunResult
-from sandbox.results.sections import ObjectType, Released, TopObjects, TrimInfo
+from sandbox.results.heap import ObjectType, TopObjects
+from sandbox.results.model import RunResult
+from sandbox.results.releases import Released, TrimInfo
+from sandbox.results.sampling import Columns, Phase
 from sandbox.results.summary import compute_summary
 from sandbox.units import MIB
 from tests.fakes import make_collection, make_result, with_summary

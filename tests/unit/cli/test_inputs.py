@@ -56,12 +56,11 @@ def write_changed(tmp_path: Path, change: Any) -> Path:
         ),
         (
             lambda d: d["summary"].update(peak_rss_bytes="x"),
-            "summary: Summary: peak_rss_bytes has value 'x'; expected a whole number",
+            "summary.peak_rss_bytes has value 'x'; expected a whole number",
         ),
         (
             lambda d: d["summary"].update(peak_rss_bytes=2**70),
-            "summary: Summary: peak_rss_bytes has value 1180591620717411303424; expected a "
-            "whole number",
+            "summary.peak_rss_bytes has value 1180591620717411303424; expected a whole number",
         ),
         (
             lambda d: d.update(status="weird"),
@@ -70,23 +69,23 @@ def write_changed(tmp_path: Path, change: Any) -> Path:
         ),
         (
             lambda d: d["load"].update(users="x"),
-            "load: LoadInfo: users has value 'x'; expected a whole number",
+            "load.users has value 'x'; expected a whole number",
         ),
         (
             lambda d: d["load"]["model"].update(rate=[]),
-            "load: LoadInfo: model.rate has value []; expected a number",
+            "load.model.rate has value []; expected a number",
         ),
         (
             lambda d: d["load"]["stats"][0].update(p95_ms=None),
-            "load: BatchStats: p95_ms has value None; expected a number",
+            "load.stats[0].p95_ms has value None; expected a number",
         ),
         (
             lambda d: d["server"].update(command="python -m sandbox.server"),
-            "server: ServerInfo: command has value 'python -m sandbox.server'; expected a list",
+            "server.command has value 'python -m sandbox.server'; expected a list",
         ),
         (
             lambda d: d["host"].update(packages={"uvicorn": 1}),
-            "host: HostInfo: packages.uvicorn has value 1; expected a string or null",
+            "host.packages.uvicorn has value 1; expected a string or null",
         ),
         (lambda d: d.update(repeat=True), "repeat has value True; expected a whole number"),
     ],

@@ -9,8 +9,11 @@ import pytest
 
 from sandbox.cli.progress import print_run_summary
 from sandbox.load.models import LoadModel
-from sandbox.results import sections
+from sandbox.results.heap import ObjectType, ProfileInfo, TopObjects
 from sandbox.results.model import RunResult
+from sandbox.results.releases import MemoryState, ProcessTrim, Released, TrimAnswer, TrimInfo
+from sandbox.results.sampling import AgentProcess, PeriodicTrim, SamplerInfo
+from sandbox.results.thresholds import ThresholdCheck
 from sandbox.units import MIB
 from tests.fakes import make_collection, make_result, with_load
 
@@ -27,11 +30,11 @@ def test_load_model_thresholds_and_harness(capsys: pytest.CaptureFixture[str]) -
     result = replace(
         with_load(make_result("glibc"), model=spike, workers=2),
         thresholds=[
-            sections.ThresholdCheck("p95_ms", 800.0, 812.0, "ms", "batch 2", False),
-            sections.ThresholdCheck("min_rps", 5.0, 12.5, "req/s", "batch 1", True),
-            sections.ThresholdCheck("p99_ms", 900.0, None),
+            ThresholdCheck("p95_ms", 800.0, 812.0, "ms", "batch 2", False),
+            ThresholdCheck("min_rps", 5.0, 12.5, "req/s", "batch 1", True),
+            ThresholdCheck("p99_ms", 900.0, None),
         ],
-        sampler=sections.SamplerInfo(interval_s=0.1, harness_rss_bytes=30 * MIB),
+        sampler=SamplerInfo(interval_s=0.1, harness_rss_bytes=30 * MIB),
     )
     lines = summary_lines(result, capsys)
     assert (
@@ -47,13 +50,9 @@ def test_load_model_thresholds_and_harness(capsys: pytest.CaptureFixture[str]) -
 
 def test_trim_objects_and_profile(capsys: pytest.CaptureFixture[str]) -> None:
     run = make_result("jemalloc")
-    trim = sections.TrimInfo("malloc_trim(0)", 1, {}, {}, sections.Released(None, None), 1.0)
-    top = sections.TopObjects(
-        3, [sections.ObjectType("str", 10, 2 * MIB), sections.ObjectType("dict", 4, MIB)], 5.0, 1.0
-    )
-    profile = sections.ProfileInfo(
-        capture="/r/memray.bin", flamegraph="/r/f.html", stats_error="boom"
-    )
+    trim = TrimInfo("malloc_trim(0)", 1, {}, {}, Released(None, None), 1.0)
+    top = TopObjects(3, [ObjectType("str", 10, 2 * MIB), ObjectType("dict", 4, MIB)], 5.0, 1.0)
+    profile = ProfileInfo(capture="/r/memray.bin", flamegraph="/r/f.html", stats_error="boom")
     result = replace(run, trim=trim, objects={"after-idle": top}, profile=profile)
     lines = summary_lines(result, capsys)
     s = run.summary
@@ -69,13 +68,16 @@ def test_trim_objects_and_profile(capsys: pytest.CaptureFixture[str]) -> None:
     ]
 
 
+STATE = MemoryState("glibc", None, None, None, {}, None, 0)
+
+
 def test_trim_in_several_processes_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     run = make_result("glibc")
     asked = [
-        sections.ProcessTrim(label, pid, "malloc_trim(0)", 1, {}, {}, sections.Released(0, 0), 1)
+        ProcessTrim(label, TrimAnswer(pid, "malloc_trim(0)", 1, STATE, STATE, Released(0, 0), 1))
         for label, pid in (("main", 10), ("w1", 11), ("w2", 12))
     ]
-    result = replace(run, trim=sections.TrimInfo.over(asked, took_ms=4.0))
+    result = replace(run, trim=TrimInfo.over(asked, took_ms=4.0))
     [line] = [line for line in summary_lines(result, capsys) if line.startswith("  trim")]
     assert line.endswith(" MiB given back (malloc_trim(0) in 3 processes)")
 
@@ -88,9 +90,9 @@ def test_no_trim_answer_no_trim_line(capsys: pytest.CaptureFixture[str]) -> None
 
 def _trimming(
     label: str, count: int, total_ms: float, max_ms: float, called: str | None = "malloc_trim(0)"
-) -> sections.AgentProcess:
-    trims = sections.PeriodicTrim(5.0, count, called, total_ms, max_ms, 1.0)
-    return sections.AgentProcess(label, 10, "python3", True, 9, periodic_trim=trims)
+) -> AgentProcess:
+    trims = PeriodicTrim(5.0, count, called, total_ms, max_ms, 1.0)
+    return AgentProcess(label, 10, "python3", True, 9, periodic_trim=trims)
 
 
 @pytest.mark.parametrize(
@@ -110,16 +112,16 @@ def _trimming(
     ],
 )
 def test_the_periodic_trims_of_every_process_in_one_line(
-    seen: list[sections.AgentProcess], line: str, capsys: pytest.CaptureFixture[str]
+    seen: list[AgentProcess], line: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sampler = sections.SamplerInfo(interval_s=0.1, agents=seen)
+    sampler = SamplerInfo(interval_s=0.1, agents=seen)
     lines = summary_lines(replace(make_result("glibc"), sampler=sampler), capsys)
     assert f"  periodic   {line}" in lines
 
 
 def test_no_periodic_line_without_a_trim_made(capsys: pytest.CaptureFixture[str]) -> None:
-    for seen in ([sections.AgentProcess("main", 10)], [_trimming("main", 0, 0.0, 0.0)]):
-        quiet = sections.SamplerInfo(interval_s=0.1, agents=seen)
+    for seen in ([AgentProcess("main", 10)], [_trimming("main", 0, 0.0, 0.0)]):
+        quiet = SamplerInfo(interval_s=0.1, agents=seen)
         lines = summary_lines(replace(make_result("glibc"), sampler=quiet), capsys)
         assert not any(line.startswith("  periodic") for line in lines)
 

@@ -22,8 +22,8 @@ from sandbox.experiment import execution, manifest
 from sandbox.experiment.definition import load_experiment, plan_runs
 from sandbox.results import files as result_files
 from sandbox.results import storage
+from sandbox.results.conditions import running_harness
 from sandbox.results.model import RunResult
-from sandbox.results.sections import running_harness
 from sandbox.system import atomic
 from tests.fakes import make_result
 

@@ -19,10 +19,9 @@ from sandbox.measure.agent_client import (
     Hello,
     InterpreterCounters,
     MemorySnapshot,
-    MemoryState,
     PymallocCounters,
-    TrimResult,
 )
+from sandbox.results.releases import MemoryState, Released, TrimAnswer
 from sandbox.units import MIB
 
 PID = 4242
@@ -69,14 +68,13 @@ def memory(pymalloc: PymallocCounters | None = PYMALLOC) -> MemorySnapshot:
     )
 
 
-TRIMMED = TrimResult(
+TRIMMED = TrimAnswer(
     pid=PID,
     called="malloc_trim(0)",
     result=1,
     before=state(60 * MIB, 40 * MIB),
     after=state(45 * MIB, 27 * MIB),
-    released_held_bytes=13 * MIB,
-    released_rss_bytes=15 * MIB,
+    released=Released(held_bytes=13 * MIB, rss_bytes=15 * MIB),
     took_ms=12.0,
 )
 
@@ -88,7 +86,7 @@ class FakeClient(AgentClient):
         self,
         said: Hello | None = None,
         snap: MemorySnapshot | None = None,
-        trimmed: TrimResult | None = TRIMMED,
+        trimmed: TrimAnswer | None = TRIMMED,
         error: AgentError | None = None,
     ) -> None:
         super().__init__(Path("/nonexistent"))
@@ -115,7 +113,7 @@ class FakeClient(AgentClient):
         self.asked.append(f"snapshot {pid} fresh={fresh}")
         return self.snap
 
-    def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimResult | None:
+    def trim(self, pid: int, timeout_s: float = TRIM_TIMEOUT_S) -> TrimAnswer | None:
         self.asked.append(f"trim {pid}")
         return self.trimmed
 
@@ -197,7 +195,9 @@ def test_look_with_a_trim() -> None:
 
 
 def test_look_with_a_trim_the_allocator_does_not_have() -> None:
-    bare = TrimResult(PID, None, None, state(60 * MIB, None), state(60 * MIB, None), None, 0, 0.1)
+    bare = TrimAnswer(
+        PID, None, None, state(60 * MIB, None), state(60 * MIB, None), Released(None, 0), 0.1
+    )
     found = agent_route.look(PID, FakeClient(trimmed=bare), trim=True)
     assert found is not None and found.trim is not None
     assert found.trim.called == "nothing (this allocator has no release call)"

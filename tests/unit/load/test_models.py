@@ -169,34 +169,6 @@ def test_expected_requests_stops_at_the_duration_and_covers_parts() -> None:
     assert RATE.expected_requests(5.0, 5.0) == 0.0
 
 
-@pytest.mark.parametrize("model", [RATE, RAMP, SPIKE, SOAK, ITERATIONS])
-def test_to_dict_from_dict_round_trip(model: LoadModel) -> None:
-    data = model.to_dict()
-    assert data["pace"] == round(model.pace(), 6)
-    assert LoadModel.from_dict(data) == model
-
-
-def test_to_dict_has_every_field_and_the_pace() -> None:
-    assert SPIKE.to_dict() == {
-        "name": "spike",
-        "users": 16,
-        "rate": 10.0,
-        "to_rate": 0.0,
-        "duration_s": 12.0,
-        "spike_x": 4.0,
-        "spike_at_s": 4.0,
-        "spike_s": 4.0,
-        "pace": 2.5,
-    }
-
-
-def test_from_dict_ignores_unknown_keys_and_defaults_missing_ones() -> None:
-    assert LoadModel.from_dict({"name": "soak", "duration_s": 5, "future": 1}) == LoadModel(
-        "soak", duration_s=5
-    )
-    assert LoadModel.from_dict({}) == LoadModel()
-
-
 def test_describe() -> None:
     assert ITERATIONS.describe() == "iterations (16 users)"
     assert SOAK.describe() == "soak (8 users, 30 s)"

@@ -112,11 +112,11 @@ def test_real_agent_replies_are_typed(agent: channel.Agent, folder: Path) -> Non
     assert counted is not None and counted.python.gc_objects is not None
     trim = client.trim(pid)
     assert trim is not None and trim.pid == pid
-    assert trim.released_rss_bytes == trim.before.rss_bytes - trim.after.rss_bytes
+    assert trim.released.rss_bytes == trim.before.rss_bytes - trim.after.rss_bytes
     collected = client.collect(pid)
     assert collected is not None and collected.pid == pid
     assert collected.unreachable >= 0 and len(collected.counts_before) == 3
-    assert collected.freed_rss_bytes == collected.before.rss_bytes - collected.after.rss_bytes
+    assert collected.freed.rss_bytes == collected.before.rss_bytes - collected.after.rss_bytes
 
 
 def test_an_agent_that_does_not_answer_times_out(folder: Path, fake_agent: FakeAgent) -> None:
@@ -139,7 +139,7 @@ def test_an_agent_that_does_not_answer_times_out(folder: Path, fake_agent: FakeA
         (b"", "the agent of pid 5 closed the connection without answering memory"),
         (b'{"result": {}}\n',
          "the agent of pid 5 sent a reply without 'ok': b'{\"result\": {}}\\n'"),
-        (b'{"ok": true, "result": {"pid": 5}}\n', "pid 5's memory reply has no 'python'"),
+        (b'{"ok": true, "result": {"pid": 5}}\n', "pid 5's memory reply: allocator is missing"),
     ],
 )  # fmt: skip
 def test_bad_replies_raise(folder: Path, fake_agent: FakeAgent, reply: bytes, message: str) -> None:
@@ -256,18 +256,28 @@ def test_a_malformed_pymalloc_reading_names_the_field() -> None:
     with pytest.raises(AgentError) as raised:
         parse_memory({**memory_result(), "extra": extra})
     assert str(raised.value) == (
-        "the memory reply's extra['pymalloc'] has a bad 'used_bytes': '2,819,008'"
+        "the memory reply's extra['pymalloc']: used_bytes has value '2,819,008'; "
+        "expected a whole number"
     )
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"in_use_bytes": True}, "the memory reply has a bad 'in_use_bytes': True"),
-        ({"rss_bytes": None}, "the memory reply has a bad 'rss_bytes': None"),
-        ({"raw": {"arena": "1"}}, "the memory reply has a bad 'raw': {'arena': '1'}"),
-        ({"python": []}, "the memory reply has a bad 'python': []"),
-        ({"took_ms": "0.1"}, "the memory reply has a bad 'took_ms': '0.1'"),
+        (
+            {"in_use_bytes": True},
+            "the memory reply: in_use_bytes has value True; expected a whole number or null",
+        ),
+        (
+            {"rss_bytes": None},
+            "the memory reply: rss_bytes has value None; expected a whole number",
+        ),
+        (
+            {"raw": {"arena": "1"}},
+            "the memory reply: raw.arena has value '1'; expected a whole number",
+        ),
+        ({"python": []}, "the memory reply: python has value []; expected a mapping"),
+        ({"took_ms": "0.1"}, "the memory reply: took_ms has value '0.1'; expected a number"),
     ],
 )
 def test_parse_memory_names_the_bad_field(change: dict[str, Any], message: str) -> None:
@@ -281,7 +291,7 @@ def test_parse_hello_names_the_bad_field() -> None:
         parse_hello({"protocol": 1, "pid": 5, "ppid": 1, "python": "3.8.18",
                      "implementation": "cpython", "executable": "/x", "argv": ["-c", 1],
                      "allocator": "glibc", "library": None})  # fmt: skip
-    assert str(raised.value) == "the hello reply has a bad 'argv': ['-c', 1]"
+    assert str(raised.value) == "the hello reply: argv[1] has value 1; expected a string"
 
 
 def collect_result() -> dict[str, Any]:
@@ -320,8 +330,8 @@ def test_parse_collect() -> None:
     )
     assert found.generations[2] == {"collections": 1, "collected": 1234567, "uncollectable": 0}
     assert (found.before.in_use_bytes, found.after.in_use_bytes) == (300, 100)
-    assert (found.pymalloc_used_before_bytes, found.pymalloc_used_after_bytes) == (70, 40)
-    assert (found.freed_in_use_bytes, found.freed_rss_bytes, found.freed_pymalloc_used_bytes) == (
+    assert (found.pymalloc_used.before, found.pymalloc_used.after) == (70, 40)
+    assert (found.freed.in_use_bytes, found.freed.rss_bytes, found.freed.pymalloc_used_bytes) == (
         200,
         20,
         30,
@@ -334,22 +344,34 @@ def test_parse_collect_without_pymalloc_or_an_in_use_count() -> None:
     data["pymalloc_used"] = {"before": None, "after": None}
     data["freed"] = {**data["freed"], "in_use_bytes": None, "pymalloc_used_bytes": None}
     found = parse_collect(data, pid=7)
-    assert found.pymalloc_used_before_bytes is None and found.freed_pymalloc_used_bytes is None
-    assert found.freed_in_use_bytes is None
+    assert found.pymalloc_used.before is None and found.freed.pymalloc_used_bytes is None
+    assert found.freed.in_use_bytes is None
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"unreachable": "many"}, "the collect reply has a bad 'unreachable': 'many'"),
-        ({"counts_before": [1, "2"]}, "the collect reply has a bad 'counts_before': [1, '2']"),
+        (
+            {"unreachable": "many"},
+            "the collect reply: unreachable has value 'many'; expected a whole number",
+        ),
+        (
+            {"counts_before": [1, "2"]},
+            "the collect reply: counts_before[1] has value '2'; expected a whole number",
+        ),
         (
             {"generations": [{"collections": 1.5}]},
-            "the collect reply['generations'][0] has a bad 'collections': 1.5",
+            "the collect reply: generations[0].collections has value 1.5; expected a whole number",
         ),
-        ({"generations": ["x"]}, "the collect reply['generations'][0] is not a JSON object"),
-        ({"freed": {"in_use_bytes": 1}}, "the collect reply['freed'] has no 'held_bytes'"),
-        ({"pymalloc_used": None}, "the collect reply has a bad 'pymalloc_used': None"),
+        (
+            {"generations": ["x"]},
+            "the collect reply: generations[0] has value 'x'; expected a mapping",
+        ),
+        ({"freed": {"in_use_bytes": 1}}, "the collect reply: freed.held_bytes is missing"),
+        (
+            {"pymalloc_used": None},
+            "the collect reply: pymalloc_used has value None; expected a mapping",
+        ),
     ],
 )
 def test_parse_collect_names_the_bad_field(change: dict[str, Any], message: str) -> None:

@@ -14,12 +14,12 @@ from sandbox.measure.agent_client import (
     CollectResult,
     InterpreterCounters,
     MemorySnapshot,
-    MemoryState,
     PymallocCounters,
-    TrimResult,
+    PymallocUsed,
 )
 from sandbox.measure.runner import probe_timeout_s
-from sandbox.results.sections import AgentProcess
+from sandbox.results.releases import Freed, MemoryState, Released, TrimAnswer
+from sandbox.results.sampling import AgentProcess
 from sandbox.units import MIB
 
 Answer = MemorySnapshot | AgentError | None
@@ -46,7 +46,7 @@ class FakeAgents:
     """Answers each pid with the next of its scripted answers (the last one repeats)."""
 
     script: dict[int, list[Answer]]
-    trims: dict[int, TrimResult | AgentError | None] = field(default_factory=dict)
+    trims: dict[int, TrimAnswer | AgentError | None] = field(default_factory=dict)
     collections: dict[int, CollectResult | AgentError | None] = field(default_factory=dict)
     asked: list[int] = field(default_factory=list)
     timeouts: list[float | None] = field(default_factory=list)
@@ -71,7 +71,7 @@ class FakeAgents:
             raise answer
         return answer
 
-    def trim(self, pid: int, timeout_s: float = 30.0) -> TrimResult | None:
+    def trim(self, pid: int, timeout_s: float = 30.0) -> TrimAnswer | None:
         answer = self.trims.get(pid)
         if isinstance(answer, AgentError):
             raise answer
@@ -268,12 +268,11 @@ def state(rss_mib: int, held_mib: int | None) -> MemoryState:
     return MemoryState("glibc", None, MIB, held, {"arena": 1}, None, rss_mib * MIB)
 
 
-def trimmed(pid: int, before: tuple[int, int | None], after: tuple[int, int | None]) -> TrimResult:
+def trimmed(pid: int, before: tuple[int, int | None], after: tuple[int, int | None]) -> TrimAnswer:
     b, a = state(*before), state(*after)
-    released = None if b.held_bytes is None or a.held_bytes is None else b.held_bytes - a.held_bytes
-    return TrimResult(
-        pid, "malloc_trim(0)", 1, b, a, released, b.rss_bytes - a.rss_bytes, took_ms=3.0
-    )
+    held = None if b.held_bytes is None or a.held_bytes is None else b.held_bytes - a.held_bytes
+    released = Released(held, b.rss_bytes - a.rss_bytes)
+    return TrimAnswer(pid, "malloc_trim(0)", 1, b, a, released, took_ms=3.0)
 
 
 def test_trim_asks_every_process_and_sums_what_came_back() -> None:
@@ -291,9 +290,9 @@ def test_trim_asks_every_process_and_sums_what_came_back() -> None:
         "trim of w2 (pid 12) failed: the agent of pid 12 did not answer trim within 30 s"
     ]
     assert trim is not None and trim.done
-    assert [(p.label, p.pid) for p in trim.processes] == [("main", 10), ("w1", 11)]
-    assert trim.processes[1].released.rss_bytes == 20 * MIB
-    assert trim.processes[1].before["raw"] == {"arena": 1}
+    assert [(p.label, p.answer.pid) for p in trim.processes] == [("main", 10), ("w1", 11)]
+    assert trim.processes[1].answer.released.rss_bytes == 20 * MIB
+    assert trim.processes[1].answer.before.raw == {"arena": 1}
     assert trim.called == "malloc_trim(0)" and trim.result is None  # two processes
     assert trim.before == {
         "rss_bytes": 130 * MIB, "held_bytes": 90 * MIB, "in_use_bytes": 2 * MIB, "processes": 2
@@ -334,12 +333,13 @@ def collected(
         garbage=0,
         before=before,
         after=after,
-        pymalloc_used_before_bytes=py_before,
-        pymalloc_used_after_bytes=py_after,
-        freed_in_use_bytes=freed_mib * MIB,
-        freed_held_bytes=freed_mib * MIB,
-        freed_rss_bytes=freed_mib * MIB,
-        freed_pymalloc_used_bytes=None if py_freed_mib is None else py_freed_mib * MIB,
+        pymalloc_used=PymallocUsed(py_before, py_after),
+        freed=Freed(
+            in_use_bytes=freed_mib * MIB,
+            held_bytes=freed_mib * MIB,
+            rss_bytes=freed_mib * MIB,
+            pymalloc_used_bytes=None if py_freed_mib is None else py_freed_mib * MIB,
+        ),
         collect_ms=40.0,
         took_ms=41.0,
     )
@@ -369,7 +369,7 @@ def test_a_collection_asks_every_process_and_sums_what_it_freed() -> None:
     )
     assert collection.freed_live_bytes == 46 * MIB
     assert collection.counts_before() == [1200, 18, 4]
-    assert collection.processes[0].before["pymalloc_used_bytes"] == 50 * MIB
+    assert collection.processes[0].before.pymalloc_used_bytes == 50 * MIB
     assert collection.took_ms == 500.0
 
 

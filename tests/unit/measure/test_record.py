@@ -16,8 +16,11 @@ from sandbox.measure import metadata
 from sandbox.measure.record import AgentsSeen, ResultBuilder, Sampled
 from sandbox.results import files as result_files
 from sandbox.results import summary
+from sandbox.results.conditions import HostInfo
 from sandbox.results.model import RunResult, Status
-from sandbox.results.sections import AgentProcess, HostInfo, ProcessTrim, Released, TrimInfo
+from sandbox.results.releases import MemoryState, ProcessTrim, Released, TrimAnswer, TrimInfo
+from sandbox.results.sampling import AgentProcess
+from sandbox.results.shapes import to_plain
 from tests.fakes import make_result
 
 REPO = Path(__file__).resolve().parents[3]
@@ -28,12 +31,12 @@ JEMALLOC = ResolvedAllocator(
 PURGE = 'mallctl("arena.4096.purge")'
 TRIM = TrimInfo.over(
     [
-        ProcessTrim(
-            "main", 4242, PURGE, 0,
-            {"allocator": "jemalloc", "held_bytes": 40, "rss_bytes": 90},
-            {"allocator": "jemalloc", "held_bytes": 25, "rss_bytes": 80},
+        ProcessTrim("main", TrimAnswer(
+            4242, PURGE, 0,
+            MemoryState("jemalloc", None, None, 40, {}, None, 90),
+            MemoryState("jemalloc", None, None, 25, {}, None, 80),
             Released(15, 10), 2.1,
-        )
+        ))
     ],
     took_ms=2.5,
 )  # fmt: skip
@@ -90,7 +93,7 @@ def test_the_load_and_its_schedule_are_recorded_as_the_spec_holds_them() -> None
     assert result.load.spec == spec.load.relative_to(REPO)
     assert result.load.spec.locustfile == Path("plans/locustfile.py")
     assert result.load.schedule == spec.schedule
-    assert result.load.to_dict()["tags"] == ["tiny", "small"]
+    assert to_plain(result.load)["tags"] == ["tiny", "small"]
     assert (result.run_id, result.started_at, result.experiment) == (
         "run-1",
         "2026-01-01T10:00:00Z",
@@ -148,7 +151,7 @@ def test_an_answer_not_understood_is_left_out_with_a_note() -> None:
     result = build(spec_with(), objects={"after-idle": {"limit": 3}})
     assert (result.trim, result.objects) == (None, {})
     assert result.status_detail == (
-        "the object summary at after-idle is not recorded: TopObjects: 'types' must be a list"
+        "the object summary at after-idle is not recorded: types is missing"
     )
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 from sandbox.measure.sampler import ColumnStore, RssSampler, _PollingThread, read_vmhwm
-from sandbox.results import model as results
+from sandbox.results.sampling import column_lengths_ok
 
 
 def store(max_rows: int) -> ColumnStore:
@@ -83,7 +83,7 @@ def test_columns_stay_of_one_length_while_a_thread_appends() -> None:
     sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
     writer.start()
     try:
-        unequal = sum(not results.column_lengths_ok(store.columns()) for _ in range(3000))
+        unequal = sum(not column_lengths_ok(store.columns()) for _ in range(3000))
     finally:
         done.set()
         writer.join()

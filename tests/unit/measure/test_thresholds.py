@@ -12,6 +12,7 @@ from sandbox.load.stats import BatchStats
 from sandbox.measure.thresholds import check_thresholds, failed, parse_thresholds
 from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
+from sandbox.results.shapes import to_plain
 from sandbox.units import MIB
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -64,7 +65,7 @@ def run(golden: RunResult) -> RunResult:
 
 def by_name(limits: dict[str, float], result: RunResult) -> dict[str, dict[str, object]]:
     """Each check as the result file records it, by name."""
-    return {c.name: c.to_dict() for c in check_thresholds(limits, result)}
+    return {c.name: to_plain(c) for c in check_thresholds(limits, result)}
 
 
 def test_p95_and_p99_use_the_worst_batch(run: RunResult) -> None:
@@ -192,7 +193,7 @@ def test_nothing_failed_means_no_lines(run: RunResult) -> None:
 def test_a_limit_with_no_batch_has_nothing_to_check(run: RunResult) -> None:
     empty = replace(run, load=replace(run.load, stats=[]))
     checks = check_thresholds({"p95_ms": 800.0, "error_rate": 0.01, "min_rps": 5.0}, empty)
-    assert checks[0].to_dict() == {"name": "p95_ms", "limit": 800.0, "value": None, "passed": None}
+    assert to_plain(checks[0]) == {"name": "p95_ms", "limit": 800.0, "value": None, "passed": None}
     assert [c.passed for c in checks] == [None, None, None]
     assert failed(checks) == [
         "p95_ms: nothing to check it against (no batch completed)",

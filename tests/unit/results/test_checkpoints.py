@@ -18,8 +18,9 @@ from sandbox.cli.main import cli
 from sandbox.measure.checkpointer import Checkpointer
 from sandbox.results import checkpoints
 from sandbox.results import files as result_files
+from sandbox.results.conditions import HarnessInfo, running_harness
 from sandbox.results.model import RunResult
-from sandbox.results.sections import HarnessInfo, running_harness
+from sandbox.results.shapes import from_plain, to_plain
 from sandbox.system import atomic
 from tests.fakes import make_group, make_result
 
@@ -203,4 +204,4 @@ def test_compare_marks_and_lists_a_dead_harness_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize("status", ["running", "harness-died"])
 def test_compare_reads_a_checkpoint_as_a_run_that_did_not_finish(status: str) -> None:
     r = make_result(status=status)  # type: ignore[arg-type]
-    assert RunResult.from_dict(json.loads(json.dumps(r.to_dict()))).status == status
+    assert from_plain(RunResult, json.loads(json.dumps(to_plain(r)))).status == status
