@@ -25,6 +25,9 @@ ALPHA = 0.05
 TOLERANCE = 3 * math.sqrt(ALPHA * (1 - ALPHA) / COMPARISONS)
 """Three binomial standard errors at 5 % for this many comparisons (1.7 points)."""
 
+# One xdist worker runs the module's tests, so the simulation (8 s) is made once, not per worker.
+pytestmark = pytest.mark.xdist_group("false-alarms")
+
 
 @pytest.fixture(scope="module")
 def rates() -> false_alarms.Rates:
