@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -49,29 +50,61 @@ def run(serve: list[str], allocator: str, folder: Path) -> tuple[RunResult, str]
     return result_files.load(path), done.stderr
 
 
-Runs = dict[tuple[str, str], tuple[RunResult, str]]
+Key = tuple[str, str]
+"""A run's target and allocator."""
 
 
-@pytest.fixture(scope="module")
-def runs_and_output(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    """Each target's run and its stderr, once for the module (each takes ~10 s)."""
-    folder = tmp_path_factory.mktemp("agent-runs")
-    return {
-        (target, allocator): run(TARGETS[target], allocator, folder / f"{target}-{allocator}")
-        for target, allocator in RUNS
-    }
+@dataclass(frozen=True)
+class AgentRun:
+    """One `sandbox run` of a target under an allocator: its result and its stderr."""
+
+    target: str
+    allocator: str
+    result: RunResult
+    stderr: str
 
 
-@pytest.fixture(scope="module")
-def runs(runs_and_output: Runs) -> dict[tuple[str, str], RunResult]:
-    return {key: result for key, (result, _) in runs_and_output.items()}
+def each(*keys: Key) -> list[object]:
+    """`keys` as parameters of the `agent_run` fixture, each in an xdist group of its own, so that
+    all the tests of one run go to one worker, which makes that run once, while other workers
+    make the other runs. (Under pytest 9.2 with pytest-xdist 3.8.0 the groups do not reach the
+    scheduler, xdist issue #1386: a worker makes each run its tests need, once.)"""
+    return [
+        pytest.param(
+            key,
+            id=f"{key[0]}-{key[1]}",
+            marks=pytest.mark.xdist_group(f"agent-run-{key[0]}-{key[1]}"),
+        )
+        for key in keys
+    ]
 
 
-@pytest.mark.parametrize(("target", "allocator"), RUNS)
-def test_every_process_has_its_counters_and_is_trimmed(
-    runs: dict[tuple[str, str], RunResult], target: str, allocator: str
-) -> None:
-    result = runs[(target, allocator)]
+@pytest.fixture(scope="session")
+def made() -> dict[Key, AgentRun]:
+    """The runs made so far in this process, by key (for the session: an xdist worker runs
+    other modules' tests between this module's groups, which would end a module's fixture)."""
+    return {}
+
+
+@pytest.fixture
+def agent_run(
+    request: pytest.FixtureRequest,
+    made: dict[Key, AgentRun],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AgentRun:
+    """The run of `request.param` (target, allocator), made once in this process (each takes
+    ~10 s) and shared by the tests that read it."""
+    key: Key = request.param
+    if key not in made:
+        target, allocator = key
+        folder = tmp_path_factory.mktemp(f"agent-run-{target}-{allocator}")
+        made[key] = AgentRun(target, allocator, *run(TARGETS[target], allocator, folder))
+    return made[key]
+
+
+@pytest.mark.parametrize("agent_run", each(*RUNS), indirect=True)
+def test_every_process_has_its_counters_and_is_trimmed(agent_run: AgentRun) -> None:
+    target, allocator, result = agent_run.target, agent_run.allocator, agent_run.result
     assert result.status == "ok", result.status_detail
     assert result.load.stats[0].requests > 50 and result.load.stats[0].failures == 0
     assert result.sampler.agent_injected is True
@@ -105,18 +138,18 @@ def test_every_process_has_its_counters_and_is_trimmed(
     assert "agent" not in result.status_detail  # no process without one, no missed probe
 
 
-def test_the_progress_line_counts_requests_without_the_servers_stats(
-    runs_and_output: Runs,
-) -> None:
+@pytest.mark.parametrize(
+    "agent_run", each(("uvicorn", "glibc"), ("gunicorn", "glibc")), indirect=True
+)
+def test_the_progress_line_counts_requests_without_the_servers_stats(agent_run: AgentRun) -> None:
     """With several processes any worker would answer /stats, so it is not asked: the count
     comes from Locust's statistics: its CSV while the batch ran (the line printed as idle
     begins), then the batch's final total (the line printed as the trim begins)."""
-    for target in ("uvicorn", "gunicorn"):
-        result, stderr = runs_and_output[(target, "glibc")]
-        assert "requests_done" not in result.probes
-        total = result.load.stats[0].requests
-        assert 0 < requests_shown(stderr, "idle") <= total
-        assert requests_shown(stderr, "trim") == total
+    result, stderr = agent_run.result, agent_run.stderr
+    assert "requests_done" not in result.probes
+    total = result.load.stats[0].requests
+    assert 0 < requests_shown(stderr, "idle") <= total
+    assert requests_shown(stderr, "trim") == total
 
 
 def requests_shown(stderr: str, phase: str) -> int:
@@ -136,19 +169,17 @@ VERDICT = re.compile(
 )
 
 
-def test_compare_gives_a_verdict_for_each_target(
-    runs: dict[tuple[str, str], RunResult], tmp_path: Path
-) -> None:
-    for (target, allocator), result in runs.items():
-        folder = tmp_path / f"{target}-{allocator}"
-        result_files.dump(result, folder / f"{result.run_id}.json")
-        done = run_sandbox("compare", str(folder))
-        assert done.returncode == 0, done.stderr
-        lines = [line for line in done.stdout.splitlines() if VERDICT.match(line)]
-        assert len(lines) == 1, done.stdout
-        match = VERDICT.match(lines[0])
-        assert match is not None and match["name"] == allocator
-        print(f"\n{target}: {lines[0]}")
+@pytest.mark.parametrize("agent_run", each(*RUNS), indirect=True)
+def test_compare_gives_a_verdict_for_each_target(agent_run: AgentRun, tmp_path: Path) -> None:
+    result = agent_run.result
+    result_files.dump(result, tmp_path / f"{result.run_id}.json")
+    done = run_sandbox("compare", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if VERDICT.match(line)]
+    assert len(lines) == 1, done.stdout
+    match = VERDICT.match(lines[0])
+    assert match is not None and match["name"] == agent_run.allocator
+    print(f"\n{agent_run.target}: {lines[0]}")
 
 
 def test_a_server_without_an_agent_says_so_in_one_line(tmp_path: Path) -> None:

@@ -653,17 +653,33 @@ def test_a_look_reports_its_preflight(tmp_path: Path) -> None:
 
 
 def test_the_process_exits_during_a_watch() -> None:
-    code = "import time; print('ready', flush=True); time.sleep(1.5)"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        done = run_sandbox(
-            "inspect", str(proc.pid), "--watch", "8", "--interval", "0.5", timeout_s=60
+    """The target ends once the watch has printed its first look (not after a fixed time, which
+    a loaded machine can spend before that look), so the watch sees it exit part way."""
+    with target(HOLDER, "0") as pid:
+        watching = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "inspect",
+                str(pid),
+                "--watch",
+                "8",
+                "--interval",
+                "0.5",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            env=harness_env(),
+            text=True,
         )
-    finally:
-        proc.communicate(timeout=30)
-    assert done.returncode == 1
-    assert done.stdout.splitlines()[0].startswith("    0.0 s  RSS ")
-    message = done.stderr.strip()
-    assert message.startswith(f"Error: process {proc.pid} exited during the watch, after ")
-    assert message.endswith(" looks") and len(done.stderr.splitlines()) == 1
+        assert watching.stdout is not None
+        first = watching.stdout.readline()
+    # target() has closed the process's stdin and waited for it to exit.
+    _, errors = watching.communicate(timeout=60)
+    assert watching.returncode == 1
+    assert first.startswith("    0.0 s  RSS ")
+    message = errors.strip()
+    assert message.startswith(f"Error: process {pid} exited during the watch, after ")
+    assert message.endswith(" looks") and len(errors.splitlines()) == 1
