@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.results import files as result_files
-from tests.integration.conftest import run_sandbox
-from tests.integration.test_until_verdict_e2e import EXPERIMENT
+from tests.integration.test_until_verdict_e2e import until_verdict
 
 pytestmark = pytest.mark.e2e
 
@@ -22,25 +21,8 @@ def _at(stamp: str) -> datetime:
 
 
 def test_six_runs_at_once_each_verified_and_one_look_at_the_slot_end(tmp_path: Path) -> None:
-    experiment = tmp_path / "e2e-until.yml"
-    experiment.write_text(EXPERIMENT)
-    out = tmp_path / "results"
+    done, folder = until_verdict(tmp_path, "--side-by-side", "6")
 
-    done = run_sandbox(
-        "experiment",
-        str(experiment),
-        "--until-verdict",
-        "--max-repeats",
-        "3",
-        "--side-by-side",
-        "6",
-        "--results-dir",
-        str(out),
-        timeout_s=180,
-    )
-
-    assert done.returncode == 0, done.stderr
-    [folder] = out.iterdir()
     loaded = result_files.load_all([folder])
     assert len(loaded) == 6
     assert {r.status for r in loaded} == {"ok"}

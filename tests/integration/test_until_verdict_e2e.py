@@ -4,6 +4,7 @@ once, says what it saw, stops, and records the look and the stop in its manifest
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,24 +32,31 @@ custom_allocators:
 """
 
 
-def test_until_verdict_looks_after_three_repeats_and_stops_at_the_cap(tmp_path: Path) -> None:
+def until_verdict(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The tiny experiment under the rule capped at 3 repeats (and `flags`); the run and its
+    one folder of results."""
     experiment = tmp_path / "e2e-until.yml"
     experiment.write_text(EXPERIMENT)
     out = tmp_path / "results"
-
     done = run_sandbox(
         "experiment",
         str(experiment),
         "--until-verdict",
         "--max-repeats",
         "3",
+        *flags,
         "--results-dir",
         str(out),
-        timeout_s=120,
+        timeout_s=180,
     )
-
     assert done.returncode == 0, done.stderr
     [folder] = out.iterdir()
+    return done, folder
+
+
+def test_until_verdict_looks_after_three_repeats_and_stops_at_the_cap(tmp_path: Path) -> None:
+    done, folder = until_verdict(tmp_path)
+
     loaded = result_files.load_all([folder])
     assert len(loaded) == 6  # the file's repeats: 2 yields to the rule's 3
     assert {r.status for r in loaded} == {"ok"}

@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.analysis.sequential import Design
-from sandbox.config import settings as config
 from sandbox.config.run_spec import RunSpec
 from sandbox.errors import ConfigError
-from sandbox.experiment import execution, manifest
+from sandbox.experiment import manifest
 from sandbox.experiment.definition import load_experiment
 from sandbox.experiment.execution import _slots
 from sandbox.experiment.manifest import Entry
@@ -30,8 +29,8 @@ from sandbox.results import files as result_files
 from sandbox.results.model import RunResult, Status
 from sandbox.units import MIB
 from tests.fakes import make_result
+from tests.unit.experiment.test_until_verdict import start
 
-REPO = Path(__file__).resolve().parents[3]
 LEVEL = {"glibc": 200.0, "jemalloc": 150.0}
 RENDEZVOUS_S = 60.0
 """How long a fake run waits for its partners (a rendezvous runs in sequence never reach)."""
@@ -98,27 +97,12 @@ def experiment_file(tmp_path: Path, side_by_side: int, repeats: int = 2) -> Path
     return path
 
 
-def start(
-    path: Path, fake: MeetingRuns, design: Design | None = None
-) -> tuple[execution.ExperimentOutcome, list[str]]:
-    said: list[str] = []
-    outcome = execution.run_experiment(
-        load_experiment(path),
-        config.load_benchmark(REPO / "benchmark.yml"),
-        fake,
-        results_dir=path.parent / "out",
-        on_note=said.append,
-        design=design,
-    )
-    return outcome, said
-
-
 def test_pairs_run_at_once_in_processes_of_their_own_and_are_recorded_in_plan_order(
     tmp_path: Path,
 ) -> None:
     meet = tmp_path / "meet"
     meet.mkdir()
-    outcome, said = start(experiment_file(tmp_path, 2), MeetingRuns(meet, 2))
+    outcome, said = start(experiment_file(tmp_path, 2), MeetingRuns(meet, 2), None)
     pids = {int(p.read_text()) for p in meet.iterdir()}
     assert len(pids) == 4 and os.getpid() not in pids
     assert said.count("side by side: [1/4], [2/4]") == 1
@@ -168,7 +152,7 @@ def test_each_look_sees_only_the_rounds_it_follows(tmp_path: Path) -> None:
 def test_a_child_that_dies_leaves_its_run_failed_and_the_others_go_on(tmp_path: Path) -> None:
     meet = tmp_path / "meet"
     meet.mkdir()
-    outcome, _ = start(experiment_file(tmp_path, 2), MeetingRuns(meet, 2, die_at=(1,)))
+    outcome, _ = start(experiment_file(tmp_path, 2), MeetingRuns(meet, 2, die_at=(1,)), None)
     m = manifest.load(outcome.folder)
     assert [e.status for e in m.runs] == ["ok", "failed", "ok", "ok"]
     assert m.runs[1].error == "the run's harness process ended (exit code 3) with no result"
@@ -186,7 +170,7 @@ def test_an_interrupt_reaches_every_child_which_keeps_its_partial_result(tmp_pat
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
     threading.Thread(target=interrupt_once_both_started, daemon=True).start()
-    outcome, _ = start(experiment_file(tmp_path, 2), MeetingRuns(meet, 2, hold=True))
+    outcome, _ = start(experiment_file(tmp_path, 2), MeetingRuns(meet, 2, hold=True), None)
     m = manifest.load(outcome.folder)
     assert outcome.interrupted
     assert [e.status for e in m.runs] == ["interrupted", "interrupted", "pending", "pending"]

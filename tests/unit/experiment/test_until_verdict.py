@@ -20,6 +20,7 @@ from sandbox.config.run_spec import RunSpec
 from sandbox.errors import ConfigError
 from sandbox.experiment import execution, manifest
 from sandbox.experiment.definition import load_experiment
+from sandbox.experiment.side_by_side import RunFn
 from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from sandbox.units import MIB
@@ -70,8 +71,9 @@ def exp_file(tmp_path: Path) -> Path:
 
 
 def start(
-    exp_file: Path, fake: FakeRuns, design: Design
+    exp_file: Path, fake: RunFn, design: Design | None
 ) -> tuple[execution.ExperimentOutcome, list[str]]:
+    """Run the experiment in `exp_file` with `fake` runs; its outcome and its notes."""
     said: list[str] = []
     outcome = execution.run_experiment(
         load_experiment(exp_file),
