@@ -52,15 +52,20 @@ class Load:
     """The load a case applies: `sandbox run --load rate` with these options."""
 
     tags: str
+    """The Locust file's tasks to run, comma-separated."""
     users: int
     rate: float
+    """Requests a second, all users together (a fixed rate: every allocator serves the same)."""
     duration: float
+    """Seconds of each batch."""
     batches: int = 3
+    """Three, so that the stair read can tell a leak from a cache that levels off."""
     pause: float = 2.0
     baseline: float = 3.0
     idle: float = 5.0
     trim: float = 3.0
     collect_garbage: bool = False
+    """A full gc.collect() before the trim, for a case whose truth is reference cycles."""
 
     def options(self) -> list[str]:
         """The `sandbox run` options of this load."""

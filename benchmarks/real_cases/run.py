@@ -101,7 +101,7 @@ def run_one(case: Case, version: str, truth: str, allocator: str, out: Path) -> 
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, env=dict(os.environ), check=False)
     seconds = time.monotonic() - started
-    found = sorted(folder.glob("*.json*")) if folder.exists() else []
+    found = sorted(folder.rglob("*.json*")) if folder.exists() else []
     note = "" if done.returncode == 0 else f"sandbox run exited {done.returncode}"
     record = {
         "case": case.name,
@@ -109,6 +109,7 @@ def run_one(case: Case, version: str, truth: str, allocator: str, out: Path) -> 
         "truth": truth,
         "allocator": allocator,
         "result": str(found[-1]) if found else None,
+        "folder": str(folder),
         "seconds": round(seconds, 1),
         "note": note,
     }

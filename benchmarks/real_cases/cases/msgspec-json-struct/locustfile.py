@@ -11,7 +11,7 @@ import string
 
 from locust import FastHttpUser, tag, task
 
-ORDERS = 200
+ORDERS = 400
 
 
 def order(i: int) -> dict[str, object]:
