@@ -1,8 +1,10 @@
 """The corpus's confusion table: truth x verdict, per allocator (pure; no processes).
 
-A verdict is right when it names the truth (`right`); "cannot tell" when it says so, or when it
-names live growth without telling a leak from a cache (then the truth was not guessed, only not
-told); wrong otherwise, and a wrong verdict stays in the table with what it said.
+A verdict is right when it names the truth (`right`), alone or as a part of a mixed verdict
+(each part at least half the largest: measured growth, not a guess); "cannot tell" when it
+says so, or when it names live growth without telling a leak from a cache (then the truth was
+not guessed, only not told); wrong otherwise, and a wrong verdict stays in the table with what
+it said.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def score(truth: str, v: Verdict | None) -> str:
     """RIGHT, CANNOT_TELL, WRONG, or NO_RESULT for a verdict on a case whose truth is `truth`."""
     if v is None:
         return NO_RESULT
-    if v.kind in NAMES[truth]:
+    if v.kind in NAMES[truth] or (
+        v.kind == verdict.MIXED and any(p in NAMES[truth] for p in v.parts)
+    ):
         return RIGHT
     if v.kind in UNDECIDED:
         return CANNOT_TELL
