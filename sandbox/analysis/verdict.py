@@ -21,7 +21,8 @@ growth):
 - outside: the rest grew (from LITTLE_GROWTH_BYTES on);
 - mixed: several of those; little growth: RSS grew less than LITTLE_GROWTH_BYTES;
 - cannot tell: the allocator gives no in-use count (mimalloc), or there are no counters.
-Two causes then replace a live class when the evidence is there (`_cause`):
+Two causes then replace a live class when the evidence is there (`_cause`; in a mixed verdict,
+its live part, `_mixed_cause`):
 - unreachable reference cycles (a leak, a cache or live growth; only with --collect-garbage):
   the full collection before the trim freed at least CYCLES_SHARE of the live growth;
 - native memory (a leak, or live growth): malloc's in use grew while Python's objects did not
@@ -226,6 +227,8 @@ def verdict_of(label: str, runs: Sequence[RunResult]) -> Verdict | None:
     cause = _cause(kind, p, runs)
     if cause is not None:
         kind, tail = cause
+    elif kind == MIXED:
+        parts, tail = _mixed_cause(parts, p, runs, tail)
     hint = _next_step(kind, p, runs, reads.get("live"), group_stairs, trimmed)
     line = "; ".join(words) + (f" -> {tail}" if tail else "") + (f"; {hint}" if hint else "")
     return Verdict(label, line, kind, parts, missing)
@@ -341,6 +344,20 @@ def _cause(kind: str, p: _Parts, runs: Sequence[RunResult]) -> tuple[str, str] |
         if native is not None:
             return NATIVE, native
     return None
+
+
+def _mixed_cause(
+    parts: tuple[str, ...], p: _Parts, runs: Sequence[RunResult], tail: str
+) -> tuple[tuple[str, ...], str]:
+    """A mixed verdict's (parts, words after the arrow), its live part replaced by its cause
+    (CYCLES or NATIVE) when the evidence names it, as `_cause` does for a live class alone: the
+    evidence is about the live growth, whatever else grew beside it."""
+    for i, part in enumerate(parts):
+        cause = _cause(part, p, runs)
+        if cause is not None:
+            named = (*parts[:i], cause[0], *parts[i + 1 :])
+            return named, f"{MIXED}: " + " + ".join(named) + f"; {cause[1]}"
+    return parts, tail
 
 
 def _collected(runs: Sequence[RunResult]) -> list[RunResult]:

@@ -306,6 +306,24 @@ def test_a_collection_that_frees_most_of_the_live_growth_names_the_cycles() -> N
     ) in v.line
 
 
+def test_in_a_mixed_verdict_the_collection_names_the_live_part_as_cycles() -> None:
+    run = _collected(staircase("glibc", LINEAR, LEVELS), 50.0)
+    v = one([run])
+    assert v.kind == verdict.MIXED
+    assert v.parts == (verdict.CYCLES, verdict.FREE_KEPT)
+    assert (
+        f"-> mixed: {verdict.CYCLES} + {verdict.FREE_KEPT}; {verdict.CYCLES}: a full collection "
+        "frees 50 MiB of the 60 MiB live growth ("
+    ) in v.line
+
+
+def test_a_mixed_verdict_keeps_its_live_part_without_the_evidence() -> None:
+    v = one([_collected(staircase("glibc", LINEAR, LEVELS), 20.0)])
+    assert v.kind == verdict.MIXED
+    assert v.parts == (verdict.LEAK, verdict.FREE_KEPT)
+    assert verdict.CYCLES not in v.line
+
+
 def test_a_collection_comes_before_the_native_rule() -> None:
     v = one([_collected(staircase("glibc", LINEAR, FLAT, blocks=FEW_BLOCKS), 60.0)])
     assert v.kind == verdict.CYCLES
