@@ -240,7 +240,7 @@ class Look:
 
     def summary(self, design: Design) -> str:
         """One line: the look, and why the experiment goes on or stops."""
-        number = self.rounds - design.min_repeats + 1
+        number = (self.rounds - design.min_repeats) // design.look_every + 1
         head = (
             f"look {number} of {design.looks} after {self.rounds} repeats "
             f"({design.confidence(self.rounds):.1%} intervals)"
@@ -251,7 +251,8 @@ class Look:
             open_ = sum(d.outcome == "undecided" for d in self.decisions)
             return f"{head}: the cap of {design.max_repeats} repeats; stop, {open_} undecided"
         left = design.max_repeats - self.rounds
-        return f"{head}: not decided yet; one more round (up to {left} more)"
+        more = "one more round" if design.look_every == 1 else f"{design.look_every} more rounds"
+        return f"{head}: not decided yet; {more} (up to {left} more)"
 
     def lines(self, design: Design) -> list[str]:
         """The summary, then each comparison's interval and outcome."""

@@ -141,6 +141,11 @@ def test_a_look_says_what_it_saw_and_why() -> None:
         "look 2 of 6 after 4 repeats (99.5% intervals): not decided yet; one more round "
         "(up to 4 more)"
     )
+    in_slots = DESIGN.for_slots(2)  # looks after 4, 6, 8
+    assert Look(6, seen.decisions, "continue").summary(in_slots) == (
+        "look 2 of 3 after 6 repeats (98.8% intervals): not decided yet; 2 more rounds "
+        "(up to 2 more)"
+    )
     undecided = stats.Ratio("m", 0.98, 0.90, 1.07, 0.5, 4, 4)
     capped = Look(8, (Decision("jemalloc", "glibc", undecided, "undecided"),), "cap")
     assert capped.lines(DESIGN) == [
