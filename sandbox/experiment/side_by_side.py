@@ -100,6 +100,7 @@ def _child(run: RunFn, job: Job, conn: Connection) -> None:
     sys.stderr = PrefixedLines(sys.stderr, f"[{job.index + 1}/{job.total}] ")
     try:
         _, path = run(job.spec, job.index, job.total)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # its result is written: nothing to stop
         conn.send(("ok", str(path), ""))
     except storage.ResultWriteError as exc:
         spare = str(exc.written_to) if exc.written_to else None

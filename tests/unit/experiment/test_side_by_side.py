@@ -54,9 +54,9 @@ class MeetingRuns:
         self.level = level
 
     def __call__(self, spec: RunSpec, index: int, total: int) -> tuple[RunResult, Path]:
-        (self.meet / f"started-{index}").write_text(str(os.getpid()))
         status: Status = "ok"
-        try:
+        try:  # from the moment it says it started, an interrupt ends it with a result
+            (self.meet / f"started-{index}").write_text(str(os.getpid()))
             self._meet_partners(index, total)
             if index in self.die_at:
                 os._exit(3)
