@@ -23,9 +23,8 @@ from sandbox.errors import ConfigError, ResultFormatError, SandboxError
 from sandbox.experiment import manifest
 from sandbox.experiment.definition import Experiment, PlannedRun, plan_runs
 from sandbox.experiment.manifest import Entry, Manifest, plain
-from sandbox.experiment.side_by_side import Job, RunFn, run_side_by_side
+from sandbox.experiment.side_by_side import Finished, Job, RunFn, attempt, run_side_by_side
 from sandbox.measure.record import utc_now
-from sandbox.results import storage
 from sandbox.results.conditions import running_harness
 from sandbox.results.model import RunResult
 
@@ -246,16 +245,21 @@ def execute(
             m = m.with_entry(todo[-1])
         if todo:
             manifest.save(_stamped(m), folder)
-            specs = [_spec_of(entry, exp, bench, folder) for entry in todo]
-            if len(todo) == 1:
-                one, full, interrupted = _run_here(run, todo[0], specs[0], total, fresh)
-                ended = [one]
+            jobs = [Job(_spec_of(e, exp, bench, folder), e.index, total) for e in todo]
+            finished: list[tuple[Finished, RunResult | None]]
+            if len(jobs) == 1:
+                finished = [attempt(run, jobs[0])]
             else:
                 names = ", ".join(f"[{e.index + 1}/{total}]" for e in todo)
                 note(f"side by side: {names}")
-                ended, full, interrupted = _run_apart(run, todo, specs, total, fresh)
-            for entry in ended:
-                m = m.with_entry(entry)
+                apart, interrupted = run_side_by_side(run, jobs)
+                finished = [(done, None) for done in apart]
+            full: str | None = None
+            for entry, (done, result) in zip(todo, finished, strict=True):
+                ended = _entry_of(entry, done, result, fresh)
+                m = m.with_entry(ended)
+                interrupted |= ended.status == "interrupted"
+                full = done.error if done.kind == "write-failed" else full
             manifest.save(_stamped(m), folder)
             if full is not None:
                 raise SandboxError(
@@ -301,67 +305,24 @@ def _spec_of(entry: Entry, exp: Experiment, bench: Benchmark, folder: Path) -> R
     ).with_(results_dir=folder)
 
 
-def _run_here(
-    run: RunFn, entry: Entry, spec: RunSpec, total: int, fresh: dict[str, RunResult]
-) -> tuple[Entry, str | None, bool]:
-    """One run in this process: the entry it became, a full disk's error, and whether
-    interrupted."""
-    full: str | None = None
-    interrupted = False
-    try:
-        result, path = run(spec, entry.index, total)
-    except KeyboardInterrupt:
-        return replace(entry, status="interrupted"), None, True
-    except storage.ResultWriteError as exc:  # a full disk: the next runs would fail too
-        full = str(exc)
-        spare = str(exc.written_to) if exc.written_to else None
-        entry = replace(entry, status="failed", error=str(exc), fallback=spare)
-    except SandboxError as exc:  # this run could not start; go on
-        entry = replace(entry, status="failed", error=str(exc))
-    else:
-        fresh[result.run_id] = result
-        entry = replace(entry, status=result.status, run_id=result.run_id, file=path.name)
-        interrupted = result.status == "interrupted"
-    return entry, full, interrupted
-
-
-def _run_apart(
-    run: RunFn,
-    todo: Sequence[Entry],
-    specs: Sequence[RunSpec],
-    total: int,
-    fresh: dict[str, RunResult],
-) -> tuple[list[Entry], str | None, bool]:
-    """Several runs at once, each in a child process: the entries they became, a full disk's
-    error, and whether interrupted."""
+def _entry_of(
+    entry: Entry, done: Finished, result: RunResult | None, fresh: dict[str, RunResult]
+) -> Entry:
+    """The entry a run became, from what became of it (`side_by_side.attempt`); a result
+    written by a child is read from its file. Each result read goes into `fresh`."""
     from sandbox.results import files as result_files
 
-    jobs = [Job(spec, e.index, total) for e, spec in zip(todo, specs, strict=True)]
-    finished, interrupted = run_side_by_side(run, jobs)
-    ended: list[Entry] = []
-    full: str | None = None
-    for entry, done in zip(todo, finished, strict=True):
-        if done.kind == "ok" and done.path is not None:
-            try:
-                result = result_files.load(done.path)
-            except ResultFormatError as exc:
-                ended.append(replace(entry, status="failed", error=str(exc)))
-                continue
-            fresh[result.run_id] = result
-            interrupted |= result.status == "interrupted"
-            ended.append(
-                replace(entry, status=result.status, run_id=result.run_id, file=done.path.name)
-            )
-        elif done.kind == "write-failed":
-            full = done.error
-            spare = str(done.path) if done.path else None
-            ended.append(replace(entry, status="failed", error=done.error, fallback=spare))
-        elif done.kind == "interrupted":
-            interrupted = True
-            ended.append(replace(entry, status="interrupted"))
-        else:
-            ended.append(replace(entry, status="failed", error=done.error))
-    return ended, full, interrupted
+    if done.kind == "ok" and done.path is not None:
+        try:
+            result = result or result_files.load(done.path)
+        except ResultFormatError as exc:
+            return replace(entry, status="failed", error=str(exc))
+        fresh[result.run_id] = result
+        return replace(entry, status=result.status, run_id=result.run_id, file=done.path.name)
+    if done.kind == "interrupted":
+        return replace(entry, status="interrupted")
+    spare = str(done.path) if done.kind == "write-failed" and done.path else None
+    return replace(entry, status="failed", error=done.error, fallback=spare)
 
 
 def _ends_round(m: Manifest, entry: Entry) -> bool:

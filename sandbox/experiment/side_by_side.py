@@ -94,21 +94,33 @@ class PrefixedLines(io.TextIOBase):
         super().close()
 
 
+INTERRUPTED = "interrupted before its result was written"
+
+
+def attempt(run: RunFn, job: Job) -> tuple[Finished, RunResult | None]:
+    """One run and what became of it, with its result when it wrote one: what a run in the
+    foreground and a run in a child both report, read by the experiment the same way."""
+    try:
+        result, path = run(job.spec, job.index, job.total)
+    except storage.ResultWriteError as exc:  # a full disk: the next runs would fail too
+        return Finished(job, "write-failed", exc.written_to, str(exc)), None
+    except SandboxError as exc:  # this run could not start
+        return Finished(job, "failed", None, str(exc)), None
+    except KeyboardInterrupt:
+        return Finished(job, "interrupted", None, INTERRUPTED), None
+    return Finished(job, "ok", path), result
+
+
 def _child(run: RunFn, job: Job, conn: Connection) -> None:
     """In the child: one run, its outcome sent back as (kind, path, error)."""
     os.setpgrp()  # the terminal's Ctrl-C goes to the parent, which passes on exactly one
     sys.stderr = PrefixedLines(sys.stderr, f"[{job.index + 1}/{job.total}] ")
     try:
-        _, path = run(job.spec, job.index, job.total)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # its result is written: nothing to stop
-        conn.send(("ok", str(path), ""))
-    except storage.ResultWriteError as exc:
-        spare = str(exc.written_to) if exc.written_to else None
-        conn.send(("write-failed", spare, str(exc)))
-    except SandboxError as exc:
-        conn.send(("failed", None, str(exc)))
-    except KeyboardInterrupt:
-        conn.send(("interrupted", None, "interrupted before its result was written"))
+        done, _ = attempt(run, job)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # its outcome is settled: nothing to stop
+        conn.send((done.kind, str(done.path) if done.path else None, done.error))
+    except KeyboardInterrupt:  # between the run's end and ignoring the signal
+        conn.send(("interrupted", None, INTERRUPTED))
     finally:
         sys.stderr.flush()
         conn.close()
