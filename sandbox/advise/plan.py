@@ -22,26 +22,25 @@ QUICK = config.REPO_ROOT / "experiments" / "quick.yml"
 TARGET_SETTINGS = ("app", "cmd", "locustfile")
 
 
-def workload_file(experiment_file: Path | None, flags: Mapping[str, Any]) -> Path | None:
-    """The experiment file the workload comes from: the one given, else quick.yml for the
-    stair-stepper (none for a service of the user's own)."""
-    own_target = any(flags.get(k) for k in TARGET_SETTINGS)
-    return experiment_file or (None if own_target else QUICK)
-
-
-def workload(experiment_file: Path | None, flags: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+def workload(
+    experiment_file: Path | None, flags: Mapping[str, Any]
+) -> tuple[dict[str, Any], str, int]:
     """The settings of every run and where they came from: the experiment file's (quick.yml's
-    for the stair-stepper when none is given), then the flags."""
-    path = workload_file(experiment_file, flags)
+    for the stair-stepper when none is given), then the flags; and the file's runs at once (1
+    without a file: a service of the user's own)."""
+    own_target = any(flags.get(k) for k in TARGET_SETTINGS)
+    path = experiment_file or (None if own_target else QUICK)
     base: dict[str, Any] = {}
     words = []
+    side_by_side = 1
     if path is not None:
-        base = dict(load_experiment(path).overrides)
+        loaded = load_experiment(path)
+        base, side_by_side = dict(loaded.overrides), loaded.side_by_side
         words.append(f"the settings of {path.name}")
     if flags:
         shown = " ".join(f"{k}={v}" for k, v in sorted(flags.items()))
         words.append(f"flags {shown}")
-    return {**base, **flags}, " with ".join(words) or "benchmark.yml's settings"
+    return {**base, **flags}, " with ".join(words) or "benchmark.yml's settings", side_by_side
 
 
 def arms(
@@ -94,10 +93,7 @@ def race_settings(
     side_by_side: int | None = None,
 ) -> RaceSettings:
     """The race's settings; runs at once: `side_by_side`, else the workload file's."""
-    overrides, source = workload(experiment_file, flags)
-    if side_by_side is None:
-        path = workload_file(experiment_file, flags)
-        side_by_side = load_experiment(path).side_by_side if path is not None else 1
+    overrides, source, file_side_by_side = workload(experiment_file, flags)
     values = config.merge(bench.values, overrides)
     chosen, skipped = arms(names, bench, values.get("cmd"))
     config.build_spec(bench, overrides)  # the workload's errors now, not a round in
@@ -112,7 +108,7 @@ def race_settings(
         max_rounds=max_rounds,
         seed=seed,
         workload=source,
-        side_by_side=side_by_side,
+        side_by_side=side_by_side or file_side_by_side,
     )
 
 

@@ -285,10 +285,10 @@ def test_a_benchmark_allocator_is_an_arm(tmp_path: Path) -> None:
 
 
 def test_the_workload_defaults_to_quick_for_the_stair_stepper_only() -> None:
-    quick, where = plan.workload(None, {"host_cores": 8})
+    quick, where, _ = plan.workload(None, {"host_cores": 8})
     assert quick["iterations"] == 30 and quick["host_cores"] == 8
     assert where == "the settings of quick.yml with flags host_cores=8"
-    own, _ = plan.workload(None, {"app": "examples.cache_service.app:app"})
+    own, _, _ = plan.workload(None, {"app": "examples.cache_service.app:app"})
     assert own == {"app": "examples.cache_service.app:app"}
 
 
