@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -38,65 +37,62 @@ from pathlib import Path
 
 from sandbox.analysis import stats
 from sandbox.analysis.groups import label
+from sandbox.analysis.metrics import METRIC_BY_KEY
+from sandbox.experiment import manifest
 from sandbox.results import files as result_files
 from sandbox.results.model import RunResult
 from sandbox.units import MIB
 
 
-def _phase_rss(result: RunResult, name: str) -> list[tuple[float, float]]:
-    """(t_s, rss) samples inside the named phase."""
-    phase = next((p for p in result.phases if p.name == name), None)
-    if phase is None:
+def _rss_between(
+    result: RunResult, start: float | None, end: float | None
+) -> list[tuple[float, float]]:
+    """(t_s, rss_bytes) of the samples from `start` to `end` (none when either is missing)."""
+    if start is None or end is None:
         return []
     t, rss = result.samples.get("t_s", []), result.samples.get("rss_bytes", [])
-    return [(a, b) for a, b in zip(t, rss, strict=False) if phase.start_s <= a <= phase.end_s]
+    return [(a, b) for a, b in zip(t, rss, strict=False) if start <= a <= end]
 
 
-def idle_mean(result: RunResult) -> float | None:
-    points = _phase_rss(result, "idle")
+def _phase_start(result: RunResult, prefix: str, last: bool = False) -> float | None:
+    starts = [p.start_s for p in result.phases if p.name.startswith(prefix)]
+    return (starts[-1] if last else starts[0]) if starts else None
+
+
+def _idle_end(result: RunResult) -> float | None:
+    return next((p.end_s for p in result.phases if p.name == "idle"), None)
+
+
+def _mean_mib(points: list[tuple[float, float]]) -> float | None:
     return statistics.fmean(b for _, b in points) / MIB if points else None
 
 
-def served_mean(result: RunResult) -> float | None:
-    """Time-weighted mean RSS from the start of the first batch to the end of idle."""
-    start = next((p.start_s for p in result.phases if p.name.startswith("batch")), None)
-    end = next((p.end_s for p in result.phases if p.name == "idle"), None)
-    if start is None or end is None or end <= start:
-        return None
-    t, rss = result.samples.get("t_s", []), result.samples.get("rss_bytes", [])
-    pts = [(a, b) for a, b in zip(t, rss, strict=False) if start <= a <= end]
-    if len(pts) < 2:
-        return None
-    area = sum((t2 - t1) * (r1 + r2) / 2 for (t1, r1), (t2, r2) in itertools.pairwise(pts))
-    return area / (pts[-1][0] - pts[0][0]) / MIB
+def idle_mean(result: RunResult) -> float | None:
+    return _mean_mib(_rss_between(result, _phase_start(result, "idle"), _idle_end(result)))
 
 
 def last_batch_and_pause_mean(result: RunResult) -> float | None:
     """Mean RSS over the last batch and the idle after it (the issue's "last batch and its
     pause"): samples from the start of the last batch to the end of idle."""
-    batches = [p for p in result.phases if p.name.startswith("batch")]
-    end = next((p.end_s for p in result.phases if p.name == "idle"), None)
-    if not batches or end is None:
+    start = _phase_start(result, "batch", last=True)
+    return _mean_mib(_rss_between(result, start, _idle_end(result)))
+
+
+def served_mean(result: RunResult) -> float | None:
+    """Time-weighted mean RSS from the start of the first batch to the end of idle."""
+    pts = _rss_between(result, _phase_start(result, "batch"), _idle_end(result))
+    if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
         return None
-    t, rss = result.samples.get("t_s", []), result.samples.get("rss_bytes", [])
-    pts = [b for a, b in zip(t, rss, strict=False) if batches[-1].start_s <= a <= end]
-    return statistics.fmean(pts) / MIB if pts else None
-
-
-def _summary(attr: str) -> Callable[[RunResult], float | None]:
-    def extract(result: RunResult) -> float | None:
-        value = getattr(result.summary, attr, None)
-        return None if value is None else float(value) / MIB
-
-    return extract
+    area = sum((t2 - t1) * (r1 + r2) / 2 for (t1, r1), (t2, r2) in itertools.pairwise(pts))
+    return area / (pts[-1][0] - pts[0][0]) / MIB
 
 
 CANDIDATES: dict[str, Callable[[RunResult], float | None]] = {
-    "after-idle RSS": _summary("after_idle_rss_bytes"),
+    "after-idle RSS": METRIC_BY_KEY["after_idle_rss_mib"].extract,
     "mean RSS over idle": idle_mean,
     "mean RSS, last batch to end of idle": last_batch_and_pause_mean,
     "mean RSS, batch 1 to end of idle": served_mean,
-    "peak RSS": _summary("peak_rss_bytes"),
+    "peak RSS": METRIC_BY_KEY["peak_rss_mib"].extract,
 }
 
 
@@ -146,22 +142,21 @@ class Folder:
 
 
 def read_folder(path: Path) -> Folder:
-    m = json.loads((path / "experiment.json").read_text())
-    width = int(m.get("side_by_side", 1))
+    m = manifest.load(path)
     runs: list[RunResult] = []
     slots: list[int] = []
-    for entry in m["runs"]:
-        if entry.get("status") != "ok" or not entry.get("file"):
+    for entry in m.runs:
+        if entry.status != "ok" or not entry.file:
             continue
-        runs.append(result_files.load(path / entry["file"]))
+        runs.append(result_files.load(path / entry.file))
         # one at a time: neighbours in time (pairs) stand in for a slot, to measure drift
-        slots.append(entry["index"] // (width if width > 1 else 2))
+        slots.append(entry.index // (m.side_by_side if m.side_by_side > 1 else 2))
     wall = None
-    if m.get("started_at") and m.get("updated_at"):
-        t0 = datetime.fromisoformat(m["started_at"].replace("Z", "+00:00"))
-        t1 = datetime.fromisoformat(m["updated_at"].replace("Z", "+00:00"))
+    if m.started_at and m.updated_at:
+        t0 = datetime.fromisoformat(m.started_at.replace("Z", "+00:00"))
+        t1 = datetime.fromisoformat(m.updated_at.replace("Z", "+00:00"))
         wall = (t1 - t0).total_seconds()
-    return Folder(path, width, runs, slots, wall)
+    return Folder(path, m.side_by_side, runs, slots, wall)
 
 
 def report(folder: Folder) -> list[str]:
