@@ -14,4 +14,4 @@ echo "== ruff"
 echo "== mypy (strict)"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest -n 4 --dist loadgroup "$@"
+.venv/bin/pytest -n 4 --dist loadfile "$@"
