@@ -101,6 +101,9 @@ class Case:
     load: Load
     advise_budget: str | None
     """`sandbox advise --budget` for an allocator-held case; None: no race."""
+    advise_arms: tuple[str, ...] = ()
+    """`sandbox advise --arms`: the remedies to race (empty: the whole catalogue), so that a
+    race of a few arms fits a short budget."""
 
     def versions(self) -> list[tuple[str, str]]:
         """(version, truth) to run: the buggy version with the case's truth, the fixed one with
@@ -150,6 +153,9 @@ def parse(data: dict[str, Any], folder: Path) -> Case:
         raise ManifestError(f"{where}: every source must be an https:// URL")
     advise = _get(data, "advise", dict, where, {})
     budget = _get(advise, "budget", str, f"{where} advise", None)
+    arms = _strings(advise, "arms", f"{where} advise", required="arms" in advise)
+    if arms and budget is None:
+        raise ManifestError(f"{where}: 'advise' names arms but no 'budget'")
     if budget is not None and truth != ALLOCATOR:
         raise ManifestError(f"{where}: 'advise' is for a case whose truth is '{ALLOCATOR}'")
     return Case(
@@ -167,6 +173,7 @@ def parse(data: dict[str, Any], folder: Path) -> Case:
         app=_get(data, "app", str, where, "app:app"),
         load=_load(_get(data, "load", dict, where), f"{where} load"),
         advise_budget=budget,
+        advise_arms=arms,
     )
 
 

@@ -162,7 +162,10 @@ def advise(case: Case, out: Path) -> None:
     folder = out / "advise" / case.name
     command = [sys.executable, "-m", "sandbox", "advise", *target_options(case, venv)]
     command += ["--budget", case.advise_budget, "--results-dir", str(folder)]
-    print(f"\n== sandbox advise on {case.name} {case.buggy} (budget {case.advise_budget})")
+    if case.advise_arms:
+        command += ["--arms", ",".join(case.advise_arms)]
+    arms = ", ".join(case.advise_arms) or "the whole catalogue"
+    print(f"\n== sandbox advise on {case.name} {case.buggy} (budget {case.advise_budget}; {arms})")
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     folder.mkdir(parents=True, exist_ok=True)

@@ -64,6 +64,8 @@ def test_the_fixed_version_runs_too_and_its_truth_is_little_growth() -> None:
         ({"load": {**LOAD, "speed": 3}}, "unknown key 'speed'"),
         ({"load": {**LOAD, "users": True}}, "'users' must be a int"),
         ({"advise": {"budget": "5m"}}, "'advise' is for a case whose truth is 'allocator'"),
+        ({"truth": "allocator", "advise": {"arms": ["glibc"]}}, "names arms but no 'budget'"),
+        ({"truth": "allocator", "advise": {"budget": "5m", "arms": []}}, "'arms' must be"),
     ],
 )  # fmt: skip
 def test_a_bad_manifest_is_refused_naming_its_file_and_key(
@@ -72,6 +74,13 @@ def test_a_bad_manifest_is_refused_naming_its_file_and_key(
     with pytest.raises(ManifestError, match=r"^/c/case.yml") as e:
         manifest.parse(data(**changes), Path("/c"))
     assert message in str(e.value)
+
+
+def test_an_allocator_case_may_name_the_arms_of_its_race() -> None:
+    advise = {"budget": "9m", "arms": ["glibc", "glibc-arena2"]}
+    case = manifest.parse(data(truth="allocator", advise=advise), Path("/c"))
+    assert case.advise_budget == "9m" and case.advise_arms == ("glibc", "glibc-arena2")
+    assert manifest.parse(data(), Path("/c")).advise_arms == ()
 
 
 def test_a_missing_key_is_named() -> None:
