@@ -63,7 +63,7 @@ _TIMES = re.compile(
     r"^(?P<count>\d+)\s+(?P<what>arenas|unused pools|free pools)\s*\*\s*(?P<size>\d+)\s+"
     r"bytes(?:/arena| each)?\s*=\s*(?P<value>[\d,]+)$"
 )
-_ROW = re.compile(r"^\d+\s+(?P<size>\d+)\s+(?P<pools>\d+)\s+\d+\s+\d+$")
+_ROW = re.compile(r"^\d+\s+(?P<size>\d+)\s+(?P<pools>\d+)\s+(?P<blocks>\d+)\s+\d+$")
 _TOTAL = re.compile(r"^Total\s*=\s*[\d,]+$")
 _COUNTERS = {
     "arenas allocated current": "arenas",
@@ -99,7 +99,8 @@ def parse(text: str) -> dict[str, Any] | None:
     `arenas`, `arena_bytes` (arenas x their size), `used_bytes` (blocks handed out),
     `free_bytes` (free blocks in pools in use); and, when the report has them,
     `unused_pool_bytes` (pools in the arenas holding no block), `overhead_bytes` (pool headers,
-    quantization, arena alignment), `pools` (in use, from the size-class table), `pool_bytes`
+    quantization, arena alignment), `pools` and `blocks` (in use, from the size-class table:
+    `blocks` counts pymalloc's share of sys.getallocatedblocks()), `pool_bytes`
     and `arena_size_bytes` (the sizes), `highwater_arenas`.
     """
     figures: dict[str, Any] = {
@@ -110,12 +111,13 @@ def parse(text: str) -> dict[str, Any] | None:
         "unused_pool_bytes": None,
         "overhead_bytes": None,
         "pools": None,
+        "blocks": None,
         "pool_bytes": None,
         "arena_size_bytes": None,
         "highwater_arenas": None,
     }
     overhead: dict[str, int] = {}
-    pools = 0
+    pools = blocks = 0
     table = False
     for raw in text.splitlines():
         line = raw.strip()
@@ -125,6 +127,7 @@ def parse(text: str) -> dict[str, Any] | None:
         if row:
             table = True
             pools += int(row.group("pools"))
+            blocks += int(row.group("blocks"))
             continue
         counter = _COUNTER.match(line)
         if counter:
@@ -150,6 +153,7 @@ def parse(text: str) -> dict[str, Any] | None:
         figures["overhead_bytes"] = sum(overhead.values())
     if table:
         figures["pools"] = pools
+        figures["blocks"] = blocks
     return figures
 
 

@@ -109,8 +109,10 @@ NATIVE_BYTES_PER_BLOCK = 64 * KIB
 """...and when Python's allocated blocks (sys.getallocatedblocks(), every block pymalloc or
 malloc holds for Python) outside pymalloc's share grew fewer than one per this much of the
 in-use growth: a leak of Python buffers (bytes, bytearray, arrays) adds a block per buffer, and
-buffers above this size are rare. pymalloc's share is its byte growth over MIN_BLOCK_BYTES,
-the most small blocks it can hold."""
+buffers above this size are rare. pymalloc's share is its own count of blocks in use when the
+probes have it (pymalloc_blocks); in older results, its byte growth over MIN_BLOCK_BYTES, the
+most small blocks it can hold: a bound so generous that half a MiB of small objects excuses
+30,000 buffers (a leak of ~10 KB strings was read as native by it: ujson 5.12.0, public case)."""
 MIN_BLOCK_BYTES = 16
 """pymalloc's smallest block."""
 STOP_SHARE = 0.10
@@ -185,6 +187,18 @@ class _Parts:
     def kept(self) -> float | None:
         free = self.malloc_free
         return None if free is None else free + (self.py_free or 0.0)
+
+    @property
+    def kept_resident(self) -> float | None:
+        """kept-but-free less what the counters hold beyond RSS (-outside, when the counters
+        grew at least LITTLE_GROWTH_BYTES more than RSS): pages a decay or a trim gave back to
+        the kernel still count as held, and they are free pages; what RSS does not hold cannot
+        be what made it grow. The part the classes weigh (jemalloc counted 91 MiB more free
+        than a run's RSS grew by: ujson 5.12.0, public case)."""
+        kept, outside = self.kept, self.outside
+        if kept is None or outside is None or outside > -LITTLE_GROWTH_BYTES:
+            return kept  # within what the sampling's timing moves (the words say nothing either)
+        return kept - min(max(self.malloc_free or 0.0, 0.0), -outside)
 
     @property
     def outside(self) -> float | None:
@@ -267,9 +281,17 @@ def _part_words(p: _Parts, name: str, runs: Sequence[RunResult]) -> list[str]:
         words.append(
             f"the counters grew {mib_figure(-outside)} MiB more than RSS: not all that {name} "
             "counts as held is resident (pages given back to the kernel by a trim or a decay still "
-            "count)"
+            "count)" + _resident_words(p)
         )
     return words
+
+
+def _resident_words(p: _Parts) -> str:
+    """What of the kept-but-free the verdict weighs, when the counters' excess cut it."""
+    kept, resident = p.kept, p.kept_resident
+    if kept is None or resident is None or resident >= kept:
+        return ""
+    return f"; of the kept-but-free, at most {mib_figure(resident)} MiB is resident and weighed"
 
 
 def _grew(value: float | None, rss: float) -> bool:
@@ -299,8 +321,9 @@ def _classify(
             found.append(LIVE_CLASS.get(live_read.state, LIVE))
             if found[-1] == LIVE:
                 sure.append("growth curves that predict the batches as well disagree")
-    if _grew(p.kept, p.rss):
-        pymalloc = p.py_free is not None and p.kept is not None and p.py_free >= 0.5 * p.kept
+    kept = p.kept_resident
+    if _grew(kept, p.rss):
+        pymalloc = p.py_free is not None and kept is not None and p.py_free >= 0.5 * kept
         found.append(PYMALLOC_FRAGMENTATION if pymalloc else FREE_KEPT)
         kept_read = reads.get("kept-but-free")
         if kept_read is not None and kept_read.state != "few batches":
@@ -308,14 +331,14 @@ def _classify(
     outside = p.outside
     if outside is not None and outside >= LITTLE_GROWTH_BYTES and outside >= PART_SHARE * p.rss:
         found.append(OUTSIDE_PYMALLOC if p.pymalloc_on and p.py_used is None else OUTSIDE)
-    size = {LEAK: p.live, CACHE: p.live, LIVE: p.live, FREE_KEPT: p.kept}
-    size |= {PYMALLOC_FRAGMENTATION: p.kept, OUTSIDE: outside, OUTSIDE_PYMALLOC: outside}
+    size = {LEAK: p.live, CACHE: p.live, LIVE: p.live, FREE_KEPT: kept}
+    size |= {PYMALLOC_FRAGMENTATION: kept, OUTSIDE: outside, OUTSIDE_PYMALLOC: outside}
     largest = max((size[f] or 0.0 for f in found), default=0.0)
     minor = [f for f in found if (size[f] or 0.0) < MIX_SHARE * largest]
     found = [f for f in found if f not in minor]
     sure += [f"also, smaller: {_short(f)} ({mib_figure(size[f] or 0.0)} MiB)" for f in minor]
     if not found:
-        shares = {LIVE: p.live or 0.0, FREE_KEPT: p.kept or 0.0, OUTSIDE: outside or 0.0}
+        shares = {LIVE: p.live or 0.0, FREE_KEPT: kept or 0.0, OUTSIDE: outside or 0.0}
         what = max(shares, key=shares.__getitem__)
         return f"{MIXED}; the largest share is {what}", (), None, sure
     if len(found) == 1:
@@ -408,8 +431,13 @@ def _native_words(p: _Parts, runs: Sequence[RunResult]) -> str | None:
     python = max(p.py_used, 0.0)
     if python > NATIVE_PYTHON_SHARE * p.in_use:
         return None
-    blocks = _median_blocks_growth(runs)
-    if blocks is None or blocks - python / MIN_BLOCK_BYTES > p.in_use / NATIVE_BYTES_PER_BLOCK:
+    blocks = _median_probe_growth(runs, "py_allocated_blocks")
+    if blocks is None:
+        return None
+    pymalloc_blocks = _median_probe_growth(runs, "pymalloc_blocks")
+    if pymalloc_blocks is None:
+        pymalloc_blocks = python / MIN_BLOCK_BYTES
+    if blocks - pymalloc_blocks > p.in_use / NATIVE_BYTES_PER_BLOCK:
         return None
     return (
         f"{NATIVE}: malloc's in use grew {mib_figure(p.in_use)} MiB while Python's objects grew "
@@ -422,15 +450,15 @@ def _native_words(p: _Parts, runs: Sequence[RunResult]) -> str | None:
     )
 
 
-def _median_blocks_growth(runs: Sequence[RunResult]) -> float | None:
-    """Python's allocated blocks (the probes' py_allocated_blocks), end of baseline to end of
-    idle, the median over the runs that have them; None without."""
-    grown = [g for g in map(_blocks_growth, runs) if g is not None]
+def _median_probe_growth(runs: Sequence[RunResult], column: str) -> float | None:
+    """A probe column's growth (py_allocated_blocks, pymalloc_blocks), end of baseline to end
+    of idle, the median over the runs that have it; None without."""
+    grown = [g for g in (_probe_growth(r, column) for r in runs) if g is not None]
     return statistics.median(grown) if grown else None
 
 
-def _blocks_growth(run: RunResult) -> float | None:
-    t, blocks = run.probes.get("t_s", []), run.probes.get("py_allocated_blocks")
+def _probe_growth(run: RunResult, column: str) -> float | None:
+    t, blocks = run.probes.get("t_s", []), run.probes.get(column)
     phases = {ph.name: ph for ph in run.phases}
     if not blocks or len(blocks) != len(t) or "baseline" not in phases or "idle" not in phases:
         return None

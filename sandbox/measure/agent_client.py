@@ -84,6 +84,9 @@ class PymallocCounters:
     """How often the agent renews it (at most)."""
     cpu_ms: float
     """The CPU time its last renewal took."""
+    blocks: int | None = None
+    """Blocks in use (pymalloc's share of sys.getallocatedblocks(): the rest are Python's
+    blocks from malloc, over 512 bytes)."""
 
 
 @dataclass(frozen=True)

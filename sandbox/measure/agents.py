@@ -55,12 +55,14 @@ SUMS = (
     "pymalloc_used_bytes",
     "pymalloc_free_bytes",
     "pymalloc_arena_bytes",
+    "pymalloc_blocks",
 )
 """The probe's allocator columns, summed over the server's processes. alloc_active_bytes is
 jemalloc's stats.active (pages of live slabs: what Redis's allocator_frag_ratio divides by
 stats.allocated); pymalloc's are from its report: used = in blocks handed out to objects, arena =
 its arenas' span (mapped by pymalloc itself, outside every allocator counter), free = arena -
-used (free blocks, empty pools, headers). None of them when pymalloc is off."""
+used (free blocks, empty pools, headers), blocks = its blocks in use (its share of
+py_allocated_blocks). None of them when pymalloc is off."""
 PER_PROCESS = (
     "alloc_in_use_bytes",
     "alloc_held_bytes",
@@ -112,6 +114,7 @@ def _counters(snap: MemorySnapshot) -> dict[str, int | None]:
         "pymalloc_used_bytes": None if py is None else py.used_bytes,
         "pymalloc_free_bytes": None if py is None else py.arena_bytes - py.used_bytes,
         "pymalloc_arena_bytes": None if py is None else py.arena_bytes,
+        "pymalloc_blocks": None if py is None else py.blocks,
     }
 
 

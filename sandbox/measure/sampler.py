@@ -386,6 +386,7 @@ PROBE_COLUMNS: dict[str, tuple[str, Reduce]] = {
     "pymalloc_used_bytes": ("q", "max"),
     "pymalloc_free_bytes": ("q", "max"),
     "pymalloc_arena_bytes": ("q", "max"),
+    "pymalloc_blocks": ("q", "max"),
 }
 PER_PROCESS_PREFIXES = (
     "rss_bytes_",

@@ -51,6 +51,8 @@ FORMAT = "sandbox-run"
 #     Also (still 5, additive): `collection` (a full gc.collect() in every process with an
 #     agent, in the trim phase before the trim: unreachable objects found, what it freed, each
 #     process's figures), absent unless asked for (--collect-garbage).
+#     Also (still 5, additive): probes gain pymalloc_blocks (pymalloc's blocks in use, its
+#     share of py_allocated_blocks), absent from older files.
 FORMAT_VERSION = 5
 READABLE_VERSIONS = (1, 2, 3, 4, 5)
 

@@ -46,6 +46,7 @@ def test_parse_a_311_report() -> None:
         "unused_pool_bytes": 278_528,
         "overhead_bytes": 11_280 + 16_480 + 65_536,
         "pools": 235,
+        "blocks": 35_514,
         "pool_bytes": 16_384,
         "arena_size_bytes": 1_048_576,
         "highwater_arenas": 4,
@@ -65,6 +66,7 @@ def test_parse_a_38_report_with_its_smaller_arenas_and_pools() -> None:
         63_648,
         343,
     )
+    assert figures["blocks"] == 14_484  # the size-class table's blocks in use, summed
 
 
 @pytest.mark.parametrize("name", ["3.11", "3.8"])

@@ -86,7 +86,13 @@ class FakeAgents:
 
 WORKERS = [("main", 10), ("w1", 11), ("w2", 12)]
 NOT_GIVEN = dict.fromkeys(
-    ("alloc_active_bytes", "pymalloc_used_bytes", "pymalloc_free_bytes", "pymalloc_arena_bytes")
+    (
+        "alloc_active_bytes",
+        "pymalloc_used_bytes",
+        "pymalloc_free_bytes",
+        "pymalloc_arena_bytes",
+        "pymalloc_blocks",
+    )
 )
 """Counters the fakes' glibc without pymalloc figures does not give: None sums."""
 
@@ -128,6 +134,7 @@ def _with_pymalloc(s: MemorySnapshot, used: int, arena: int) -> MemorySnapshot:
         age_s=0.1,
         every_s=0.5,
         cpu_ms=0.3,
+        blocks=used // 64,
     )
     return replace(s, pymalloc=counters)
 
@@ -142,6 +149,7 @@ def test_pymalloc_and_jemalloc_active_columns_are_summed_and_per_process() -> No
     assert row["alloc_active_bytes"] == 8 * MIB
     assert (row["pymalloc_used_bytes"], row["pymalloc_free_bytes"]) == (4 * MIB, 2 * MIB)
     assert row["pymalloc_arena_bytes"] == 6 * MIB
+    assert row["pymalloc_blocks"] == (3 * MIB + MIB) // 64
     assert (row["pymalloc_used_bytes_main"], row["pymalloc_free_bytes_w1"]) == (3 * MIB, MIB)
     assert "alloc_active_bytes_main" not in row  # a sum only
 
