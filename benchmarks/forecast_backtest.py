@@ -7,7 +7,8 @@ Then, for k = 3, 4, 6, each run's first k batch ends are fitted (`sandbox.analys
 run alone) and the fit forecasts RSS, live and kept-but-free at the last batch's request count.
 Printed per truth x allocator x k, and in all:
 - the median absolute percentage error of the forecast (of the last batch's value);
-- how often the 90 % interval held the last batch's value;
+- how often the 90 % interval held the last batch's value, and its median width (percent of
+  that value);
 - how often the class (levels off vs climbing) was right, for the quantities whose truth is
   stated (TRUTHS); "cannot tell" counts as not right.
 
@@ -148,6 +149,8 @@ class Outcome:
     """|forecast - last| / |last|."""
     held: bool | None
     """The 90 % interval held the last value; None without an interval."""
+    width: float | None
+    """The interval's width / |last|; None without an interval."""
     right: bool | None
     """The class was right; None when the quantity has no stated truth."""
 
@@ -172,10 +175,11 @@ def outcomes_of(case: Case, allocator: str, result: RunResult) -> list[Outcome]:
             band = r.forecaster.band(float(last.requests))
             error = abs(band.mid - truth_value) / max(abs(truth_value), 1.0)
             held = band.low <= truth_value <= band.high if r.has_interval else None
+            width = (band.high - band.low) / max(abs(truth_value), 1.0) if r.has_interval else None
             said = {"levels": LEVELS, "climbing": CLIMBS, "slowing": CLIMBS}.get(r.state)
             stated = case.truth.get(quantity)
             right = None if stated is None else said == stated
-            out.append(Outcome(case.name, allocator, k, quantity, error, held, right))
+            out.append(Outcome(case.name, allocator, k, quantity, error, held, width, right))
     return out
 
 
@@ -233,11 +237,13 @@ def report(root: Path) -> list[str]:
         error = statistics.median([o.error for o in mine]) if mine else float("nan")
         held, judged = _share([o.held for o in mine])
         right, stated = _share([o.right for o in mine])
+        width = _pct([o.width for o in mine if o.width is not None])
         target = 0.20 if k == 3 else 0.10 if k >= 6 else None
         lines.append(
             f"k={k}: median error {100 * error:.1f} %"
             + (f" (target <= {100 * target:.0f} %)" if target is not None else "")
             + f"; interval held {held}/{judged} = {_ratio(held, judged)} (target >= 85 %)"
+            + f", median width {width}"
             + f"; class right {right}/{stated} = {_ratio(right, stated)}"
             + (" (target >= 95 %)" if k >= 4 else "")
         )

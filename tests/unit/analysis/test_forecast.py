@@ -1,5 +1,6 @@
 """The forecast's interval: it widens with the distance for a straight line and with the spread
-between runs, there is none without a held-out batch; the trend's threshold; the reach."""
+between runs, there is none without a held-out batch, one held-out batch sizes it by every
+curve's error on it; the trend's threshold; the reach."""
 
 from __future__ import annotations
 
@@ -44,6 +45,30 @@ def test_without_a_held_out_batch_there_is_no_interval() -> None:
     band = t.band(4 * PER_BATCH)
     assert band.low == band.mid == band.high
     assert not t.has_interval
+
+
+def test_one_held_out_batch_sizes_the_interval_by_every_curves_error_on_it() -> None:
+    # The third batch adds what the second did: the line predicted it exactly and was chosen by
+    # it (its residual is 0 too: alone, its error gave no interval); the log and the saturating
+    # curves predicted less (+3.5 and +2.5 MiB).
+    run = run_of([10.0, 5.0, 5.0])
+    t = teller([run])
+    assert t.curve.model == "linear"
+    errors, fits = forecast.sizing_errors(t.choice)
+    assert sorted(e.model for e in errors) == sorted(growth.MODELS)
+    assert fits == 3
+    rivals = min(abs(e.bytes) for e in errors if e.model != "linear")
+    assert rivals > MIB
+    band = t.band(2 * run.x[-1])
+    assert band.high - band.mid > rivals
+
+
+def test_with_more_origins_the_chosen_curves_own_errors_size_the_interval() -> None:
+    t = teller([noisy_leak(1)])  # 6 batch ends: origins 2 to 5
+    errors, fits = forecast.sizing_errors(t.choice)
+    assert {e.model for e in errors} == {t.curve.model}
+    assert len(errors) == 4 + 3 + 2 + 1
+    assert fits == 4
 
 
 def test_the_trend_counts_a_rise_against_the_larger_of_4_mib_and_a_tenth_of_the_level() -> None:

@@ -53,6 +53,16 @@ def test_the_glibc_demo_levels_off_from_three_batches_weakly() -> None:
     assert stair_read.reach(r, 2048 * MIB, 100.0) is None  # no OOM for a plateau
 
 
+def test_three_batches_on_a_line_still_have_an_interval() -> None:
+    # The line predicted the third batch exactly; the other curves' errors on it size the interval.
+    r = rss([stairs_of([10.0, 5.0, 5.0])])
+    assert (r.state, r.model, r.weak) == ("climbing", "linear", True)
+    assert r.scores["linear"] < MIB / 1000
+    rivals = min(r.scores["sublinear"], r.scores["saturating"])
+    assert r.band is not None and r.band.high - r.band.mid > rivals > MIB
+    assert r.answer().endswith(" MiB after 6,000 requests (straight line; weak: 3 batches)")
+
+
 def test_a_cache_that_stopped_growing_levels_off() -> None:
     r = rss([stairs_of([12.6, 3.3, 0.0, 0.0])], "live")
     assert r.state == "levels"
