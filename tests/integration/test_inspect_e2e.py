@@ -182,7 +182,7 @@ def test_text_output_of_a_glibc_process() -> None:
 @contextlib.contextmanager
 def glibc_child(code: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
     """A Python child under glibc running `code`, its stdin and stdout piped, once it printed
-    `ready`; killed on the way out."""
+    `ready`; killed on the way out (its pipes closed)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdin=subprocess.PIPE,
@@ -194,7 +194,7 @@ def glibc_child(code: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
         yield proc
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate(timeout=30)
 
 
 @pytest.mark.parametrize(
@@ -230,8 +230,10 @@ def test_watch_tells_live_growth_from_free_memory_kept(mode: str, verdict: str) 
 
 # Waits for a line on stdin, prints its RSS, then grows on a schedule in time (behind it, say
 # after a look stopped it, it catches up): "steady" by 1 MiB every 0.1 s for a minute (a leak),
-# "filling" towards 80 MiB, 80 x (1 - exp(-t / 2 s)) by t, in 0.1 s steps (a cache filling up:
-# 99 % full after 9 s); in chunks of 4000 bytes, touched.
+# "filling" towards 80 MiB, 80 x (1 - exp(-t / 1 s)) by t, in 0.1 s steps (a cache filling up:
+# 99 % full after 5 s, so that most of an 8 s watch sees where it levels off; with a time
+# constant of 2 s the read of RSS was "slowing" or "cannot tell" in 2 tries of 2, the first
+# looks' curve choosing a level too low); in chunks of 4000 bytes, touched.
 TIMED_GROWER = """
 import ctypes, math, sys, time
 libc = ctypes.CDLL(None)
@@ -241,7 +243,7 @@ MIB = 1024 * 1024
 def target(t):
     if sys.argv[1] == "steady":
         return min(t, 60.0) * 10 * MIB
-    return 80 * MIB * (1 - math.exp(-min(t, 20.0) / 2))
+    return 80 * MIB * (1 - math.exp(-min(t, 20.0) / 1))
 kept, grown = [], 0
 print("ready", flush=True)
 sys.stdin.readline()
