@@ -1,8 +1,11 @@
 """A forecast from the chosen growth curve, with a 90 % interval, and where it is going.
 
-The interval at x requests (`Forecaster.band`) has three parts, added as variances:
+x is what the runs' points are on: requests in a run's read, seconds since the first look in a
+watch's (`read_axis`); "requests" below stands for either.
+
+The interval at x (`Forecaster.band`) has three parts, added as variances:
 - the runs: the chosen curve refitted to BOOTSTRAP resamples of the runs (with replacement),
-  its spread at x (0 with one run);
+  its spread at x (0 with one run: then the interval is the other two parts alone);
 - the batches: the curve's own errors on held-out batch ends (`growth.held_out_errors`; with one
   held-out batch, every curve's: below), each scaled from the distance it was predicted over to
   the distance to x: in proportion for a straight line (an error in the slope grows with the
@@ -69,12 +72,17 @@ SCALING: dict[Model, Callable[[float], float]] = {
 
 @dataclass(frozen=True)
 class Band:
-    """A forecast at `requests`: the curve's value and its interval (bytes)."""
+    """A forecast at `x`: the curve's value and its interval (bytes)."""
 
-    requests: float
+    x: float
     mid: float
     low: float
     high: float
+
+    @property
+    def requests(self) -> float:
+        """x, as a run's read names it (requests from the start of the run)."""
+        return self.x
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class HeldOut:
     bytes: float
     """Actual - predicted."""
     ahead: float
-    """Requests it was predicted over."""
+    """x it was predicted over (requests, or seconds for a watch)."""
     model: Model
     """The curve that made it: its rule scales it to the distance."""
 
@@ -103,8 +111,8 @@ def sizing_errors(choice: Choice) -> tuple[list[HeldOut], int]:
     return out, sum(choice.errors[m].origins for m in names)
 
 
-def last_requests(runs: Sequence[Run]) -> float:
-    """The median over the runs of the requests at their last batch end."""
+def last_x(runs: Sequence[Run]) -> float:
+    """The median over the runs of x at their last batch end."""
     ends = sorted(r.x[-1] for r in runs)
     return ends[len(ends) // 2]
 
@@ -115,7 +123,7 @@ class Forecaster:
     def __init__(self, runs: Sequence[Run], choice: Choice) -> None:
         self.choice = choice
         self.curve = choice.curve
-        self.last = last_requests(runs)
+        self.last = last_x(runs)
         self._errors, fits = sizing_errors(choice)
         self._t = tdist.ppf(0.5 + CONFIDENCE / 2, fits) if fits else None
         self._resampled = _bootstrap(runs, self.curve) if len(runs) > 1 else []
@@ -124,18 +132,18 @@ class Forecaster:
     def has_interval(self) -> bool:
         return self._t is not None
 
-    def band(self, requests: float) -> Band:
-        """The forecast at `requests`; low = high = mid without an interval."""
-        mid = self.curve.value(requests)
+    def band(self, x: float) -> Band:
+        """The forecast at `x`; low = high = mid without an interval."""
+        mid = self.curve.value(x)
         if self._t is None:
-            return Band(requests, mid, mid, mid)
-        half = self._t * math.sqrt(self._variance(requests))
-        return Band(requests, mid, mid - half, mid + half)
+            return Band(x, mid, mid, mid)
+        half = self._t * math.sqrt(self._variance(x))
+        return Band(x, mid, mid - half, mid + half)
 
-    def _variance(self, requests: float) -> float:
-        spread = [c.value(requests) for c in self._resampled]
+    def _variance(self, x: float) -> float:
+        spread = [c.value(x) for c in self._resampled]
         runs = float(np.var(spread)) if spread else 0.0
-        distance = max(0.0, requests - self.last)
+        distance = max(0.0, x - self.last)
         scaled = [
             (e.bytes * SCALING[e.model](distance / e.ahead)) ** 2
             for e in self._errors
@@ -145,7 +153,7 @@ class Forecaster:
         return runs + batches + self.curve.residual_bytes**2
 
     def reach(self, limit_bytes: float) -> tuple[float, float, float | None] | None:
-        """Requests from the last batch end until the curve reaches `limit_bytes`: (expected,
+        """x from the last batch end until the curve reaches `limit_bytes`: (expected,
         soonest: the interval's top, latest: its bottom, None if it never does within
         REACH_SPAN runs); None when the curve itself does not reach it."""
         expected = _first_at(lambda x: self.curve.value(x) >= limit_bytes, self.last)

@@ -1,7 +1,10 @@
 """Growth models for a run's batch ends, and the rule that chooses between them.
 
 The data: per run, x = requests done at each batch's end (x = 0 at the end of the baseline) and
-y = the quantity there (bytes). Three curves, each a cause of growth:
+y = the quantity there (bytes). A watch of a process (`sandbox inspect --watch`) is one run whose
+x is seconds since its first look, the first look in the baseline's place and the later looks
+in the batch ends' (`read_axis` says which in words); nothing below depends on the unit.
+Three curves, each a cause of growth:
 - linear, y = a + b·x, fitted to the batch ends only (not the baseline: the first batch also
   holds the one-off growth of warm-up): a leak adds the same for every request;
 - saturating, y = L - A·exp(-x/tau), fitted to the baseline and the batch ends: an approach to a

@@ -12,11 +12,14 @@ curve that predicted almost as well goes elsewhere).
 With 3 batch ends one batch is held out (a weak read, said so); with 2 none is: the read is
 weak, has no interval, and levels off only when the straight line and the saturating curve
 agree that the second batch added little; with 1 there is no read. A group pools its runs.
+
+`read_runs` reads any points the same way: a watch of a process (`sandbox inspect --watch`)
+gives one run over time, its first look at x = 0 and its later looks as the batch ends, and
+its words say time (`read_axis.SECONDS`: "per minute", "2 min after the first look").
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +28,7 @@ from typing import Any, Literal
 from sandbox.analysis import forecast
 from sandbox.analysis.forecast import Band, Forecaster
 from sandbox.analysis.growth import Choice, Model, Run, choose
+from sandbox.analysis.read_axis import REQUESTS, Axis, duration
 from sandbox.analysis.stairs import (
     QUANTITIES,
     Stairs,
@@ -36,7 +40,7 @@ from sandbox.analysis.stairs import (
 from sandbox.results.model import RunResult
 from sandbox.units import MIB, mib_figure
 
-State = Literal["levels", "climbing", "slowing", "falling", "unsure", "few batches"]
+State = Literal["levels", "climbing", "slowing", "falling", "unsure", "few batches", "few looks"]
 MIN_BATCHES = 2
 """Fewer batch ends give no read: one batch cannot tell a leak from a cache."""
 WEAK_BATCHES = 3
@@ -45,6 +49,12 @@ FEW_BATCHES = (
     f"fewer than {MIN_BATCHES} batches: whether memory levels off cannot be told (a leak and a "
     f"cache look alike); run {WEAK_BATCHES + 1} or more (--batches)"
 )
+FEW_LOOKS = (
+    f"fewer than {MIN_BATCHES + 1} looks: whether memory levels off cannot be told (a leak and a "
+    f"cache look alike); look {WEAK_BATCHES + 2} or more times (a longer --watch or a shorter "
+    "--interval)"
+)
+"""A watch's FEW_BATCHES: its first look is its baseline."""
 NAMES: dict[Model, str] = {
     "linear": "straight line",
     "saturating": "saturating curve",
@@ -59,7 +69,7 @@ class StairRead:
     quantity: str
     state: State
     batches: int
-    """Batch ends read (the fewest of the runs')."""
+    """Batch ends read (the fewest of the runs'); a watch's looks after its first."""
     runs: int
     rise_bytes: float
     """From the end of the baseline to the last batch's end (median over runs)."""
@@ -72,11 +82,19 @@ class StairRead:
     contenders: tuple[Model, ...] = ()
     scores: dict[str, float] = field(default_factory=dict)
     """Each curve's held-out root mean square error (bytes); empty with 2 batch ends."""
-    per_1000_bytes: float | None = None
-    """The straight line's slope, per 1,000 requests (when it is the chosen curve)."""
+    rate_bytes: float | None = None
+    """The straight line's slope over `axis.per` (1,000 requests; a minute), when it is the
+    chosen curve."""
     level_bytes: float | None = None
     """Where the saturating curve levels off (when it is the chosen curve)."""
     forecaster: Forecaster | None = field(default=None, repr=False, compare=False)
+    axis: Axis = REQUESTS
+    """What x counts, for the words and the JSON keys."""
+
+    @property
+    def per_1000_bytes(self) -> float | None:
+        """The straight line's slope per 1,000 requests (a run's read)."""
+        return self.rate_bytes if self.axis.name == "requests" else None
 
     @property
     def weak(self) -> bool:
@@ -96,18 +114,19 @@ class StairRead:
         if not self.weak:
             return name
         interval = "" if self.has_interval else ", no interval"
-        return f"{name}; weak: {self.batches} batches{interval}"
+        points = self.axis.point_count(self.batches)
+        return f"{name}; weak: {points} {self.axis.points}{interval}"
 
     def short(self) -> str:
         """A few words for a plot: levels off / climbing, with the figure."""
         if self.band is None:
-            return f"{self.quantity}: too few batches to tell"
+            return f"{self.quantity}: too few {self.axis.points} to tell"
         figure = f"{self._figure(self.band)} MiB"
         if self.state == "levels":
             return f"{self.quantity} levels off at {figure}"
         if self.state in ("climbing", "slowing"):
             words = "still climbing" if self.state == "climbing" else "climbing, slowing"
-            return f"{self.quantity} {words}: {figure} at {_count(self.band.requests)} req"
+            return f"{self.quantity} {words}: {figure} at {self.axis.at(self.band.x)}"
         if self.state == "falling":
             return f"{self.quantity} falling"
         return f"{self.quantity}: cannot tell whether it levels off"
@@ -116,15 +135,16 @@ class StairRead:
         """The plain answer, with the figures behind it."""
         band = self.band
         if band is None:
-            return f"{self.quantity}: {_delta(self.rise_bytes)} MiB over the batches (no read)"
-        after = f"after {_count(band.requests)} requests"
+            points = self.axis.points
+            return f"{self.quantity}: {_delta(self.rise_bytes)} MiB over the {points} (no read)"
+        after = self.axis.after(band.x)
         figure = f"{self._figure(band)} MiB"
         if self.state == "levels":
             return f"{self.quantity}: levels off at {figure} ({self._basis()})"
         if self.state == "climbing":
-            rate = mib_figure((self.per_1000_bytes or 0.0), 1)
+            rate = mib_figure((self.rate_bytes or 0.0), 1)
             return (
-                f"{self.quantity}: still climbing, {rate} MiB per 1,000 requests: {figure} "
+                f"{self.quantity}: still climbing, {rate} MiB {self.axis.per_words}: {figure} "
                 f"{after} ({self._basis()})"
             )
         if self.state == "slowing":
@@ -138,28 +158,29 @@ class StairRead:
         return f"{self.quantity}: cannot tell whether it levels off ({says} MiB {after})"
 
     def to_dict(self) -> dict[str, Any]:
-        """The figures behind the words (bytes; requests from the start of the run)."""
+        """The figures behind the words (bytes; x on the axis's key: requests from the start
+        of the run, or t_s from a watch's first look; its batches or looks, its rate)."""
         band = self.band
         return {
             "quantity": self.quantity,
             "state": self.state,
             "model": self.model,
             "weak": self.weak,
-            "batches": self.batches,
+            self.axis.points: self.axis.point_count(self.batches),
             "runs": self.runs,
             "rise_bytes": self.rise_bytes,
-            "forecast": None if band is None else _band_dict(band),
+            "forecast": None if band is None else _band_dict(band, self.axis),
             "interval": forecast.CONFIDENCE if self.has_interval else None,
             "contenders": list(self.contenders),
             "held_out_rms_bytes": dict(self.scores),
-            "per_1000_bytes": self.per_1000_bytes,
+            self.axis.per_key: self.rate_bytes,
             "level_bytes": self.level_bytes,
         }
 
 
-def _band_dict(band: Band) -> dict[str, float]:
+def _band_dict(band: Band, axis: Axis) -> dict[str, float]:
     return {
-        "requests": band.requests,
+        axis.key: band.x,
         "bytes": band.mid,
         "low_bytes": band.low,
         "high_bytes": band.high,
@@ -183,14 +204,18 @@ def read(all_stairs: Sequence[Stairs], quantity: str) -> StairRead | None:
     """The read of `quantity` over one run's or a group's stairs; None when it was not
     measured (no in-use count: live and kept-but-free)."""
     runs = runs_of(all_stairs, quantity)
-    if not runs:
-        return None
+    return read_runs(runs, quantity) if runs else None
+
+
+def read_runs(runs: Sequence[Run], quantity: str, axis: Axis = REQUESTS) -> StairRead:
+    """The read of `quantity` over `runs` (at least one), their x on `axis`."""
     n = min(r.ends for r in runs)
     rise = statistics.median(r.y[-1] - r.y[0] for r in runs)
     choice = choose(runs) if n >= MIN_BATCHES else None
     if choice is None:
-        return StairRead(quantity, "few batches", n, len(runs), rise)
-    last = forecast.last_requests(runs)
+        few: State = "few batches" if axis.points == "batches" else "few looks"
+        return StairRead(quantity, few, n, len(runs), rise, axis=axis)
+    last = forecast.last_x(runs)
     trend, contenders = forecast.agreed_trend(choice, last)
     others: tuple[Band, ...] = ()
     if trend is None:
@@ -213,9 +238,10 @@ def read(all_stairs: Sequence[Stairs], quantity: str) -> StairRead | None:
         others=others,
         contenders=tuple(contenders) if trend is None else (),
         scores=scores,
-        per_1000_bytes=curve.params[1] / curve.unit * 1000 if curve.model == "linear" else None,
+        rate_bytes=curve.params[1] / curve.unit * axis.per if curve.model == "linear" else None,
         level_bytes=curve.level_bytes,
         forecaster=teller,
+        axis=axis,
     )
 
 
@@ -225,24 +251,31 @@ def _as_chosen(choice: Choice, model: Model) -> Choice:
 
 @dataclass(frozen=True)
 class Reach:
-    """When a climbing quantity would reach a limit (requests from the last batch's end)."""
+    """When a climbing quantity would reach a limit (x from the last batch's end or look)."""
 
     limit_bytes: float
-    requests: float
+    x: float
     soonest: float
     """... at the top of the interval."""
     latest: float | None
     """... at its bottom; None when the bottom stays below the limit."""
     rps: float | None
-    """The measured request rate, for the time; None when unknown."""
+    """The measured request rate, for the time; None when unknown (or x is time already)."""
+    axis: Axis = REQUESTS
+
+    @property
+    def requests(self) -> float:
+        """x, as a run's read names it (requests from the last batch's end)."""
+        return self.x
 
     def words(self, what: str) -> str:
         limit = f"{mib_figure(self.limit_bytes)} MiB"
-        latest = _count(self.latest) if self.latest is not None else "never"
-        interval = f" [{_count(self.soonest)}, {latest}]" if self.soonest < self.requests else ""
-        when = f"in ≈ {_count(self.requests)}{interval} more requests"
+        figure = self.axis.figure
+        latest = figure(self.latest) if self.latest is not None else "never"
+        interval = f" [{figure(self.soonest)}, {latest}]" if self.soonest < self.x else ""
+        when = f"in ≈ {figure(self.x)}{interval}{self.axis.more}"
         if self.rps:
-            when += f" (≈ {_duration(self.requests / self.rps)} at the measured rate)"
+            when += f" (≈ {duration(self.x / self.rps)} at the measured rate)"
         return f"{what} would reach {limit} {when}"
 
 
@@ -254,26 +287,8 @@ def reach(r: StairRead, limit_bytes: float, rps: float | None) -> Reach | None:
     got = r.forecaster.reach(limit_bytes)
     if got is None:
         return None
-    requests, soonest, latest = got
-    return Reach(limit_bytes, requests, soonest, latest, rps)
-
-
-def _count(requests: float) -> str:
-    """Requests to two significant digits (a forecast holds no more), with thousands commas."""
-    if requests < 100:
-        return f"{requests:,.0f}"
-    digits = math.floor(math.log10(requests)) - 1
-    return f"{round(requests, -digits):,.0f}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+    x, soonest, latest = got
+    return Reach(limit_bytes, x, soonest, latest, rps, r.axis)
 
 
 def _delta(change: float) -> str:
@@ -290,19 +305,25 @@ class GroupStairs:
     reads: tuple[StairRead, ...] = ()
 
 
-def _limit_line(reads: Sequence[StairRead], all_stairs: Sequence[Stairs], limit: float) -> str:
-    rss = next((r for r in reads if r.quantity == "RSS"), None)
-    now = statistics.median(s.steps[-1].rss_bytes for s in all_stairs)
+def limit_line(rss: StairRead | None, now_bytes: float, limit: float, rps: float | None) -> str:
+    """When RSS (its read `rss`, `now_bytes` at the last point) would reach `limit`, or why it
+    would not; `rps` turns requests into time (None: unknown, or x is time already)."""
     limit_words = f"the limit of {mib_figure(limit)} MiB"
-    if now >= limit:
+    if now_bytes >= limit:
         return f"RSS is already past {limit_words}"
     if rss is None or rss.state not in ("climbing", "slowing"):
         return f"RSS is not climbing: no time to {limit_words}"
-    rates = [s.rps for s in all_stairs if s.rps]
-    got = reach(rss, limit, statistics.median(rates) if rates else None)
+    got = reach(rss, limit, rps)
     if got is None:
         return f"RSS is slowing: its curve stays below {limit_words}"
     return got.words("RSS")
+
+
+def _limit_line(reads: Sequence[StairRead], all_stairs: Sequence[Stairs], limit: float) -> str:
+    rss = next((r for r in reads if r.quantity == "RSS"), None)
+    now = statistics.median(s.steps[-1].rss_bytes for s in all_stairs)
+    rates = [s.rps for s in all_stairs if s.rps]
+    return limit_line(rss, now, limit, statistics.median(rates) if rates else None)
 
 
 def group_lines(

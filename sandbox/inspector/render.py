@@ -118,6 +118,7 @@ def watch_end(w: Watch) -> str:
     lines = []
     if w.interrupted:
         lines.append(f"interrupted after {len(w.samples)} looks")
+    lines += w.read_lines()
     lines.append(w.verdict)
     stops = w.stopped_ms()
     if stops is not None:

@@ -8,13 +8,16 @@ the growth of what the allocator holds: CPython's small-object arenas, thread st
 mappings). The largest share names the verdict; below 16 MiB of RSS growth it is "little
 growth". With pymalloc's figures in both looks the split is compare's: live = in use +
 pymalloc's objects, kept-but-free adds pymalloc's free arena bytes (pymalloc arena fragmentation
-when they are at least half of it), outside is what neither malloc nor pymalloc holds. A watch
-has no batches, so it does not tell a leak from a cache (`sandbox compare`'s stair read does).
+when they are at least half of it), outside is what neither malloc nor pymalloc holds. The
+sentence carries the watch's growth read (`watch_read`: whether each quantity levels off or
+climbs, over time) before the verdict, as compare's carries its stair read; the class itself
+is still the largest share of the growth (a leak and a cache are both "live allocations").
 This module stands alone so the two classifiers can later become one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,12 +136,15 @@ def _split_words(growth: Growth, split: tuple[int, int, int, int]) -> list[str]:
     return words
 
 
-def sentence(label: str, allocator: str, growth: Growth, python: bool = True) -> str:
-    """One line: what grew, then `-> verdict`."""
+def sentence(
+    label: str, allocator: str, growth: Growth, python: bool = True, reads: Sequence[str] = ()
+) -> str:
+    """One line: what grew, where it is going (`reads`: the growth read's few words), then
+    `-> verdict`."""
     words = [f"{label}: RSS grew {mib_figure(growth.rss_bytes)} MiB in {growth.duration_s:.0f} s"]
     split = growth.split
     if split is not None:
-        words += _split_words(growth, split)
+        words += _split_words(growth, split) + list(reads)
         verdict = classify(growth, python)
         return "; ".join(words) + (f" -> {verdict}" if verdict else "")
     if growth.in_use_bytes is not None:
@@ -156,5 +162,6 @@ def sentence(label: str, allocator: str, growth: Growth, python: bool = True) ->
         words.append(f"{mib_figure(outside)} MiB grew outside malloc ({where})")
     if growth.pymalloc_bytes is not None and abs(growth.pymalloc_bytes) >= LITTLE_GROWTH_BYTES:
         words.append(f"pymalloc's arenas grew {mib_figure(growth.pymalloc_bytes)} MiB")
+    words += reads
     verdict = classify(growth, python)
     return "; ".join(words) + (f" -> {verdict}" if verdict else "")

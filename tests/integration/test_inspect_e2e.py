@@ -179,6 +179,24 @@ def test_text_output_of_a_glibc_process() -> None:
     assert lines[-1].startswith("the process was stopped ")
 
 
+@contextlib.contextmanager
+def glibc_child(code: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A Python child under glibc running `code`, its stdin and stdout piped, once it printed
+    `ready`; killed on the way out (its pipes closed)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=allocator_env("glibc"),
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        yield proc
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+
+
 @pytest.mark.parametrize(
     ("mode", "verdict"),
     [
@@ -187,15 +205,8 @@ def test_text_output_of_a_glibc_process() -> None:
     ],
 )
 def test_watch_tells_live_growth_from_free_memory_kept(mode: str, verdict: str) -> None:
-    grower = subprocess.Popen(
-        [sys.executable, "-c", GROWER, mode],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=allocator_env("glibc"),
-    )
-    assert grower.stdin is not None and grower.stdout is not None
-    try:
-        assert grower.stdout.readline() == b"ready\n"
+    with glibc_child(GROWER, mode) as grower:
+        assert grower.stdin is not None and grower.stdout is not None
         watch = ["--watch", "4", "--interval", "1"]
         watching = subprocess.Popen(
             [sys.executable, "-m", "sandbox", "inspect", str(grower.pid), *watch],
@@ -209,14 +220,89 @@ def test_watch_tells_live_growth_from_free_memory_kept(mode: str, verdict: str) 
         grower.stdin.flush()
         assert grower.stdout.readline() == b"grown\n"
         rest, errors = watching.communicate(timeout=60)
-    finally:
-        grower.communicate(b"", timeout=30)
     assert (watching.returncode, errors) == (0, "")
     assert first.startswith("    0.0 s  RSS ")
     lines = rest.splitlines()
     assert lines[-2].startswith(f"pid {grower.pid} (glibc): RSS grew ")
     assert lines[-2].endswith(f" -> {verdict}")
     assert lines[-1].startswith("stopped per look: median ")
+
+
+# Waits for a line on stdin, prints its RSS, then grows on a schedule in time (behind it, say
+# after a look stopped it, it catches up): "steady" by 1 MiB every 0.1 s for a minute (a leak),
+# "filling" towards 80 MiB, 80 x (1 - exp(-t / 1 s)) by t, in 0.1 s steps (a cache filling up:
+# 99 % full after 5 s, so that most of an 8 s watch sees where it levels off; with a time
+# constant of 2 s the read of RSS was "slowing" or "cannot tell" in 2 tries of 2, the first
+# looks' curve choosing a level too low); in chunks of 4000 bytes, touched.
+TIMED_GROWER = """
+import ctypes, math, sys, time
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+MIB = 1024 * 1024
+def target(t):
+    if sys.argv[1] == "steady":
+        return min(t, 60.0) * 10 * MIB
+    return 80 * MIB * (1 - math.exp(-min(t, 20.0) / 1))
+kept, grown = [], 0
+print("ready", flush=True)
+sys.stdin.readline()
+with open("/proc/self/statm") as statm:
+    rss = int(statm.read().split()[1]) * 4096
+print("growing", rss, flush=True)
+start = time.monotonic()
+while True:
+    while grown + 4000 <= target(time.monotonic() - start):
+        chunk = libc.malloc(4000)
+        ctypes.memset(chunk, 1, 4000)
+        kept.append(chunk)
+        grown += 4000
+    time.sleep(0.1)
+"""
+
+
+@pytest.mark.parametrize("mode", ["steady", "filling"])
+def test_watch_reads_a_steady_climb_as_climbing_and_a_filling_cache_as_levelling_off(
+    mode: str,
+) -> None:
+    """The runs' growth read over the looks in time: a process that keeps growing is read as
+    still climbing, with a time to --limit; one that fills towards a level is read as
+    levelling off there, near what it grew to (its RSS before growing + 80 MiB)."""
+    with glibc_child(TIMED_GROWER, mode) as grower:
+        assert grower.stdin is not None and grower.stdout is not None
+        inspect_json(grower.pid)  # the preflight's verdict is kept: the watch's looks are alike
+        grower.stdin.write(b"go\n")
+        grower.stdin.flush()
+        growing, rss_before = grower.stdout.readline().split()
+        assert growing == b"growing"
+        done = run_sandbox(
+            "inspect", str(grower.pid), "--watch", "8", "--interval", "0.5", "--limit", "2GiB",
+            "--json",
+        )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    data = json.loads(done.stdout)
+    assert data["version"] == 2 and len(data["samples"]) == 17
+    reads = {r["quantity"]: r for r in data["reads"]}
+    rss, live, limit = reads["RSS"], reads["live"], data["limit"]
+    assert not rss["weak"] and rss["looks"] == 17
+    if mode == "steady":
+        assert (rss["state"], live["state"]) == ("climbing", "climbing"), reads
+        assert rss["per_minute_bytes"] > 0 and limit["reach"] is not None
+        assert limit["words"].startswith("RSS would reach 2048 MiB in ≈ ")
+        assert "; RSS still climbing: ≈ " in data["verdict"]
+    else:
+        assert (rss["state"], live["state"]) == ("levels", "levels"), reads
+        grew_to = int(rss_before) + 80 * MIB
+        assert rss["forecast"]["bytes"] == pytest.approx(grew_to, rel=0.1)
+        assert limit == {
+            "limit_bytes": 2048 * MIB,
+            "words": "RSS is not climbing: no time to the limit of 2048 MiB",
+            "reach": None,
+        }
+        assert "; RSS levels off at ≈ " in data["verdict"]
+    assert data["verdict"].endswith(
+        " -> mostly live allocations: a leak or a cache, not the allocator"
+    )
 
 
 # --- a uvicorn service ------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from sandbox.cli import flags
+
 
 @click.command("inspect")
 @click.argument("pid", type=click.IntRange(min=1))
@@ -19,6 +21,12 @@ import click
     "interval_s",
     type=click.FloatRange(min=0.2),
     help="Seconds between looks with --watch (default 5).",
+)
+@click.option(
+    "--limit",
+    "limit_bytes",
+    type=flags.SizeType(),
+    help="With --watch: say when RSS, still climbing, would reach this size, e.g. 2GiB.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout (keys below).")
 @click.option(
@@ -42,6 +50,7 @@ def inspect_cmd(
     trim: bool,
     watch_s: float | None,
     interval_s: float | None,
+    limit_bytes: int | None,
     as_json: bool,
     no_attach: bool,
     via: str,
@@ -68,7 +77,11 @@ def inspect_cmd(
     arena.4096.purge, tcmalloc ReleaseFreeMemory, mimalloc mi_collect) and reports RSS just
     before and after. --watch SECONDS looks every --interval and ends with a verdict in the
     words of `sandbox compare`: live allocations (a leak or a cache), free memory the
-    allocator keeps (fragmentation), or memory outside malloc.
+    allocator keeps (fragmentation), or memory outside malloc. Over the looks it reads growth
+    as `sandbox run` reads its batches, in time: whether RSS, live and kept-but-free level off
+    or keep climbing, where they go (twice the watch's length from the first look, with a
+    90 % interval; 5 looks or more for a full read, 3 for a weak one), and with --limit when
+    RSS would reach it.
 
     \b
     --json prints one object. A single look ("format": "sandbox-inspect", "version": 1):
@@ -84,9 +97,13 @@ def inspect_cmd(
       stopped_ms, attach_ms, phases_ms {attach, thread, owner, counters, python, ...},
       problem, route (proc|agent|gdb), debugger {path, version, banner, build},
       preflight {passed, failure, summary, checked_at, took_s, cached, canaries [...]}
-    A watch ("format": "sandbox-inspect-watch"): pid, duration_s, interval_s, interrupted,
-      samples [{t_s, snapshot}], growth {duration_s, rss_bytes, in_use_bytes, held_bytes,
-      free_kept_bytes, outside_bytes, pymalloc_bytes, pymalloc_used_bytes}, verdict,
+    A watch ("format": "sandbox-inspect-watch", "version": 2): pid, duration_s, interval_s,
+      interrupted, samples [{t_s, snapshot}], growth {duration_s, rss_bytes, in_use_bytes,
+      held_bytes, free_kept_bytes, outside_bytes, pymalloc_bytes, pymalloc_used_bytes},
+      reads [{quantity, state, model, weak, looks, runs, rise_bytes,
+             forecast {t_s, bytes, low_bytes, high_bytes}, interval, contenders,
+             held_out_rms_bytes, per_minute_bytes, level_bytes}],
+      limit {limit_bytes, words, reach {after_s, soonest_s, latest_s}}, verdict,
       stopped_ms {median, max, n}
     What could not be read is null. Exit 1 when the process is gone, may not be traced, gdb
     is missing or the allocator is not recognised (the RSS split is still printed).
@@ -100,6 +117,8 @@ def inspect_cmd(
 
     if interval_s is not None and watch_s is None:
         raise click.UsageError("--interval goes with --watch")
+    if limit_bytes is not None and watch_s is None:
+        raise click.UsageError("--limit goes with --watch")
     if trim and watch_s is not None:
         raise click.UsageError("--trim and --watch do not go together; trim after the watch")
     if no_attach and trim:
@@ -116,7 +135,13 @@ def inspect_cmd(
     else:
         shown = None if as_json else (lambda s: click.echo(render.sample_line(s)))
         result = watching.watch(
-            pid, watch_s, interval_s or 5.0, attach=not no_attach, on_sample=shown, take=take
+            pid,
+            watch_s,
+            interval_s or 5.0,
+            attach=not no_attach,
+            limit_bytes=limit_bytes,
+            on_sample=shown,
+            take=take,
         )
         click.echo(json.dumps(result.to_dict()) if as_json else render.watch_end(result))
         problem = next((s.snapshot.problem for s in result.samples if s.snapshot.problem), None)

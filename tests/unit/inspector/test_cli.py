@@ -121,6 +121,7 @@ def test_an_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     ("args", "message"),
     [
         (["--interval", "2"], "--interval goes with --watch"),
+        (["--limit", "2GiB"], "--limit goes with --watch"),
         (
             ["--trim", "--watch", "10"],
             "--trim and --watch do not go together; trim after the watch",
@@ -147,11 +148,12 @@ def test_watch(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def fake_watch(pid: int, duration_s: float, interval_s: float, **kw: Any) -> watching.Watch:
         seen.update(pid=pid, duration_s=duration_s, interval_s=interval_s, attach=kw["attach"])
+        seen.update(limit_bytes=kw["limit_bytes"])
         samples = tuple(watching.Sample(t, s) for t, s in zip((0.0, 5.0), looks, strict=True))
         for sample in samples:
             if kw["on_sample"] is not None:
                 kw["on_sample"](sample)
-        return watching.Watch(pid, interval_s, samples)
+        return watching.Watch(pid, interval_s, samples, limit_bytes=kw["limit_bytes"])
 
     monkeypatch.setattr(watching, "watch", fake_watch)
     done = invoke("42", "--watch", "5", "--interval", "2.5")
@@ -161,10 +163,26 @@ def test_watch(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     lines = [render.sample_line(s) for s in result.samples]
     assert done.stdout == "\n".join([*lines, render.watch_end(result)]) + "\n"
-    assert seen == {"pid": 42, "duration_s": 5.0, "interval_s": 2.5, "attach": True}
+    assert seen == {
+        "pid": 42,
+        "duration_s": 5.0,
+        "interval_s": 2.5,
+        "attach": True,
+        "limit_bytes": None,
+    }
 
     done = invoke("42", "--watch", "5", "--json")
     assert done.exit_code == 0
     data = json.loads(done.stdout)
     assert (data["format"], data["interval_s"]) == ("sandbox-inspect-watch", 5.0)
     assert data["verdict"] == result.verdict
+
+    done = invoke("42", "--watch", "5", "--limit", "2GiB", "--json")
+    assert done.exit_code == 0 and seen["limit_bytes"] == 2048 * MIB
+    assert json.loads(done.stdout)["limit"]["limit_bytes"] == 2048 * MIB
+
+
+def test_a_limit_that_is_not_a_size() -> None:
+    done = invoke("42", "--watch", "5", "--limit", "lots")
+    assert done.exit_code == 2
+    assert done.stderr.splitlines()[-1].startswith("Error: Invalid value for '--limit': 'lots' is")

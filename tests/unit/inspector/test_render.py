@@ -113,8 +113,15 @@ def test_watch_lines() -> None:
     end = render.watch_end(Watch(42, 30.0, (first, last), interrupted=True)).splitlines()
     assert end == [
         "interrupted after 2 looks",
+        "the growth read over 2 looks in 30 s (x: seconds since the first):",
+        "  RSS: +0.0 MiB over the looks (no read)",
+        "  live: +0.0 MiB over the looks (no read)",
+        "  kept-but-free: +0.0 MiB over the looks (no read)",
+        "  fewer than 3 looks: whether memory levels off cannot be told (a leak and a cache look "
+        "alike); look 5 or more times (a longer --watch or a shorter --interval)",
         "pid 42 (jemalloc): RSS grew 0 MiB in 30 s; live grew 0 MiB (malloc's in use 0, "
-        "pymalloc's objects 0); kept-but-free grew 0 MiB (pymalloc's free 0) -> little growth",
+        "pymalloc's objects 0); kept-but-free grew 0 MiB (pymalloc's free 0); too few looks to "
+        "tell whether memory levels off -> little growth",
         "stopped per look: median 71 ms, max 80 ms (2 looks)",
     ]
 

@@ -122,3 +122,12 @@ def test_with_pymalloc_figures_the_split_is_compares() -> None:
     assert classify(arenas) == f"mostly {PYMALLOC_FRAGMENTATION}"
     stacks = Growth(60.0, 100 * MIB, 0, 0, 10 * MIB, pymalloc_used_bytes=10 * MIB)
     assert classify(stacks) == f"mostly {OUTSIDE_BOTH}"
+
+
+def test_sentence_carries_the_growth_read_before_the_verdict() -> None:
+    reads = ["RSS still climbing: ≈ 160 [152, 168] MiB at 2 min", "live levels off at ≈ 60 MiB"]
+    assert sentence("pid 42 (glibc)", "glibc", growth(100, 5, 95), reads=reads) == (
+        "pid 42 (glibc): RSS grew 100 MiB in 60 s; live allocations grew 5 MiB; "
+        "free memory glibc keeps grew 90 MiB; RSS still climbing: ≈ 160 [152, 168] MiB at 2 min; "
+        "live levels off at ≈ 60 MiB -> mostly " + FREE_KEPT
+    )
