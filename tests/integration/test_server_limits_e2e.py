@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -191,7 +192,8 @@ def test_a_client_that_disconnects_mid_body_is_one_log_line(server: Server) -> N
         f"WARNING:  client 127.0.0.1:{port} disconnected before its body was complete "
         "(POST /widgets)"
     ]
-    assert not [line for line in lines if "Traceback" in line or "500" in line]
+    # a status of 500, not the digits in a port (127.0.0.1:39500 failed it, CI 2026-12-07)
+    assert not [line for line in lines if "Traceback" in line or re.search(r"\b500\b", line)]
 
 
 def test_an_exposed_server_refuses_connections_past_its_limit(tmp_path: Path) -> None:
