@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +48,14 @@ def test_a_killed_harness_takes_its_children_and_their_escapees_along() -> None:
     ) as harness:
         assert harness.stdout is not None
         try:
-            pids = dict(harness.stdout.readline().split() for _ in range(2))
+            # two writers share the pipe (Python's print, the shell's echo): read the two
+            # "name pid" pairs from whatever lines they arrive in (one clean-clone run got a
+            # line with one word, 2026-12-07)
+            text = ""
+            while len(pids := dict(re.findall(r"\b(child|escaped)\s+(\d+)", text))) < 2:
+                line = harness.stdout.readline()
+                assert line, f"the harness ended before printing both pids: {text!r}"
+                text += line
             child, escaped = int(pids["child"]), int(pids["escaped"])
             deadline = time.monotonic() + 5.0
             while os.getsid(escaped) != escaped and time.monotonic() < deadline:
