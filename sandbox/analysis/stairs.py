@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sandbox.results.model import RunResult
 from sandbox.results.sampling import Columns, Number
+from sandbox.results.summary import at_or_before
 from sandbox.units import MIB
 
 QUANTITIES = ("RSS", "live", "kept-but-free")
@@ -56,8 +57,8 @@ class Stairs:
 
 
 def _at_or_before(t: Sequence[Number], values: Sequence[Number], end: float) -> float | None:
-    before = [v for ts, v in zip(t, values, strict=True) if ts <= end]
-    return float(before[-1]) if before else None
+    value = at_or_before(t, values, end)
+    return None if value is None else float(value)
 
 
 def _live_and_kept(probes: Columns, end: float) -> tuple[float | None, float | None, float | None]:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from sandbox.analysis import stair_read, stairs
 from sandbox.analysis.groups import group_results
 from sandbox.results.model import RunResult
+from sandbox.results.summary import at_or_before
 from sandbox.units import KIB, MIB, mib_figure
 
 LITTLE_GROWTH_BYTES = 16 * MIB
@@ -458,18 +459,13 @@ def _median_probe_growth(runs: Sequence[RunResult], column: str) -> float | None
 
 
 def _probe_growth(run: RunResult, column: str) -> float | None:
-    t, blocks = run.probes.get("t_s", []), run.probes.get(column)
+    t, values = run.probes.get("t_s", []), run.probes.get(column)
     phases = {ph.name: ph for ph in run.phases}
-    if not blocks or len(blocks) != len(t) or "baseline" not in phases or "idle" not in phases:
+    if not values or len(values) != len(t) or "baseline" not in phases or "idle" not in phases:
         return None
-    start = _last_at_or_before(t, blocks, phases["baseline"].end_s)
-    end = _last_at_or_before(t, blocks, phases["idle"].end_s)
-    return None if start is None or end is None else end - start
-
-
-def _last_at_or_before(t: Sequence[float], values: Sequence[float], end: float) -> float | None:
-    before = [v for ts, v in zip(t, values, strict=True) if ts <= end]
-    return float(before[-1]) if before else None
+    start = at_or_before(t, values, phases["baseline"].end_s)
+    end = at_or_before(t, values, phases["idle"].end_s)
+    return None if start is None or end is None else float(end - start)
 
 
 def _next_step(

@@ -88,7 +88,8 @@ def _in(t: Sequence[Number], values: Sequence[Number], start: float, end: float)
     return [v for ts, v in zip(t, values, strict=True) if start <= ts <= end]
 
 
-def _at_or_before(t: Sequence[Number], values: Sequence[Number], end: float) -> Number | None:
+def at_or_before(t: Sequence[Number], values: Sequence[Number], end: float) -> Number | None:
+    """The last value read at or before `end` (seconds, as `t`); None when none was."""
     before = [v for ts, v in zip(t, values, strict=True) if ts <= end]
     return before[-1] if before else None
 
@@ -121,7 +122,7 @@ def compute_summary(
     base_vals = _in(t, rss, baseline.start_s, baseline.end_s) if baseline else []
     batches = [p for p in phases if p.name.startswith("batch-")]
     load_end = batches[-1].end_s if batches else t[-1]
-    end_of_load = _at_or_before(t, rss, load_end)
+    end_of_load = at_or_before(t, rss, load_end)
     idle = _phase(phases, "idle")
     after_idle = _tail_median(t, rss, idle)
     probes = probes or {}
@@ -134,7 +135,7 @@ def compute_summary(
     py_free = probes.get("pymalloc_free_bytes")
 
     def at(column: Sequence[Number] | None, end: float) -> int | None:
-        return _as_int(_at_or_before(pt, column, end)) if column else None
+        return _as_int(at_or_before(pt, column, end)) if column else None
 
     pss = samples.get("pss_bytes")
     pss_base = _in(t, pss, baseline.start_s, baseline.end_s) if pss and baseline else []
@@ -144,12 +145,12 @@ def compute_summary(
         end_of_load_rss_bytes=int(end_of_load if end_of_load is not None else rss[-1]),
         after_idle_rss_bytes=after_idle if after_idle is not None else int(rss[-1]),
         vmhwm_bytes=vmhwm_bytes,
-        in_use_baseline_bytes=_as_int(_at_or_before(pt, in_use, base_end)) if in_use else None,
-        held_baseline_bytes=_as_int(_at_or_before(pt, held, base_end)) if held else None,
-        in_use_end_of_load_bytes=_as_int(_at_or_before(pt, in_use, load_end)) if in_use else None,
-        held_end_of_load_bytes=_as_int(_at_or_before(pt, held, load_end)) if held else None,
-        in_use_after_idle_bytes=_as_int(_at_or_before(pt, in_use, idle_end)) if in_use else None,
-        held_after_idle_bytes=_as_int(_at_or_before(pt, held, idle_end)) if held else None,
+        in_use_baseline_bytes=_as_int(at_or_before(pt, in_use, base_end)) if in_use else None,
+        held_baseline_bytes=_as_int(at_or_before(pt, held, base_end)) if held else None,
+        in_use_end_of_load_bytes=_as_int(at_or_before(pt, in_use, load_end)) if in_use else None,
+        held_end_of_load_bytes=_as_int(at_or_before(pt, held, load_end)) if held else None,
+        in_use_after_idle_bytes=_as_int(at_or_before(pt, in_use, idle_end)) if in_use else None,
+        held_after_idle_bytes=_as_int(at_or_before(pt, held, idle_end)) if held else None,
         after_trim_rss_bytes=_tail_median(t, rss, _phase(phases, "trim")),
         baseline_pss_bytes=int(statistics.median(pss_base or pss[:1])) if pss else None,
         peak_pss_bytes=int(max(pss)) if pss else None,
