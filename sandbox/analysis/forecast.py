@@ -79,11 +79,6 @@ class Band:
     low: float
     high: float
 
-    @property
-    def requests(self) -> float:
-        """x, as a run's read names it (requests from the start of the run)."""
-        return self.x
-
 
 @dataclass(frozen=True)
 class HeldOut:

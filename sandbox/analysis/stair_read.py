@@ -263,11 +263,6 @@ class Reach:
     """The measured request rate, for the time; None when unknown (or x is time already)."""
     axis: Axis = REQUESTS
 
-    @property
-    def requests(self) -> float:
-        """x, as a run's read names it (requests from the last batch's end)."""
-        return self.x
-
     def words(self, what: str) -> str:
         limit = f"{mib_figure(self.limit_bytes)} MiB"
         figure = self.axis.figure

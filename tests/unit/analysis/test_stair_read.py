@@ -28,7 +28,7 @@ def test_a_noisy_leak_is_still_climbing_at_its_rate() -> None:
     assert (r.state, r.model) == ("climbing", "linear")
     assert r.per_1000_bytes is not None
     assert r.per_1000_bytes / MIB == pytest.approx(6, abs=0.5)
-    assert r.band is not None and r.band.requests == 2 * 8 * PER_BATCH
+    assert r.band is not None and r.band.x == 2 * 8 * PER_BATCH
     truth = (40 + 20 + 6 * 15) * MIB  # 8 more batches of 6 MiB
     assert r.band.low < truth < r.band.high
     assert r.answer().startswith("RSS: still climbing, ")
@@ -138,7 +138,7 @@ def test_when_a_climbing_series_reaches_a_limit() -> None:
     got = stair_read.reach(r, 1024 * MIB, s.rps)
     assert got is not None
     # 112 MiB now, 2 MiB per 1,000 requests: 456,000 more requests
-    assert got.requests == pytest.approx(456_000, rel=1e-3)
+    assert got.x == pytest.approx(456_000, rel=1e-3)
     assert got.words("RSS") == (
         "RSS would reach 1024 MiB in ≈ 460,000 more requests (≈ 2.5 h at the measured rate)"
     )
