@@ -69,11 +69,23 @@ def _live_and_kept(probes: Columns, end: float) -> tuple[float | None, float | N
         column = probes.get(name)
         return _at_or_before(pt, column, end) if column and len(column) == len(pt) else None
 
-    in_use, held = get("alloc_in_use_bytes"), get("alloc_held_bytes")
-    py_used, py_free = get("pymalloc_used_bytes"), get("pymalloc_free_bytes")
+    py_free = get("pymalloc_free_bytes")
+    live, kept = live_and_kept(
+        get("alloc_in_use_bytes"), get("alloc_held_bytes"), get("pymalloc_used_bytes"), py_free
+    )
+    return live, kept, py_free
+
+
+def live_and_kept(
+    in_use: float | None, held: float | None, py_used: float | None, py_free: float | None
+) -> tuple[float | None, float | None]:
+    """(live, kept-but-free) from the allocator's in use and held and pymalloc's bytes in
+    objects and free in its arenas (None: not read, counted as 0 for pymalloc's): live = in use
+    + pymalloc's objects, kept-but-free = held - in use + pymalloc's free. Both None without an
+    in-use count; kept-but-free None without a held count."""
     live = None if in_use is None else in_use + (py_used or 0.0)
     kept = None if in_use is None or held is None else held - in_use + (py_free or 0.0)
-    return live, kept, py_free
+    return live, kept
 
 
 def stairs(result: RunResult) -> Stairs | None:

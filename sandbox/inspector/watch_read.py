@@ -38,7 +38,7 @@ from sandbox.analysis import stair_read
 from sandbox.analysis.growth import Run
 from sandbox.analysis.read_axis import SECONDS, duration
 from sandbox.analysis.stair_read import FEW_LOOKS, StairRead
-from sandbox.analysis.stairs import QUANTITIES
+from sandbox.analysis.stairs import QUANTITIES, live_and_kept
 from sandbox.inspector.snapshot import Snapshot
 from sandbox.units import mib_figure
 
@@ -60,15 +60,16 @@ def value(look: Snapshot, quantity: str, pymalloc: bool) -> float | None:
     if quantity == "RSS":
         return float(look.memory.rss_bytes)
     counters = look.counters
-    if counters is None or counters.in_use_bytes is None:
+    if counters is None:
         return None
     py = look.python.pymalloc if pymalloc and look.python else None
-    if quantity == "live":
-        return float(counters.in_use_bytes + (py.allocated_bytes if py else 0))
-    if counters.held_bytes is None:
-        return None
-    py_free = py.arena_bytes - py.allocated_bytes if py else 0
-    return float(counters.held_bytes - counters.in_use_bytes + py_free)
+    live, kept = live_and_kept(
+        counters.in_use_bytes,
+        counters.held_bytes,
+        py.allocated_bytes if py else None,
+        py.arena_bytes - py.allocated_bytes if py else None,
+    )
+    return live if quantity == "live" else kept
 
 
 def series(times: Sequence[float], looks: Sequence[Snapshot], quantity: str) -> Run | None:
